@@ -1,0 +1,68 @@
+"""The vocabulary shared by every connector and the hub: a call's context and its journaled record.
+
+The hub's journal implements :class:`ExchangeRecorder`; connectors only ever see this protocol, so
+they can run on an Airflow worker or in a test without the API or its database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Outcome = Literal["ok", "transient_error", "permanent_error", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling, for which request and purpose: everything the journal needs besides the call."""
+
+    correlation_id: str
+    request_id: str | None = None
+    client: str | None = None
+    purpose: str | None = None
+    legal_basis: str | None = None
+    citizen_ref: str | None = None
+    # Derived from the request and the flow step, so a retried call is recognised by the back-end.
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One attempt of one outbound call and its answer, as the journal records it."""
+
+    system: str
+    operation: str
+    attempt: int
+    outcome: Outcome
+    latency_ms: float
+    payload_digest: str
+    response_digest: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ExchangeRecorder(Protocol):
+    """Receives every attempt of every outbound call. The hub's journal implements it."""
+
+    def record(self, exchange: Exchange, context: CallContext) -> None: ...
+
+
+class NullRecorder:
+    """A recorder that keeps nothing, for benchmarks of the bare client path and ad-hoc scripts."""
+
+    def record(self, exchange: Exchange, context: CallContext) -> None:
+        return None
+
+
+def digest(payload: Any) -> str:
+    """SHA-256 of a payload in canonical JSON (or of raw bytes): what the journal keeps instead of data."""
+    if isinstance(payload, bytes):
+        raw = payload
+    elif isinstance(payload, str):
+        raw = payload.encode()
+    else:
+        raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
