@@ -16,7 +16,7 @@ Outcome = Literal["ok", "transient_error", "permanent_error", "rejected"]
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Who is calling, for which request and purpose: everything the journal needs besides the call."""
+    """Who calls, for which request and purpose: what the journal needs besides the call."""
 
     correlation_id: str
     request_id: str | None = None
@@ -58,7 +58,7 @@ class NullRecorder:
 
 
 def digest(payload: Any) -> str:
-    """SHA-256 of a payload in canonical JSON (or of raw bytes): what the journal keeps instead of data."""
+    """SHA-256 of a payload in canonical JSON (or raw bytes): what the journal keeps, not data."""
     if isinstance(payload, bytes):
         raw = payload
     elif isinstance(payload, str):
