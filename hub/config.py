@@ -1,0 +1,191 @@
+"""``config/hub.yaml``: the municipality, its back-end systems, API clients and processing purposes.
+
+Validated strictly at load (unknown keys, duplicates, wrong types, dangling references) so that a
+typo stops the hub at start-up with ``file:line`` instead of misrouting a citizen's data later.
+Secrets are never written in the file: credential values must be ``${env:NAME}`` references.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hub.validation import validate_document
+from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
+
+DEFAULT_CONFIG = Path("config/hub.yaml")
+SCOPES = ("portal", "requests:read_all", "audit", "admin")
+LEGAL_BASES = (
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+)
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
+Scope = Literal["portal", "requests:read_all", "audit", "admin"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Municipality(Strict):
+    name: str = Field(min_length=1)
+    insee_code: str = Field(pattern=r"^(\d{5}|2[AB]\d{3})$", description="code officiel (COG)")
+
+
+class RetryPolicy(Strict):
+    max_attempts: int = Field(5, ge=1, le=50)
+    backoff_initial_s: float = Field(0.2, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    max_elapsed_s: float = Field(3600.0, gt=0, description="after this, the request is dead-lettered")
+
+
+class BreakerPolicy(Strict):
+    failures: int = Field(5, ge=1, description="consecutive failures that open the circuit")
+    reset_s: float = Field(30.0, gt=0, description="open time before a half-open probe")
+
+
+class Credentials(Strict):
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    api_key: str | None = None
+
+
+class SystemConfig(Strict):
+    kind: Literal["soap", "rest", "sftp", "documents"]
+    description: str = ""
+    endpoint: str = Field(min_length=1)
+    wsdl: Path | None = Field(None, description="local WSDL file, relative to the config file")
+    credentials: Credentials | None = None
+    timeout_s: float = Field(10.0, gt=0, le=300)
+    max_concurrency: int = Field(8, ge=1, le=256)
+    retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
+    known_hosts: str | None = Field(None, description="pinned SSH host key line (sftp)")
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> SystemConfig:
+        if self.kind == "soap" and self.wsdl is None:
+            raise ValueError("a soap system needs 'wsdl': the local WSDL file (never fetched)")
+        if self.kind != "soap" and self.wsdl is not None:
+            raise ValueError(f"'wsdl' only applies to soap systems, not {self.kind}")
+        scheme = self.endpoint.split("://", 1)[0]
+        expected = {"soap": ("http", "https"), "rest": ("http", "https"),
+                    "documents": ("http", "https"), "sftp": ("sftp",)}[self.kind]
+        if scheme not in expected:
+            raise ValueError(
+                f"endpoint {self.endpoint!r} must start with {' or '.join(s + '://' for s in expected)}"
+            )
+        return self
+
+
+class ClientConfig(Strict):
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the client key")
+    scopes: list[Scope] = Field(min_length=1)
+
+
+class Purpose(Strict):
+    description: str = Field(min_length=1)
+    legal_basis: Literal[
+        "consent", "contract", "legal_obligation", "vital_interests", "public_task",
+        "legitimate_interests",
+    ]
+    legal_reference: str = ""
+    data_categories: list[str] = Field(min_length=1)
+    retention: str = Field(description="ISO 8601 duration, e.g. P5Y or P6M")
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        match = _DURATION.match(value)
+        if not match or not any(match.groups()):
+            raise ValueError(f"retention {value!r} must be an ISO 8601 duration such as P5Y, P6M")
+        return value
+
+
+class Paths(Strict):
+    flows: Path = Path("../flows")
+    mappings: Path = Path("../mappings")
+    data: Path = Path("../var")
+
+
+class WorkerSettings(Strict):
+    lease_s: float = Field(30.0, gt=0, description="a claimed message is reclaimed after this")
+    poll_interval_s: float = Field(0.05, gt=0)
+    concurrency: int = Field(4, ge=1, le=64)
+    batch: int = Field(16, ge=1, le=500)
+
+
+class ApiSettings(Strict):
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+
+class HubConfig(Strict):
+    municipality: Municipality
+    systems: dict[Name, SystemConfig] = Field(default_factory=dict)
+    clients: dict[Name, ClientConfig] = Field(default_factory=dict)
+    purposes: dict[Name, Purpose] = Field(default_factory=dict)
+    paths: Paths = Paths()
+    worker: WorkerSettings = WorkerSettings()
+    api: ApiSettings = ApiSettings()
+    # Not in the file: where it was read from, for resolving relative paths.
+    source: Path = Field(DEFAULT_CONFIG, exclude=True)
+
+    def resolve(self, path: Path) -> Path:
+        """A path written in the config, relative to the config file's folder."""
+        return path if path.is_absolute() else (self.source.parent / path).resolve()
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("HUB_CONFIG", str(DEFAULT_CONFIG)))
+
+
+def load_config(path: str | Path | None = None) -> tuple[HubConfig, YamlDocument]:
+    """Read and validate hub.yaml; raise :class:`ConfigError` with every issue at once."""
+    path = Path(path) if path is not None else config_path()
+    document = load_yaml(path)
+    issues = _substitute_env(document, document.data, ())
+    if issues:
+        raise ConfigError(issues)
+    if not isinstance(document.data, dict):
+        raise ConfigError([document.issue((), "hub.yaml must be a mapping of sections")])
+    document.data["source"] = str(path)
+    config = validate_document(HubConfig, document)
+    return config, document
+
+
+def _substitute_env(document: YamlDocument, node: Any, location: tuple) -> list[ConfigIssue]:
+    """Replace ``${env:NAME}`` / ``${env:NAME:-default}`` in place; credentials must use them."""
+    issues: list[ConfigIssue] = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        here = (*location, key)
+        if isinstance(value, dict | list):
+            issues += _substitute_env(document, value, here)
+            continue
+        if not isinstance(value, str):
+            continue
+        if "credentials" in location and not _ENV_REF.fullmatch(value):
+            issues.append(document.issue(here, (
+                f"{'.'.join(map(str, here))}: secrets are not stored in the file; "
+                f"write ${{env:HUB_...}} and set the variable")))
+            continue
+        missing = [m.group(1) for m in _ENV_REF.finditer(value)
+                   if m.group(1) not in os.environ and m.group(2) is None]
+        if missing:
+            issues.append(document.issue(here, (
+                f"{'.'.join(map(str, here))}: environment variable {missing[0]} is not set")))
+            continue
+        node[key] = _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+    return issues
