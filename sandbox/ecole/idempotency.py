@@ -53,9 +53,7 @@ class IdempotencyStore:
     def check_key(key: str) -> str:
         key = key.strip()
         if not key or len(key) > MAX_KEY_LENGTH:
-            raise InvalidIdempotencyKey(
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible characters"
-            )
+            raise InvalidIdempotencyKey(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible characters")
         return key
 
     def lookup(self, key: str, request_fingerprint: str) -> StoredAnswer | None:

@@ -120,9 +120,7 @@ class EcoleState:
         return found
 
     # Children -------------------------------------------------------------------------------
-    def find_or_create_child(
-        self, family_id: str, data: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
+    def find_or_create_child(self, family_id: str, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         if data["birth_date"] > date.today():
             raise DomainError(422, "invalid_birth_date", "a child's birth date is in the past")
         key = identity_key(data["birth_name"], data["first_names"], data["birth_date"])
@@ -148,9 +146,7 @@ class EcoleState:
     def create_enrolment(self, data: dict[str, Any]) -> dict[str, Any]:
         child = self.children.get(data["child_id"])
         if child is None:
-            raise DomainError(
-                422, "unknown_child", f"no child {data['child_id']!r}", {"field": "child_id"}
-            )
+            raise DomainError(422, "unknown_child", f"no child {data['child_id']!r}", {"field": "child_id"})
         _check_enrolment(data)
         with self._lock:
             for other in self.enrolments.values():
@@ -208,9 +204,7 @@ class EcoleState:
         with self._lock:
             enrolment = self.enrolment(enrolment_id)
             if enrolment["status"] != "requested":
-                raise DomainError(
-                    409, "invalid_transition", f"enrolment is already {enrolment['status']}"
-                )
+                raise DomainError(409, "invalid_transition", f"enrolment is already {enrolment['status']}")
             enrolment.update(status=decision, updated_at=_now())
             return enrolment
 
