@@ -1,0 +1,212 @@
+"""Flow files: one per démarche, an ordered list of steps the worker runs for a request.
+
+Steps (first form): ``map`` a document with a mapping file, ``call`` a system operation with a
+mapped message, ``set_status``, and ``wait_until`` (call an operation again later until its
+answer meets a condition, e.g. the registry reports the act issued). Routing, events and more
+step kinds grow from this in later issues. Loading checks every reference (systems, purposes,
+mappings) and compiles the flow's input JSON Schema once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from jsonpath_ng import JSONPath
+from jsonpath_ng.ext import parse as parse_jsonpath
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub.config import HubConfig
+from hub.mapping import Mapping
+from hub.validation import validate_document
+from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
+
+StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+STATUSES = ("received", "processing", "submitted", "completed", "rejected", "failed")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CallSpec(_Strict):
+    system: str
+    operation: str = Field(min_length=1)
+    mapping: str | None = Field(None, description="mapping that builds the message")
+    message: str | None = Field(None, description="a document saved by an earlier step, as the message")
+    response_mapping: str | None = None
+
+    @model_validator(mode="after")
+    def _one_message(self) -> CallSpec:
+        if (self.mapping is None) == (self.message is None):
+            raise ValueError("a call needs exactly one of 'mapping' or 'message'")
+        return self
+
+
+class Condition(_Strict):
+    path: str
+    equals: Any
+
+
+class WaitUntil(CallSpec):
+    until: Condition
+    fail_when: Condition | None = None
+    every_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(86400.0, gt=0)
+
+
+class MapSpec(_Strict):
+    mapping: str
+
+
+class Step(_Strict):
+    id: StepId
+    map: MapSpec | None = None
+    call: CallSpec | None = None
+    wait_until: WaitUntil | None = None
+    set_status: Literal["processing", "submitted", "completed", "rejected"] | None = None
+    save_as: StepId | None = Field(None, description="keep the step's result under steps.<name>")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        kinds = [k for k in ("map", "call", "wait_until", "set_status") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"step {self.id!r} needs exactly one of map, call, wait_until, set_status"
+                f" (got {', '.join(kinds) or 'none'})"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("map", "call", "wait_until", "set_status") if getattr(self, k) is not None)
+
+
+class FlowFile(_Strict):
+    flow: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+    title: str
+    purpose: str
+    input: dict[str, Any] = Field(description="JSON Schema of the request's 'data'")
+    steps: list[Step] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A loaded flow: its file, compiled input schema, resolved mappings and conditions."""
+
+    spec: FlowFile
+    path: str
+    validator: jsonschema.protocols.Validator
+    mappings: dict[str, Mapping]
+    conditions: dict[str, JSONPath]
+
+    @property
+    def name(self) -> str:
+        return self.spec.flow
+
+    @property
+    def steps(self) -> list[Step]:
+        return self.spec.steps
+
+    def input_errors(self, data: Any) -> list[dict[str, Any]]:
+        """Schema violations of the request data, each with its field path."""
+        errors = []
+        for error in sorted(self.validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
+            field = "data" + "".join(
+                f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
+            )
+            errors.append({"field": field, "message": error.message})
+        return errors
+
+
+def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Flow:
+    document = load_yaml(path)
+    spec = validate_document(FlowFile, document)
+    issues = _check_references(spec, document, config, mappings)
+    try:
+        jsonschema.Draft202012Validator.check_schema(spec.input)
+    except jsonschema.SchemaError as exc:
+        issues.append(document.issue(("input", *exc.absolute_path), f"invalid JSON Schema: {exc.message}"))
+    conditions: dict[str, JSONPath] = {}
+    for index, step in enumerate(spec.steps):
+        if step.wait_until is None:
+            continue
+        for key in ("until", "fail_when"):
+            condition = getattr(step.wait_until, key)
+            if condition is None:
+                continue
+            try:
+                conditions[f"{step.id}.{key}"] = parse_jsonpath(condition.path)
+            except Exception as exc:
+                issues.append(document.issue(("steps", index, "wait_until", key, "path"),
+                                             f"invalid JSONPath {condition.path!r}: {exc}"))
+    if issues:
+        raise ConfigError(issues)
+    used = {name: mappings[name] for name in _mapping_names(spec)}
+    return Flow(spec, str(path), jsonschema.Draft202012Validator(spec.input), used, conditions)
+
+
+def _mapping_names(spec: FlowFile) -> list[str]:
+    names = []
+    for step in spec.steps:
+        for part in (step.map, step.call, step.wait_until):
+            if part is None:
+                continue
+            names += [n for n in (part.mapping, getattr(part, "response_mapping", None)) if n]
+    return names
+
+
+def _check_references(
+    spec: FlowFile, document: YamlDocument, config: HubConfig, mappings: dict[str, Mapping]
+) -> list[ConfigIssue]:
+    issues = []
+    if spec.purpose not in config.purposes:
+        issues.append(document.issue(("purpose",), (
+            f"unknown purpose {spec.purpose!r}; valid (config purposes): {', '.join(config.purposes)}")))
+    seen: dict[str, int] = {}
+    saved: set[str] = set()
+    for index, step in enumerate(spec.steps):
+        where = ("steps", index)
+        if step.id in seen:
+            issues.append(document.issue((*where, "id"), f"duplicate step id {step.id!r}"))
+        seen[step.id] = index
+        part = step.map or step.call or step.wait_until
+        if isinstance(part, CallSpec):
+            key = "call" if step.call else "wait_until"
+            if part.system not in config.systems:
+                issues.append(document.issue((*where, key, "system"), (
+                    f"unknown system {part.system!r}; valid (config systems): "
+                    f"{', '.join(config.systems) or 'none'}")))
+            if part.message is not None and part.message not in saved:
+                issues.append(document.issue((*where, key, "message"), (
+                    f"no earlier step saves {part.message!r}; saved so far: {', '.join(saved) or 'none'}")))
+        for attr in ("mapping", "response_mapping"):
+            name = getattr(part, attr, None) if part is not None else None
+            if name is not None and name not in mappings:
+                key = step.kind
+                issues.append(document.issue((*where, key, attr), (
+                    f"unknown mapping {name!r}; valid: {', '.join(sorted(mappings)) or 'none'}")))
+        if step.save_as:
+            saved.add(step.save_as)
+    return issues
+
+
+def load_flows(folder: Path, config: HubConfig, mappings: dict[str, Mapping]) -> dict[str, Flow]:
+    flows: dict[str, Flow] = {}
+    issues: list[ConfigIssue] = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            flow = load_flow(path, config, mappings)
+        except ConfigError as exc:
+            issues += exc.issues
+            continue
+        if flow.name in flows:
+            other = flows[flow.name].path
+            issues.append(ConfigIssue(str(path), 1, 1, f"flow {flow.name!r} also defined in {other}"))
+            continue
+        flows[flow.name] = flow
+    if issues:
+        raise ConfigError(issues)
+    return flows

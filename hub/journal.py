@@ -1,0 +1,176 @@
+"""The exchange journal: who sent which citizen's data to whom, when, why, with what outcome.
+
+Rows are written by the intake transaction (inbound) and by the connector gateway (every outbound
+attempt), unsealed. :func:`seal` then chains them in order, each row's hash covering its content and
+the previous hash, so :func:`verify` detects any row altered, deleted, inserted or reordered.
+Sealing apart from writing keeps writers off a single lock, like a transparency log's sequencer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connectors.exchange import CallContext, Exchange
+from hub.db.engine import Database
+from hub.db.models import JournalEntry, JournalHead, utcnow
+
+GENESIS = "ae2b7f0a1bd6a6fa3fe94cd5e3b0c5d1b2d1a2f5d76fd0f3c0a9c73a8a6e4b10"
+SEAL_BATCH = 2000
+
+_HASHED_FIELDS = (
+    "id", "at", "correlation_id", "request_id", "client", "direction", "system", "operation",
+    "purpose", "legal_basis", "citizen_ref", "outcome", "attempt", "latency_ms", "payload_digest",
+    "response_digest", "error_code", "seq",
+)
+
+
+def entry_hash(entry: JournalEntry, prev_hash: str) -> str:
+    """SHA-256 over the previous hash and the row's canonical content."""
+    content = {name: getattr(entry, name) for name in _HASHED_FIELDS}
+    at: datetime = content["at"]
+    content["at"] = at.isoformat(timespec="microseconds")
+    content["latency_ms"] = round(float(content["latency_ms"]), 3)
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev_hash + "\n" + canonical).encode()).hexdigest()
+
+
+def inbound_entry(
+    *, context: CallContext, operation: str, outcome: str, latency_ms: float, payload_digest: str
+) -> JournalEntry:
+    """The journal row of a call into the hub (added by the caller to its own transaction)."""
+    return JournalEntry(
+        at=utcnow(),
+        correlation_id=context.correlation_id,
+        request_id=context.request_id,
+        client=context.client,
+        direction="inbound",
+        system="hub",
+        operation=operation,
+        purpose=context.purpose,
+        legal_basis=context.legal_basis,
+        citizen_ref=context.citizen_ref,
+        outcome=outcome,
+        attempt=1,
+        latency_ms=round(latency_ms, 3),
+        payload_digest=payload_digest,
+    )
+
+
+class JournalRecorder:
+    """The :class:`connectors.exchange.ExchangeRecorder` the hub hands to every gateway."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, exchange: Exchange, context: CallContext) -> None:
+        with self.db.transaction() as session:
+            session.add(
+                JournalEntry(
+                    at=utcnow(),
+                    correlation_id=context.correlation_id,
+                    request_id=context.request_id,
+                    client=context.client,
+                    direction="outbound",
+                    system=exchange.system,
+                    operation=exchange.operation,
+                    purpose=context.purpose,
+                    legal_basis=context.legal_basis,
+                    citizen_ref=context.citizen_ref,
+                    outcome=exchange.outcome,
+                    attempt=exchange.attempt,
+                    latency_ms=round(exchange.latency_ms, 3),
+                    payload_digest=exchange.payload_digest,
+                    response_digest=exchange.response_digest,
+                    error_code=exchange.error_code,
+                )
+            )
+
+
+def seal(db: Database, batch: int = SEAL_BATCH) -> int:
+    """Chain every unsealed row, oldest first; return how many were sealed."""
+    total = 0
+    while True:
+        with db.transaction() as session:
+            head = session.execute(
+                select(JournalHead).where(JournalHead.id == 1).with_for_update()
+            ).scalar_one()
+            rows = session.scalars(
+                select(JournalEntry).where(JournalEntry.seq.is_(None)).order_by(JournalEntry.id).limit(batch)
+            ).all()
+            for row in rows:
+                row.seq = head.seq + 1
+                row.prev_hash = head.hash
+                row.hash = entry_hash(row, head.hash)
+                head.seq, head.hash = row.seq, row.hash
+            total += len(rows)
+        if len(rows) < batch:
+            return total
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    checked: int
+    unsealed: int
+    head_seq: int
+    first_bad_seq: int | None = None
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+    def describe(self) -> str:
+        if self.ok:
+            return (f"journal OK: {self.checked} rows verified up to seq {self.head_seq}"
+                    f" ({self.unsealed} not yet sealed)")
+        return f"journal BROKEN at seq {self.first_bad_seq} (row id {self.first_bad_id}): {self.problem}"
+
+
+def verify(db: Database) -> Verification:
+    """Walk the chain from the genesis hash; report the first row that does not fit."""
+    with db.sessions() as session:
+        head = session.get(JournalHead, 1)
+        unsealed = session.scalar(select(func.count()).where(JournalEntry.seq.is_(None))) or 0
+        expected_seq, running = 0, GENESIS
+        checked = 0
+        for row in _sealed_rows(session):
+            expected_seq += 1
+            bad = None
+            if row.seq != expected_seq:
+                bad = (f"expected seq {expected_seq}, found {row.seq}: "
+                       f"{row.seq - expected_seq} row(s) deleted before it")
+            elif row.prev_hash != running:
+                bad = "previous-hash link broken: a row was inserted or rows were reordered"
+            elif entry_hash(row, running) != row.hash:
+                bad = "content does not match its hash: the row was altered"
+            if bad:
+                return Verification(False, checked, unsealed, head.seq if head else 0,
+                                    row.seq, row.id, bad)
+            running = row.hash or ""
+            checked += 1
+        if head is None:
+            return Verification(False, checked, unsealed, 0, None, None, "journal head missing")
+        if head.seq != expected_seq or head.hash != running:
+            return Verification(
+                False, checked, unsealed, head.seq, expected_seq + 1, None,
+                f"chain ends at seq {expected_seq} but the head says {head.seq}: rows deleted at the end",
+            )
+        return Verification(True, checked, unsealed, head.seq)
+
+
+def _sealed_rows(session: Session) -> Iterator[JournalEntry]:
+    last = 0
+    while True:
+        rows = session.scalars(
+            select(JournalEntry).where(JournalEntry.seq > last).order_by(JournalEntry.seq).limit(5000)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq or last
+        session.expunge_all()
