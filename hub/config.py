@@ -81,8 +81,12 @@ class SystemConfig(Strict):
         if self.kind != "soap" and self.wsdl is not None:
             raise ValueError(f"'wsdl' only applies to soap systems, not {self.kind}")
         scheme = self.endpoint.split("://", 1)[0]
-        expected = {"soap": ("http", "https"), "rest": ("http", "https"),
-                    "documents": ("http", "https"), "sftp": ("sftp",)}[self.kind]
+        expected = {
+            "soap": ("http", "https"),
+            "rest": ("http", "https"),
+            "documents": ("http", "https"),
+            "sftp": ("sftp",),
+        }[self.kind]
         if scheme not in expected:
             raise ValueError(
                 f"endpoint {self.endpoint!r} must start with {' or '.join(s + '://' for s in expected)}"
@@ -98,7 +102,11 @@ class ClientConfig(Strict):
 class Purpose(Strict):
     description: str = Field(min_length=1)
     legal_basis: Literal[
-        "consent", "contract", "legal_obligation", "vital_interests", "public_task",
+        "consent",
+        "contract",
+        "legal_obligation",
+        "vital_interests",
+        "public_task",
         "legitimate_interests",
     ]
     legal_reference: str = ""
@@ -177,15 +185,27 @@ def _substitute_env(document: YamlDocument, node: Any, location: tuple) -> list[
         if not isinstance(value, str):
             continue
         if "credentials" in location and not _ENV_REF.fullmatch(value):
-            issues.append(document.issue(here, (
-                f"{'.'.join(map(str, here))}: secrets are not stored in the file; "
-                f"write ${{env:HUB_...}} and set the variable")))
+            issues.append(
+                document.issue(
+                    here,
+                    (
+                        f"{'.'.join(map(str, here))}: secrets are not stored in the file; "
+                        f"write ${{env:HUB_...}} and set the variable"
+                    ),
+                )
+            )
             continue
-        missing = [m.group(1) for m in _ENV_REF.finditer(value)
-                   if m.group(1) not in os.environ and m.group(2) is None]
+        missing = [
+            m.group(1)
+            for m in _ENV_REF.finditer(value)
+            if m.group(1) not in os.environ and m.group(2) is None
+        ]
         if missing:
-            issues.append(document.issue(here, (
-                f"{'.'.join(map(str, here))}: environment variable {missing[0]} is not set")))
+            issues.append(
+                document.issue(
+                    here, (f"{'.'.join(map(str, here))}: environment variable {missing[0]} is not set")
+                )
+            )
             continue
         node[key] = _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
     return issues

@@ -114,9 +114,7 @@ class Flow:
         """Schema violations of the request data, each with its field path."""
         errors = []
         for error in sorted(self.validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
-            field = "data" + "".join(
-                f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
-            )
+            field = "data" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
             errors.append({"field": field, "message": error.message})
         return errors
 
@@ -140,8 +138,12 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
             try:
                 conditions[f"{step.id}.{key}"] = parse_jsonpath(condition.path)
             except Exception as exc:
-                issues.append(document.issue(("steps", index, "wait_until", key, "path"),
-                                             f"invalid JSONPath {condition.path!r}: {exc}"))
+                issues.append(
+                    document.issue(
+                        ("steps", index, "wait_until", key, "path"),
+                        f"invalid JSONPath {condition.path!r}: {exc}",
+                    )
+                )
     if issues:
         raise ConfigError(issues)
     used = {name: mappings[name] for name in _mapping_names(spec)}
@@ -163,8 +165,12 @@ def _check_references(
 ) -> list[ConfigIssue]:
     issues = []
     if spec.purpose not in config.purposes:
-        issues.append(document.issue(("purpose",), (
-            f"unknown purpose {spec.purpose!r}; valid (config purposes): {', '.join(config.purposes)}")))
+        issues.append(
+            document.issue(
+                ("purpose",),
+                (f"unknown purpose {spec.purpose!r}; valid (config purposes): {', '.join(config.purposes)}"),
+            )
+        )
     seen: dict[str, int] = {}
     saved: set[str] = set()
     for index, step in enumerate(spec.steps):
@@ -176,18 +182,35 @@ def _check_references(
         if isinstance(part, CallSpec):
             key = "call" if step.call else "wait_until"
             if part.system not in config.systems:
-                issues.append(document.issue((*where, key, "system"), (
-                    f"unknown system {part.system!r}; valid (config systems): "
-                    f"{', '.join(config.systems) or 'none'}")))
+                issues.append(
+                    document.issue(
+                        (*where, key, "system"),
+                        (
+                            f"unknown system {part.system!r}; valid (config systems): "
+                            f"{', '.join(config.systems) or 'none'}"
+                        ),
+                    )
+                )
             if part.message is not None and part.message not in saved:
-                issues.append(document.issue((*where, key, "message"), (
-                    f"no earlier step saves {part.message!r}; saved so far: {', '.join(saved) or 'none'}")))
+                issues.append(
+                    document.issue(
+                        (*where, key, "message"),
+                        (
+                            f"no earlier step saves {part.message!r}; "
+                            f"saved so far: {', '.join(sorted(saved)) or 'none'}"
+                        ),
+                    )
+                )
         for attr in ("mapping", "response_mapping"):
             name = getattr(part, attr, None) if part is not None else None
             if name is not None and name not in mappings:
                 key = step.kind
-                issues.append(document.issue((*where, key, attr), (
-                    f"unknown mapping {name!r}; valid: {', '.join(sorted(mappings)) or 'none'}")))
+                issues.append(
+                    document.issue(
+                        (*where, key, attr),
+                        (f"unknown mapping {name!r}; valid: {', '.join(sorted(mappings)) or 'none'}"),
+                    )
+                )
         if step.save_as:
             saved.add(step.save_as)
     return issues

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from prometheus_client import Counter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,9 +26,24 @@ GENESIS = "ae2b7f0a1bd6a6fa3fe94cd5e3b0c5d1b2d1a2f5d76fd0f3c0a9c73a8a6e4b10"
 SEAL_BATCH = 2000
 
 _HASHED_FIELDS = (
-    "id", "at", "correlation_id", "request_id", "client", "direction", "system", "operation",
-    "purpose", "legal_basis", "citizen_ref", "outcome", "attempt", "latency_ms", "payload_digest",
-    "response_digest", "error_code", "seq",
+    "id",
+    "at",
+    "correlation_id",
+    "request_id",
+    "client",
+    "direction",
+    "system",
+    "operation",
+    "purpose",
+    "legal_basis",
+    "citizen_ref",
+    "outcome",
+    "attempt",
+    "latency_ms",
+    "payload_digest",
+    "response_digest",
+    "error_code",
+    "seq",
 )
 
 
@@ -42,7 +58,13 @@ def entry_hash(entry: JournalEntry, prev_hash: str) -> str:
 
 
 def inbound_entry(
-    *, context: CallContext, operation: str, outcome: str, latency_ms: float, payload_digest: str
+    *,
+    context: CallContext,
+    operation: str,
+    outcome: str,
+    latency_ms: float,
+    payload_digest: str,
+    error_code: str | None = None,
 ) -> JournalEntry:
     """The journal row of a call into the hub (added by the caller to its own transaction)."""
     return JournalEntry(
@@ -60,14 +82,16 @@ def inbound_entry(
         attempt=1,
         latency_ms=round(latency_ms, 3),
         payload_digest=payload_digest,
+        error_code=error_code,
     )
 
 
 class JournalRecorder:
     """The :class:`connectors.exchange.ExchangeRecorder` the hub hands to every gateway."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, counter: Counter | None = None) -> None:
         self.db = db
+        self.counter = counter
 
     def record(self, exchange: Exchange, context: CallContext) -> None:
         with self.db.transaction() as session:
@@ -91,6 +115,8 @@ class JournalRecorder:
                     error_code=exchange.error_code,
                 )
             )
+        if self.counter is not None:
+            self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 
 
 def seal(db: Database, batch: int = SEAL_BATCH) -> int:
@@ -126,8 +152,10 @@ class Verification:
 
     def describe(self) -> str:
         if self.ok:
-            return (f"journal OK: {self.checked} rows verified up to seq {self.head_seq}"
-                    f" ({self.unsealed} not yet sealed)")
+            return (
+                f"journal OK: {self.checked} rows verified up to seq {self.head_seq}"
+                f" ({self.unsealed} not yet sealed)"
+            )
         return f"journal BROKEN at seq {self.first_bad_seq} (row id {self.first_bad_id}): {self.problem}"
 
 
@@ -142,22 +170,28 @@ def verify(db: Database) -> Verification:
             expected_seq += 1
             bad = None
             if row.seq != expected_seq:
-                bad = (f"expected seq {expected_seq}, found {row.seq}: "
-                       f"{row.seq - expected_seq} row(s) deleted before it")
+                bad = (
+                    f"expected seq {expected_seq}, found {row.seq}: "
+                    f"{row.seq - expected_seq} row(s) deleted before it"
+                )
             elif row.prev_hash != running:
                 bad = "previous-hash link broken: a row was inserted or rows were reordered"
             elif entry_hash(row, running) != row.hash:
                 bad = "content does not match its hash: the row was altered"
             if bad:
-                return Verification(False, checked, unsealed, head.seq if head else 0,
-                                    row.seq, row.id, bad)
+                return Verification(False, checked, unsealed, head.seq if head else 0, row.seq, row.id, bad)
             running = row.hash or ""
             checked += 1
         if head is None:
             return Verification(False, checked, unsealed, 0, None, None, "journal head missing")
         if head.seq != expected_seq or head.hash != running:
             return Verification(
-                False, checked, unsealed, head.seq, expected_seq + 1, None,
+                False,
+                checked,
+                unsealed,
+                head.seq,
+                expected_seq + 1,
+                None,
                 f"chain ends at seq {expected_seq} but the head says {head.seq}: rows deleted at the end",
             )
         return Verification(True, checked, unsealed, head.seq)

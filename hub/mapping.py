@@ -243,8 +243,12 @@ def load_mappings(folder: Path) -> dict[str, Mapping]:
             issues += exc.issues
             continue
         if mapping.name in mappings:
-            issues.append(load_yaml(path).issue(("mapping",), (
-                f"mapping name {mapping.name!r} already used by {mappings[mapping.name].path}")))
+            issues.append(
+                load_yaml(path).issue(
+                    ("mapping",),
+                    (f"mapping name {mapping.name!r} already used by {mappings[mapping.name].path}"),
+                )
+            )
             continue
         mappings[mapping.name] = mapping
     if issues:

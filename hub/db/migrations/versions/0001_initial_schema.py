@@ -63,9 +63,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("journal", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_journal_citizen_ref"), ["citizen_ref"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_journal_correlation_id"), ["correlation_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_journal_correlation_id"), ["correlation_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_journal_request_id"), ["request_id"], unique=False)
 
     journal_head = op.create_table(
@@ -150,9 +148,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("request_events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_request_events_request_id"), ["request_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_request_events_request_id"), ["request_id"], unique=False)
 
 
 def downgrade() -> None:

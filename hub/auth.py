@@ -1,0 +1,103 @@
+"""API clients, their keys and scopes.
+
+Keys are 256-bit random tokens, so a plain SHA-256 of the key is enough to store them (no password
+stretching needed: there is nothing to brute-force). Clients come from hub.yaml (declared with the
+deployment) and from the database (added with ``hub clients add``, usable without a restart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from hub.config import SCOPES, ClientConfig
+from hub.db.engine import Database
+from hub.db.models import ApiClient
+
+_CACHE_TTL_S = 10.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one API request."""
+
+    name: str
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+class ClientExists(ValueError):
+    pass
+
+
+def new_key() -> str:
+    return "hub_" + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ClientRegistry:
+    """Resolves a presented key to a :class:`Principal`; caches database clients briefly."""
+
+    def __init__(self, declared: dict[str, ClientConfig], db: Database) -> None:
+        self._declared = {c.key_sha256: Principal(name, frozenset(c.scopes)) for name, c in declared.items()}
+        self._names = set(declared)
+        self._db = db
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, key: str) -> Principal | None:
+        digest = hash_key(key)
+        for known, principal in self._declared.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached and cached[0] > now:
+            return cached[1]
+        with self._db.sessions() as session:
+            row = session.scalar(
+                select(ApiClient).where(ApiClient.key_sha256 == digest, ApiClient.revoked_at.is_(None))
+            )
+            principal = Principal(row.name, frozenset(row.scopes.split())) if row else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + _CACHE_TTL_S, principal)
+        return principal
+
+    def add(self, name: str, scopes: list[str]) -> str:
+        """Create a client; return its key (shown once, never stored)."""
+        unknown = [s for s in scopes if s not in SCOPES]
+        if unknown:
+            raise ValueError(f"unknown scope(s) {', '.join(unknown)}; valid: {', '.join(SCOPES)}")
+        if not scopes:
+            raise ValueError(f"give at least one scope; valid: {', '.join(SCOPES)}")
+        if name in self._names:
+            raise ClientExists(f"client {name!r} is declared in hub.yaml")
+        key = new_key()
+        with self._db.transaction() as session:
+            if session.get(ApiClient, name) is not None:
+                raise ClientExists(f"client {name!r} already exists")
+            session.add(ApiClient(name=name, key_sha256=hash_key(key), scopes=" ".join(sorted(set(scopes)))))
+        return key
+
+    def list(self) -> list[tuple[str, str, str]]:
+        """(name, scopes, origin) of every client."""
+        rows = [(p.name, " ".join(sorted(p.scopes)), "hub.yaml") for p in self._declared.values()]
+        with self._db.sessions() as session:
+            for client in session.scalars(select(ApiClient).order_by(ApiClient.name)):
+                origin = "revoked" if client.revoked_at else "database"
+                rows.append((client.name, client.scopes, origin))
+        return rows

@@ -1,0 +1,74 @@
+"""Prometheus metrics: what an operator watches to know the hub is keeping up.
+
+Request and queue figures are read from the database at scrape time, so every process reports
+the same truth; exchange counters and breaker states are per process, as Prometheus expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from hub.db.engine import Database
+from hub.db.models import OutboxMessage, Request
+
+BREAKER_STATES = ("closed", "half_open", "open")
+
+
+class _DatabaseCollector(Collector):
+    def __init__(self, db: Database, breakers: Callable[[], dict[str, str]]) -> None:
+        self.db = db
+        self.breakers = breakers
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        requests = GaugeMetricFamily("hub_requests", "Requests by flow and status", labels=["flow", "status"])
+        depth = GaugeMetricFamily("hub_queue_depth", "Outbox messages waiting to be processed")
+        oldest = GaugeMetricFamily("hub_queue_oldest_pending_seconds", "Age of the oldest pending message")
+        dead = GaugeMetricFamily("hub_dead_letters", "Dead-lettered messages awaiting an operator")
+        with self.db.sessions() as session:
+            for flow, status, count in session.execute(
+                select(Request.flow, Request.status, func.count()).group_by(Request.flow, Request.status)
+            ):
+                requests.add_metric([flow, status], count)
+            pending, first = session.execute(
+                select(func.count(), func.min(OutboxMessage.created_at)).where(
+                    OutboxMessage.state == "pending"
+                )
+            ).one()
+            dead_count = session.scalar(select(func.count()).where(OutboxMessage.state == "dead"))
+        depth.add_metric([], pending or 0)
+        age = 0.0
+        if first is not None:
+            first = first if first.tzinfo else first.replace(tzinfo=UTC)
+            age = max(0.0, (datetime.now(UTC) - first).total_seconds())
+        oldest.add_metric([], age)
+        dead.add_metric([], dead_count or 0)
+        breaker = GaugeMetricFamily(
+            "hub_breaker_state",
+            "Circuit breaker state per system (1 for the current state)",
+            labels=["system", "state"],
+        )
+        for system, state in sorted(self.breakers().items()):
+            for candidate in BREAKER_STATES:
+                breaker.add_metric([system, candidate], 1.0 if candidate == state else 0.0)
+        yield from (requests, depth, oldest, dead, breaker)
+
+
+class Metrics:
+    def __init__(self, db: Database, breakers: Callable[[], dict[str, str]]) -> None:
+        self.registry = CollectorRegistry()
+        self.exchanges = Counter(
+            "hub_exchanges",
+            "Exchanges journaled, by system and outcome",
+            ["direction", "system", "outcome"],
+            registry=self.registry,
+        )
+        self.registry.register(_DatabaseCollector(db, breakers))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

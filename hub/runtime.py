@@ -1,0 +1,165 @@
+"""The composition root: one place builds the hub from ``config/`` and hands out its parts.
+
+Entry points (API, worker, CLI, demo, tests) all start from :func:`build_hub`, so they run the
+same definitions against the same database with the same connectors.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connectors.gateway import Gateway, SystemPolicy
+from connectors.soap import SoapAdapter
+from hub.auth import ClientRegistry
+from hub.config import HubConfig, load_config
+from hub.db.engine import Database, database_url
+from hub.db.migrate import upgrade
+from hub.flows import Flow, load_flows
+from hub.journal import JournalRecorder
+from hub.mapping import Mapping, load_mappings
+from hub.metrics import Metrics
+from hub.yamlfile import ConfigError, ConfigIssue
+
+CALLABLE_KINDS = ("soap",)
+
+
+@dataclass
+class Definitions:
+    """Everything an integration engineer wrote, loaded and cross-checked."""
+
+    config: HubConfig
+    mappings: dict[str, Mapping]
+    flows: dict[str, Flow]
+
+
+def load_definitions(config_path: str | Path | None = None) -> Definitions:
+    """Load hub.yaml, every mapping and every flow; raise :class:`ConfigError` with all issues."""
+    config, _ = load_config(config_path)
+    mappings = load_mappings(config.resolve(config.paths.mappings))
+    flows = load_flows(config.resolve(config.paths.flows), config, mappings)
+    issues: list[ConfigIssue] = []
+    for name, system in config.systems.items():
+        if system.wsdl is not None and not config.resolve(system.wsdl).is_file():
+            issues.append(
+                ConfigIssue(
+                    str(config.source),
+                    1,
+                    1,
+                    f"systems.{name}.wsdl: file {config.resolve(system.wsdl)} not found",
+                )
+            )
+    for flow in flows.values():
+        for step in flow.steps:
+            call = step.call or step.wait_until
+            if call and config.systems[call.system].kind not in CALLABLE_KINDS:
+                issues.append(
+                    ConfigIssue(
+                        flow.path,
+                        1,
+                        1,
+                        (
+                            f"step {step.id}: system {call.system!r} is of kind "
+                            f"{config.systems[call.system].kind}, which flows cannot call yet "
+                            f"(callable kinds: {', '.join(CALLABLE_KINDS)})"
+                        ),
+                    )
+                )
+    if issues:
+        raise ConfigError(issues)
+    return Definitions(config, mappings, flows)
+
+
+@dataclass
+class Hub:
+    config: HubConfig
+    mappings: dict[str, Mapping]
+    flows: dict[str, Flow]
+    db: Database
+    clients: ClientRegistry
+    pseudonym_key: bytes
+    recorder: JournalRecorder
+    metrics: Metrics
+    _adapters: dict[str, SoapAdapter] = field(default_factory=dict)
+    _adapters_lock: threading.Lock = field(default_factory=threading.Lock)
+    work_available: threading.Event = field(default_factory=threading.Event)
+
+    def adapter(self, system: str) -> SoapAdapter:
+        """The instrumented client of a system, built once (its WSDL parsed once)."""
+        with self._adapters_lock:
+            adapter = self._adapters.get(system)
+            if adapter is None:
+                adapter = self._adapters[system] = self._build_adapter(system)
+            return adapter
+
+    def gateways(self) -> dict[str, Gateway]:
+        with self._adapters_lock:
+            return {name: adapter.gateway for name, adapter in self._adapters.items()}
+
+    def _build_adapter(self, system: str) -> SoapAdapter:
+        spec = self.config.systems[system]
+        policy = SystemPolicy(
+            timeout_s=spec.timeout_s,
+            max_attempts=1,  # the worker reschedules through the outbox instead of sleeping
+            breaker_failures=spec.breaker.failures,
+            breaker_reset_s=spec.breaker.reset_s,
+            max_concurrency=spec.max_concurrency,
+        )
+        gateway = Gateway(system, policy, self.recorder)
+        credentials = spec.credentials
+        return SoapAdapter(
+            system=system,
+            wsdl_path=self.config.resolve(spec.wsdl) if spec.wsdl else Path(),
+            endpoint=spec.endpoint,
+            gateway=gateway,
+            timeout_s=spec.timeout_s,
+            username=credentials.username if credentials else None,
+            password=credentials.password if credentials else None,
+        )
+
+    def wake_workers(self) -> None:
+        self.work_available.set()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_hub(config_path: str | Path | None = None, url: str | None = None, *, migrate: bool = True) -> Hub:
+    definitions = load_definitions(config_path)
+    config = definitions.config
+    data_dir = config.resolve(config.paths.data)
+    url = url or database_url(data_dir / "hub.db")
+    if migrate:
+        upgrade(url)
+    db = Database(url)
+    adapters: dict[str, SoapAdapter] = {}
+    metrics = Metrics(db, lambda: {name: a.gateway.breaker_state for name, a in list(adapters.items())})
+    recorder = JournalRecorder(db, metrics.exchanges)
+    return Hub(
+        config=config,
+        mappings=definitions.mappings,
+        flows=definitions.flows,
+        db=db,
+        clients=ClientRegistry(config.clients, db),
+        pseudonym_key=pseudonym_key(data_dir),
+        recorder=recorder,
+        metrics=metrics,
+        _adapters=adapters,
+    )
+
+
+def pseudonym_key(data_dir: Path) -> bytes:
+    """``HUB_PSEUDONYM_KEY`` (hex; required when several hosts share a database) or a local key file."""
+    value = os.environ.get("HUB_PSEUDONYM_KEY")
+    if value:
+        return bytes.fromhex(value)
+    path = data_dir / "pseudonym.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())

@@ -1,0 +1,69 @@
+"""The citizen's identity as the portal or a business app sends it.
+
+Common to every démarche, so its schema lives here once; each flow's own input schema covers only
+the request data. French specifics: birth surname vs used surname, several given names, INSEE
+commune code of the birth place (or 99xxx country code for births abroad), Corsican codes 2A/2B.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+INSEE_CODE = r"^(\d{5}|2[AB]\d{3})$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class BirthPlace(_Strict):
+    insee_code: str = Field(
+        pattern=INSEE_CODE,
+        description="INSEE code of the birth commune, or 99xxx (INSEE country code) for births abroad",
+        examples=["75056", "2A004", "99134"],
+    )
+    city: str | None = Field(None, max_length=100)
+    country: str | None = Field(None, max_length=100)
+
+    @property
+    def abroad(self) -> bool:
+        return self.insee_code.startswith("99")
+
+
+class Address(_Strict):
+    line1: str = Field(min_length=1, max_length=100)
+    line2: str | None = Field(None, max_length=100)
+    postal_code: str = Field(pattern=r"^[0-9A-Z -]{2,10}$")
+    city: str = Field(min_length=1, max_length=100)
+    insee_code: str | None = Field(None, pattern=INSEE_CODE)
+    country: str = Field("FR", min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+
+
+class CitizenIdentity(_Strict):
+    birth_name: str = Field(min_length=1, max_length=100, description="nom de naissance")
+    used_name: str | None = Field(None, max_length=100, description="nom d'usage")
+    given_names: list[str] = Field(min_length=1, max_length=6, description="prénoms, in civil order")
+    birth_date: date
+    sex: Literal["M", "F"]
+    birth_place: BirthPlace
+    email: EmailStr | None = None
+    phone: str | None = Field(None, pattern=r"^\+?[0-9 .()-]{6,20}$")
+    address: Address | None = None
+
+    @field_validator("given_names")
+    @classmethod
+    def _given_names(cls, names: list[str]) -> list[str]:
+        names = [name.strip() for name in names]
+        if any(not name or len(name) > 60 for name in names):
+            raise ValueError("each given name must be 1 to 60 characters")
+        return names
+
+    @field_validator("birth_date")
+    @classmethod
+    def _birth_date(cls, value: date) -> date:
+        if value > date.today() or value.year < 1880:
+            raise ValueError("birth date must be in the past and after 1880")
+        return value
