@@ -1,0 +1,181 @@
+"""Start the four sandbox back-ends on loopback, each on its own port, and stop them as one.
+
+Each HTTP back-end runs a uvicorn server in a thread on a socket bound here first, so the real port
+is known (port 0 picks a free one) before ``start_sandbox`` returns; it returns once every server
+accepts connections. The SFTP back-end is a paramiko server with a host key generated at start.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from sandbox import ecole, etat_civil, ged
+from sandbox.finances import DEFAULT_PASSWORD, FinancesServer
+from sandbox.knobs import Knobs
+
+NAMES = ("etat_civil", "ecole", "ged", "finances")
+BASE_PATHS = {"etat_civil": "/etat-civil", "ecole": "/api/v1", "ged": "/api"}
+STARTUP_TIMEOUT_S = 10.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; SO_REUSEADDR so a stopped sandbox's port can be reused at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class ServerThread:
+    """One uvicorn server driven from a background thread on a pre-bound socket."""
+
+    def __init__(self, name: str, app: ASGIApp, sock: socket.socket) -> None:
+        self.name = name
+        self.sock = sock
+        self.port: int = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            server_header=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{name}", daemon=True
+        )
+
+    def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError(f"sandbox {self.name}: server thread ended during startup")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sandbox {self.name}: not accepting after {timeout_s} s")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@dataclass
+class SandboxHandle:
+    """The running sandbox: where each back-end listens, its knobs, its state, its credentials."""
+
+    host: str
+    urls: dict[str, str]
+    ports: dict[str, int]
+    knobs: dict[str, Knobs]
+    states: dict[str, Any]
+    sftp_host_key_line: str
+    sftp_username: str
+    sftp_password: str
+    ecole_token: str
+    ged_api_key: str
+    _servers: list[ServerThread] = field(default_factory=list, repr=False)
+    _finances: FinancesServer | None = field(default=None, repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    def stop(self) -> None:
+        """Stop every back-end, free its port and remove its temporary files; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for server in self._servers:
+            server.stop()
+        if self._finances is not None:
+            self._finances.stop()
+        ged_state = self.states.get("ged")
+        if ged_state is not None:
+            ged_state.close()
+
+    def __enter__(self) -> SandboxHandle:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def start_sandbox(
+    host: str = "127.0.0.1",
+    *,
+    ports: dict[str, int] | None = None,
+    issue_delay_s: float = 0.5,
+    ecole_token: str = ecole.DEFAULT_TOKEN,
+    ged_api_key: str = ged.DEFAULT_API_KEY,
+    sftp_password: str = DEFAULT_PASSWORD,
+) -> SandboxHandle:
+    """Start état civil (SOAP), école (REST), GED (REST) and finances (SFTP) on ``host``.
+
+    ``ports`` maps a back-end name (``etat_civil``, ``ecole``, ``ged``, ``finances``) to its port;
+    a missing name or 0 takes any free port.
+    """
+    ports = dict(ports or {})
+    unknown = set(ports) - set(NAMES)
+    if unknown:
+        raise ValueError(f"unknown sandbox back-ends {sorted(unknown)}; valid: {list(NAMES)}")
+    knobs = {name: Knobs() for name in NAMES}
+    etat_civil_app, etat_civil_state = etat_civil.create_app(knobs["etat_civil"], issue_delay_s)
+    ecole_app, ecole_state = ecole.create_app(knobs["ecole"], token=ecole_token)
+    ged_app, ged_state = ged.create_app(knobs["ged"], api_key=ged_api_key)
+    apps = {"etat_civil": etat_civil_app, "ecole": ecole_app, "ged": ged_app}
+
+    servers: list[ServerThread] = []
+    finances: FinancesServer | None = None
+    try:
+        for name, app in apps.items():
+            server = ServerThread(name, app, bind_socket(host, ports.get(name, 0)))
+            servers.append(server)
+            server.start()
+        finances = FinancesServer(
+            host,
+            ports.get("finances", 0),
+            password=sftp_password,
+            knobs=knobs["finances"],
+        ).start()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        ged_state.close()
+        raise
+
+    url_host = f"[{host}]" if ":" in host else host
+    urls = {server.name: f"http://{url_host}:{server.port}{BASE_PATHS[server.name]}" for server in servers}
+    urls["finances"] = finances.url
+    return SandboxHandle(
+        host=host,
+        urls=urls,
+        ports={**{server.name: server.port for server in servers}, "finances": finances.port},
+        knobs=knobs,
+        states={
+            "etat_civil": etat_civil_state,
+            "ecole": ecole_state,
+            "ged": ged_state,
+            "finances": finances.state,
+        },
+        sftp_host_key_line=finances.known_hosts_line,
+        sftp_username=finances.username,
+        sftp_password=sftp_password,
+        ecole_token=ecole_token,
+        ged_api_key=ged_api_key,
+        _servers=servers,
+        _finances=finances,
+    )
