@@ -1,0 +1,75 @@
+"""The two kinds of failure every connector reports, and the codes they carry.
+
+The worker decides from ``transient`` alone: a transient failure is retried (in-process by the
+gateway, or rescheduled by the hub) with the same idempotency key; a permanent one is dead-lettered
+with its code, visible and replayable. ``code`` is stable and documented (below); ``message`` is for
+humans and never carries personal data, since the journal keeps it.
+
+Codes raised by the connectors package:
+
+- transient: ``TIMEOUT``, ``CONNECTION_FAILED``, ``HTTP_5XX`` (``details["status"]``),
+  ``SOAP_SERVER_FAULT`` (or the back-end's own detail code), ``CIRCUIT_OPEN``,
+  ``CONCURRENCY_LIMIT``;
+- permanent: ``SOAP_CLIENT_FAULT`` (or the back-end's own detail code, e.g. ``RECORD_NOT_FOUND``),
+  ``HTTP_ERROR`` (a 3xx/4xx answer), ``INVALID_RESPONSE``, ``INVALID_MESSAGE`` (the message does
+  not match the WSDL), ``UNKNOWN_OPERATION``, ``ENDPOINT_REFUSED`` (a URL outside the configured
+  endpoint), ``UNEXPECTED_ERROR`` (a bug: an exception no adapter classified).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConnectorError(Exception):
+    """A failed outbound call, classified for the worker."""
+
+    def __init__(
+        self, code: str, message: str, *, transient: bool, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.transient = transient
+        self.details: dict[str, Any] = dict(details or {})
+
+    def __repr__(self) -> str:
+        kind = "transient" if self.transient else "permanent"
+        return f"{type(self).__name__}({self.code!r}, {self.message!r}, {kind})"
+
+
+class TransientError(ConnectorError):
+    """The back-end may answer later: timeouts, refused connections, 5xx, SOAP Server faults."""
+
+    def __init__(self, code: str, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(code, message, transient=True, details=details)
+
+
+class PermanentError(ConnectorError):
+    """Sending the same message again will fail the same way: the message or the data is wrong."""
+
+    def __init__(self, code: str, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(code, message, transient=False, details=details)
+
+
+class CallTimeoutError(TransientError):
+    """The back-end did not answer within the system's ``timeout_s`` (connect or read)."""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__("TIMEOUT", message, details=details)
+
+
+class CircuitOpenError(TransientError):
+    """The gateway refused to call: the system failed repeatedly and is left alone for a while.
+
+    Not retried in-process (the breaker would refuse again); the hub reschedules after
+    ``details["retry_after_s"]``.
+    """
+
+    def __init__(self, system: str, retry_after_s: float) -> None:
+        super().__init__(
+            "CIRCUIT_OPEN",
+            f"circuit open for system {system}; next probe in {retry_after_s:.1f} s",
+            details={"system": system, "retry_after_s": round(retry_after_s, 3)},
+        )
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,280 @@
+"""The cut every outbound call goes through: concurrency limit, circuit breaker, retry, journal.
+
+A protocol adapter (SOAP, REST, SFTP, documents) hands the gateway a ``send(attempt)`` callable
+that performs one attempt on the wire and raises a :class:`~connectors.errors.ConnectorError`
+when it fails; the gateway decides everything else, once, for every system:
+
+- at most ``max_concurrency`` attempts in flight per system (a semaphore; waiting longer than
+  ``timeout_s`` for a slot is a transient ``CONCURRENCY_LIMIT``);
+- a circuit breaker: after ``breaker_failures`` consecutive transient failures the circuit opens
+  and calls fail fast with :class:`~connectors.errors.CircuitOpenError`; after ``breaker_reset_s``
+  one probe goes through (half-open), whose success closes the circuit and whose failure opens it
+  again. A permanent error (the back-end answered "no") counts as a sign of life, not a failure;
+- retries of transient errors only, with exponential backoff and full jitter (tenacity's
+  ``wait_random_exponential``), bounded by ``max_attempts`` and ``max_elapsed_s``. The caller may
+  ask for a single attempt (``retry=False``) when it prefers to reschedule than to sleep;
+- one :class:`~connectors.exchange.Exchange` recorded per attempt, including attempts the breaker
+  or the concurrency limit refused (outcome ``rejected``), with digests instead of data.
+
+``timeout_s`` is applied on the wire by the adapter (it owns the socket); the gateway cannot
+interrupt a blocking call and does not pretend to.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from connectors.errors import (
+    CallTimeoutError,
+    CircuitOpenError,
+    ConnectorError,
+    PermanentError,
+    TransientError,
+)
+from connectors.exchange import CallContext, Exchange, ExchangeRecorder, Outcome, digest
+
+T = TypeVar("T")
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+class SystemPolicy(BaseModel):
+    """How the hub treats one back-end system; built from the system's block of ``hub.yaml``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_s: float = Field(10.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_initial_s: float = Field(0.2, ge=0)
+    backoff_max_s: float = Field(10.0, ge=0)
+    max_elapsed_s: float = Field(60.0, gt=0)
+    breaker_failures: int = Field(5, ge=1)
+    breaker_reset_s: float = Field(30.0, ge=0)
+    max_concurrency: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> Self:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) must be >= backoff_initial_s "
+                f"({self.backoff_initial_s})"
+            )
+        return self
+
+
+class CircuitBreaker:
+    """Consecutive-failure breaker with a single half-open probe; the clock is injectable."""
+
+    def __init__(
+        self,
+        system: str,
+        failures: int,
+        reset_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.system = system
+        self.failures_to_open = failures
+        self.reset_s = reset_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._consecutive_failures = 0
+        self._opened_at: float | None = None
+        self._probe_in_flight = False
+
+    @property
+    def state(self) -> BreakerState:
+        with self._lock:
+            return self._state()
+
+    @property
+    def consecutive_failures(self) -> int:
+        with self._lock:
+            return self._consecutive_failures
+
+    def _state(self) -> BreakerState:
+        if self._opened_at is None:
+            return "closed"
+        if self._probe_in_flight or self._clock() - self._opened_at >= self.reset_s:
+            return "half_open"
+        return "open"
+
+    def before_call(self) -> None:
+        """Let the call through, or raise :class:`CircuitOpenError`."""
+        with self._lock:
+            state = self._state()
+            if state == "closed":
+                return
+            if state == "half_open" and not self._probe_in_flight:
+                self._probe_in_flight = True
+                return
+            assert self._opened_at is not None
+            remaining = max(0.0, self._opened_at + self.reset_s - self._clock())
+            raise CircuitOpenError(self.system, remaining)
+
+    def on_success(self) -> None:
+        with self._lock:
+            self._consecutive_failures = 0
+            self._opened_at = None
+            self._probe_in_flight = False
+
+    def on_failure(self) -> None:
+        with self._lock:
+            self._consecutive_failures += 1
+            if self._probe_in_flight or self._consecutive_failures >= self.failures_to_open:
+                self._opened_at = self._clock()
+            self._probe_in_flight = False
+
+
+def _retryable(exc: BaseException) -> bool:
+    # An open circuit would refuse again at once: let the hub reschedule instead.
+    return isinstance(exc, ConnectorError) and exc.transient and not isinstance(exc, CircuitOpenError)
+
+
+def _classify(exc: Exception) -> ConnectorError:
+    """Turn an exception an adapter let through into a typed error; the message names no data."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return CallTimeoutError(f"timed out ({type(exc).__name__})")
+    if isinstance(exc, OSError):
+        return TransientError("CONNECTION_FAILED", f"network error ({type(exc).__name__})")
+    return PermanentError("UNEXPECTED_ERROR", f"unclassified {type(exc).__name__} in the adapter")
+
+
+class Gateway:
+    """The one instrumented path to a back-end system; share one instance per system."""
+
+    def __init__(
+        self,
+        system: str,
+        policy: SystemPolicy,
+        recorder: ExchangeRecorder,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.system = system
+        self.policy = policy
+        self._recorder = recorder
+        self._sleep = sleep
+        self._slots = threading.BoundedSemaphore(policy.max_concurrency)
+        self.breaker = CircuitBreaker(system, policy.breaker_failures, policy.breaker_reset_s, clock)
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        return self.breaker.state
+
+    def call(
+        self,
+        operation: str,
+        payload: Any,
+        context: CallContext,
+        send: Callable[[int], T],
+        *,
+        retry: bool = True,
+    ) -> T:
+        """Run ``send(attempt)`` under the system's policy; return its result or raise
+        :class:`ConnectorError` (the last attempt's, when retries are exhausted)."""
+        payload_digest = digest(payload)
+        stop = stop_after_attempt(self.policy.max_attempts if retry else 1) | stop_before_delay(
+            self.policy.max_elapsed_s
+        )
+        retrying = Retrying(
+            stop=stop,
+            wait=wait_random_exponential(
+                multiplier=self.policy.backoff_initial_s, max=self.policy.backoff_max_s
+            ),
+            retry=retry_if_exception(_retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                result = self._attempt(operation, payload_digest, context, send, number)
+        return result
+
+    def _attempt(
+        self,
+        operation: str,
+        payload_digest: str,
+        context: CallContext,
+        send: Callable[[int], T],
+        number: int,
+    ) -> T:
+        started = time.perf_counter()
+        if not self._slots.acquire(timeout=self.policy.timeout_s):
+            error = TransientError(
+                "CONCURRENCY_LIMIT",
+                f"no free slot among {self.policy.max_concurrency} for system {self.system}",
+            )
+            self._record(operation, number, "rejected", started, payload_digest, context, error=error)
+            raise error
+        try:
+            try:
+                self.breaker.before_call()
+            except CircuitOpenError as exc:
+                self._record(operation, number, "rejected", started, payload_digest, context, error=exc)
+                raise
+            try:
+                result = send(number)
+            except Exception as exc:
+                error = _classify(exc)
+                if error.transient:
+                    self.breaker.on_failure()
+                else:
+                    self.breaker.on_success()
+                outcome: Outcome = "transient_error" if error.transient else "permanent_error"
+                self._record(operation, number, outcome, started, payload_digest, context, error=error)
+                if error is exc:
+                    raise
+                raise error from exc
+            except BaseException:
+                self.breaker.on_failure()  # interrupted mid-call: assume the worst
+                raise
+        finally:
+            self._slots.release()
+        self.breaker.on_success()
+        self._record(
+            operation, number, "ok", started, payload_digest, context, response_digest=digest(result)
+        )
+        return result
+
+    def _record(
+        self,
+        operation: str,
+        attempt: int,
+        outcome: Outcome,
+        started: float,
+        payload_digest: str,
+        context: CallContext,
+        *,
+        response_digest: str | None = None,
+        error: ConnectorError | None = None,
+    ) -> None:
+        self._recorder.record(
+            Exchange(
+                system=self.system,
+                operation=operation,
+                attempt=attempt,
+                outcome=outcome,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                payload_digest=payload_digest,
+                response_digest=response_digest,
+                error_code=error.code if error else None,
+                error_message=error.message if error else None,
+                details=dict(error.details) if error else {},
+            ),
+            context,
+        )
