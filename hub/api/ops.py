@@ -1,0 +1,28 @@
+"""Liveness and metrics for operators and their monitoring."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness and database reachability")
+def health(request: Request) -> JSONResponse:
+    hub = request.app.state.hub
+    try:
+        with hub.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, 503)
+    return JSONResponse({"status": "ok", "database": "ok", "dialect": hub.db.dialect})
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    body = await run_in_threadpool(request.app.state.hub.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,126 @@
+"""``/v1/requests``: the portal files démarches and follows them."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from hub.api.errors import ApiError, validation_details
+from hub.api.security import require_any
+from hub.auth import Principal
+from hub.db.models import Request as RequestRow
+from hub.intake import IntakeError, RequestBody, journal_rejection, submit
+
+router = APIRouter(prefix="/v1/requests", tags=["requests"])
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed_json"},
+    401: {"description": "unauthorized"},
+    403: {"description": "forbidden"},
+    404: {"description": "unknown_flow / not_found"},
+    413: {"description": "payload_too_large"},
+    415: {"description": "unsupported_media_type"},
+    422: {"description": "validation_failed / idempotency_key_reused"},
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="File a request (démarche) for a citizen",
+    responses=ERROR_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": RequestBody.model_json_schema(ref_template="#/components/schemas/{model}")
+                }
+            },
+        }
+    },
+)
+async def post_request(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_any("portal"))],
+    idempotency_key: Annotated[str | None, Header(max_length=200, description="retry-safe key")] = None,
+) -> JSONResponse:
+    started = time.perf_counter()
+    hub = request.app.state.hub
+    raw = await _read_body(request, hub.config.api.max_body_bytes)
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        document = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    try:
+        body = RequestBody.model_validate(document)
+    except ValidationError as exc:
+        error = IntakeError("the request is invalid", validation_details(list(exc.errors())))
+        error.code = "validation_failed"
+        await run_in_threadpool(journal_rejection, hub, principal, raw, error, started)
+        raise ApiError(422, "validation_failed", error.message, error.details) from None
+    try:
+        accepted = await run_in_threadpool(submit, hub, principal, body, idempotency_key, started)
+    except IntakeError as error:
+        await run_in_threadpool(journal_rejection, hub, principal, raw, error, started)
+        raise ApiError(error.status, error.code, error.message, error.details) from None
+    headers = {"Location": f"/v1/requests/{accepted.request_id}"}
+    if not accepted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(accepted.as_json(), status_code=202, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/{request_id}", summary="A request's status and timeline", responses=ERROR_RESPONSES)
+def get_request(
+    request_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_any("portal", "requests:read_all"))],
+) -> dict[str, Any]:
+    hub = request.app.state.hub
+    with hub.db.sessions() as session:
+        row = session.scalar(
+            select(RequestRow).where(RequestRow.id == request_id).options(selectinload(RequestRow.events))
+        )
+        # Another client's request answers like a missing one: its existence is not disclosed.
+        if row is None or (row.client != principal.name and not principal.has("requests:read_all")):
+            raise ApiError(404, "not_found", f"no request {request_id!r} for this client")
+        return {
+            "id": row.id,
+            "flow": row.flow,
+            "status": row.status,
+            "client": row.client,
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+            "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+            "target_system": row.target_system,
+            "result": row.context,
+            "error": {"code": row.error_code, "message": row.error_message} if row.error_code else None,
+            "timeline": [
+                {"step": e.step, "at": e.at.isoformat(), "outcome": e.outcome, "detail": e.detail}
+                for e in row.events
+            ],
+        }

@@ -1,0 +1,44 @@
+"""Authentication and scopes, checked before anything else in a request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hub.api.errors import ApiError
+from hub.auth import Principal
+
+# Declared for OpenAPI (the "Authorize" button in /docs); the check itself is below.
+_bearer = HTTPBearer(auto_error=False, description="the client key given by `hub clients add`")
+
+
+def require_any(*scopes: str) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller and checks it holds one of ``scopes``."""
+
+    def dependency(
+        request: Request, _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    ) -> Principal:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if scheme.lower() != "bearer" or not key.strip():
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing client key: send 'Authorization: Bearer <key>'",
+                headers=challenge,
+            )
+        principal = request.app.state.hub.clients.authenticate(key.strip())
+        if principal is None:
+            raise ApiError(401, "unauthorized", "invalid client key", headers=challenge)
+        if not any(principal.has(scope) for scope in scopes):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"client {principal.name!r} lacks the scope for this call",
+                {"required_any_of": list(scopes), "granted": sorted(principal.scopes)},
+            )
+        return principal
+
+    return dependency

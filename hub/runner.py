@@ -1,0 +1,301 @@
+"""Runs one request's flow, step by step, from where its outbox message says it stands.
+
+Progress is checkpointed (step index, saved results, status, timeline) under the message's claim
+token after every step that had an effect, so a worker killed mid-flow leaves a message that the
+next worker resumes at the step that was running; that step's call carries the same idempotency
+key (request id + step id), so the back-end makes its effect once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors.errors import CircuitOpenError, ConnectorError
+from connectors.exchange import CallContext
+from hub.db.models import Request, RequestEvent, utcnow
+from hub.flows import CallSpec, Flow, Step
+from hub.mapping import MappingFailed
+from hub.outbox import Claim, still_mine
+from hub.runtime import Hub
+
+log = logging.getLogger("hub.runner")
+
+
+@dataclass
+class _Progress:
+    """What a run changed and has not written yet."""
+
+    step: int
+    status: str
+    context: dict[str, Any]
+    target_system: str | None
+    events: list[RequestEvent] = field(default_factory=list)
+
+    def event(self, step: str, outcome: str, detail: str | None = None) -> None:
+        self.events.append(RequestEvent(step=step, outcome=outcome, detail=detail, at=utcnow()))
+
+
+class _Rescheduled(Exception):
+    """The flow waits (polling) or backs off: the message returns to the queue at ``at``."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+
+class FlowRunner:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def process(self, claim: Claim) -> str:
+        """Run the claimed message's flow as far as it goes; return the message's new state."""
+        with self.hub.db.sessions() as session:
+            request = session.get(Request, claim.request_id)
+            if request is None:
+                raise LookupError(f"outbox message {claim.message_id} names a missing request")
+            flow = self.hub.flows.get(request.flow)
+            snapshot = _snapshot(request)
+        if flow is None:
+            return self._dead(
+                claim,
+                _Progress(claim.step, snapshot["status"], snapshot["steps"], None),
+                "unknown_flow",
+                f"flow {snapshot['flow']!r} is no longer loaded",
+            )
+        purpose = self.hub.config.purposes[flow.spec.purpose]
+        context = CallContext(
+            correlation_id=snapshot["correlation_id"],
+            request_id=claim.request_id,
+            client=snapshot["client"],
+            purpose=flow.spec.purpose,
+            legal_basis=purpose.legal_basis,
+            citizen_ref=snapshot["citizen_ref"],
+        )
+        progress = _Progress(
+            claim.step, snapshot["status"], dict(snapshot["steps"]), snapshot["target_system"]
+        )
+        if progress.status == "received":
+            progress.status = "processing"
+            progress.event("processing", "ok", f"worker {claim.token.split('/')[0]}")
+        document = {
+            "request": snapshot["request"],
+            "citizen": snapshot["citizen"],
+            "data": snapshot["data"],
+            "steps": progress.context,
+        }
+        try:
+            return self._run(flow, claim, context, document, progress)
+        except _Rescheduled as wait:
+            return self._checkpoint(claim, progress, available_at=wait.at)
+        except _Finished:
+            return self._checkpoint(claim, progress, done=True)
+        except MappingFailed as exc:
+            progress.event(flow.steps[progress.step].id, "failed", str(exc))
+            return self._dead(claim, progress, exc.code, str(exc))
+        except ConnectorError as exc:
+            return self._connector_failed(flow, claim, progress, exc)
+        except Exception as exc:  # a defect, not bad input: keep the request visible and replayable
+            log.exception("request %s failed in step %s", claim.request_id, progress.step)
+            progress.event(
+                flow.steps[min(progress.step, len(flow.steps) - 1)].id, "failed", type(exc).__name__
+            )
+            return self._dead(claim, progress, "internal_error", f"{type(exc).__name__} in the hub (logged)")
+
+    def _run(
+        self, flow: Flow, claim: Claim, context: CallContext, document: dict, progress: _Progress
+    ) -> str:
+        while progress.step < len(flow.steps):
+            step = flow.steps[progress.step]
+            result: Any = None
+            effect = True
+            if step.map is not None:
+                result = flow.mappings[step.map.mapping].apply(document)
+                effect = False
+            elif step.call is not None:
+                result = self._call(flow, step, step.call, document, context, claim, progress)
+            elif step.set_status is not None:
+                progress.status = step.set_status
+                progress.event(step.id, "ok", f"status {step.set_status}")
+                effect = False  # written with the next checkpoint, with its own time
+            elif step.wait_until is not None:
+                result = self._wait(flow, step, document, context, claim, progress)
+            if step.save_as:
+                progress.context[step.save_as] = result
+            progress.step += 1
+            if effect and progress.step < len(flow.steps):
+                self._checkpoint(claim, progress)
+        return self._checkpoint(claim, progress, done=True)
+
+    def _call(
+        self,
+        flow: Flow,
+        step: Step,
+        call: CallSpec,
+        document: dict,
+        context: CallContext,
+        claim: Claim,
+        progress: _Progress,
+    ) -> Any:
+        answer = self._send(flow, step, call, document, context)
+        progress.target_system = call.system
+        result = answer
+        if call.response_mapping is not None:
+            result = flow.mappings[call.response_mapping].apply({**document, "response": answer})
+        progress.event(step.id, "ok", f"{call.system}.{call.operation}")
+        return result
+
+    def _wait(
+        self, flow: Flow, step: Step, document: dict, context: CallContext, claim: Claim, progress: _Progress
+    ) -> Any:
+        wait = step.wait_until
+        assert wait is not None
+        answer_doc = {**document, "response": self._send(flow, step, wait, document, context)}
+        progress.target_system = wait.system
+        if wait.fail_when is not None and _matches(
+            flow, f"{step.id}.fail_when", wait.fail_when.equals, answer_doc
+        ):
+            progress.status = "rejected"
+            progress.event(step.id, "rejected", f"{wait.system}.{wait.operation}: {wait.fail_when.equals}")
+            raise _Finished()
+        if _matches(flow, f"{step.id}.until", wait.until.equals, answer_doc):
+            progress.event(step.id, "ok", f"{wait.system}.{wait.operation}: {wait.until.equals}")
+            if wait.response_mapping is not None:
+                return flow.mappings[wait.response_mapping].apply(answer_doc)
+            return answer_doc["response"]
+        started = datetime.fromisoformat(document["request"]["created_at"])
+        if utcnow() - started > timedelta(seconds=wait.timeout_s):
+            raise ConnectorError(
+                "WAIT_TIMEOUT", f"{step.id}: condition not met after {wait.timeout_s:.0f} s", transient=False
+            )
+        raise _Rescheduled(utcnow() + timedelta(seconds=wait.every_s))
+
+    def _send(self, flow: Flow, step: Step, call: CallSpec, document: dict, context: CallContext) -> Any:
+        """Map the message and call the system through its instrumented client."""
+        if call.mapping is not None:
+            message = flow.mappings[call.mapping].apply(document)
+        else:
+            message = document["steps"][call.message]
+        keyed = CallContext(**{**_fields(context), "idempotency_key": f"{context.request_id}:{step.id}"})
+        return self.hub.adapter(call.system).call(call.operation, message, keyed)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _connector_failed(self, flow: Flow, claim: Claim, progress: _Progress, exc: ConnectorError) -> str:
+        step = flow.steps[progress.step]
+        call = step.call or step.wait_until
+        system = self.hub.config.systems[call.system] if call else None
+        if not exc.transient or system is None:
+            progress.event(step.id, "failed", f"{exc.code}: {exc.message}")
+            return self._dead(claim, progress, exc.code, exc.message)
+        attempts = claim.attempts + 1
+        first_failure = claim.first_failure_at or utcnow()
+        elapsed = (utcnow() - first_failure).total_seconds()
+        if attempts >= system.retry.max_attempts or elapsed >= system.retry.max_elapsed_s:
+            progress.event(step.id, "failed", f"{exc.code} after {attempts} attempts: {exc.message}")
+            return self._dead(claim, progress, exc.code, f"retries exhausted: {exc.message}")
+        if isinstance(exc, CircuitOpenError):
+            delay = exc.retry_after_s
+        else:  # exponential backoff with full jitter
+            ceiling = min(system.retry.backoff_max_s, system.retry.backoff_initial_s * 2 ** (attempts - 1))
+            delay = random.uniform(0, ceiling)
+        progress.event(step.id, "retry", f"{exc.code}: attempt {attempts} failed, next in {delay:.2f} s")
+        return self._checkpoint(
+            claim,
+            progress,
+            available_at=utcnow() + timedelta(seconds=delay),
+            attempts=attempts,
+            first_failure_at=first_failure,
+            error=f"{exc.code}: {exc.message}",
+        )
+
+    def _dead(self, claim: Claim, progress: _Progress, code: str, message: str) -> str:
+        """Dead-letter the message and fail the request; an operator can replay it."""
+        progress.status = "failed"
+        return self._checkpoint(claim, progress, dead=(code, message))
+
+    def _checkpoint(
+        self,
+        claim: Claim,
+        progress: _Progress,
+        *,
+        done: bool = False,
+        available_at: datetime | None = None,
+        attempts: int | None = None,
+        first_failure_at: datetime | None = None,
+        error: str | None = None,
+        dead: tuple[str, str] | None = None,
+    ) -> str:
+        now = utcnow()
+        with self.hub.db.transaction() as session:
+            message = still_mine(session, claim)
+            if message is None:
+                log.warning("lost the lease of message %s; another worker carries on", claim.message_id)
+                return "lost"
+            request = session.get(Request, claim.request_id)
+            assert request is not None
+            request.status = progress.status
+            request.context = dict(progress.context)
+            request.target_system = progress.target_system
+            request.updated_at = now
+            for event in progress.events:
+                event.request_id = request.id
+                session.add(event)
+            progress.events.clear()
+            message.step = progress.step
+            if dead is not None:
+                request.error_code, request.error_message = dead
+                message.state, message.last_error, message.lease_until = "dead", f"{dead[0]}: {dead[1]}", None
+                request.completed_at = now
+                return "dead"
+            if done:
+                message.state, message.lease_until, message.claimed_by = "done", None, None
+                request.completed_at = now
+                return "done"
+            if attempts is not None:
+                message.attempts, message.first_failure_at, message.last_error = (
+                    attempts,
+                    first_failure_at,
+                    error,
+                )
+            elif available_at is not None:  # a wait, not a failure: the retry budget starts afresh
+                message.attempts, message.first_failure_at = 0, None
+            if available_at is not None:
+                message.available_at, message.lease_until, message.claimed_by = available_at, None, None
+                return "scheduled"
+            return "running"
+
+
+class _Finished(Exception):
+    pass
+
+
+def _matches(flow: Flow, key: str, expected: Any, document: dict) -> bool:
+    return any(match.value == expected for match in flow.conditions[key].find(document))
+
+
+def _fields(context: CallContext) -> dict[str, Any]:
+    return {name: getattr(context, name) for name in context.__dataclass_fields__}
+
+
+def _snapshot(request: Request) -> dict[str, Any]:
+    body = request.body
+    return {
+        "flow": request.flow,
+        "status": request.status,
+        "client": request.client,
+        "correlation_id": request.correlation_id,
+        "citizen_ref": request.citizen_ref,
+        "target_system": request.target_system,
+        "steps": dict(request.context or {}),
+        "citizen": body.get("citizen", {}),
+        "data": body.get("data", {}),
+        "request": {
+            "id": request.id,
+            "flow": request.flow,
+            "client": request.client,
+            "created_at": request.created_at.isoformat(),
+        },
+    }

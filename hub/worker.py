@@ -1,0 +1,107 @@
+"""Workers: claim outbox messages, run their flows, seal the journal.
+
+``hub serve`` runs one worker inside the API process (embedded default); ``hub worker`` runs them
+alone, several processes sharing a PostgreSQL database. Each worker runs up to ``concurrency``
+flows at once in threads, since most of a flow's time is spent waiting on back-ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from hub import journal
+from hub.outbox import Claim, claim
+from hub.runner import FlowRunner
+from hub.runtime import Hub
+
+log = logging.getLogger("hub.worker")
+SEAL_EVERY_S = 0.5
+
+
+class Worker:
+    def __init__(self, hub: Hub, *, name: str | None = None, concurrency: int | None = None) -> None:
+        self.hub = hub
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"
+        self.concurrency = concurrency or hub.config.worker.concurrency
+        self.runner = FlowRunner(hub)
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-flow")
+        self._last_seal = 0.0
+        self.processed = 0
+
+    def run_once(self) -> int:
+        """Claim what is ready (up to the free slots), run it, wait for it; return how many ran."""
+        claims = claim(self.hub.db, self.name, self.concurrency, self.hub.config.worker.lease_s)
+        for future in [self._pool.submit(self._process, c) for c in claims]:
+            future.result()
+        self.seal_if_due(force=True)
+        return len(claims)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set: keep every slot busy, sleep when the queue is empty."""
+        settings = self.hub.config.worker
+        log.info("worker %s started (%d slots)", self.name, self.concurrency)
+        while not stop.is_set():
+            free = self._free_slots()
+            claims: list[Claim] = []
+            if free:
+                try:
+                    claims = claim(self.hub.db, self.name, min(free, settings.batch), settings.lease_s)
+                except Exception:
+                    log.exception("claiming failed; retrying shortly")
+                    stop.wait(1.0)
+                    continue
+            for item in claims:
+                self._slots.acquire()
+                self._pool.submit(self._process_and_release, item)
+            self.seal_if_due()
+            if not claims:
+                self.hub.work_available.wait(settings.poll_interval_s)
+                self.hub.work_available.clear()
+        self._pool.shutdown(wait=True)
+        self.seal_if_due(force=True)
+        log.info("worker %s stopped after %d messages", self.name, self.processed)
+
+    def _free_slots(self) -> int:
+        free = 0
+        while self._slots.acquire(blocking=False):
+            free += 1
+        for _ in range(free):
+            self._slots.release()
+        return free
+
+    def _process_and_release(self, item: Claim) -> None:
+        try:
+            self._process(item)
+        finally:
+            self._slots.release()
+
+    def _process(self, item: Claim) -> None:
+        try:
+            self.runner.process(item)
+            self.processed += 1
+        except Exception:
+            log.exception("message %s crashed the runner; it will be reclaimed", item.message_id)
+
+    def seal_if_due(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_seal >= SEAL_EVERY_S:
+            self._last_seal = now
+            try:
+                journal.seal(self.hub.db)
+            except Exception:
+                log.exception("sealing the journal failed; will retry")
+
+
+def run_in_thread(hub: Hub, *, concurrency: int | None = None) -> tuple[threading.Thread, threading.Event]:
+    """Start a worker in a daemon thread (``hub serve``, demo, tests); set the event to stop it."""
+    stop = threading.Event()
+    worker = Worker(hub, concurrency=concurrency)
+    thread = threading.Thread(target=worker.run, args=(stop,), name="hub-worker", daemon=True)
+    thread.start()
+    return thread, stop
