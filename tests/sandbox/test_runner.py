@@ -1,0 +1,112 @@
+"""The runner starts the four back-ends on real ports and frees them on stop."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import paramiko
+
+from sandbox.runner import bind_socket, start_sandbox
+
+
+def accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_start_sandbox_serves_all_four_and_stop_frees_the_ports() -> None:
+    with start_sandbox(issue_delay_s=0.05) as sandbox:
+        assert set(sandbox.urls) == {"etat_civil", "ecole", "ged", "finances"}
+        assert set(sandbox.states) == set(sandbox.knobs) == set(sandbox.urls)
+        assert all(accepts(port) for port in sandbox.ports.values())
+
+        wsdl = httpx.get(f"{sandbox.urls['etat_civil']}?wsdl")
+        assert wsdl.status_code == 200 and b"definitions" in wsdl.content
+        ecole = httpx.get(
+            f"{sandbox.urls['ecole']}/families",
+            params={"birth_name": "x"},
+            headers={"Authorization": f"Bearer {sandbox.ecole_token}"},
+        )
+        assert ecole.json() == {"items": [], "count": 0}
+        ged = httpx.get(f"{sandbox.urls['ged']}/documents", headers={"X-Api-Key": sandbox.ged_api_key})
+        assert ged.json()["count"] == 0
+
+        sandbox.knobs["ecole"].down_for(5)
+        assert httpx.get(f"{sandbox.urls['ecole']}/families").status_code == 503
+
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(sandbox.sftp_host_key_line)
+        client.get_host_keys().add(entry.hostnames[0], entry.key.get_name(), entry.key)
+        client.connect(
+            "127.0.0.1",
+            sandbox.ports["finances"],
+            username=sandbox.sftp_username,
+            password=sandbox.sftp_password,
+            look_for_keys=False,
+            allow_agent=False,
+        )
+        with client.open_sftp() as sftp:
+            sftp.putfo(io.BytesIO(b"ref,amount\nA,1\n"), "/inbox/a.csv")
+        client.close()
+        ports = dict(sandbox.ports)
+        ged_root = sandbox.states["ged"].root
+    for port in ports.values():
+        assert not accepts(port)
+        bind_socket("127.0.0.1", port).close()
+    assert not ged_root.exists()
+
+
+def test_fixed_ports_are_honoured_and_unknown_names_refused() -> None:
+    with start_sandbox() as first:
+        wanted = dict(first.ports)
+    with start_sandbox(ports=wanted) as second:
+        assert second.ports == wanted
+        assert second.urls["ecole"] == f"http://127.0.0.1:{wanted['ecole']}/api/v1"
+    try:
+        start_sandbox(ports={"cantine": 1})
+    except ValueError as exc:
+        assert "cantine" in str(exc)
+    else:
+        raise AssertionError("unknown back-end name accepted")
+
+
+def test_python_m_sandbox_prints_addresses_and_stops_on_sigint() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        lines = []
+        while not lines or lines[-1] != "Ctrl-C to stop":
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            lines.append(line.strip())
+        addresses = dict(line.split(": ", 1) for line in lines[:5])
+        assert addresses["ecole"].startswith("http://127.0.0.1:")
+        assert addresses["finances"].startswith("sftp://finances@127.0.0.1:")
+        assert " ssh-ed25519 " in addresses["finances known_hosts"]
+        port = int(addresses["ecole"].rsplit(":", 1)[1].split("/")[0])
+        assert accepts(port)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+        assert "sandbox stopped" in process.stdout.read()
+        deadline = time.monotonic() + 2
+        while accepts(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not accepts(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
