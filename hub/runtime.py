@@ -84,6 +84,7 @@ class Hub:
     recorder: JournalRecorder
     metrics: Metrics
     _adapters: dict[str, SoapAdapter] = field(default_factory=dict)
+    _gateways: dict[str, Gateway] = field(default_factory=dict)
     _adapters_lock: threading.Lock = field(default_factory=threading.Lock)
     work_available: threading.Event = field(default_factory=threading.Event)
 
@@ -95,9 +96,9 @@ class Hub:
                 adapter = self._adapters[system] = self._build_adapter(system)
             return adapter
 
-    def gateways(self) -> dict[str, Gateway]:
+    def breaker_states(self) -> dict[str, str]:
         with self._adapters_lock:
-            return {name: adapter.gateway for name, adapter in self._adapters.items()}
+            return {name: gateway.breaker_state for name, gateway in self._gateways.items()}
 
     def _build_adapter(self, system: str) -> SoapAdapter:
         spec = self.config.systems[system]
@@ -108,7 +109,7 @@ class Hub:
             breaker_reset_s=spec.breaker.reset_s,
             max_concurrency=spec.max_concurrency,
         )
-        gateway = Gateway(system, policy, self.recorder)
+        gateway = self._gateways[system] = Gateway(system, policy, self.recorder)
         credentials = spec.credentials
         return SoapAdapter(
             system=system,
@@ -135,8 +136,8 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
     if migrate:
         upgrade(url)
     db = Database(url)
-    adapters: dict[str, SoapAdapter] = {}
-    metrics = Metrics(db, lambda: {name: a.gateway.breaker_state for name, a in list(adapters.items())})
+    gateways: dict[str, Gateway] = {}
+    metrics = Metrics(db, lambda: {name: g.breaker_state for name, g in list(gateways.items())})
     recorder = JournalRecorder(db, metrics.exchanges)
     return Hub(
         config=config,
@@ -147,7 +148,7 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
         pseudonym_key=pseudonym_key(data_dir),
         recorder=recorder,
         metrics=metrics,
-        _adapters=adapters,
+        _gateways=gateways,
     )
 
 

@@ -1,0 +1,193 @@
+"""``hub``: the command line of operators and integration engineers (thin over the services)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub.yamlfile import ConfigError
+
+app = typer.Typer(help="Municipal integration hub.", no_args_is_help=True, pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Check the configuration, flows and mappings.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+clients_app = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="The exchange journal.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(clients_app, name="clients")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+errors = Console(stderr=True)
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="hub.yaml (default: $HUB_CONFIG or config/hub.yaml)")
+]
+
+
+def _hub(config: Path | None, *, migrate: bool = True):
+    from hub.runtime import build_hub
+
+    try:
+        return build_hub(config, migrate=migrate)
+    except ConfigError as exc:
+        _print_config_errors(exc)
+        raise typer.Exit(1) from None
+
+
+def _print_config_errors(exc: ConfigError) -> None:
+    for issue in exc.issues:
+        errors.print(str(issue), markup=False, highlight=False)
+    errors.print(f"{len(exc.issues)} configuration error(s)", style="bold red")
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate hub.yaml, every flow and mapping; print a summary (exit 1 on errors)."""
+    from hub.runtime import load_definitions
+
+    try:
+        definitions = load_definitions(config)
+    except ConfigError as exc:
+        _print_config_errors(exc)
+        raise typer.Exit(1) from None
+    cfg = definitions.config
+    console.print(f"[bold]{cfg.municipality.name}[/] (INSEE {cfg.municipality.insee_code}) — {cfg.source}")
+    table = Table("kind", "name", "details")
+    for name, system in cfg.systems.items():
+        table.add_row("system", name, f"{system.kind} {system.endpoint}")
+    for name, client in cfg.clients.items():
+        table.add_row("client", name, " ".join(client.scopes))
+    for name, purpose in cfg.purposes.items():
+        table.add_row("purpose", name, f"{purpose.legal_basis}, retention {purpose.retention}")
+    for name, flow in definitions.flows.items():
+        table.add_row("flow", name, f"{len(flow.steps)} steps, purpose {flow.spec.purpose}")
+    for name in definitions.mappings:
+        table.add_row("mapping", name, "")
+    console.print(table)
+    console.print(
+        f"OK: {len(cfg.systems)} systems, {len(cfg.clients)} clients, {len(cfg.purposes)} purposes, "
+        f"{len(definitions.flows)} flows, {len(definitions.mappings)} mappings"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply the database migrations (HUB_DATABASE_URL or the embedded SQLite file)."""
+    hub = _hub(config)
+    console.print(f"database at head: {hub.db.engine.url.render_as_string(hide_password=True)}")
+    hub.close()
+
+
+@clients_app.command("add")
+def clients_add(
+    name: str,
+    scopes: Annotated[
+        list[str], typer.Option("--scopes", "-s", help="portal, requests:read_all, audit, admin")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Create an API client; its key is printed once, alone on the last line."""
+    from hub.auth import ClientExists
+
+    hub = _hub(config)
+    flat = [part for value in scopes for part in value.replace(",", " ").split()]
+    try:
+        key = hub.clients.add(name, flat)
+    except (ClientExists, ValueError) as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    console.print(f"client {name} created with scopes {' '.join(sorted(set(flat)))}; its key (shown once):")
+    print(key)
+
+
+@clients_app.command("list")
+def clients_list(config: ConfigOption = None) -> None:
+    """List API clients (keys are never shown: only their hashes are stored)."""
+    hub = _hub(config)
+    table = Table("name", "scopes", "origin")
+    for row in hub.clients.list():
+        table.add_row(*row)
+    console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    config: ConfigOption = None,
+    seal_first: Annotated[bool, typer.Option("--seal/--no-seal", help="seal pending rows first")] = True,
+) -> None:
+    """Walk the journal's hash chain; exit 1 naming the first bad row."""
+    from hub import journal
+
+    hub = _hub(config)
+    if seal_first:
+        journal.seal(hub.db)
+    result = journal.verify(hub.db)
+    (console if result.ok else errors).print(result.describe(), markup=False)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="run the embedded worker")] = True,
+    config: ConfigOption = None,
+) -> None:
+    """Run the API (and an embedded worker): the embedded default needs nothing else."""
+    from hub.server import serve as run_server
+
+    hub = _hub(config)
+    run_server(hub, host, port, with_worker=worker)
+
+
+@app.command("worker")
+def worker_command(
+    concurrency: Annotated[int | None, typer.Option(help="flows run at once (default: config)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run a worker alone (scale out: several processes on one PostgreSQL database)."""
+    import signal
+    import threading
+
+    from hub.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    hub = _hub(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Worker(hub, concurrency=concurrency).run(stop)
+
+
+@app.command()
+def sandbox() -> None:
+    """Run the simulated back-ends alone and print their addresses."""
+    from sandbox.runner import main
+
+    raise typer.Exit(main([]))
+
+
+@app.command()
+def demo(
+    once: Annotated[bool, typer.Option("--once", help="exit when done: 0 only if all went well")] = False,
+    port: Annotated[int, typer.Option(help="port of the hub's API")] = 8000,
+    config: ConfigOption = None,
+) -> None:
+    """Start the sandbox and the hub, submit the sample requests, show what happened."""
+    from hub.demo import run_demo
+
+    raise typer.Exit(run_demo(config=config, port=port, once=once))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
