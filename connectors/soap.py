@@ -1,0 +1,290 @@
+"""SOAP protocol adapter: zeep on the wire, the :class:`~connectors.gateway.Gateway` around it.
+
+One :class:`SoapAdapter` per back-end system. The WSDL is a local file shipped in ``config/wsdl/``
+and parsed once, when the adapter is built; the hub never fetches a WSDL or a schema at run time.
+The adapter's transport talks to the configured endpoint and nothing else:
+
+- documents (the WSDL and what it imports) load only from the WSDL's own directory; a remote or
+  out-of-directory import is refused (``forbid_external`` in zeep's settings, then the transport);
+- HTTP goes only to URLs under the configured endpoint, redirects are not followed, and the
+  environment's proxy settings are ignored (``trust_env=False``): proxies, if any, are config;
+- the service address in the WSDL is replaced by the configured endpoint.
+
+``call(operation, message, context)`` returns a plain ``dict`` ready for JSONPath mapping: nested
+dicts and lists, absent optional elements as ``None``, ``xs:date``/``xs:dateTime``/``xs:time`` as
+ISO 8601 strings (``"1985-03-14"``, ``"2026-01-05T10:00:00+00:00"``), ``xs:decimal`` as a string
+(no precision lost) and ``xs:base64Binary`` as base64 text, so the result digests and serialises as
+JSON without help.
+
+The HTTP header ``Idempotency-Key`` carries ``context.idempotency_key`` on every attempt. zeep
+has no per-call HTTP headers and its ``settings()`` context manager is shared by all threads, so the
+key travels in a :class:`~contextvars.ContextVar` the transport reads: each worker thread sees only
+its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import requests
+import zeep
+import zeep.exceptions
+from lxml import etree
+from requests.adapters import HTTPAdapter
+from zeep.helpers import serialize_object
+from zeep.wsse.username import UsernameToken
+
+from connectors.errors import CallTimeoutError, ConnectorError, PermanentError, TransientError
+from connectors.exchange import CallContext
+from connectors.gateway import Gateway
+
+_IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("soap_idempotency_key", default=None)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_CLIENT_FAULTS = ("Client", "VersionMismatch", "MustUnderstand")
+
+
+def is_under(url: str, base: str) -> bool:
+    """True when ``url`` has the scheme, host, port and user of ``base`` and a path below it."""
+    target, root = urlsplit(url), urlsplit(base)
+    if target.scheme not in _DEFAULT_PORTS or target.scheme != root.scheme:
+        return False
+    try:
+        same_port = (target.port or _DEFAULT_PORTS[target.scheme]) == (
+            root.port or _DEFAULT_PORTS[root.scheme]
+        )
+    except ValueError:  # a port that is not a number
+        return False
+    if not same_port or target.hostname != root.hostname or target.username != root.username:
+        return False
+    root_path = root.path.rstrip("/")
+    return target.path in (root.path, root_path) or target.path.startswith(root_path + "/")
+
+
+class GuardedTransport(zeep.Transport):
+    """A zeep transport confined to one endpoint and one directory, adding ``Idempotency-Key``."""
+
+    def __init__(self, endpoint: str, document_root: Path, timeout_s: float, pool_size: int) -> None:
+        session = requests.Session()
+        session.trust_env = False
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        super().__init__(session=session, timeout=timeout_s, operation_timeout=timeout_s)
+        self.session.headers["User-Agent"] = "municipal-hub (zeep)"
+        self.endpoint = endpoint
+        self.document_root = document_root.resolve()
+
+    def _check(self, address: str) -> None:
+        if not is_under(address, self.endpoint):
+            raise PermanentError(
+                "ENDPOINT_REFUSED",
+                "refusing a URL outside the configured endpoint",
+                details={"url": address, "endpoint": self.endpoint},
+            )
+
+    def get(self, address: str, params: Any, headers: dict[str, str]) -> requests.Response:
+        self._check(address)
+        return self.session.get(
+            address,
+            params=params,
+            headers=self._with_key(headers),
+            timeout=self.operation_timeout,
+            allow_redirects=False,
+        )
+
+    def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> requests.Response:
+        self._check(address)
+        return self.session.post(
+            address,
+            data=message,
+            headers=self._with_key(headers),
+            timeout=self.operation_timeout,
+            allow_redirects=False,
+        )
+
+    def load(self, url: str) -> bytes:
+        """Read a WSDL or schema document, only from the WSDL's directory, never from the network."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("", "file"):
+            raise PermanentError(
+                "ENDPOINT_REFUSED", "refusing to load a remote document", details={"url": url}
+            )
+        path = Path(url2pathname(parts.path) if parts.scheme == "file" else url).resolve()
+        if not path.is_relative_to(self.document_root):
+            raise PermanentError(
+                "ENDPOINT_REFUSED",
+                "refusing to load a document outside the WSDL directory",
+                details={"url": url, "root": str(self.document_root)},
+            )
+        return path.read_bytes()
+
+    @staticmethod
+    def _with_key(headers: Mapping[str, str] | None) -> dict[str, str]:
+        merged = dict(headers or {})
+        key = _IDEMPOTENCY_KEY.get()
+        if key:
+            merged["Idempotency-Key"] = key
+        return merged
+
+
+@contextmanager
+def _idempotency_key(key: str | None) -> Iterator[None]:
+    token = _IDEMPOTENCY_KEY.set(key)
+    try:
+        yield
+    finally:
+        _IDEMPOTENCY_KEY.reset(token)
+
+
+class SoapAdapter:
+    """Calls the operations of one SOAP service through its system's gateway."""
+
+    def __init__(
+        self,
+        system: str,
+        wsdl_path: Path,
+        endpoint: str,
+        gateway: Gateway,
+        timeout_s: float | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        binding: str | None = None,
+    ) -> None:
+        if gateway.system != system:
+            raise ValueError(f"gateway is for system {gateway.system!r}, adapter for {system!r}")
+        if (username is None) != (password is None):
+            raise ValueError(f"system {system}: give both username and password, or neither")
+        self.system = system
+        self.endpoint = endpoint
+        self._gateway = gateway
+        wsdl_path = Path(wsdl_path).resolve()
+        self.transport = GuardedTransport(
+            endpoint,
+            wsdl_path.parent,
+            timeout_s if timeout_s is not None else gateway.policy.timeout_s,
+            gateway.policy.max_concurrency,
+        )
+        settings = zeep.Settings(
+            strict=True,
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
+            xml_huge_tree=False,
+        )
+        wsse = UsernameToken(username, password) if username is not None else None
+        try:
+            client = zeep.Client(str(wsdl_path), transport=self.transport, settings=settings, wsse=wsse)
+        except (zeep.exceptions.Error, ConnectorError, etree.LxmlError, OSError) as exc:
+            raise ValueError(f"{wsdl_path}: cannot load the WSDL of system {system}: {exc}") from exc
+        binding_name = binding or _single_soap_binding(client, wsdl_path)
+        self._client = client
+        self._service = client.create_service(binding_name, endpoint)
+        self.operations = frozenset(client.wsdl.bindings[binding_name].all())
+
+    def call(
+        self, operation: str, message: Mapping[str, Any], context: CallContext, *, retry: bool = True
+    ) -> dict[str, Any]:
+        """Call ``operation`` with ``message`` (its wrapper's fields) and return the answer as a dict.
+
+        Raises :class:`~connectors.errors.ConnectorError`; ``retry=False`` makes a single attempt.
+        """
+        if operation not in self.operations:
+            raise PermanentError(
+                "UNKNOWN_OPERATION",
+                f"system {self.system} has no operation {operation!r}; "
+                f"valid: {', '.join(sorted(self.operations))}",
+            )
+        proxy = getattr(self._service, operation)
+        fields = dict(message)
+
+        def send(attempt: int) -> dict[str, Any]:
+            with _idempotency_key(context.idempotency_key):
+                try:
+                    result = proxy(**fields)
+                except ConnectorError:
+                    raise
+                except Exception as exc:
+                    raise _classify(exc) from exc
+            return to_plain(result)
+
+        return self._gateway.call(operation, fields, context, send, retry=retry)
+
+
+def _single_soap_binding(client: zeep.Client, wsdl_path: Path) -> str:
+    names = [str(name) for name in client.wsdl.bindings]
+    if len(names) != 1:
+        raise ValueError(f"{wsdl_path}: {len(names)} bindings {names}; name the one to use")
+    return names[0]
+
+
+def _fault_error(fault: zeep.exceptions.Fault) -> ConnectorError:
+    code = fault.code or ""
+    local = code.rsplit("}", 1)[-1].rsplit(":", 1)[-1]
+    detail_code = None
+    if isinstance(fault.detail, etree._Element):
+        found = fault.detail.xpath(".//*[local-name()='code']/text()")
+        detail_code = str(found[0]).strip() if found else None
+    details = {"fault_code": fault.code, "detail_code": detail_code}
+    message = fault.message or f"SOAP {local or 'unknown'} fault"
+    if local.split(".")[0] in _CLIENT_FAULTS:
+        return PermanentError(detail_code or "SOAP_CLIENT_FAULT", message, details=details)
+    return TransientError(detail_code or "SOAP_SERVER_FAULT", message, details=details)
+
+
+def _classify(exc: Exception) -> ConnectorError:
+    """Class what zeep and requests raise as transient or permanent; messages name no values."""
+    if isinstance(exc, zeep.exceptions.Fault):
+        return _fault_error(exc)
+    if isinstance(exc, zeep.exceptions.TransportError):
+        status = exc.status_code
+        if status >= 500:
+            return TransientError("HTTP_5XX", f"HTTP {status}", details={"status": status})
+        if status in (408, 429):
+            return TransientError("HTTP_THROTTLED", f"HTTP {status}", details={"status": status})
+        if status and status != 200:
+            return PermanentError("HTTP_ERROR", f"HTTP {status}", details={"status": status})
+        return PermanentError("INVALID_RESPONSE", "the answer is not a SOAP envelope")
+    if isinstance(exc, requests.Timeout):
+        return CallTimeoutError(f"no answer in time ({type(exc).__name__})")
+    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+        return TransientError("CONNECTION_FAILED", f"network error ({type(exc).__name__})")
+    if isinstance(exc, zeep.exceptions.ValidationError | TypeError):
+        return PermanentError("INVALID_MESSAGE", f"message does not match the WSDL: {exc}")
+    if isinstance(exc, zeep.exceptions.Error):
+        return PermanentError("INVALID_RESPONSE", f"cannot read the answer ({type(exc).__name__})")
+    return PermanentError("UNEXPECTED_ERROR", f"unclassified {type(exc).__name__} in the SOAP adapter")
+
+
+def to_plain(value: Any) -> Any:
+    """zeep objects to JSON-ready data: dicts, lists, str/int/float/bool/None, ISO dates."""
+    value = serialize_object(value, dict)
+    if value is None:
+        return {}
+    plain = _plain(value)
+    return plain if isinstance(plain, dict) else {"value": plain}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):  # xs:base64Binary / xs:hexBinary, decoded by zeep
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, etree._Element):
+        return etree.tostring(value, encoding="unicode")
+    return value
