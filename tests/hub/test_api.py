@@ -1,0 +1,212 @@
+"""The API contract the portal relies on: every documented status and error code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.db.models import JournalEntry, OutboxMessage, Request
+from tests.conftest import sample
+
+VALID = "01-lefevre-copie-integrale"
+
+
+def error_code(response) -> str:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}
+    return body["error"]["code"]
+
+
+def count(hub, model) -> int:
+    with hub.db.sessions() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_accepted_request_is_written_with_outbox_and_journal_in_one_go(live_api):
+    with live_api.client() as client:
+        response = client.post("/v1/requests", json=sample(VALID), headers={"Idempotency-Key": "a-1"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "received"
+    assert body["status_url"] == f"/v1/requests/{body['id']}"
+    assert response.headers["location"] == body["status_url"]
+    with live_api.hub.db.sessions() as session:
+        request = session.get(Request, body["id"])
+        assert request is not None and request.status == "received"
+        assert session.scalar(select(func.count()).where(OutboxMessage.request_id == body["id"])) == 1
+        entry = session.scalar(select(JournalEntry).where(JournalEntry.request_id == body["id"]))
+        assert entry.direction == "inbound" and entry.outcome == "accepted"
+        assert entry.purpose == "etat_civil_delivrance_actes" and entry.legal_basis == "legal_obligation"
+        assert entry.citizen_ref.startswith("cit_")
+        # the journal keeps a digest, never the citizen's data
+        assert entry.payload_digest.startswith("sha256:")
+        row = json.dumps([str(getattr(entry, c.key)) for c in JournalEntry.__table__.columns], ensure_ascii=False)
+        assert "Lefèvre" not in row and "Élodie" not in row and "1985-03-14" not in row
+
+
+def test_missing_key_is_401_and_checked_before_the_body(live_api):
+    with live_api.client() as client:
+        response = client.post("/v1/requests", content=b"{not json", headers={"Authorization": ""})
+    assert response.status_code == 401
+    assert error_code(response) == "unauthorized"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_invalid_key_is_401(live_api):
+    with live_api.client(key="hub_not-a-real-key") as client:
+        response = client.post("/v1/requests", json=sample(VALID))
+    assert response.status_code == 401 and error_code(response) == "unauthorized"
+
+
+def test_missing_scope_is_403(live_api):
+    auditor = live_api.hub.clients.add("auditor", ["audit"])
+    with live_api.client(key=auditor) as client:
+        response = client.post("/v1/requests", json=sample(VALID))
+    assert response.status_code == 403 and error_code(response) == "forbidden"
+    assert response.json()["error"]["details"]["required_any_of"] == ["portal"]
+
+
+def test_unknown_flow_is_404_unknown_flow(live_api):
+    body = sample(VALID) | {"flow": "permis-de-construire"}
+    with live_api.client() as client:
+        response = client.post("/v1/requests", json=body)
+    assert response.status_code == 404 and error_code(response) == "unknown_flow"
+    assert "birth-certificate" in response.json()["error"]["details"]["known_flows"]
+
+
+def test_identity_violations_are_422_with_each_failing_field(live_api):
+    with live_api.client() as client:
+        response = client.post("/v1/requests", json=sample("90-invalid-missing-birth-date"))
+    assert response.status_code == 422 and error_code(response) == "validation_failed"
+    fields = {d["field"] for d in response.json()["error"]["details"]}
+    assert {"citizen.birth_date", "citizen.sex", "citizen.birth_place.insee_code"} <= fields
+
+
+def test_flow_input_schema_violations_are_422_naming_the_data_field(live_api):
+    body = sample(VALID)
+    body["data"] = {"copy_type": "photocopie", "copies": 9}
+    with live_api.client() as client:
+        response = client.post("/v1/requests", json=body)
+    assert response.status_code == 422 and error_code(response) == "validation_failed"
+    fields = {d["field"] for d in response.json()["error"]["details"]}
+    assert fields == {"data.copy_type", "data.copies"}
+    assert count(live_api.hub, Request) == 0
+
+
+def test_refused_requests_are_journaled_without_creating_a_request(live_api):
+    with live_api.client() as client:
+        client.post("/v1/requests", json=sample("90-invalid-missing-birth-date"))
+    with live_api.hub.db.sessions() as session:
+        entry = session.scalar(select(JournalEntry))
+    assert entry.outcome == "rejected" and entry.error_code == "validation_failed"
+    assert count(live_api.hub, Request) == 0
+
+
+def test_malformed_json_is_400(live_api):
+    with live_api.client() as client:
+        response = client.post(
+            "/v1/requests", content=b'{"flow": "birth-certificate",', headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 400 and error_code(response) == "malformed_json"
+
+
+def test_wrong_media_type_is_415(live_api):
+    with live_api.client() as client:
+        response = client.post("/v1/requests", content=b"flow=x", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_body_over_one_mebibyte_is_413(live_api, chunked):
+    body = sample(VALID)
+    body["data"]["reason"] = "x" * (1024 * 1024)
+    raw = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    with live_api.client() as client:
+        if chunked:  # no Content-Length: the limit is enforced while reading
+            response = client.post("/v1/requests", content=iter([raw[i : i + 65536] for i in range(0, len(raw), 65536)]),
+                                   headers=headers)
+        else:
+            response = client.post("/v1/requests", content=raw, headers=headers)
+    assert response.status_code == 413 and error_code(response) == "payload_too_large"
+
+
+def test_same_idempotency_key_and_body_gives_the_same_answer_once(live_api):
+    with live_api.client() as client:
+        first = client.post("/v1/requests", json=sample(VALID), headers={"Idempotency-Key": "k-42"})
+        second = client.post("/v1/requests", json=sample(VALID), headers={"Idempotency-Key": "k-42"})
+    assert first.status_code == second.status_code == 202
+    assert first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert count(live_api.hub, Request) == 1
+    assert count(live_api.hub, OutboxMessage) == 1
+
+
+def test_same_idempotency_key_with_another_body_is_422(live_api):
+    other = sample(VALID)
+    other["data"]["copy_type"] = "extrait_sans_filiation"
+    with live_api.client() as client:
+        client.post("/v1/requests", json=sample(VALID), headers={"Idempotency-Key": "k-43"})
+        response = client.post("/v1/requests", json=other, headers={"Idempotency-Key": "k-43"})
+    assert response.status_code == 422 and error_code(response) == "idempotency_key_reused"
+    assert count(live_api.hub, Request) == 1
+
+
+def test_without_idempotency_key_each_post_is_a_new_request(live_api):
+    with live_api.client() as client:
+        ids = {client.post("/v1/requests", json=sample(VALID)).json()["id"] for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_status_is_visible_to_its_client_and_to_read_all_only(live_api):
+    with live_api.client() as client:
+        request_id = client.post("/v1/requests", json=sample(VALID)).json()["id"]
+        own = client.get(f"/v1/requests/{request_id}")
+    assert own.status_code == 200
+    assert own.json()["status"] == "received"
+    assert [event["step"] for event in own.json()["timeline"]] == ["received"]
+    other_portal = live_api.hub.clients.add("other-portal", ["portal"])
+    with live_api.client(key=other_portal) as client:
+        hidden = client.get(f"/v1/requests/{request_id}")
+    assert hidden.status_code == 404 and error_code(hidden) == "not_found"
+    reader = live_api.hub.clients.add("back-office", ["requests:read_all"])
+    with live_api.client(key=reader) as client:
+        assert client.get(f"/v1/requests/{request_id}").status_code == 200
+        missing = client.get("/v1/requests/does-not-exist")
+    assert missing.status_code == 404 and error_code(missing) == "not_found"
+
+
+def test_unknown_route_and_method_answer_the_error_shape(live_api):
+    with live_api.client() as client:
+        assert error_code(client.get("/v1/nothing-here")) == "not_found"
+        response = client.delete("/v1/requests")
+    assert response.status_code == 405 and error_code(response) == "method_not_allowed"
+
+
+def test_health_reports_the_database(live_api):
+    with live_api.client() as client:
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+
+
+def test_metrics_expose_requests_exchanges_and_queue(live_api):
+    with live_api.client() as client:
+        client.post("/v1/requests", json=sample(VALID))
+        text = client.get("/metrics").text
+    assert 'hub_requests{flow="birth-certificate",status="received"} 1.0' in text
+    assert 'hub_exchanges_total{direction="inbound",outcome="accepted",system="hub"} 1.0' in text
+    assert "hub_queue_depth 1.0" in text
+    assert "hub_queue_oldest_pending_seconds" in text
+
+
+def test_openapi_documents_the_request_body_and_bearer_auth(live_api):
+    with live_api.client() as client:
+        spec = client.get("/openapi.json").json()
+        assert client.get("/docs").status_code == 200
+    operation = spec["paths"]["/v1/requests"]["post"]
+    assert "citizen" in json.dumps(operation["requestBody"]) or "RequestBody" in json.dumps(operation["requestBody"])
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
