@@ -66,7 +66,9 @@ def database_url(database_template: str, tmp_path: Path) -> str:
     engine = sa.create_engine(database_template.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as connection:
         connection.execute(
-            sa.text("TRUNCATE requests, request_events, outbox, journal, api_clients RESTART IDENTITY CASCADE")
+            sa.text(
+                "TRUNCATE requests, request_events, outbox, journal, api_clients RESTART IDENTITY CASCADE"
+            )
         )
         connection.execute(
             sa.text("UPDATE journal_head SET seq = 0, hash = :genesis WHERE id = 1"),

@@ -43,7 +43,9 @@ def test_accepted_request_is_written_with_outbox_and_journal_in_one_go(live_api)
         assert entry.citizen_ref.startswith("cit_")
         # the journal keeps a digest, never the citizen's data
         assert entry.payload_digest.startswith("sha256:")
-        row = json.dumps([str(getattr(entry, c.key)) for c in JournalEntry.__table__.columns], ensure_ascii=False)
+        row = json.dumps(
+            [str(getattr(entry, c.key)) for c in JournalEntry.__table__.columns], ensure_ascii=False
+        )
         assert "Lefèvre" not in row and "Élodie" not in row and "1985-03-14" not in row
 
 
@@ -108,7 +110,9 @@ def test_refused_requests_are_journaled_without_creating_a_request(live_api):
 def test_malformed_json_is_400(live_api):
     with live_api.client() as client:
         response = client.post(
-            "/v1/requests", content=b'{"flow": "birth-certificate",', headers={"Content-Type": "application/json"}
+            "/v1/requests",
+            content=b'{"flow": "birth-certificate",',
+            headers={"Content-Type": "application/json"},
         )
     assert response.status_code == 400 and error_code(response) == "malformed_json"
 
@@ -127,8 +131,11 @@ def test_body_over_one_mebibyte_is_413(live_api, chunked):
     headers = {"Content-Type": "application/json"}
     with live_api.client() as client:
         if chunked:  # no Content-Length: the limit is enforced while reading
-            response = client.post("/v1/requests", content=iter([raw[i : i + 65536] for i in range(0, len(raw), 65536)]),
-                                   headers=headers)
+            response = client.post(
+                "/v1/requests",
+                content=iter([raw[i : i + 65536] for i in range(0, len(raw), 65536)]),
+                headers=headers,
+            )
         else:
             response = client.post("/v1/requests", content=raw, headers=headers)
     assert response.status_code == 413 and error_code(response) == "payload_too_large"
@@ -208,5 +215,7 @@ def test_openapi_documents_the_request_body_and_bearer_auth(live_api):
         spec = client.get("/openapi.json").json()
         assert client.get("/docs").status_code == 200
     operation = spec["paths"]["/v1/requests"]["post"]
-    assert "citizen" in json.dumps(operation["requestBody"]) or "RequestBody" in json.dumps(operation["requestBody"])
+    assert "citizen" in json.dumps(operation["requestBody"]) or "RequestBody" in json.dumps(
+        operation["requestBody"]
+    )
     assert "HTTPBearer" in spec["components"]["securitySchemes"]

@@ -110,3 +110,17 @@ def test_python_m_sandbox_prints_addresses_and_stops_on_sigint() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_small_responses_are_not_held_back_by_nagle() -> None:
+    """50 keep-alive calls; with Nagle on, each waits ~40 ms for a delayed ACK (2 s in all)."""
+    with (
+        start_sandbox() as sandbox,
+        httpx.Client(headers={"Authorization": f"Bearer {sandbox.ecole_token}"}) as client,
+    ):
+        url = f"{sandbox.urls['ecole']}/families"
+        client.get(url, params={"birth_name": "x"})
+        started = time.perf_counter()
+        for _ in range(50):
+            client.get(url, params={"birth_name": "x"})
+        assert time.perf_counter() - started < 1.0

@@ -1,0 +1,172 @@
+"""Configuration errors stop the hub at start-up and name file:line with what would be valid."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hub.cli import app
+from hub.runtime import load_definitions
+from hub.yamlfile import ConfigError
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the shipped config, flows and mappings to break."""
+    for folder in ("config", "flows", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+def errors_of(project: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_definitions(project / "config" / "hub.yaml")
+    return [str(issue) for issue in caught.value.issues]
+
+
+def test_shipped_configuration_is_valid():
+    definitions = load_definitions(ROOT / "config" / "hub.yaml")
+    assert "birth-certificate" in definitions.flows
+    assert definitions.config.systems["etat_civil"].kind == "soap"
+
+
+def test_unknown_key_names_file_line_and_valid_keys(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "    timeout_s: 10\n", "    timeout_s: 10\n    timeuot_s: 5\n")
+    [error] = errors_of(project)
+    assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'timeuot_s')}:")
+    assert "unknown key 'timeuot_s'" in error and "timeout_s" in error.split("valid keys here:")[1]
+
+
+def test_duplicate_key_is_an_error_not_a_silent_override(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "    timeout_s: 10\n", "    timeout_s: 10\n    timeout_s: 99\n")
+    [error] = errors_of(project)
+    assert re.match(
+        rf"{re.escape(str(hub_yaml))}:{line_of(hub_yaml, 'timeout_s: 99')}:\d+: duplicate key", error
+    )
+    assert "first defined at line" in error
+
+
+def test_wrong_type_names_the_field(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "    max_concurrency: 16", "    max_concurrency: lots")
+    [error] = errors_of(project)
+    assert f":{line_of(hub_yaml, 'max_concurrency: lots')}:" in error
+    assert "systems.etat_civil.max_concurrency" in error and "'lots'" in error
+
+
+def test_flow_naming_an_unknown_system_lists_the_valid_ones(project):
+    flow = project / "flows" / "birth-certificate.yaml"
+    edit(
+        flow,
+        "      system: etat_civil\n      operation: RequestActCopy",
+        "      system: etat_civl\n      operation: RequestActCopy",
+    )
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, 'etat_civl')}:")
+    assert "unknown system 'etat_civl'" in error and "etat_civil" in error
+
+
+def test_flow_naming_an_unknown_purpose(project):
+    flow = project / "flows" / "birth-certificate.yaml"
+    edit(flow, "purpose: etat_civil_delivrance_actes", "purpose: marketing")
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, 'purpose: marketing')}:")
+    assert "unknown purpose 'marketing'" in error and "etat_civil_delivrance_actes" in error
+
+
+def test_flow_naming_an_unknown_mapping(project):
+    flow = project / "flows" / "birth-certificate.yaml"
+    edit(flow, "mapping: etat-civil/request-act-copy", "mapping: etat-civil/request-act-cpy")
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, 'request-act-cpy')}:")
+    assert "unknown mapping" in error
+
+
+def test_invalid_jsonpath_in_a_mapping(project):
+    mapping = project / "mappings" / "etat-civil" / "request-act-copy.yaml"
+    edit(mapping, "path: $.citizen.sex", "path: '$.citizen[?(@.sex =='")
+    errors = errors_of(project)
+    assert any(
+        e.startswith(f"{mapping}:{line_of(mapping, '$.citizen[?(@.sex')}:") and "invalid JSONPath" in e
+        for e in errors
+    ), errors
+
+
+def test_literal_secret_is_refused(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "token: ${env:HUB_ECOLE_TOKEN:-sandbox-ecole-token}", "token: s3cr3t")
+    [error] = errors_of(project)
+    assert f":{line_of(hub_yaml, 's3cr3t')}:" in error and "secrets are not stored in the file" in error
+
+
+def test_missing_environment_variable_is_named(project, monkeypatch):
+    monkeypatch.delenv("HUB_SCHOOL_TOKEN", raising=False)
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "${env:HUB_ECOLE_TOKEN:-sandbox-ecole-token}", "${env:HUB_SCHOOL_TOKEN}")
+    [error] = errors_of(project)
+    assert "environment variable HUB_SCHOOL_TOKEN is not set" in error
+
+
+def test_secret_from_environment_is_used(project, monkeypatch):
+    monkeypatch.setenv("HUB_SCHOOL_TOKEN", "from-env")
+    edit(
+        project / "config" / "hub.yaml",
+        "${env:HUB_ECOLE_TOKEN:-sandbox-ecole-token}",
+        "${env:HUB_SCHOOL_TOKEN}",
+    )
+    definitions = load_definitions(project / "config" / "hub.yaml")
+    assert definitions.config.systems["ecole"].credentials.token == "from-env"
+
+
+def test_invalid_yaml_points_at_the_line(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "municipality:\n", "municipality:\n  name: [unclosed\n")
+    [error] = errors_of(project)
+    assert error.startswith(f"{hub_yaml}:") and "invalid YAML" in error
+
+
+def test_several_errors_are_reported_together(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, 'insee_code: "33063"', 'insee_code: "3306"')
+    edit(hub_yaml, "legal_basis: legal_obligation", "legal_basis: because")
+    errors = errors_of(project)
+    assert len(errors) == 2
+    assert any("insee_code" in e for e in errors) and any("legal_basis" in e for e in errors)
+
+
+def test_config_check_cli(project):
+    runner = CliRunner()
+    good = runner.invoke(app, ["config", "check", "--config", str(project / "config" / "hub.yaml")])
+    assert good.exit_code == 0, good.output
+    assert "OK: 4 systems" in good.output and "birth-certificate" in good.output
+    edit(project / "config" / "hub.yaml", "kind: rest", "kind: graphql")
+    bad = runner.invoke(app, ["config", "check", "--config", str(project / "config" / "hub.yaml")])
+    assert bad.exit_code == 1
+    assert "hub.yaml:" in bad.output and "configuration error" in bad.output
+
+
+def test_hub_config_environment_variable_selects_the_file(project, monkeypatch):
+    monkeypatch.setenv("HUB_CONFIG", str(project / "config" / "hub.yaml"))
+    edit(project / "config" / "hub.yaml", "Ville de Saint-Exemple", "Commune de Test")
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 0 and "Commune de Test" in result.output

@@ -1,0 +1,163 @@
+"""The journal's hash chain: any row altered, deleted, inserted or reordered is detected."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text, update
+from typer.testing import CliRunner
+
+from connectors.exchange import CallContext, Exchange
+from hub import journal
+from hub.cli import app
+from hub.db.models import JournalEntry
+from tests.conftest import CONFIG
+
+
+def fill(hub, rows: int) -> None:
+    context = CallContext(
+        correlation_id="c-1",
+        request_id="r-1",
+        client="portal",
+        purpose="p",
+        legal_basis="legal_obligation",
+        citizen_ref="cit_x",
+    )
+    for i in range(rows):
+        hub.recorder.record(
+            Exchange(
+                system="etat_civil",
+                operation=f"Op{i}",
+                attempt=1,
+                outcome="ok",
+                latency_ms=1.5 + i,
+                payload_digest=f"sha256:{i:064x}",
+            ),
+            context,
+        )
+    journal.seal(hub.db)
+
+
+def row_ids(hub) -> list[int]:
+    with hub.db.sessions() as session:
+        return list(session.scalars(select(JournalEntry.id).order_by(JournalEntry.seq)))
+
+
+def test_an_untouched_chain_verifies(hub):
+    fill(hub, 20)
+    result = journal.verify(hub.db)
+    assert result.ok and result.checked == 20 and result.head_seq == 20 and result.unsealed == 0
+
+
+def test_unsealed_rows_are_reported_then_sealed_in_order(hub):
+    fill(hub, 3)
+    hub.recorder.record(
+        Exchange(
+            system="s", operation="late", attempt=1, outcome="ok", latency_ms=1, payload_digest="sha256:0"
+        ),
+        CallContext(correlation_id="c"),
+    )
+    assert journal.verify(hub.db).unsealed == 1
+    assert journal.seal(hub.db) == 1
+    result = journal.verify(hub.db)
+    assert result.ok and result.checked == 4
+
+
+def test_altered_row_is_named(hub):
+    fill(hub, 10)
+    target = row_ids(hub)[4]
+    with hub.db.transaction() as session:
+        session.execute(
+            update(JournalEntry).where(JournalEntry.id == target).values(outcome="permanent_error")
+        )
+    result = journal.verify(hub.db)
+    assert not result.ok and result.first_bad_id == target and result.first_bad_seq == 5
+    assert "altered" in result.problem
+
+
+def test_deleted_row_is_detected(hub):
+    fill(hub, 10)
+    with hub.db.transaction() as session:
+        session.execute(text("DELETE FROM journal WHERE seq = 6"))
+    result = journal.verify(hub.db)
+    assert not result.ok and result.first_bad_seq == 7 and "deleted" in result.problem
+
+
+def test_deleted_tail_is_detected_against_the_head(hub):
+    fill(hub, 10)
+    with hub.db.transaction() as session:
+        session.execute(text("DELETE FROM journal WHERE seq >= 9"))
+    result = journal.verify(hub.db)
+    assert not result.ok and "deleted at the end" in result.problem
+
+
+def test_inserted_row_is_detected(hub):
+    fill(hub, 10)
+    with hub.db.transaction() as session:
+        # Make room after seq 3 and slip a forged row in, with a plausible hash of its own.
+        session.execute(text("UPDATE journal SET seq = seq + 1000 WHERE seq > 3"))
+        session.execute(text("UPDATE journal SET seq = seq - 999 WHERE seq > 1000"))
+        forged = JournalEntry(
+            at=journal.utcnow(),
+            correlation_id="forged",
+            direction="outbound",
+            system="etat_civil",
+            operation="Forged",
+            outcome="ok",
+            attempt=1,
+            latency_ms=1.0,
+            payload_digest="sha256:f",
+            seq=4,
+        )
+        session.add(forged)
+        session.flush()
+        forged.prev_hash = "0" * 64
+        forged.hash = journal.entry_hash(forged, forged.prev_hash)
+    result = journal.verify(hub.db)
+    assert not result.ok and result.first_bad_seq == 4 and "inserted" in result.problem
+
+
+def test_reordered_rows_are_detected(hub):
+    fill(hub, 10)
+    with hub.db.transaction() as session:
+        session.execute(text("UPDATE journal SET seq = -1 WHERE seq = 3"))
+        session.execute(text("UPDATE journal SET seq = 3 WHERE seq = 4"))
+        session.execute(text("UPDATE journal SET seq = 4 WHERE seq = -1"))
+    result = journal.verify(hub.db)
+    assert not result.ok and result.first_bad_seq == 3
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(min_value=2, max_value=12), data=st.data())
+def test_any_single_alteration_is_caught_at_its_row(hub, rows, data):
+    with hub.db.transaction() as session:
+        session.execute(text("DELETE FROM journal"))
+        session.execute(text("UPDATE journal_head SET seq = 0, hash = :g"), {"g": journal.GENESIS})
+    fill(hub, rows)
+    seq = data.draw(st.integers(min_value=1, max_value=rows))
+    column = data.draw(st.sampled_from(["operation", "outcome", "system", "payload_digest", "citizen_ref"]))
+    with hub.db.transaction() as session:
+        session.execute(text(f"UPDATE journal SET {column} = 'tampered' WHERE seq = :s"), {"s": seq})
+    result = journal.verify(hub.db)
+    assert not result.ok and result.first_bad_seq == seq
+
+
+@pytest.fixture
+def cli_env(hub, monkeypatch, database_url):
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_CONFIG", str(CONFIG))
+    return hub
+
+
+def test_cli_audit_verify_exit_codes(cli_env):
+    fill(cli_env, 5)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["audit", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert "journal OK: 5 rows" in ok.output
+    with cli_env.db.transaction() as session:
+        session.execute(text("UPDATE journal SET latency_ms = 0 WHERE seq = 2"))
+    broken = runner.invoke(app, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert "seq 2" in broken.output
