@@ -26,9 +26,14 @@ STARTUP_TIMEOUT_S = 10.0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; SO_REUSEADDR so a stopped sandbox's port can be reused at once."""
+    """A listening TCP socket; SO_REUSEADDR so a stopped sandbox's port can be reused at once.
+
+    The protocol must be given as IPPROTO_TCP: asyncio only disables Nagle's algorithm on accepted
+    sockets whose ``proto`` says TCP, and with it on, every response whose headers and body are
+    written separately waits ~40 ms for the client's delayed ACK (22 requests/s instead of 2000).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

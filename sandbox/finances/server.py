@@ -68,7 +68,8 @@ class FinancesServer:
         self.host_key = host_key if host_key is not None else generate_host_key()
         self.processor = InboxProcessor(self.state, poll_interval_s)
         if sock is None:
-            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
         self._sock = sock
@@ -133,6 +134,7 @@ class FinancesServer:
                 conn.close()
                 continue
             conn.settimeout(None)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(
                 target=self._serve, args=(conn,), name="sandbox-finances-conn", daemon=True
             ).start()
