@@ -124,3 +124,11 @@ def test_small_responses_are_not_held_back_by_nagle() -> None:
         for _ in range(50):
             client.get(url, params={"birth_name": "x"})
         assert time.perf_counter() - started < 1.0
+
+
+def test_main_reports_a_busy_port_instead_of_crashing(capsys) -> None:
+    from sandbox.runner import main
+
+    with bind_socket("127.0.0.1", 0) as busy:
+        assert main(["--port-base", str(busy.getsockname()[1])]) == 1
+    assert "cannot listen" in capsys.readouterr().err
