@@ -1,0 +1,119 @@
+"""The first démarche end to end: portal -> hub -> état civil (SOAP over a socket) -> status."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from hub import journal
+from hub.db.models import JournalEntry, OutboxMessage
+from tests.conftest import sample
+
+TERMINAL = {"completed", "failed", "rejected"}
+
+
+def wait_for(client, request_id: str, timeout_s: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = client.get(f"/v1/requests/{request_id}").json()
+        if state["status"] in TERMINAL:
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"request {request_id} still {state['status']} after {timeout_s} s")
+
+
+def acts_for(sandbox, request_id: str) -> list:
+    return [act for act in sandbox.states["etat_civil"].act_requests() if act.reference == request_id]
+
+
+def test_birth_certificate_completes_with_the_registry_request_number(live_hub, sandbox):
+    with live_hub.client() as client:
+        request_id = client.post("/v1/requests", json=sample("01-lefevre-copie-integrale")).json()["id"]
+        state = wait_for(client, request_id)
+    assert state["status"] == "completed", state
+    assert state["target_system"] == "etat_civil"
+    [act] = acts_for(sandbox, request_id)
+    assert state["result"]["act_request"]["request_number"] == act.request_number
+    assert act.copy_type == "COPIE_INTEGRALE" and act.act_number == "N-75056-1985-0412"
+    steps = [event["step"] for event in state["timeline"]]
+    assert steps == ["received", "processing", "request-copy", "submitted", "wait-issued", "completed"]
+
+
+def test_every_exchange_is_journaled_with_purpose_and_citizen_reference(live_hub):
+    with live_hub.client() as client:
+        request_id = client.post("/v1/requests", json=sample("04-santoni-corse")).json()["id"]
+        assert wait_for(client, request_id)["status"] == "completed"
+    journal.seal(live_hub.hub.db)
+    with live_hub.hub.db.sessions() as session:
+        rows = session.scalars(select(JournalEntry).where(JournalEntry.request_id == request_id)
+                               .order_by(JournalEntry.seq)).all()
+    assert [(r.direction, r.system, r.operation, r.outcome) for r in rows] == [
+        ("inbound", "hub", "POST /v1/requests (birth-certificate)", "accepted"),
+        ("outbound", "etat_civil", "RequestActCopy", "ok"),
+        ("outbound", "etat_civil", "GetActRequestStatus", "ok"),
+    ]
+    assert {r.citizen_ref for r in rows} == {rows[0].citizen_ref}
+    assert all(r.purpose == "etat_civil_delivrance_actes" and r.legal_basis == "legal_obligation" for r in rows)
+    assert all(r.response_digest for r in rows[1:])
+    assert journal.verify(live_hub.hub.db).ok
+
+
+def test_an_act_the_registry_refuses_ends_rejected(live_hub):
+    body = sample("01-lefevre-copie-integrale")
+    body["citizen"].update(birth_name="Moreau", given_names=["Hélène", "Françoise"], birth_date="1955-12-25",
+                           birth_place={"insee_code": "13055"}, sex="F")
+    with live_hub.client() as client:
+        state = wait_for(client, client.post("/v1/requests", json=body).json()["id"])
+    assert state["status"] == "rejected"
+    assert state["timeline"][-1]["outcome"] == "rejected"
+
+
+def test_unknown_person_is_a_permanent_failure_dead_lettered(live_hub):
+    body = sample("01-lefevre-copie-integrale")
+    body["citizen"]["birth_name"] = "Inconnu"
+    with live_hub.client() as client:
+        state = wait_for(client, client.post("/v1/requests", json=body).json()["id"])
+    assert state["status"] == "failed"
+    assert state["error"]["code"] == "RECORD_NOT_FOUND"
+    with live_hub.hub.db.sessions() as session:
+        message = session.scalar(select(OutboxMessage).where(OutboxMessage.request_id == state["id"]))
+    assert message.state == "dead" and "RECORD_NOT_FOUND" in message.last_error
+
+
+def test_registry_down_for_a_while_then_back_delivers_each_request_once(live_hub, sandbox):
+    sandbox.knobs["etat_civil"].down_for(1.5)
+    names = ["01-lefevre-copie-integrale", "02-de-la-fontaine-extrait-filiation", "03-ndiaye-extrait-sans-filiation",
+             "05-garcia-lopez-ne-a-l-etranger", "06-dubois-enfant"]
+    with live_hub.client() as client:
+        ids = [client.post("/v1/requests", json=sample(name)).json()["id"] for name in names]
+        states = [wait_for(client, request_id, timeout_s=60) for request_id in ids]
+    assert [s["status"] for s in states] == ["completed"] * len(names)
+    assert all(len(acts_for(sandbox, request_id)) == 1 for request_id in ids)
+    retried = [s for s in states if any(e["outcome"] == "retry" for e in s["timeline"])]
+    assert retried, "the outage should have caused at least one retry"
+    with live_hub.hub.db.sessions() as session:
+        failures = session.scalars(select(JournalEntry).where(JournalEntry.outcome == "transient_error")).all()
+    assert failures and all(f.system == "etat_civil" for f in failures)
+
+
+def test_polling_waits_for_the_registry_to_issue_the_act(live_hub, sandbox):
+    registry = sandbox.states["etat_civil"]
+    registry.issue_delay_s = 1.2
+    try:
+        with live_hub.client() as client:
+            request_id = client.post("/v1/requests", json=sample("06-dubois-enfant")).json()["id"]
+            time.sleep(0.5)
+            assert client.get(f"/v1/requests/{request_id}").json()["status"] == "submitted"
+            state = wait_for(client, request_id)
+    finally:
+        registry.issue_delay_s = 0.0
+    assert state["status"] == "completed"
+    polls = [r for r in _outbound(live_hub, request_id) if r.operation == "GetActRequestStatus"]
+    assert len(polls) >= 2, "the first poll finds the act still pending"
+
+
+def _outbound(live_hub, request_id: str) -> list[JournalEntry]:
+    with live_hub.hub.db.sessions() as session:
+        return session.scalars(select(JournalEntry).where(JournalEntry.request_id == request_id,
+                                                          JournalEntry.direction == "outbound")).all()

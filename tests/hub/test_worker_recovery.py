@@ -1,0 +1,77 @@
+"""A worker killed mid-flow: its lease expires, another worker finishes the request, once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from hub.db.models import OutboxMessage, Request
+from hub.worker import Worker
+from tests.conftest import ROOT, sample
+from tests.hub.test_birth_certificate_flow import acts_for
+
+
+def short_lease_config(tmp_path: Path) -> Path:
+    for folder in ("config", "flows", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    hub_yaml = tmp_path / "config" / "hub.yaml"
+    hub_yaml.write_text(hub_yaml.read_text().replace("  lease_s: 30", "  lease_s: 2"))
+    return hub_yaml
+
+
+def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(live_api, sandbox, tmp_path,
+                                                                       database_url):
+    config = short_lease_config(tmp_path)
+    with live_api.client() as client:
+        request_id = client.post("/v1/requests", json=sample("05-garcia-lopez-ne-a-l-etranger")).json()["id"]
+    # The registry answers slowly: the worker is killed while its RequestActCopy is in flight.
+    sandbox.knobs["etat_civil"].update({"latency_ms": 1500})
+    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(config)}
+    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _claimed(live_api.hub, request_id):
+            time.sleep(0.05)
+        assert _claimed(live_api.hub, request_id), worker.stderr.read1().decode() if worker.poll() else ""
+        time.sleep(0.5)  # inside the slow call
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    sandbox.knobs["etat_civil"].update({"latency_ms": 0})
+    time.sleep(1.0)  # the registry finishes the call the dead worker made
+
+    from hub.runtime import build_hub
+
+    survivor_hub = build_hub(config, url=database_url, migrate=False)
+    try:
+        survivor = Worker(survivor_hub, name="survivor")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _status(survivor_hub, request_id) != "completed":
+            survivor.run_once()
+            time.sleep(0.1)
+        assert _status(survivor_hub, request_id) == "completed"
+    finally:
+        survivor_hub.close()
+    # The dead worker's call reached the registry; the survivor's retry carried the same key.
+    assert len(acts_for(sandbox, request_id)) == 1
+
+
+def _claimed(hub, request_id: str) -> bool:
+    with hub.db.sessions() as session:
+        message = session.scalar(select(OutboxMessage).where(OutboxMessage.request_id == request_id))
+        return message is not None and message.claimed_by is not None
+
+
+def _status(hub, request_id: str) -> str:
+    with hub.db.sessions() as session:
+        return session.get(Request, request_id).status
