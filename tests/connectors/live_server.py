@@ -18,7 +18,9 @@ from starlette.types import ASGIApp
 @contextmanager
 def serve(app: ASGIApp, *, startup_timeout_s: float = 10.0) -> Iterator[str]:
     """Yield ``http://127.0.0.1:<port>`` while uvicorn serves ``app`` there."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only when proto says TCP;
+    # without it every response waits ~40 ms on delayed ACKs (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
