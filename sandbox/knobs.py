@@ -11,7 +11,7 @@ import json
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -50,8 +50,8 @@ class Knobs:
                     setattr(self, key, float(value))
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: v for k, v in data.items() if not k.startswith("_")}
+        # Not dataclasses.asdict: it would deep-copy the lock.
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
     def should_fail(self) -> bool:
         with self._lock:

@@ -46,23 +46,31 @@ def test_every_exchange_is_journaled_with_purpose_and_citizen_reference(live_hub
         assert wait_for(client, request_id)["status"] == "completed"
     journal.seal(live_hub.hub.db)
     with live_hub.hub.db.sessions() as session:
-        rows = session.scalars(select(JournalEntry).where(JournalEntry.request_id == request_id)
-                               .order_by(JournalEntry.seq)).all()
+        rows = session.scalars(
+            select(JournalEntry).where(JournalEntry.request_id == request_id).order_by(JournalEntry.seq)
+        ).all()
     assert [(r.direction, r.system, r.operation, r.outcome) for r in rows] == [
         ("inbound", "hub", "POST /v1/requests (birth-certificate)", "accepted"),
         ("outbound", "etat_civil", "RequestActCopy", "ok"),
         ("outbound", "etat_civil", "GetActRequestStatus", "ok"),
     ]
     assert {r.citizen_ref for r in rows} == {rows[0].citizen_ref}
-    assert all(r.purpose == "etat_civil_delivrance_actes" and r.legal_basis == "legal_obligation" for r in rows)
+    assert all(
+        r.purpose == "etat_civil_delivrance_actes" and r.legal_basis == "legal_obligation" for r in rows
+    )
     assert all(r.response_digest for r in rows[1:])
     assert journal.verify(live_hub.hub.db).ok
 
 
 def test_an_act_the_registry_refuses_ends_rejected(live_hub):
     body = sample("01-lefevre-copie-integrale")
-    body["citizen"].update(birth_name="Moreau", given_names=["Hélène", "Françoise"], birth_date="1955-12-25",
-                           birth_place={"insee_code": "13055"}, sex="F")
+    body["citizen"].update(
+        birth_name="Moreau",
+        given_names=["Hélène", "Françoise"],
+        birth_date="1955-12-25",
+        birth_place={"insee_code": "13055"},
+        sex="F",
+    )
     with live_hub.client() as client:
         state = wait_for(client, client.post("/v1/requests", json=body).json()["id"])
     assert state["status"] == "rejected"
@@ -83,8 +91,13 @@ def test_unknown_person_is_a_permanent_failure_dead_lettered(live_hub):
 
 def test_registry_down_for_a_while_then_back_delivers_each_request_once(live_hub, sandbox):
     sandbox.knobs["etat_civil"].down_for(1.5)
-    names = ["01-lefevre-copie-integrale", "02-de-la-fontaine-extrait-filiation", "03-ndiaye-extrait-sans-filiation",
-             "05-garcia-lopez-ne-a-l-etranger", "06-dubois-enfant"]
+    names = [
+        "01-lefevre-copie-integrale",
+        "02-de-la-fontaine-extrait-filiation",
+        "03-ndiaye-extrait-sans-filiation",
+        "05-garcia-lopez-ne-a-l-etranger",
+        "06-dubois-enfant",
+    ]
     with live_hub.client() as client:
         ids = [client.post("/v1/requests", json=sample(name)).json()["id"] for name in names]
         states = [wait_for(client, request_id, timeout_s=60) for request_id in ids]
@@ -93,7 +106,9 @@ def test_registry_down_for_a_while_then_back_delivers_each_request_once(live_hub
     retried = [s for s in states if any(e["outcome"] == "retry" for e in s["timeline"])]
     assert retried, "the outage should have caused at least one retry"
     with live_hub.hub.db.sessions() as session:
-        failures = session.scalars(select(JournalEntry).where(JournalEntry.outcome == "transient_error")).all()
+        failures = session.scalars(
+            select(JournalEntry).where(JournalEntry.outcome == "transient_error")
+        ).all()
     assert failures and all(f.system == "etat_civil" for f in failures)
 
 
@@ -115,5 +130,8 @@ def test_polling_waits_for_the_registry_to_issue_the_act(live_hub, sandbox):
 
 def _outbound(live_hub, request_id: str) -> list[JournalEntry]:
     with live_hub.hub.db.sessions() as session:
-        return session.scalars(select(JournalEntry).where(JournalEntry.request_id == request_id,
-                                                          JournalEntry.direction == "outbound")).all()
+        return session.scalars(
+            select(JournalEntry).where(
+                JournalEntry.request_id == request_id, JournalEntry.direction == "outbound"
+            )
+        ).all()

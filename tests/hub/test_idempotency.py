@@ -30,7 +30,9 @@ def test_hundred_concurrent_duplicates_make_one_request_and_one_effect(live_hub,
         assert session.scalar(select(func.count()).select_from(Request)) == 1
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
         accepted = session.scalar(
-            select(func.count()).where(JournalEntry.direction == "inbound", JournalEntry.outcome == "accepted")
+            select(func.count()).where(
+                JournalEntry.direction == "inbound", JournalEntry.outcome == "accepted"
+            )
         )
     assert accepted == 1
     assert len(acts_for(sandbox, request_id)) == 1

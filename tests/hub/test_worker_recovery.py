@@ -26,16 +26,22 @@ def short_lease_config(tmp_path: Path) -> Path:
     return hub_yaml
 
 
-def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(live_api, sandbox, tmp_path,
-                                                                       database_url):
+def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(
+    live_api, sandbox, tmp_path, database_url
+):
     config = short_lease_config(tmp_path)
     with live_api.client() as client:
         request_id = client.post("/v1/requests", json=sample("05-garcia-lopez-ne-a-l-etranger")).json()["id"]
     # The registry answers slowly: the worker is killed while its RequestActCopy is in flight.
     sandbox.knobs["etat_civil"].update({"latency_ms": 1500})
     env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(config)}
-    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not _claimed(live_api.hub, request_id):
