@@ -26,6 +26,9 @@ class CallContext:
     citizen_ref: str | None = None
     # Derived from the request and the flow step, so a retried call is recognised by the back-end.
     idempotency_key: str | None = None
+    # Attempts already made by earlier deliveries (the hub reschedules through its outbox), so the
+    # journal numbers attempts across deliveries, not only within one call.
+    previous_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

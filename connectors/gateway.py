@@ -267,7 +267,7 @@ class Gateway:
             Exchange(
                 system=self.system,
                 operation=operation,
-                attempt=attempt,
+                attempt=context.previous_attempts + attempt,
                 outcome=outcome,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
                 payload_digest=payload_digest,

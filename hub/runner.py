@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,6 +73,7 @@ class FlowRunner:
             purpose=flow.spec.purpose,
             legal_basis=purpose.legal_basis,
             citizen_ref=snapshot["citizen_ref"],
+            previous_attempts=claim.attempts,
         )
         progress = _Progress(
             claim.step, snapshot["status"], dict(snapshot["steps"]), snapshot["target_system"]
@@ -115,13 +116,13 @@ class FlowRunner:
                 result = flow.mappings[step.map.mapping].apply(document)
                 effect = False
             elif step.call is not None:
-                result = self._call(flow, step, step.call, document, context, claim, progress)
+                result = self._call(flow, step, step.call, document, context, progress)
             elif step.set_status is not None:
                 progress.status = step.set_status
                 progress.event(step.id, "ok", f"status {step.set_status}")
                 effect = False  # written with the next checkpoint, with its own time
             elif step.wait_until is not None:
-                result = self._wait(flow, step, document, context, claim, progress)
+                result = self._wait(flow, step, document, context, progress)
             if step.save_as:
                 progress.context[step.save_as] = result
             progress.step += 1
@@ -136,7 +137,6 @@ class FlowRunner:
         call: CallSpec,
         document: dict,
         context: CallContext,
-        claim: Claim,
         progress: _Progress,
     ) -> Any:
         answer = self._send(flow, step, call, document, context)
@@ -147,9 +147,7 @@ class FlowRunner:
         progress.event(step.id, "ok", f"{call.system}.{call.operation}")
         return result
 
-    def _wait(
-        self, flow: Flow, step: Step, document: dict, context: CallContext, claim: Claim, progress: _Progress
-    ) -> Any:
+    def _wait(self, flow: Flow, step: Step, document: dict, context: CallContext, progress: _Progress) -> Any:
         wait = step.wait_until
         assert wait is not None
         answer_doc = {**document, "response": self._send(flow, step, wait, document, context)}
@@ -178,7 +176,7 @@ class FlowRunner:
             message = flow.mappings[call.mapping].apply(document)
         else:
             message = document["steps"][call.message]
-        keyed = CallContext(**{**_fields(context), "idempotency_key": f"{context.request_id}:{step.id}"})
+        keyed = replace(context, idempotency_key=f"{context.request_id}:{step.id}")
         return self.hub.adapter(call.system).call(call.operation, message, keyed)
 
     # ------------------------------------------------------------------ outcomes
@@ -274,10 +272,6 @@ class _Finished(Exception):
 
 def _matches(flow: Flow, key: str, expected: Any, document: dict) -> bool:
     return any(match.value == expected for match in flow.conditions[key].find(document))
-
-
-def _fields(context: CallContext) -> dict[str, Any]:
-    return {name: getattr(context, name) for name in context.__dataclass_fields__}
 
 
 def _snapshot(request: Request) -> dict[str, Any]:
