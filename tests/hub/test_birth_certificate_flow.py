@@ -140,7 +140,9 @@ def _outbound(live_hub, request_id: str) -> list[JournalEntry]:
 def test_attempts_are_numbered_across_redeliveries(live_hub, sandbox):
     sandbox.knobs["etat_civil"].down_for(1.0)
     with live_hub.client() as client:
-        request_id = client.post("/v1/requests", json=sample("02-de-la-fontaine-extrait-filiation")).json()["id"]
+        request_id = client.post("/v1/requests", json=sample("02-de-la-fontaine-extrait-filiation")).json()[
+            "id"
+        ]
         assert wait_for(client, request_id)["status"] == "completed"
     calls = [r for r in _outbound(live_hub, request_id) if r.operation == "RequestActCopy"]
     attempts = sorted(r.attempt for r in calls)
