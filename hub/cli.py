@@ -166,11 +166,14 @@ def worker_command(
 
 
 @app.command()
-def sandbox() -> None:
+def sandbox(
+    port_base: Annotated[int, typer.Option(help="first port; the shipped hub.yaml expects 8101")] = 8101,
+    issue_delay: Annotated[float, typer.Option(help="seconds before the registry issues an act")] = 0.5,
+) -> None:
     """Run the simulated back-ends alone and print their addresses."""
     from sandbox.runner import main
 
-    raise typer.Exit(main([]))
+    raise typer.Exit(main(["--port-base", str(port_base), "--issue-delay", str(issue_delay)]))
 
 
 @app.command()
