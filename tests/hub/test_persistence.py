@@ -1,0 +1,70 @@
+"""Durability settings, client keys, and concurrent claims of the outbox."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select, text
+from typer.testing import CliRunner
+
+from hub.auth import hash_key
+from hub.cli import app
+from hub.db.models import ApiClient, OutboxMessage
+from hub.outbox import claim
+from tests.conftest import CONFIG, sample
+
+
+def test_sqlite_runs_in_wal_with_full_synchronous_commits(hub):
+    if hub.db.dialect != "sqlite":
+        pytest.skip("SQLite-only settings (this run uses PostgreSQL)")
+    with hub.db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_clients_add_prints_the_key_once_alone_on_the_last_line(hub, monkeypatch, database_url):
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_CONFIG", str(CONFIG))
+    result = CliRunner().invoke(app, ["clients", "add", "portail", "--scopes", "portal", "-s", "audit"])
+    assert result.exit_code == 0, result.output
+    key = result.output.rstrip("\n").splitlines()[-1]
+    assert key.startswith("hub_") and len(key) > 40 and " " not in key
+    with hub.db.sessions() as session:
+        stored = session.get(ApiClient, "portail")
+    assert stored.key_sha256 == hash_key(key) and key not in stored.key_sha256
+    assert stored.scopes == "audit portal"
+    principal = hub.clients.authenticate(key)
+    assert principal.name == "portail" and principal.has("audit")
+    again = CliRunner().invoke(app, ["clients", "add", "portail", "--scopes", "portal"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = CliRunner().invoke(app, ["clients", "add", "x", "--scopes", "superuser"])
+    assert bad.exit_code == 1 and "unknown scope" in bad.output
+
+
+def test_concurrent_workers_never_claim_the_same_message(live_api):
+    with live_api.client() as client:
+        for i in range(40):
+            client.post(
+                "/v1/requests", json=sample("06-dubois-enfant"), headers={"Idempotency-Key": f"c-{i}"}
+            )
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def take(name: str) -> None:
+        barrier.wait()
+        ids = []
+        for _ in range(10):
+            ids += [c.message_id for c in claim(live_api.hub.db, name, 5, lease_s=60)]
+        claimed.append(ids)
+
+    threads = [threading.Thread(target=take, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [message for ids in claimed for message in ids]
+    assert len(every) == 40 and len(set(every)) == 40
+    with live_api.hub.db.sessions() as session:
+        assert session.scalar(select(func.count()).where(OutboxMessage.claimed_by.is_(None))) == 0
