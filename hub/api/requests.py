@@ -17,7 +17,7 @@ from hub.api.errors import ApiError, validation_details
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
-from hub.intake import IntakeError, RequestBody, journal_rejection, submit
+from hub.intake import InputInvalid, IntakeError, RequestBody, journal_rejection, submit
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 
@@ -66,8 +66,7 @@ async def post_request(
     try:
         body = RequestBody.model_validate(document)
     except ValidationError as exc:
-        error = IntakeError("the request is invalid", validation_details(list(exc.errors())))
-        error.code = "validation_failed"
+        error = InputInvalid("the request is invalid", validation_details(list(exc.errors())))
         await run_in_threadpool(journal_rejection, hub, principal, raw, error, started)
         raise ApiError(422, "validation_failed", error.message, error.details) from None
     try:
