@@ -29,7 +29,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"
         self.concurrency = concurrency or hub.config.worker.concurrency
         self.runner = FlowRunner(hub)
-        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._in_flight = 0
+        self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-flow")
         self._last_seal = 0.0
         self.processed = 0
@@ -47,7 +48,8 @@ class Worker:
         settings = self.hub.config.worker
         log.info("worker %s started (%d slots)", self.name, self.concurrency)
         while not stop.is_set():
-            free = self._free_slots()
+            with self._lock:
+                free = self.concurrency - self._in_flight
             claims: list[Claim] = []
             if free:
                 try:
@@ -56,8 +58,9 @@ class Worker:
                     log.exception("claiming failed; retrying shortly")
                     stop.wait(1.0)
                     continue
+            with self._lock:
+                self._in_flight += len(claims)
             for item in claims:
-                self._slots.acquire()
                 self._pool.submit(self._process_and_release, item)
             self.seal_if_due()
             if not claims:
@@ -67,19 +70,13 @@ class Worker:
         self.seal_if_due(force=True)
         log.info("worker %s stopped after %d messages", self.name, self.processed)
 
-    def _free_slots(self) -> int:
-        free = 0
-        while self._slots.acquire(blocking=False):
-            free += 1
-        for _ in range(free):
-            self._slots.release()
-        return free
-
     def _process_and_release(self, item: Claim) -> None:
         try:
             self._process(item)
         finally:
-            self._slots.release()
+            with self._lock:
+                self._in_flight -= 1
+            self.hub.wake_workers()  # a slot is free: claim more without waiting for the poll
 
     def _process(self, item: Claim) -> None:
         try:
