@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,20 +18,17 @@ from hub.validation import validate_document
 from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
 
 DEFAULT_CONFIG = Path("config/hub.yaml")
-SCOPES = ("portal", "requests:read_all", "audit", "admin")
-LEGAL_BASES = (
-    "consent",
-    "contract",
-    "legal_obligation",
-    "vital_interests",
-    "public_task",
-    "legitimate_interests",
-)
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
 Scope = Literal["portal", "requests:read_all", "audit", "admin"]
+# RGPD art. 6(1) (a) to (f)
+LegalBasis = Literal[
+    "consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"
+]
+SCOPES: tuple[str, ...] = get_args(Scope)
+LEGAL_BASES: tuple[str, ...] = get_args(LegalBasis)
 
 
 class Strict(BaseModel):
@@ -101,14 +98,7 @@ class ClientConfig(Strict):
 
 class Purpose(Strict):
     description: str = Field(min_length=1)
-    legal_basis: Literal[
-        "consent",
-        "contract",
-        "legal_obligation",
-        "vital_interests",
-        "public_task",
-        "legitimate_interests",
-    ]
+    legal_basis: LegalBasis
     legal_reference: str = ""
     data_categories: list[str] = Field(min_length=1)
     retention: str = Field(description="ISO 8601 duration, e.g. P5Y or P6M")
