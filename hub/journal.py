@@ -13,9 +13,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from connectors.exchange import CallContext, Exchange
@@ -57,7 +58,10 @@ def entry_hash(entry: JournalEntry, prev_hash: str) -> str:
     return hashlib.sha256((prev_hash + "\n" + canonical).encode()).hexdigest()
 
 
-def inbound_entry(
+JOURNAL = JournalEntry.__table__
+
+
+def inbound_row(
     *,
     context: CallContext,
     operation: str,
@@ -65,25 +69,43 @@ def inbound_entry(
     latency_ms: float,
     payload_digest: str,
     error_code: str | None = None,
-) -> JournalEntry:
-    """The journal row of a call into the hub (added by the caller to its own transaction)."""
-    return JournalEntry(
-        at=utcnow(),
-        correlation_id=context.correlation_id,
-        request_id=context.request_id,
-        client=context.client,
-        direction="inbound",
-        system="hub",
-        operation=operation,
-        purpose=context.purpose,
-        legal_basis=context.legal_basis,
-        citizen_ref=context.citizen_ref,
-        outcome=outcome,
-        attempt=1,
-        latency_ms=round(latency_ms, 3),
-        payload_digest=payload_digest,
-        error_code=error_code,
+) -> dict[str, Any]:
+    """The journal row of a call into the hub, to insert in the caller's own transaction."""
+    return _row(
+        context, "inbound", "hub", operation, outcome, 1, latency_ms, payload_digest, None, error_code
     )
+
+
+def _row(
+    context: CallContext,
+    direction: str,
+    system: str,
+    operation: str,
+    outcome: str,
+    attempt: int,
+    latency_ms: float,
+    payload_digest: str,
+    response_digest: str | None,
+    error_code: str | None,
+) -> dict[str, Any]:
+    return {
+        "at": utcnow(),
+        "correlation_id": context.correlation_id,
+        "request_id": context.request_id,
+        "client": context.client,
+        "direction": direction,
+        "system": system,
+        "operation": operation,
+        "purpose": context.purpose,
+        "legal_basis": context.legal_basis,
+        "citizen_ref": context.citizen_ref,
+        "outcome": outcome,
+        "attempt": attempt,
+        "latency_ms": round(latency_ms, 3),
+        "payload_digest": payload_digest,
+        "response_digest": response_digest,
+        "error_code": error_code,
+    }
 
 
 class JournalRecorder:
@@ -94,27 +116,20 @@ class JournalRecorder:
         self.counter = counter
 
     def record(self, exchange: Exchange, context: CallContext) -> None:
-        with self.db.transaction() as session:
-            session.add(
-                JournalEntry(
-                    at=utcnow(),
-                    correlation_id=context.correlation_id,
-                    request_id=context.request_id,
-                    client=context.client,
-                    direction="outbound",
-                    system=exchange.system,
-                    operation=exchange.operation,
-                    purpose=context.purpose,
-                    legal_basis=context.legal_basis,
-                    citizen_ref=context.citizen_ref,
-                    outcome=exchange.outcome,
-                    attempt=exchange.attempt,
-                    latency_ms=round(exchange.latency_ms, 3),
-                    payload_digest=exchange.payload_digest,
-                    response_digest=exchange.response_digest,
-                    error_code=exchange.error_code,
-                )
-            )
+        row = _row(
+            context,
+            "outbound",
+            exchange.system,
+            exchange.operation,
+            exchange.outcome,
+            exchange.attempt,
+            exchange.latency_ms,
+            exchange.payload_digest,
+            exchange.response_digest,
+            exchange.error_code,
+        )
+        with self.db.connection() as connection:
+            connection.execute(insert(JOURNAL), row)
         if self.counter is not None:
             self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 

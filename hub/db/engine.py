@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE = Path("var/hub.db")
@@ -84,6 +84,12 @@ class Database:
         """Commit everything done in the block together, or nothing at all."""
         with self._writers() as session, session.begin():
             yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in one transaction: the unit of work where the ORM would be overhead."""
+        with self.engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()
