@@ -262,10 +262,11 @@ def _spawn(name: str, argv: list[str], env: dict[str, str], port: int, log: Path
 
 
 @contextlib.contextmanager
-def hub_server(env: dict[str, str], workdir: Path, *, worker: bool) -> Iterator[Server]:
+def hub_server(env: dict[str, str], workdir: Path, *, worker: bool, processes: int = 1) -> Iterator[Server]:
     """``hub serve`` (the production entry point) in a subprocess; stopped with SIGINT at the end."""
     port = free_port()
     argv = [HUB_CLI, "serve", "--port", str(port), "--worker" if worker else "--no-worker"]
+    argv += ["--processes", str(processes)]
     server = _spawn("hub serve", argv, env, port, workdir / f"hub-{port}.log")
     try:
         server.wait_ready()
@@ -569,8 +570,13 @@ class CpuMeter:
         self.used_s = 0.0
 
     def _total(self) -> float:
-        times = self.process.cpu_times()
-        return times.user + times.system
+        # The process and its children (``hub serve --processes N`` forks uvicorn workers).
+        total = 0.0
+        for process in [self.process, *self.process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
 
     def __enter__(self) -> CpuMeter:
         self._start = self._total()

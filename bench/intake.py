@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     c.database_choices(parser)
     c.load_options(parser, duration=10.0)
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
+    parser.add_argument(
+        "--processes", default="1,2", help="comma-separated `hub serve --processes` values to measure"
+    )
     args = parser.parse_args(argv)
     bodies = c.sample_bodies()
     c.note(f"{len(bodies)} sample bodies, {args.clients} clients, {args.duration:.0f} s per run")
@@ -78,18 +81,23 @@ def main(argv: list[str] | None = None) -> int:
             with c.fresh_database(kind, workdir) as url:
                 env = c.hub_env(url, config)
                 key = c.add_client(env)
-                with c.hub_server(env, workdir, worker=False) as server:
-                    result, server_cpu_s, warmup_accepted = measure(server, key, args, bodies)
-                prefix = f"intake.{kind}"
-                report(prefix, result, server_cpu_s)
-                vs_baseline = c.ratio(result.accepted_per_s, baseline.accepted_per_s)
-                c.emit(f"{prefix}.vs_baseline", vs_baseline, "ratio")
-                accepted = result.accepted + warmup_accepted
-                (rows,) = c.count_rows(url, "SELECT count(*) FROM requests")
-                (outbox,) = c.count_rows(url, "SELECT count(*) FROM outbox")
-                c.emit(f"{prefix}.lost", max(0, accepted - min(rows, outbox)), "requests")
-                if rows != accepted or outbox != accepted:
-                    c.note(f"{prefix}: {accepted} answered 202, {rows} request rows, {outbox} outbox rows")
+                accepted = 0
+                for processes in [int(p) for p in args.processes.split(",")]:
+                    with c.hub_server(env, workdir, worker=False, processes=processes) as server:
+                        result, server_cpu_s, warmup_accepted = measure(server, key, args, bodies)
+                    # one process is the default; further settings are named by their process count
+                    prefix = f"intake.{kind}" + ("" if processes == 1 else f".p{processes}")
+                    report(prefix, result, server_cpu_s)
+                    vs_baseline = c.ratio(result.accepted_per_s, baseline.accepted_per_s)
+                    c.emit(f"{prefix}.vs_baseline", vs_baseline, "ratio")
+                    accepted += result.accepted + warmup_accepted
+                    (rows,) = c.count_rows(url, "SELECT count(*) FROM requests")
+                    (outbox,) = c.count_rows(url, "SELECT count(*) FROM outbox")
+                    c.emit(f"{prefix}.lost", max(0, accepted - min(rows, outbox)), "requests")
+                    if rows != accepted or outbox != accepted:
+                        c.note(
+                            f"{prefix}: {accepted} answered 202, {rows} request rows, {outbox} outbox rows"
+                        )
     return 0
 
 

@@ -21,6 +21,7 @@ from hub.db.engine import Database
 from hub.db.models import ApiClient
 
 _CACHE_TTL_S = 10.0
+MISSING = object()  # "not in the cache", as opposed to "known to be invalid" (None)
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,25 @@ class ClientRegistry:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, key: str) -> Principal | None:
+    def cached(self, key: str) -> Principal | object | None:
+        """The principal for ``key`` without I/O, or :data:`MISSING` if the database must be asked."""
         digest = hash_key(key)
         for known, principal in self._declared.items():
             if hmac.compare_digest(known, digest):
                 return principal
-        now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest)
-        if cached and cached[0] > now:
+        if cached and cached[0] > time.monotonic():
             return cached[1]
+        return MISSING
+
+    def authenticate(self, key: str) -> Principal | None:
+        """The principal for ``key`` (``None`` if unknown or revoked), asking the database if need be."""
+        found = self.cached(key)
+        if found is not MISSING:
+            return found  # type: ignore[return-value]
+        digest = hash_key(key)
+        now = time.monotonic()
         with self._db.sessions() as session:
             row = session.scalar(
                 select(ApiClient).where(ApiClient.key_sha256 == digest, ApiClient.revoked_at.is_(None))

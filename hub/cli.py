@@ -137,13 +137,14 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     worker: Annotated[bool, typer.Option("--worker/--no-worker", help="run the embedded worker")] = True,
+    processes: Annotated[int, typer.Option(min=1, max=64, help="API processes sharing the port")] = 1,
     config: ConfigOption = None,
 ) -> None:
     """Run the API (and an embedded worker): the embedded default needs nothing else."""
     from hub.server import serve as run_server
 
     hub = _hub(config)
-    run_server(hub, host, port, with_worker=worker)
+    run_server(hub, host, port, with_worker=worker, processes=processes, config_path=config)
 
 
 @app.command("worker")

@@ -127,6 +127,7 @@ class WorkerSettings(Strict):
 
 class ApiSettings(Strict):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    db_concurrency: int = Field(8, ge=1, le=256, description="API calls using the database at once")
 
 
 class HubConfig(Strict):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI
 
 from hub.api import errors, ops, requests
+from hub.api.threads import limiter_for
 from hub.runtime import Hub
+from hub.worker import run_in_thread
 
 DESCRIPTION = """
 The hub between the citizen portal / business applications and the municipality's back-end
@@ -14,9 +20,26 @@ Every error answers `{"error": {"code", "message", "details"}}`; codes are liste
 """
 
 
-def create_app(hub: Hub) -> FastAPI:
-    app = FastAPI(title="Municipal integration hub", version="0.1.0", description=DESCRIPTION)
+def create_app(hub: Hub, *, embedded_worker: bool = False) -> FastAPI:
+    """The API over ``hub``; with ``embedded_worker``, a worker runs in this process while it serves."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not embedded_worker:
+            yield
+            return
+        thread, stop = run_in_thread(hub)
+        try:
+            yield
+        finally:
+            stop.set()
+            await anyio.to_thread.run_sync(thread.join, 10)
+
+    app = FastAPI(
+        title="Municipal integration hub", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.hub = hub
+    app.state.db_limiter = limiter_for(hub.config.api.db_concurrency)
     errors.install(app)
     app.include_router(requests.router)
     app.include_router(ops.router)

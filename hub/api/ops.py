@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+
+from hub.api.threads import in_db_thread
 
 router = APIRouter(tags=["operations"])
 
@@ -24,5 +25,5 @@ def health(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
-    body = await run_in_threadpool(request.app.state.hub.metrics.render)
+    body = await in_db_thread(request, request.app.state.hub.metrics.render)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,6 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -15,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from hub.api.errors import ApiError, validation_details
 from hub.api.security import require_any
+from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
 from hub.intake import InputInvalid, IntakeError, RequestBody, journal_rejection, submit
@@ -67,12 +67,12 @@ async def post_request(
         body = RequestBody.model_validate(document)
     except ValidationError as exc:
         error = InputInvalid("the request is invalid", validation_details(list(exc.errors())))
-        await run_in_threadpool(journal_rejection, hub, principal, raw, error, started)
+        await in_db_thread(request, journal_rejection, hub, principal, raw, error, started)
         raise ApiError(422, "validation_failed", error.message, error.details) from None
     try:
-        accepted = await run_in_threadpool(submit, hub, principal, body, idempotency_key, started)
+        accepted = await in_db_thread(request, submit, hub, principal, body, idempotency_key, started)
     except IntakeError as error:
-        await run_in_threadpool(journal_rejection, hub, principal, raw, error, started)
+        await in_db_thread(request, journal_rejection, hub, principal, raw, error, started)
         raise ApiError(error.status, error.code, error.message, error.details) from None
     headers = {"Location": f"/v1/requests/{accepted.request_id}"}
     if not accepted.created:

@@ -8,7 +8,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.api.errors import ApiError
-from hub.auth import Principal
+from hub.api.threads import in_db_thread
+from hub.auth import MISSING, Principal
 
 # Declared for OpenAPI (the "Authorize" button in /docs); the check itself is below.
 _bearer = HTTPBearer(auto_error=False, description="the client key given by `hub clients add`")
@@ -17,7 +18,7 @@ _bearer = HTTPBearer(auto_error=False, description="the client key given by `hub
 def require_any(*scopes: str) -> Callable[..., Principal]:
     """A dependency that authenticates the caller and checks it holds one of ``scopes``."""
 
-    def dependency(
+    async def dependency(
         request: Request, _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
     ) -> Principal:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
@@ -29,7 +30,11 @@ def require_any(*scopes: str) -> Callable[..., Principal]:
                 "missing client key: send 'Authorization: Bearer <key>'",
                 headers=challenge,
             )
-        principal = request.app.state.hub.clients.authenticate(key.strip())
+        clients = request.app.state.hub.clients
+        key = key.strip()
+        principal = clients.cached(key)
+        if principal is MISSING:  # not seen lately: ask the database, off the event loop
+            principal = await in_db_thread(request, clients.authenticate, key)
         if principal is None:
             raise ApiError(401, "unauthorized", "invalid client key", headers=challenge)
         if not any(principal.has(scope) for scope in scopes):

@@ -8,8 +8,9 @@ survives a power cut, and every transaction begins IMMEDIATE: one writer at a ti
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,10 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _configure_sqlite(engine, immediate=immediate)
         return engine
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
+    # Enough for the API's db_concurrency plus a worker's flows; overflow connections are costly
+    # to open (several ms on PostgreSQL), so the steady state must fit in the pool.
+    kwargs.setdefault("pool_size", 16)
+    kwargs.setdefault("max_overflow", 16)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
@@ -74,6 +77,11 @@ class Database:
             else self.engine
         )
         self.sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+        # SQLite has one writer: threads of this process take turns here, in order, instead of
+        # polling the database lock with SQLite's sleeping busy handler (long tail latencies).
+        self._write_turn: AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
 
     @property
     def dialect(self) -> str:
@@ -82,13 +90,13 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Commit everything done in the block together, or nothing at all."""
-        with self._writers() as session, session.begin():
+        with self._write_turn, self._writers() as session, session.begin():
             yield session
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
         """A Core connection in one transaction: the unit of work where the ORM would be overhead."""
-        with self.engine.begin() as connection:
+        with self._write_turn, self.engine.begin() as connection:
             yield connection
 
     def dispose(self) -> None:
