@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
 
 from hub.db.engine import Database
 from hub.db.models import OutboxMessage, utcnow
+
+OUTBOX = OutboxMessage.__table__
 
 
 @dataclass(frozen=True)
@@ -30,43 +31,43 @@ class Claim:
 
 
 def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
-    """Take up to ``limit`` ready messages (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
+    """Take up to ``limit`` ready messages in one statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL:
+    concurrent workers skip each other's rows instead of waiting)."""
     now = utcnow()
-    with db.transaction() as session:
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.state == "pending",
-                OutboxMessage.available_at <= now,
-                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
-            )
-            .order_by(OutboxMessage.available_at, OutboxMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        claims = []
-        for row in rows:
-            token = f"{worker}/{uuid.uuid4().hex[:12]}"
-            row.lease_until = now + timedelta(seconds=lease_s)
-            row.claimed_by = token
-            claims.append(Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at))
-        return claims
-
-
-def still_mine(session: Session, claim: Claim) -> OutboxMessage | None:
-    """The message row locked for update if this claim still holds it, else ``None``."""
-    return session.scalar(
-        select(OutboxMessage)
-        .where(OutboxMessage.id == claim.message_id, OutboxMessage.claimed_by == claim.token)
-        .with_for_update()
+    token = f"{worker}/{uuid.uuid4().hex[:12]}"
+    ready = (
+        select(OUTBOX.c.id)
+        .where(
+            OUTBOX.c.state == "pending",
+            OUTBOX.c.available_at <= now,
+            or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now),
+        )
+        .order_by(OUTBOX.c.available_at, OUTBOX.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
+    statement = (
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(ready))
+        .values(lease_until=now + timedelta(seconds=lease_s), claimed_by=token)
+        .returning(
+            OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.step, OUTBOX.c.attempts, OUTBOX.c.first_failure_at
+        )
+    )
+    with db.connection() as connection:
+        rows = connection.execute(statement).all()
+    return [
+        Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at) for row in rows
+    ]
 
 
 def extend(db: Database, claim: Claim, lease_s: float) -> bool:
-    with db.transaction() as session:
-        result = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == claim.message_id, OutboxMessage.claimed_by == claim.token)
+    """Keep a long-running claim: push its lease further, if it is still this claim's."""
+    with db.connection() as connection:
+        result = connection.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == claim.message_id, OUTBOX.c.claimed_by == claim.token)
             .values(lease_until=utcnow() + timedelta(seconds=lease_s))
         )
         return result.rowcount == 1

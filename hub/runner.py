@@ -14,15 +14,28 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert, update
+
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
-from hub.db.models import Request, RequestEvent, utcnow
+from hub.db.models import OutboxMessage, Request, RequestEvent, utcnow
 from hub.flows import CallSpec, Flow, Step
 from hub.mapping import MappingFailed
-from hub.outbox import Claim, still_mine
+from hub.outbox import Claim
 from hub.runtime import Hub
 
 log = logging.getLogger("hub.runner")
+OUTBOX = OutboxMessage.__table__
+REQUESTS = Request.__table__
+EVENTS = RequestEvent.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    at: datetime
+    step: str
+    outcome: str
+    detail: str | None
 
 
 @dataclass
@@ -33,10 +46,10 @@ class _Progress:
     status: str
     context: dict[str, Any]
     target_system: str | None
-    events: list[RequestEvent] = field(default_factory=list)
+    events: list[_Event] = field(default_factory=list)
 
     def event(self, step: str, outcome: str, detail: str | None = None) -> None:
-        self.events.append(RequestEvent(step=step, outcome=outcome, detail=detail, at=utcnow()))
+        self.events.append(_Event(utcnow(), step, outcome, detail))
 
 
 class _Rescheduled(Exception):
@@ -123,6 +136,7 @@ class FlowRunner:
                 effect = False  # written with the next checkpoint, with its own time
             elif step.wait_until is not None:
                 result = self._wait(flow, step, document, context, progress)
+                effect = False  # a poll reads; redoing it after a crash changes nothing
             if step.save_as:
                 progress.context[step.save_as] = result
             progress.step += 1
@@ -226,44 +240,60 @@ class FlowRunner:
         error: str | None = None,
         dead: tuple[str, str] | None = None,
     ) -> str:
+        """Write the run's progress in one transaction, if this claim still holds the message."""
         now = utcnow()
-        with self.hub.db.transaction() as session:
-            message = still_mine(session, claim)
-            if message is None:
+        message: dict[str, Any] = {"step": progress.step}
+        request: dict[str, Any] = {
+            "status": progress.status,
+            "context": dict(progress.context),
+            "target_system": progress.target_system,
+            "updated_at": now,
+        }
+        outcome = "running"
+        if dead is not None:
+            request.update(error_code=dead[0], error_message=dead[1], completed_at=now)
+            message.update(state="dead", last_error=f"{dead[0]}: {dead[1]}", lease_until=None)
+            outcome = "dead"
+        elif done:
+            request["completed_at"] = now
+            message.update(state="done", lease_until=None, claimed_by=None)
+            outcome = "done"
+        else:
+            if attempts is not None:
+                message.update(attempts=attempts, first_failure_at=first_failure_at, last_error=error)
+            elif available_at is not None:  # a wait, not a failure: the retry budget starts afresh
+                message.update(attempts=0, first_failure_at=None)
+            if available_at is not None:
+                message.update(available_at=available_at, lease_until=None, claimed_by=None)
+                outcome = "scheduled"
+        with self.hub.db.connection() as connection:
+            # The claim token in the WHERE clause is the fence: a worker whose lease was taken over
+            # updates nothing, and writes nothing else either.
+            mine = connection.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id == claim.message_id, OUTBOX.c.claimed_by == claim.token)
+                .values(message)
+            ).rowcount
+            if mine != 1:
                 log.warning("lost the lease of message %s; another worker carries on", claim.message_id)
                 return "lost"
-            request = session.get(Request, claim.request_id)
-            assert request is not None
-            request.status = progress.status
-            request.context = dict(progress.context)
-            request.target_system = progress.target_system
-            request.updated_at = now
-            for event in progress.events:
-                event.request_id = request.id
-                session.add(event)
-            progress.events.clear()
-            message.step = progress.step
-            if dead is not None:
-                request.error_code, request.error_message = dead
-                message.state, message.last_error, message.lease_until = "dead", f"{dead[0]}: {dead[1]}", None
-                request.completed_at = now
-                return "dead"
-            if done:
-                message.state, message.lease_until, message.claimed_by = "done", None, None
-                request.completed_at = now
-                return "done"
-            if attempts is not None:
-                message.attempts, message.first_failure_at, message.last_error = (
-                    attempts,
-                    first_failure_at,
-                    error,
+            connection.execute(update(REQUESTS).where(REQUESTS.c.id == claim.request_id).values(request))
+            if progress.events:
+                connection.execute(
+                    insert(EVENTS),
+                    [
+                        {
+                            "request_id": claim.request_id,
+                            "at": e.at,
+                            "step": e.step,
+                            "outcome": e.outcome,
+                            "detail": e.detail,
+                        }
+                        for e in progress.events
+                    ],
                 )
-            elif available_at is not None:  # a wait, not a failure: the retry budget starts afresh
-                message.attempts, message.first_failure_at = 0, None
-            if available_at is not None:
-                message.available_at, message.lease_until, message.claimed_by = available_at, None, None
-                return "scheduled"
-            return "running"
+        progress.events.clear()
+        return outcome
 
 
 class _Finished(Exception):
