@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import Row, insert, select, update
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
@@ -66,11 +66,11 @@ class FlowRunner:
     def process(self, claim: Claim) -> str:
         """Run the claimed message's flow as far as it goes; return the message's new state."""
         with self.hub.db.sessions() as session:
-            request = session.get(Request, claim.request_id)
-            if request is None:
-                raise LookupError(f"outbox message {claim.message_id} names a missing request")
-            flow = self.hub.flows.get(request.flow)
-            snapshot = _snapshot(request)
+            request = session.execute(select(REQUESTS).where(REQUESTS.c.id == claim.request_id)).first()
+        if request is None:
+            raise LookupError(f"outbox message {claim.message_id} names a missing request")
+        flow = self.hub.flows.get(request.flow)
+        snapshot = _snapshot(request)
         if flow is None:
             return self._dead(
                 claim,
@@ -304,7 +304,7 @@ def _matches(flow: Flow, key: str, expected: Any, document: dict) -> bool:
     return any(match.value == expected for match in flow.conditions[key].find(document))
 
 
-def _snapshot(request: Request) -> dict[str, Any]:
+def _snapshot(request: Row[Any]) -> dict[str, Any]:
     body = request.body
     return {
         "flow": request.flow,
