@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,10 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(clients_app, name="clients")
 app.add_typer(audit_app, name="audit")
+dead_app = typer.Typer(
+    help="Requests stopped on a permanent error or exhausted retries.", no_args_is_help=True
+)
+app.add_typer(dead_app, name="dead-letters")
 
 console = Console()
 errors = Console(stderr=True)
@@ -130,6 +135,42 @@ def audit_verify(
     result = journal.verify(hub.db)
     (console if result.ok else errors).print(result.describe(), markup=False)
     raise typer.Exit(0 if result.ok else 1)
+
+
+@dead_app.command("list")
+def dead_letters_list(config: ConfigOption = None) -> None:
+    """Dead-lettered requests, oldest first, with their cause."""
+    from hub.deadletters import list_dead
+
+    hub = _hub(config)
+    table = Table("request", "flow", "failed step", "cause", "since")
+    letters = list_dead(hub)
+    for letter in letters:
+        table.add_row(
+            letter.request_id, letter.flow, str(letter.step), letter.error or "", letter.failed_at.isoformat()
+        )
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@dead_app.command("replay")
+def dead_letters_replay(
+    request_id: str,
+    operator: Annotated[str, typer.Option(help="who replays (journaled)")] = os.environ.get(
+        "USER", "operator"
+    ),
+    config: ConfigOption = None,
+) -> None:
+    """Put a dead-lettered request back in the queue at the step that failed."""
+    from hub.deadletters import NotDead, replay
+
+    hub = _hub(config)
+    try:
+        replay(hub, request_id, operator)
+    except NotDead as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    console.print(f"request {request_id} queued again; a worker resumes it at its failed step")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import select
 
 from hub import journal
@@ -149,3 +150,45 @@ def test_attempts_are_numbered_across_redeliveries(live_hub, sandbox):
     assert len(attempts) >= 2
     assert attempts == list(range(1, len(attempts) + 1))
     assert [r.outcome for r in sorted(calls, key=lambda r: r.attempt)][-1] == "ok"
+
+
+def test_dead_letter_is_replayed_by_an_operator_once_the_cause_is_fixed(live_hub, sandbox, monkeypatch):
+    from hub.deadletters import list_dead, replay
+    from sandbox.etat_civil.registry import BirthRecord
+
+    body = sample("06-dubois-enfant")
+    body["citizen"].update(birth_name="Nouveau", given_names=["Léa"], birth_date="2020-04-01")
+    with live_hub.client() as client:
+        request_id = client.post("/v1/requests", json=body).json()["id"]
+        assert wait_for(client, request_id)["error"]["code"] == "RECORD_NOT_FOUND"
+        assert [d.request_id for d in list_dead(live_hub.hub)] == [request_id]
+        # the registry clerk transcribes the birth; the operator replays the request
+        registry = sandbox.states["etat_civil"]
+        record = BirthRecord.from_seed(
+            {
+                "birth_name": "Nouveau",
+                "given_names": "Léa",
+                "birth_date": "2020-04-01",
+                "birth_place_insee": "33063",
+                "sex": "F",
+                "act_number": "N-33063-2020-0101",
+            }
+        )
+        monkeypatch.setattr(registry, "records", [*registry.records, record])
+        replay(live_hub.hub, request_id, operator="agent.dupont")
+        state = wait_for(client, request_id)
+    assert state["status"] == "completed" and state["error"] is None
+    assert "replay" in [event["step"] for event in state["timeline"]]
+    assert list_dead(live_hub.hub) == []
+    with live_hub.hub.db.sessions() as session:
+        audit = session.scalar(select(JournalEntry).where(JournalEntry.operation == "replay dead letter"))
+    assert audit.client == "agent.dupont" and audit.request_id == request_id
+
+
+def test_replaying_a_live_request_is_refused(live_api):
+    from hub.deadletters import NotDead, replay
+
+    with live_api.client() as client:
+        request_id = client.post("/v1/requests", json=sample("06-dubois-enfant")).json()["id"]
+    with pytest.raises(NotDead):
+        replay(live_api.hub, request_id, operator="agent")
