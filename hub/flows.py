@@ -101,6 +101,7 @@ class Flow:
     validator: jsonschema.protocols.Validator
     mappings: dict[str, Mapping]
     conditions: dict[str, JSONPath]
+    document: YamlDocument  # to locate later cross-checks at file:line
 
     @property
     def name(self) -> str:
@@ -147,7 +148,7 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
     if issues:
         raise ConfigError(issues)
     used = {name: mappings[name] for name in _mapping_names(spec)}
-    return Flow(spec, str(path), jsonschema.Draft202012Validator(spec.input), used, conditions)
+    return Flow(spec, str(path), jsonschema.Draft202012Validator(spec.input), used, conditions, document)
 
 
 def _mapping_names(spec: FlowFile) -> list[str]:

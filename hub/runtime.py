@@ -38,34 +38,28 @@ class Definitions:
 
 def load_definitions(config_path: str | Path | None = None) -> Definitions:
     """Load hub.yaml, every mapping and every flow; raise :class:`ConfigError` with all issues."""
-    config, _ = load_config(config_path)
+    config, document = load_config(config_path)
     mappings = load_mappings(config.resolve(config.paths.mappings))
     flows = load_flows(config.resolve(config.paths.flows), config, mappings)
     issues: list[ConfigIssue] = []
     for name, system in config.systems.items():
         if system.wsdl is not None and not config.resolve(system.wsdl).is_file():
             issues.append(
-                ConfigIssue(
-                    str(config.source),
-                    1,
-                    1,
+                document.issue(
+                    ("systems", name, "wsdl"),
                     f"systems.{name}.wsdl: file {config.resolve(system.wsdl)} not found",
                 )
             )
     for flow in flows.values():
-        for step in flow.steps:
+        for index, step in enumerate(flow.steps):
             call = step.call or step.wait_until
             if call and config.systems[call.system].kind not in CALLABLE_KINDS:
+                kind = config.systems[call.system].kind
                 issues.append(
-                    ConfigIssue(
-                        flow.path,
-                        1,
-                        1,
-                        (
-                            f"step {step.id}: system {call.system!r} is of kind "
-                            f"{config.systems[call.system].kind}, which flows cannot call yet "
-                            f"(callable kinds: {', '.join(CALLABLE_KINDS)})"
-                        ),
+                    flow.document.issue(
+                        ("steps", index, step.kind, "system"),
+                        f"system {call.system!r} is of kind {kind}, which flows cannot call yet "
+                        f"(callable kinds: {', '.join(CALLABLE_KINDS)})",
                     )
                 )
     if issues:
@@ -95,10 +89,6 @@ class Hub:
             if adapter is None:
                 adapter = self._adapters[system] = self._build_adapter(system)
             return adapter
-
-    def breaker_states(self) -> dict[str, str]:
-        with self._adapters_lock:
-            return {name: gateway.breaker_state for name, gateway in self._gateways.items()}
 
     def _build_adapter(self, system: str) -> SoapAdapter:
         spec = self.config.systems[system]

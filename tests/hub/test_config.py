@@ -170,3 +170,21 @@ def test_hub_config_environment_variable_selects_the_file(project, monkeypatch):
     edit(project / "config" / "hub.yaml", "Ville de Saint-Exemple", "Commune de Test")
     result = CliRunner().invoke(app, ["config", "check"])
     assert result.exit_code == 0 and "Commune de Test" in result.output
+
+
+def test_missing_wsdl_file_is_located_in_hub_yaml(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "wsdl: wsdl/etat-civil.wsdl", "wsdl: wsdl/missing.wsdl")
+    [error] = errors_of(project)
+    assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'missing.wsdl')}:") and "not found" in error
+
+
+def test_flow_calling_a_kind_without_adapter_yet_is_located_at_the_step(project):
+    flow = project / "flows" / "birth-certificate.yaml"
+    edit(
+        flow,
+        "      system: etat_civil\n      operation: RequestActCopy",
+        "      system: ecole\n      operation: RequestActCopy",
+    )
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, 'system: ecole')}:") and "cannot call yet" in error
