@@ -77,6 +77,7 @@ class Database:
             else self.engine
         )
         self.sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # SQLite has one writer: threads of this process take turns here, in order, instead of
         # polling the database lock with SQLite's sleeping busy handler (long tail latencies).
         self._write_turn: AbstractContextManager[Any] = (
@@ -94,8 +95,16 @@ class Database:
             yield session
 
     @contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """A Core connection in one transaction: the unit of work where the ORM would be overhead."""
+    def connection(self, *, single_statement: bool = False) -> Iterator[Connection]:
+        """A Core connection in one transaction: the unit of work where the ORM would be overhead.
+
+        ``single_statement``: the caller's writes are one statement (atomic by itself), so on
+        PostgreSQL it runs in autocommit, saving the BEGIN and COMMIT round trips.
+        """
+        if single_statement and self.dialect == "postgresql":
+            with self._autocommit.connect() as connection:
+                yield connection
+            return
         with self._write_turn, self.engine.begin() as connection:
             yield connection
 
