@@ -8,7 +8,6 @@ its ``202``, the request cannot be lost, and the journal cannot miss it.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.dialects import sqlite
 from connectors.exchange import CallContext, digest
 from hub.auth import Principal
 from hub.db.models import OutboxMessage, Request, RequestEvent, utcnow
+from hub.ids import new_id
 from hub.journal import JOURNAL, inbound_row
 from hub.runtime import Hub
 from master_data.identity import CitizenIdentity
@@ -77,7 +77,7 @@ class Accepted:
 
 def journal_rejection(hub: Hub, principal: Principal, raw: bytes, error: IntakeError, started: float) -> None:
     """Journal a refused inbound call too: the auditor sees what was attempted, not only what passed."""
-    context = CallContext(correlation_id=str(uuid.uuid4()), client=principal.name)
+    context = CallContext(correlation_id=new_id(), client=principal.name)
     row = inbound_row(
         context=context,
         operation="POST /v1/requests",
@@ -91,10 +91,22 @@ def journal_rejection(hub: Hub, principal: Principal, raw: bytes, error: IntakeE
     hub.metrics.exchanges.labels("inbound", "hub", "rejected").inc()
 
 
-def submit(
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request and the rows that record it, ready to be written."""
+
+    request_row: dict[str, Any]
+    journal_row: dict[str, Any]
+
+    @property
+    def request_id(self) -> str:
+        return self.request_row["id"]
+
+
+def prepare(
     hub: Hub, principal: Principal, body: RequestBody, idempotency_key: str | None, started: float
-) -> Accepted:
-    """Record an accepted request durably; raise an :class:`IntakeError` for bad input."""
+) -> Prepared:
+    """Validate a request against its flow and build its rows; raise :class:`IntakeError` if invalid."""
     flow = hub.flows.get(body.flow)
     if flow is None:
         raise UnknownFlow(f"no flow named {body.flow!r}", {"known_flows": sorted(hub.flows)})
@@ -104,7 +116,7 @@ def submit(
     stored = body.model_dump(mode="json")
     body_digest = digest(stored)
     purpose = hub.config.purposes[flow.spec.purpose]
-    request_id = str(uuid.uuid4())
+    request_id = new_id()
     context = CallContext(
         correlation_id=request_id,
         request_id=request_id,
@@ -135,25 +147,44 @@ def submit(
         latency_ms=(time.perf_counter() - started) * 1000,
         payload_digest=body_digest,
     )
-    # Core statements, not the ORM unit of work: this is the hot path of every request. On
-    # PostgreSQL the writes are one statement, atomic by itself: no BEGIN/COMMIT round trips.
+    return Prepared(request_row, journal_row)
+
+
+def record(connection: Connection, prepared: Prepared) -> Accepted:
+    """Write a prepared request in the caller's transaction, or answer as the earlier request with
+    the same client and Idempotency-Key (concurrent duplicates meet at the unique index)."""
+    row = prepared.request_row
+    if connection.dialect.name == "postgresql":
+        created = _record_postgresql(connection, row, prepared.journal_row)
+    else:
+        created = _record_sqlite(connection, row, prepared.journal_row)
+    if created:
+        return Accepted(row["id"], row["flow"], "received", created=True)
+    existing = connection.execute(
+        select(REQUESTS.c.id, REQUESTS.c.flow, REQUESTS.c.body_digest).where(
+            REQUESTS.c.client == row["client"], REQUESTS.c.idempotency_key == row["idempotency_key"]
+        )
+    ).one()
+    return _replay(existing.id, existing.flow, existing.body_digest, row["body_digest"])
+
+
+def recorded(hub: Hub, accepted: Accepted) -> None:
+    """After the commit: count the exchange and wake the workers."""
+    if accepted.created:
+        hub.metrics.exchanges.labels("inbound", "hub", "accepted").inc()
+        hub.wake_workers()
+
+
+def submit(
+    hub: Hub, principal: Principal, body: RequestBody, idempotency_key: str | None, started: float
+) -> Accepted:
+    """Validate and durably record one request (the API batches instead: :mod:`hub.group_commit`)."""
+    prepared = prepare(hub, principal, body, idempotency_key, started)
+    # On PostgreSQL the writes are one statement, atomic by itself: no BEGIN/COMMIT round trips.
     with hub.db.connection(single_statement=True) as connection:
-        if connection.dialect.name == "postgresql":
-            created = _record_postgresql(connection, request_row, journal_row)
-        else:
-            created = _record_sqlite(connection, request_row, journal_row)
-        if not created:
-            # Same client and Idempotency-Key as an earlier request (concurrent duplicates meet at the
-            # unique index): answer like that one, or refuse a different body.
-            existing = connection.execute(
-                select(REQUESTS.c.id, REQUESTS.c.flow, REQUESTS.c.body_digest).where(
-                    REQUESTS.c.client == principal.name, REQUESTS.c.idempotency_key == idempotency_key
-                )
-            ).one()
-            return _replay(existing.id, existing.flow, existing.body_digest, body_digest)
-    hub.metrics.exchanges.labels("inbound", "hub", "accepted").inc()
-    hub.wake_workers()
-    return Accepted(request_id, flow.name, "received", created=True)
+        accepted = record(connection, prepared)
+    recorded(hub, accepted)
+    return accepted
 
 
 def _record_sqlite(connection: Connection, request_row: dict[str, Any], journal_row: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from hub.api import errors, ops, requests
 from hub.api.threads import limiter_for
+from hub.group_commit import GroupCommitter
 from hub.runtime import Hub
 from hub.worker import run_in_thread
 
@@ -23,23 +24,25 @@ Every error answers `{"error": {"code", "message", "details"}}`; codes are liste
 def create_app(hub: Hub, *, embedded_worker: bool = False) -> FastAPI:
     """The API over ``hub``; with ``embedded_worker``, a worker runs in this process while it serves."""
 
+    committer = GroupCommitter(hub)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not embedded_worker:
-            yield
-            return
-        thread, stop = run_in_thread(hub)
+        thread, stop = run_in_thread(hub) if embedded_worker else (None, None)
         try:
             yield
         finally:
-            stop.set()
-            await anyio.to_thread.run_sync(thread.join, 10)
+            await anyio.to_thread.run_sync(committer.stop)
+            if thread is not None and stop is not None:
+                stop.set()
+                await anyio.to_thread.run_sync(thread.join, 10)
 
     app = FastAPI(
         title="Municipal integration hub", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
     )
     app.state.hub = hub
     app.state.db_limiter = limiter_for(hub.config.api.db_concurrency)
+    app.state.committer = committer
     errors.install(app)
     app.include_router(requests.router)
     app.include_router(ops.router)

@@ -17,7 +17,7 @@ from hub.api.security import require_any
 from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
-from hub.intake import InputInvalid, IntakeError, RequestBody, journal_rejection, submit
+from hub.intake import InputInvalid, IntakeError, RequestBody, journal_rejection, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 
@@ -70,7 +70,8 @@ async def post_request(
         await in_db_thread(request, journal_rejection, hub, principal, raw, error, started)
         raise ApiError(422, "validation_failed", error.message, error.details) from None
     try:
-        accepted = await in_db_thread(request, submit, hub, principal, body, idempotency_key, started)
+        prepared = prepare(hub, principal, body, idempotency_key, started)
+        accepted = await request.app.state.committer.record(prepared)
     except IntakeError as error:
         await in_db_thread(request, journal_rejection, hub, principal, raw, error, started)
         raise ApiError(error.status, error.code, error.message, error.details) from None

@@ -1,0 +1,113 @@
+"""Group commit for the intake: requests arriving together are written in one transaction.
+
+Each accepted request must be durable before its ``202``; committing them one by one spends a
+commit (a WAL flush) and a thread hand-off per request. The API hands prepared requests to one
+writer thread, which takes whatever has queued up (up to ``max_batch``), writes it in a single
+transaction and answers every waiting request once the commit returned: the same durability, with
+commits shared. If the batch fails, each request is retried alone, so one bad row cannot fail the
+others. Idempotency is unchanged: each request still meets earlier ones at the unique index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from hub.intake import Accepted, IntakeError, Prepared, record, recorded
+from hub.runtime import Hub
+
+log = logging.getLogger("hub.group_commit")
+
+
+@dataclass
+class _Pending:
+    prepared: Prepared
+    future: asyncio.Future[Accepted]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupCommitter:
+    def __init__(self, hub: Hub, *, max_batch: int = 128) -> None:
+        self.hub = hub
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="hub-intake-writer", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.written = 0
+
+    async def record(self, prepared: Prepared) -> Accepted:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Accepted] = loop.create_future()
+        self._queue.put(_Pending(prepared, future, loop))
+        return await future
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        outcomes: list[Accepted | BaseException]
+        try:
+            with self.hub.db.connection() as connection:
+                outcomes = [self._one(connection, item) for item in batch]
+        except Exception:
+            if len(batch) == 1:
+                log.exception("intake write failed")
+                outcomes = [_failure()]
+            else:  # isolate the culprit: every request alone, in its own transaction
+                log.warning("a batch of %d requests failed; writing them one by one", len(batch))
+                outcomes = []
+                for item in batch:
+                    try:
+                        with self.hub.db.connection() as connection:
+                            outcomes.append(self._one(connection, item))
+                    except Exception:
+                        log.exception("intake write failed")
+                        outcomes.append(_failure())
+        self.batches += 1
+        self.written += len(batch)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Accepted):
+                recorded(self.hub, outcome)
+            item.loop.call_soon_threadsafe(_settle, item.future, outcome)
+
+    @staticmethod
+    def _one(connection, item: _Pending) -> Accepted | BaseException:
+        try:
+            return record(connection, item.prepared)
+        except IntakeError as error:  # a replay refused (key reused): this request only
+            return error
+
+
+def _failure() -> BaseException:
+    return RuntimeError("the request could not be recorded")
+
+
+def _settle(future: asyncio.Future[Accepted], outcome: Accepted | BaseException) -> None:
+    if future.cancelled():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
