@@ -16,7 +16,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from hub.intake import Accepted, IntakeError, Prepared, record, recorded
+from hub.intake import Accepted, Prepared, record_many, recorded
 from hub.runtime import Hub
 
 log = logging.getLogger("hub.group_commit")
@@ -70,7 +70,7 @@ class GroupCommitter:
         outcomes: list[Accepted | BaseException]
         try:
             with self.hub.db.connection() as connection:
-                outcomes = [self._one(connection, item) for item in batch]
+                outcomes = list(record_many(connection, [item.prepared for item in batch]))
         except Exception:
             if len(batch) == 1:
                 log.exception("intake write failed")
@@ -81,7 +81,7 @@ class GroupCommitter:
                 for item in batch:
                     try:
                         with self.hub.db.connection() as connection:
-                            outcomes.append(self._one(connection, item))
+                            outcomes += record_many(connection, [item.prepared])
                     except Exception:
                         log.exception("intake write failed")
                         outcomes.append(_failure())
@@ -91,13 +91,6 @@ class GroupCommitter:
             if isinstance(outcome, Accepted):
                 recorded(self.hub, outcome)
             item.loop.call_soon_threadsafe(_settle, item.future, outcome)
-
-    @staticmethod
-    def _one(connection, item: _Pending) -> Accepted | BaseException:
-        try:
-            return record(connection, item.prepared)
-        except IntakeError as error:  # a replay refused (key reused): this request only
-            return error
 
 
 def _failure() -> BaseException:

@@ -7,12 +7,14 @@ its ``202``, the request cannot be lost, and the journal cannot miss it.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Json
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy import Connection, Dialect, bindparam, insert, select, text
 from sqlalchemy.dialects import sqlite
 
 from connectors.exchange import CallContext, digest
@@ -153,19 +155,34 @@ def prepare(
 def record(connection: Connection, prepared: Prepared) -> Accepted:
     """Write a prepared request in the caller's transaction, or answer as the earlier request with
     the same client and Idempotency-Key (concurrent duplicates meet at the unique index)."""
-    row = prepared.request_row
+    [outcome] = record_many(connection, [prepared])
+    if isinstance(outcome, IntakeError):
+        raise outcome
+    return outcome
+
+
+def record_many(connection: Connection, batch: list[Prepared]) -> list[Accepted | IntakeError]:
+    """:func:`record` for several requests in the caller's transaction (group commit)."""
     if connection.dialect.name == "postgresql":
-        created = _record_postgresql(connection, row, prepared.journal_row)
+        created = _record_postgresql(connection, batch)
     else:
-        created = _record_sqlite(connection, row, prepared.journal_row)
-    if created:
-        return Accepted(row["id"], row["flow"], "received", created=True)
-    existing = connection.execute(
-        select(REQUESTS.c.id, REQUESTS.c.flow, REQUESTS.c.body_digest).where(
-            REQUESTS.c.client == row["client"], REQUESTS.c.idempotency_key == row["idempotency_key"]
-        )
-    ).one()
-    return _replay(existing.id, existing.flow, existing.body_digest, row["body_digest"])
+        created = [_record_sqlite(connection, p.request_row, p.journal_row) for p in batch]
+    outcomes: list[Accepted | IntakeError] = []
+    for prepared, was_created in zip(batch, created, strict=True):
+        row = prepared.request_row
+        if was_created:
+            outcomes.append(Accepted(row["id"], row["flow"], "received", created=True))
+            continue
+        existing = connection.execute(
+            select(REQUESTS.c.id, REQUESTS.c.flow, REQUESTS.c.body_digest).where(
+                REQUESTS.c.client == row["client"], REQUESTS.c.idempotency_key == row["idempotency_key"]
+            )
+        ).one()
+        try:
+            outcomes.append(_replay(existing.id, existing.flow, existing.body_digest, row["body_digest"]))
+        except IntakeError as error:
+            outcomes.append(error)
+    return outcomes
 
 
 def recorded(hub: Hub, accepted: Accepted) -> None:
@@ -253,15 +270,32 @@ _POSTGRESQL_RECORD = text(
 )
 
 
-def _record_postgresql(
-    connection: Connection, request_row: dict[str, Any], journal_row: dict[str, Any]
-) -> bool:
-    params = {
-        **request_row,
-        **{f"j_{k}": v for k, v in journal_row.items()},
-        "j_request_id": request_row["id"],
-    }
-    return connection.execute(_POSTGRESQL_RECORD, params).first() is not None
+def _record_postgresql(connection: Connection, batch: list[Prepared]) -> list[bool]:
+    """One statement per request, sent together in psycopg's pipeline mode: one network round trip
+    for the whole batch instead of one per request."""
+    driver = connection.connection.driver_connection
+    sql = _postgresql_sql(connection.dialect)
+    with driver.pipeline():
+        cursors = []
+        for prepared in batch:
+            cursor = driver.cursor()
+            cursor.execute(sql, _postgresql_params(prepared))
+            cursors.append(cursor)
+    return [cursor.fetchone() is not None for cursor in cursors]
+
+
+@functools.cache
+def _postgresql_sql(dialect: Dialect) -> str:
+    """The statement in the driver's own placeholder syntax, compiled once."""
+    return str(_POSTGRESQL_RECORD.compile(dialect=dialect))
+
+
+def _postgresql_params(prepared: Prepared) -> dict[str, Any]:
+    params = {**prepared.request_row, **{f"j_{k}": v for k, v in prepared.journal_row.items()}}
+    params["j_request_id"] = prepared.request_row["id"]
+    params["body"] = Json(params["body"])
+    params["context"] = Json(params["context"])
+    return params
 
 
 def _replay(request_id: str, flow: str, stored_digest: str, body_digest: str) -> Accepted:
