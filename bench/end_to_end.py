@@ -101,7 +101,7 @@ def run_hub(
     with c.fresh_database(kind, workdir) as url:
         env = c.hub_env(url, config, sandbox.urls)
         key = c.add_client(env)
-        with c.hub_server(env, workdir, worker=True) as server:
+        with c.hub_server(env, workdir, worker=True, processes=args.processes) as server:
             first_post = datetime.now(UTC)
             load = c.run_load(
                 server.base_url,
@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         help="worker.concurrency values to try, comma-separated (default 4,8,16; the config says 4)",
     )
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients posting")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="`hub serve --processes`: API + embedded worker processes"
+    )
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator client")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for completion per run")
     args = parser.parse_args(argv)
