@@ -87,20 +87,25 @@ class GroupCommitter:
                         outcomes.append(_failure())
         self.batches += 1
         self.written += len(batch)
+        # One wake-up per event loop for the whole batch, not one per request.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Accepted], object]]] = {}
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, Accepted):
                 recorded(self.hub, outcome)
-            item.loop.call_soon_threadsafe(_settle, item.future, outcome)
+            by_loop.setdefault(item.loop, []).append((item.future, outcome))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle, settled)
 
 
 def _failure() -> BaseException:
     return RuntimeError("the request could not be recorded")
 
 
-def _settle(future: asyncio.Future[Accepted], outcome: Accepted | BaseException) -> None:
-    if future.cancelled():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _settle(settled: list[tuple[asyncio.Future[Accepted], object]]) -> None:
+    for future, outcome in settled:
+        if future.cancelled():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)  # type: ignore[arg-type]
