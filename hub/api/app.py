@@ -44,6 +44,17 @@ def create_app(hub: Hub, *, embedded_worker: bool = False) -> FastAPI:
     app.state.db_limiter = limiter_for(hub.config.api.db_concurrency)
     app.state.committer = committer
     errors.install(app)
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(requests.REQUEST_BODY_SCHEMA.get("$defs", {}))
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(requests.router)
     app.include_router(ops.router)
     return app

@@ -20,6 +20,9 @@ from hub.db.models import Request as RequestRow
 from hub.intake import InputInvalid, IntakeError, RequestBody, journal_rejection, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
+# The body is read and validated by hand (auth first, size limit, typed errors), so its schema is
+# declared here; its nested models go to the document's components (see hub.api.app).
+REQUEST_BODY_SCHEMA = RequestBody.model_json_schema(ref_template="#/components/schemas/{model}")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed_json"},
@@ -41,9 +44,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": RequestBody.model_json_schema(ref_template="#/components/schemas/{model}")
-                }
+                "application/json": {"schema": {k: v for k, v in REQUEST_BODY_SCHEMA.items() if k != "$defs"}}
             },
         }
     },

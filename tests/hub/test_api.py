@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -211,9 +212,14 @@ def test_metrics_expose_requests_exchanges_and_queue(live_api):
 
 
 def test_openapi_documents_the_request_body_and_bearer_auth(live_api):
+    from openapi_spec_validator import validate
+
     with live_api.client() as client:
         spec = client.get("/openapi.json").json()
         assert client.get("/docs").status_code == 200
+    validate(spec)
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert {"CitizenIdentity", "BirthPlace", "Address"} <= refs <= set(spec["components"]["schemas"])
     operation = spec["paths"]["/v1/requests"]["post"]
     assert "citizen" in json.dumps(operation["requestBody"]) or "RequestBody" in json.dumps(
         operation["requestBody"]
