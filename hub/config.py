@@ -44,6 +44,13 @@ class RetryPolicy(Strict):
     max_attempts: int = Field(5, ge=1, le=50)
     backoff_initial_s: float = Field(0.2, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetryPolicy:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be at least backoff_initial_s")
+        return self
+
     max_elapsed_s: float = Field(3600.0, gt=0, description="after this, the request is dead-lettered")
 
 
@@ -161,7 +168,39 @@ def load_config(path: str | Path | None = None) -> tuple[HubConfig, YamlDocument
         raise ConfigError([document.issue((), "hub.yaml must be a mapping of sections")])
     document.data["source"] = str(path)
     config = validate_document(HubConfig, document)
+    issues = _cross_checks(config, document)
+    if issues:
+        raise ConfigError(issues)
     return config, document
+
+
+def _cross_checks(config: HubConfig, document: YamlDocument) -> list[ConfigIssue]:
+    """Rules spanning sections, reported where the engineer would change something."""
+    issues = []
+    for name, system in config.systems.items():
+        # A worker renews its lease before each call; a call that outlives the lease would let a
+        # second worker run the same step at the same time.
+        if system.timeout_s + 1 > config.worker.lease_s:
+            issues.append(
+                document.issue(
+                    ("worker", "lease_s"),
+                    (
+                        f"worker.lease_s ({config.worker.lease_s:g} s) must exceed systems.{name}.timeout_s "
+                        f"({system.timeout_s:g} s) by at least 1 s"
+                    ),
+                )
+            )
+    owners: dict[str, str] = {}
+    for name, client in config.clients.items():
+        if client.key_sha256 in owners:
+            issues.append(
+                document.issue(
+                    ("clients", name, "key_sha256"),
+                    f"clients {owners[client.key_sha256]} and {name} have the same key_sha256",
+                )
+            )
+        owners.setdefault(client.key_sha256, name)
+    return issues
 
 
 def _substitute_env(document: YamlDocument, node: Any, location: tuple) -> list[ConfigIssue]:

@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
 from hub.db.models import OutboxMessage, Request, RequestEvent, utcnow
 from hub.flows import CallSpec, Flow, Step
 from hub.mapping import MappingFailed
-from hub.outbox import Claim
+from hub.outbox import Claim, extend
 from hub.runtime import Hub
 
 log = logging.getLogger("hub.runner")
@@ -106,6 +107,14 @@ class FlowRunner:
             return self._checkpoint(claim, progress, available_at=wait.at)
         except _Finished:
             return self._checkpoint(claim, progress, done=True)
+        except _LeaseLost:
+            log.warning("lost the lease of message %s; another worker carries on", claim.message_id)
+            return "lost"
+        except DBAPIError:
+            # The hub's own database failed (not the request): leave the message to be claimed again
+            # when its lease expires, rather than failing a request whose back-end call may have worked.
+            log.exception("database error while running request %s; it will be retried", claim.request_id)
+            return "retry"
         except MappingFailed as exc:
             progress.event(flow.steps[progress.step].id, "failed", str(exc))
             return self._dead(claim, progress, exc.code, str(exc))
@@ -129,19 +138,19 @@ class FlowRunner:
                 result = flow.mappings[step.map.mapping].apply(document)
                 effect = False
             elif step.call is not None:
-                result = self._call(flow, step, step.call, document, context, progress)
+                result = self._call(flow, step, step.call, document, context, claim, progress)
             elif step.set_status is not None:
                 progress.status = step.set_status
                 progress.event(step.id, "ok", f"status {step.set_status}")
                 effect = False  # written with the next checkpoint, with its own time
             elif step.wait_until is not None:
-                result = self._wait(flow, step, document, context, progress)
+                result = self._wait(flow, step, document, context, claim, progress)
                 effect = False  # a poll reads; redoing it after a crash changes nothing
             if step.save_as:
                 progress.context[step.save_as] = result
             progress.step += 1
-            if effect and progress.step < len(flow.steps):
-                self._checkpoint(claim, progress)
+            if effect and progress.step < len(flow.steps) and self._checkpoint(claim, progress) == "lost":
+                raise _LeaseLost()
         return self._checkpoint(claim, progress, done=True)
 
     def _call(
@@ -151,9 +160,10 @@ class FlowRunner:
         call: CallSpec,
         document: dict,
         context: CallContext,
+        claim: Claim,
         progress: _Progress,
     ) -> Any:
-        answer = self._send(flow, step, call, document, context)
+        answer = self._send(flow, step, call, document, context, claim)
         progress.target_system = call.system
         result = answer
         if call.response_mapping is not None:
@@ -161,10 +171,12 @@ class FlowRunner:
         progress.event(step.id, "ok", f"{call.system}.{call.operation}")
         return result
 
-    def _wait(self, flow: Flow, step: Step, document: dict, context: CallContext, progress: _Progress) -> Any:
+    def _wait(
+        self, flow: Flow, step: Step, document: dict, context: CallContext, claim: Claim, progress: _Progress
+    ) -> Any:
         wait = step.wait_until
         assert wait is not None
-        answer_doc = {**document, "response": self._send(flow, step, wait, document, context)}
+        answer_doc = {**document, "response": self._send(flow, step, wait, document, context, claim)}
         progress.target_system = wait.system
         if wait.fail_when is not None and _matches(
             flow, f"{step.id}.fail_when", wait.fail_when.equals, answer_doc
@@ -184,8 +196,13 @@ class FlowRunner:
             )
         raise _Rescheduled(utcnow() + timedelta(seconds=wait.every_s))
 
-    def _send(self, flow: Flow, step: Step, call: CallSpec, document: dict, context: CallContext) -> Any:
-        """Map the message and call the system through its instrumented client."""
+    def _send(
+        self, flow: Flow, step: Step, call: CallSpec, document: dict, context: CallContext, claim: Claim
+    ) -> Any:
+        """Map the message and call the system through its instrumented client, under a fresh lease:
+        a worker that lost its claim must not call a back-end on the message's behalf."""
+        if not extend(self.hub.db, claim, self.hub.config.worker.lease_s):
+            raise _LeaseLost()
         if call.mapping is not None:
             message = flow.mappings[call.mapping].apply(document)
         else:
@@ -275,7 +292,6 @@ class FlowRunner:
                 .values(message)
             ).rowcount
             if mine != 1:
-                log.warning("lost the lease of message %s; another worker carries on", claim.message_id)
                 return "lost"
             connection.execute(update(REQUESTS).where(REQUESTS.c.id == claim.request_id).values(request))
             if progress.events:
@@ -298,6 +314,10 @@ class FlowRunner:
 
 class _Finished(Exception):
     pass
+
+
+class _LeaseLost(Exception):
+    """Another worker holds the message now; this run stops without touching anything."""
 
 
 def _matches(flow: Flow, key: str, expected: Any, document: dict) -> bool:

@@ -188,3 +188,31 @@ def test_flow_calling_a_kind_without_adapter_yet_is_located_at_the_step(project)
     )
     [error] = errors_of(project)
     assert error.startswith(f"{flow}:{line_of(flow, 'system: ecole')}:") and "cannot call yet" in error
+
+
+def test_lease_shorter_than_a_call_timeout_is_refused(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "  lease_s: 30", "  lease_s: 8")
+    errors = errors_of(project)
+    assert errors[0].startswith(f"{hub_yaml}:{line_of(hub_yaml, 'lease_s: 8')}:")
+    assert "worker.lease_s (8 s) must exceed systems.etat_civil.timeout_s (10 s)" in errors[0]
+
+
+def test_backoff_bounds_are_checked(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "backoff_initial_s: 0.2, backoff_max_s: 30", "backoff_initial_s: 5, backoff_max_s: 1")
+    [error] = errors_of(project)
+    assert f":{line_of(hub_yaml, 'backoff_max_s: 1')}:" in error
+    assert "backoff_max_s must be at least backoff_initial_s" in error
+
+
+def test_two_clients_with_one_key_are_refused(project):
+    digest = "a" * 64
+    edit(
+        project / "config" / "hub.yaml",
+        "clients: {}",
+        f"clients:\n  a: {{key_sha256: {digest}, scopes: [portal]}}\n"
+        f"  b: {{key_sha256: {digest}, scopes: [audit]}}",
+    )
+    [error] = errors_of(project)
+    assert "clients a and b have the same key_sha256" in error

@@ -22,7 +22,8 @@ def short_lease_config(tmp_path: Path) -> Path:
     for folder in ("config", "flows", "mappings"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     hub_yaml = tmp_path / "config" / "hub.yaml"
-    hub_yaml.write_text(hub_yaml.read_text().replace("  lease_s: 30", "  lease_s: 2"))
+    # the shortest lease the config allows with 10 s call timeouts, so the test waits little
+    hub_yaml.write_text(hub_yaml.read_text().replace("  lease_s: 30", "  lease_s: 11"))
     return hub_yaml
 
 
@@ -33,7 +34,7 @@ def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(
     with live_api.client() as client:
         request_id = client.post("/v1/requests", json=sample("05-garcia-lopez-ne-a-l-etranger")).json()["id"]
     # The registry answers slowly: the worker is killed while its RequestActCopy is in flight.
-    sandbox.knobs["etat_civil"].update({"latency_ms": 1500})
+    sandbox.knobs["etat_civil"].update({"latency_ms": 2000})
     env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(config)}
     worker = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "worker"],
@@ -54,14 +55,14 @@ def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(
         if worker.poll() is None:
             worker.kill()
     sandbox.knobs["etat_civil"].update({"latency_ms": 0})
-    time.sleep(1.0)  # the registry finishes the call the dead worker made
+    time.sleep(1.6)  # the registry finishes the call the dead worker made
 
     from hub.runtime import build_hub
 
     survivor_hub = build_hub(config, url=database_url, migrate=False)
     try:
         survivor = Worker(survivor_hub, name="survivor")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 45
         while time.monotonic() < deadline and _status(survivor_hub, request_id) != "completed":
             survivor.run_once()
             time.sleep(0.1)
