@@ -175,30 +175,30 @@ class Verification:
 
 
 def verify(db: Database) -> Verification:
-    """Walk the chain from the genesis hash; report the first row that does not fit."""
-    with db.sessions() as session:
+    """Walk the chain from the genesis hash; report the first row that does not fit.
+
+    Everything is read in one snapshot, so a seal committing meanwhile cannot look like tampering,
+    and a row outside the chain's range (beyond the head, or numbered below 1) is tampering."""
+    with db.snapshot() as session:
         head = session.get(JournalHead, 1)
+        if head is None:
+            return Verification(False, 0, 0, 0, None, None, "journal head missing")
         unsealed = session.scalar(select(func.count()).where(JournalEntry.seq.is_(None))) or 0
-        expected_seq, running = 0, GENESIS
-        checked = 0
-        for row in _sealed_rows(session):
+        expected_seq, running, checked = 0, GENESIS, 0
+        for row in _sealed_rows(session, up_to=head.seq):
             expected_seq += 1
             bad = None
             if row.seq != expected_seq:
-                bad = (
-                    f"expected seq {expected_seq}, found {row.seq}: "
-                    f"{row.seq - expected_seq} row(s) deleted before it"
-                )
+                missing = row.seq - expected_seq
+                bad = f"expected seq {expected_seq}, found {row.seq}: {missing} row(s) deleted before it"
             elif row.prev_hash != running:
                 bad = "previous-hash link broken: a row was inserted or rows were reordered"
             elif entry_hash(row, running) != row.hash:
                 bad = "content does not match its hash: the row was altered"
             if bad:
-                return Verification(False, checked, unsealed, head.seq if head else 0, row.seq, row.id, bad)
+                return Verification(False, checked, unsealed, head.seq, row.seq, row.id, bad)
             running = row.hash or ""
             checked += 1
-        if head is None:
-            return Verification(False, checked, unsealed, 0, None, None, "journal head missing")
         if head.seq != expected_seq or head.hash != running:
             return Verification(
                 False,
@@ -209,14 +209,32 @@ def verify(db: Database) -> Verification:
                 None,
                 f"chain ends at seq {expected_seq} but the head says {head.seq}: rows deleted at the end",
             )
+        outside = session.scalar(
+            select(func.min(JournalEntry.id)).where((JournalEntry.seq < 1) | (JournalEntry.seq > head.seq))
+        )
+        if outside is not None:
+            row = session.get(JournalEntry, outside)
+            seq = row.seq if row else None
+            return Verification(
+                False,
+                checked,
+                unsealed,
+                head.seq,
+                seq,
+                outside,
+                f"row numbered {seq}, outside the chain 1..{head.seq}: inserted",
+            )
         return Verification(True, checked, unsealed, head.seq)
 
 
-def _sealed_rows(session: Session) -> Iterator[JournalEntry]:
+def _sealed_rows(session: Session, up_to: int) -> Iterator[JournalEntry]:
     last = 0
     while True:
         rows = session.scalars(
-            select(JournalEntry).where(JournalEntry.seq > last).order_by(JournalEntry.seq).limit(5000)
+            select(JournalEntry)
+            .where(JournalEntry.seq > last, JournalEntry.seq <= up_to)
+            .order_by(JournalEntry.seq)
+            .limit(5000)
         ).all()
         if not rows:
             return

@@ -62,8 +62,9 @@ async def post_request(
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
         document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, 5,000-digit numbers, nesting
+        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {reason}") from None
     try:
         body = RequestBody.model_validate(document)
     except ValidationError as exc:

@@ -95,6 +95,17 @@ class Database:
             yield session
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session whose queries all see the same committed state (an audit's view)."""
+        if self.dialect == "postgresql":
+            bind = self.engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with Session(bind=bind, expire_on_commit=False) as session:
+                yield session
+            return
+        with self.sessions() as session:  # SQLite: one read transaction is one snapshot (WAL)
+            yield session
+
+    @contextmanager
     def connection(self, *, single_statement: bool = False) -> Iterator[Connection]:
         """A Core connection in one transaction: the unit of work where the ORM would be overhead.
 

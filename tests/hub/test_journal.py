@@ -161,3 +161,50 @@ def test_cli_audit_verify_exit_codes(cli_env):
     broken = runner.invoke(app, ["audit", "verify"])
     assert broken.exit_code == 1
     assert "seq 2" in broken.output
+
+
+def test_a_forged_row_outside_the_chain_is_detected(hub):
+    fill(hub, 5)
+    for seq in (0, 99):
+        with hub.db.transaction() as session:
+            session.add(
+                JournalEntry(
+                    at=journal.utcnow(),
+                    correlation_id="forged",
+                    direction="outbound",
+                    system="x",
+                    operation="Forged",
+                    outcome="ok",
+                    attempt=1,
+                    latency_ms=1.0,
+                    payload_digest="sha256:f",
+                    seq=seq,
+                    prev_hash="0" * 64,
+                    hash="0" * 64,
+                )
+            )
+        result = journal.verify(hub.db)
+        assert not result.ok and result.first_bad_seq == seq and "outside the chain" in result.problem
+        with hub.db.transaction() as session:
+            session.execute(text("DELETE FROM journal WHERE correlation_id = 'forged'"))
+    assert journal.verify(hub.db).ok
+
+
+def test_verify_while_sealing_never_raises_a_false_alarm(hub):
+    import threading
+
+    fill(hub, 3)
+    stop = threading.Event()
+
+    def keep_sealing() -> None:
+        while not stop.is_set():
+            fill(hub, 2)
+
+    sealer = threading.Thread(target=keep_sealing)
+    sealer.start()
+    try:
+        results = [journal.verify(hub.db) for _ in range(15)]
+    finally:
+        stop.set()
+        sealer.join()
+    assert all(r.ok for r in results), [r.describe() for r in results if not r.ok]
