@@ -128,6 +128,8 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
         jsonschema.Draft202012Validator.check_schema(spec.input)
     except jsonschema.SchemaError as exc:
         issues.append(document.issue(("input", *exc.absolute_path), f"invalid JSON Schema: {exc.message}"))
+    for location, problem in _unresolvable_refs(spec.input, spec.input, ("input",)):
+        issues.append(document.issue(location, problem))
     conditions: dict[str, JSONPath] = {}
     for index, step in enumerate(spec.steps):
         if step.wait_until is None:
@@ -148,7 +150,54 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
     if issues:
         raise ConfigError(issues)
     used = {name: mappings[name] for name in _mapping_names(spec)}
-    return Flow(spec, str(path), jsonschema.Draft202012Validator(spec.input), used, conditions, document)
+    validator = jsonschema.Draft202012Validator(
+        spec.input, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    return Flow(spec, str(path), validator, used, conditions, document)
+
+
+def _unresolvable_refs(node: Any, root: dict[str, Any], location: tuple) -> list[tuple[tuple, str]]:
+    """``$ref`` must point inside the schema itself: a request must never fail on a dangling one."""
+    found: list[tuple[tuple, str]] = []
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            problem = None
+            if not ref.startswith("#"):
+                problem = f"$ref {ref!r}: only references inside this schema (#/...) are allowed"
+            elif _pointer(root, ref[1:]) is _NOWHERE:
+                problem = f"$ref {ref!r} points to nothing in this schema"
+            if problem:
+                found.append(((*location, "$ref"), problem))
+        for key, value in node.items():
+            found += _unresolvable_refs(value, root, (*location, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _unresolvable_refs(value, root, (*location, index))
+    return found
+
+
+_NOWHERE = object()
+
+
+def _pointer(document: Any, pointer: str) -> Any:
+    """Resolve a JSON pointer (RFC 6901, URL-decoded) or return ``_NOWHERE``."""
+    from urllib.parse import unquote
+
+    if not pointer:
+        return document
+    if not pointer.startswith("/"):
+        return _NOWHERE  # anchors ("#name") are not supported in flow input schemas
+    current = document
+    for part in unquote(pointer).split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return _NOWHERE
+    return current
 
 
 def _mapping_names(spec: FlowFile) -> list[str]:

@@ -225,3 +225,21 @@ def test_openapi_documents_the_request_body_and_bearer_auth(live_api):
         operation["requestBody"]
     )
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"flow": ' + b"9" * 5000 + b"}",
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"flow": "\xff\xfe"}',
+        b"[]",
+        b'"x"',
+    ],
+    ids=["huge-number", "deep-nesting", "bad-utf8", "array", "string"],
+)
+def test_hostile_bodies_get_a_typed_4xx_never_a_500(live_api, raw):
+    with live_api.client() as client:
+        response = client.post("/v1/requests", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code in (400, 413, 422), response.text
+    assert error_code(response) in ("malformed_json", "payload_too_large", "validation_failed")

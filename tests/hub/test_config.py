@@ -216,3 +216,13 @@ def test_two_clients_with_one_key_are_refused(project):
     )
     [error] = errors_of(project)
     assert "clients a and b have the same key_sha256" in error
+
+
+def test_dangling_schema_reference_is_refused_at_load(project):
+    flow = project / "flows" / "birth-certificate.yaml"
+    edit(flow, "    reason: {type: string, maxLength: 200}", "    reason: {$ref: '#/$defs/motif'}")
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, '$defs/motif')}:") and "points to nothing" in error
+    edit(flow, "{$ref: '#/$defs/motif'}", "{$ref: 'https://example.org/motif.json'}")
+    [error] = errors_of(project)
+    assert "only references inside this schema" in error
