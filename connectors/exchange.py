@@ -7,6 +7,7 @@ they can run on an Airflow worker or in a test without the API or its database.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -60,12 +61,18 @@ class NullRecorder:
         return None
 
 
-def digest(payload: Any) -> str:
-    """SHA-256 of a payload in canonical JSON (or raw bytes): what the journal keeps, not data."""
+def digest(payload: Any, key: bytes | None = None) -> str:
+    """Digest of a payload in canonical JSON (or raw bytes): what the journal keeps, not the data.
+
+    With ``key`` it is an HMAC-SHA256: a citizen's message is built from guessable facts (name,
+    birth date, commune), so a plain hash would let whoever holds the journal confirm a guess.
+    """
     if isinstance(payload, bytes):
         raw = payload
     elif isinstance(payload, str):
         raw = payload.encode()
     else:
         raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    if key is not None:
+        return "hmac-sha256:" + hmac.new(key, raw, hashlib.sha256).hexdigest()
     return "sha256:" + hashlib.sha256(raw).hexdigest()

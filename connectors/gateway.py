@@ -163,10 +163,12 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        digest_key: bytes | None = None,
     ) -> None:
         self.system = system
         self.policy = policy
         self._recorder = recorder
+        self._digest_key = digest_key  # keyed digests in the journal (see connectors.exchange.digest)
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(policy.max_concurrency)
         self.breaker = CircuitBreaker(system, policy.breaker_failures, policy.breaker_reset_s, clock)
@@ -186,7 +188,7 @@ class Gateway:
     ) -> T:
         """Run ``send(attempt)`` under the system's policy; return its result or raise
         :class:`ConnectorError` (the last attempt's, when retries are exhausted)."""
-        payload_digest = digest(payload)
+        payload_digest = digest(payload, self._digest_key)
         stop = stop_after_attempt(self.policy.max_attempts if retry else 1) | stop_before_delay(
             self.policy.max_elapsed_s
         )
@@ -247,7 +249,13 @@ class Gateway:
             self._slots.release()
         self.breaker.on_success()
         self._record(
-            operation, number, "ok", started, payload_digest, context, response_digest=digest(result)
+            operation,
+            number,
+            "ok",
+            started,
+            payload_digest,
+            context,
+            response_digest=digest(result, self._digest_key),
         )
         return result
 

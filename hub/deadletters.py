@@ -109,7 +109,7 @@ def replay(hub: Hub, request_id: str, operator: str) -> None:
                 operation="replay dead letter",
                 outcome="accepted",
                 latency_ms=(time.perf_counter() - started) * 1000,
-                payload_digest=digest({"request_id": request_id, "step": revived.step}),
+                payload_digest=digest({"request_id": request_id, "step": revived.step}, hub.digest_key),
             ),
         )
     hub.wake_workers()

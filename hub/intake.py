@@ -85,7 +85,7 @@ def journal_rejection(hub: Hub, principal: Principal, raw: bytes, error: IntakeE
         operation="POST /v1/requests",
         outcome="rejected",
         latency_ms=(time.perf_counter() - started) * 1000,
-        payload_digest=digest(raw),
+        payload_digest=digest(raw, hub.digest_key),
         error_code=error.code,
     )
     with hub.db.connection() as connection:
@@ -116,7 +116,7 @@ def prepare(
     if errors:
         raise InputInvalid("the request data does not match the flow's input schema", errors)
     stored = body.model_dump(mode="json")
-    body_digest = digest(stored)
+    body_digest = digest(stored, hub.digest_key)
     purpose = hub.config.purposes[flow.spec.purpose]
     request_id = new_id()
     context = CallContext(

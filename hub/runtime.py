@@ -6,6 +6,8 @@ same definitions against the same database with the same connectors.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -99,7 +101,7 @@ class Hub:
             breaker_reset_s=spec.breaker.reset_s,
             max_concurrency=spec.max_concurrency,
         )
-        gateway = self._gateways[system] = Gateway(system, policy, self.recorder)
+        gateway = self._gateways[system] = Gateway(system, policy, self.recorder, digest_key=self.digest_key)
         credentials = spec.credentials
         return SoapAdapter(
             system=system,
@@ -110,6 +112,11 @@ class Hub:
             username=credentials.username if credentials else None,
             password=credentials.password if credentials else None,
         )
+
+    @property
+    def digest_key(self) -> bytes:
+        """Key of the journal's payload digests, derived from (and kept apart from) the pseudonym key."""
+        return hmac.new(self.pseudonym_key, b"hub journal payload digests", hashlib.sha256).digest()
 
     def wake_workers(self) -> None:
         self.work_available.set()
@@ -135,22 +142,55 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
         flows=definitions.flows,
         db=db,
         clients=ClientRegistry(config.clients, db),
-        pseudonym_key=pseudonym_key(data_dir),
+        pseudonym_key=pseudonym_key(data_dir, url),
         recorder=recorder,
         metrics=metrics,
         _gateways=gateways,
     )
 
 
-def pseudonym_key(data_dir: Path) -> bytes:
-    """``HUB_PSEUDONYM_KEY`` (hex; required when several hosts share a database) or a local key file."""
+def pseudonym_key(data_dir: Path, url: str) -> bytes:
+    """``HUB_PSEUDONYM_KEY`` (64+ hex characters), or on the embedded SQLite default a key file made
+    once in the data folder. Several hosts sharing PostgreSQL must share the key, or one citizen
+    would get a different reference on each host: there it must come from the environment."""
     value = os.environ.get("HUB_PSEUDONYM_KEY")
     if value:
-        return bytes.fromhex(value)
+        try:
+            key = bytes.fromhex(value)
+        except ValueError:
+            raise ConfigError([ConfigIssue("HUB_PSEUDONYM_KEY", 1, 1, "must be hexadecimal")]) from None
+        if len(key) < 32:
+            raise ConfigError(
+                [ConfigIssue("HUB_PSEUDONYM_KEY", 1, 1, "must hold at least 32 bytes (64 hex)")]
+            )
+        return key
+    if not url.startswith("sqlite"):
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "HUB_PSEUDONYM_KEY",
+                    1,
+                    1,
+                    (
+                        "set HUB_PSEUDONYM_KEY (64 hex characters, e.g. from `openssl rand -hex 32`) "
+                        "on every host sharing this database; it keys the journal's citizen "
+                        "references and digests"
+                    ),
+                )
+            ]
+        )
     path = data_dir / "pseudonym.key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under a temporary name, then linked: a concurrent start reads a full key.
+        temporary = data_dir / f".pseudonym.key.{os.getpid()}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won the race; use its key
+        finally:
+            temporary.unlink()
     return bytes.fromhex(path.read_text().strip())

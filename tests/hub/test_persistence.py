@@ -68,3 +68,18 @@ def test_concurrent_workers_never_claim_the_same_message(live_api):
     assert len(every) == 40 and len(set(every)) == 40
     with live_api.hub.db.sessions() as session:
         assert session.scalar(select(func.count()).where(OutboxMessage.claimed_by.is_(None))) == 0
+
+
+def test_pseudonym_key_rules(tmp_path, monkeypatch):
+    from hub.runtime import pseudonym_key
+    from hub.yamlfile import ConfigError
+
+    monkeypatch.setenv("HUB_PSEUDONYM_KEY", "00")
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        pseudonym_key(tmp_path, "sqlite:///x.db")
+    monkeypatch.delenv("HUB_PSEUDONYM_KEY")
+    with pytest.raises(ConfigError, match="set HUB_PSEUDONYM_KEY"):
+        pseudonym_key(tmp_path, "postgresql://db/hub")
+    first = pseudonym_key(tmp_path, "sqlite:///x.db")
+    assert len(first) == 32 and pseudonym_key(tmp_path, "sqlite:///x.db") == first
+    assert [p.name for p in tmp_path.iterdir()] == ["pseudonym.key"]
