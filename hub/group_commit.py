@@ -11,6 +11,7 @@ others. Idempotency is unchanged: each request still meets earlier ones at the u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -20,6 +21,7 @@ from hub.intake import Accepted, Prepared, record_many, recorded
 from hub.runtime import Hub
 
 log = logging.getLogger("hub.group_commit")
+WRITE_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -38,14 +40,25 @@ class GroupCommitter:
         self._thread.start()
         self.batches = 0
         self.written = 0
+        self._stopped = False
 
     async def record(self, prepared: Prepared) -> Accepted:
+        """Wait until ``prepared`` is committed; :class:`Unavailable` if it cannot be written now."""
+        if self._stopped or not self._thread.is_alive():
+            raise Unavailable("the hub is shutting down; retry with the same Idempotency-Key")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Accepted] = loop.create_future()
         self._queue.put(_Pending(prepared, future, loop))
-        return await future
+        try:
+            return await asyncio.wait_for(future, WRITE_TIMEOUT_S)
+        except TimeoutError:
+            # Perhaps written after all: the same Idempotency-Key will tell, without a duplicate.
+            raise Unavailable(
+                "the database did not confirm in time; retry with the same Idempotency-Key"
+            ) from None
 
     def stop(self) -> None:
+        self._stopped = True
         self._queue.put(None)
         self._thread.join(timeout=10)
 
@@ -64,7 +77,13 @@ class GroupCommitter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(item)
-            self._write(batch)
+            try:
+                self._write(batch)
+            except Exception:  # never let the writer die: every later request would hang
+                log.exception("intake writer failed on a batch of %d", len(batch))
+                for item in batch:
+                    with contextlib.suppress(RuntimeError):  # its event loop may be closed
+                        item.loop.call_soon_threadsafe(_settle, [(item.future, _failure())])
 
     def _write(self, batch: list[_Pending]) -> None:
         outcomes: list[Accepted | BaseException]
@@ -94,11 +113,16 @@ class GroupCommitter:
                 recorded(self.hub, outcome)
             by_loop.setdefault(item.loop, []).append((item.future, outcome))
         for loop, settled in by_loop.items():
-            loop.call_soon_threadsafe(_settle, settled)
+            with contextlib.suppress(RuntimeError):  # a closed loop has no one waiting any more
+                loop.call_soon_threadsafe(_settle, settled)
+
+
+class Unavailable(Exception):
+    """The request was not recorded for a reason of the hub's (database down, shutting down)."""
 
 
 def _failure() -> BaseException:
-    return RuntimeError("the request could not be recorded")
+    return Unavailable("the request could not be recorded now; retry with the same Idempotency-Key")
 
 
 def _settle(settled: list[tuple[asyncio.Future[Accepted], object]]) -> None:

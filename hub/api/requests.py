@@ -17,6 +17,7 @@ from hub.api.security import require_any
 from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
+from hub.group_commit import Unavailable
 from hub.intake import InputInvalid, IntakeError, RequestBody, journal_rejection, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
@@ -32,6 +33,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "payload_too_large"},
     415: {"description": "unsupported_media_type"},
     422: {"description": "validation_failed / idempotency_key_reused"},
+    503: {"description": "unavailable: not recorded now, retry with the same Idempotency-Key"},
 }
 
 
@@ -77,6 +79,8 @@ async def post_request(
     except IntakeError as error:
         await in_db_thread(request, journal_rejection, hub, principal, raw, error, started)
         raise ApiError(error.status, error.code, error.message, error.details) from None
+    except Unavailable as exc:
+        raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "5"}) from None
     headers = {"Location": f"/v1/requests/{accepted.request_id}"}
     if not accepted.created:
         headers["Idempotent-Replayed"] = "true"

@@ -65,7 +65,7 @@ def test_one_bad_request_fails_alone(hub):
         outcomes = write(committer, [good[0], bad, good[1], good[2]])
     finally:
         committer.stop()
-    assert [type(o).__name__ for o in outcomes] == ["Accepted", "RuntimeError", "Accepted", "Accepted"]
+    assert [type(o).__name__ for o in outcomes] == ["Accepted", "Unavailable", "Accepted", "Accepted"]
     assert requests_count(hub) == 3
 
 
@@ -84,3 +84,20 @@ def test_concurrent_posts_are_all_recorded(live_api, count):
     assert [a.status_code for a in answers] == [202] * count
     assert len({a.json()["id"] for a in answers}) == count
     assert requests_count(live_api.hub) == count
+
+
+def test_a_database_outage_answers_503_and_nothing_hangs(live_api, monkeypatch):
+    import hub.group_commit as group_commit
+
+    def broken(*_args, **_kwargs):
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(group_commit, "record_many", broken)
+    with live_api.client() as client:
+        response = client.post("/v1/requests", json=sample(NAMES[0]), headers={"Idempotency-Key": "o-1"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable" and response.headers["retry-after"] == "5"
+    monkeypatch.undo()
+    with live_api.client() as client:  # the writer survived: the retry with the same key goes through
+        again = client.post("/v1/requests", json=sample(NAMES[0]), headers={"Idempotency-Key": "o-1"})
+    assert again.status_code == 202
