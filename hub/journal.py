@@ -95,7 +95,7 @@ def _row(
         "client": context.client,
         "direction": direction,
         "system": system,
-        "operation": operation,
+        "operation": operation[:100],
         "purpose": context.purpose,
         "legal_basis": context.legal_basis,
         "citizen_ref": context.citizen_ref,
@@ -104,7 +104,8 @@ def _row(
         "latency_ms": round(latency_ms, 3),
         "payload_digest": payload_digest,
         "response_digest": response_digest,
-        "error_code": error_code,
+        # Back-ends choose their fault codes; the journal row must be written whatever their length.
+        "error_code": error_code[:64] if error_code else None,
     }
 
 

@@ -80,8 +80,11 @@ class Worker:
 
     def _process(self, item: Claim) -> None:
         try:
-            self.runner.process(item)
-            self.processed += 1
+            outcome = self.runner.process(item)
+            with self._lock:
+                self.processed += 1
+            if outcome == "lost":
+                log.info("message %s was taken over by another worker", item.message_id)
         except Exception:
             log.exception("message %s crashed the runner; it will be reclaimed", item.message_id)
 

@@ -7,6 +7,7 @@ commune code of the birth place (or 99xxx country code for births abroad), Corsi
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Literal
 
@@ -15,8 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 INSEE_CODE = r"^(\d{5}|2[AB]\d{3})$"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        # A NUL or a control character cannot travel in the XML of most back-ends: refuse it here,
+        # where the portal learns which field, rather than fail later inside a flow.
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and _CONTROL.search(text):
+                raise ValueError("control characters are not allowed")
+        return value
 
 
 class BirthPlace(_Strict):

@@ -243,3 +243,14 @@ def test_hostile_bodies_get_a_typed_4xx_never_a_500(live_api, raw):
         response = client.post("/v1/requests", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code in (400, 413, 422), response.text
     assert error_code(response) in ("malformed_json", "payload_too_large", "validation_failed")
+
+
+def test_control_characters_in_the_identity_are_refused_by_field(live_api):
+    body = sample(VALID)
+    body["citizen"]["birth_name"] = "Lef\x00vre"
+    body["citizen"]["given_names"] = ["Élodie\x07"]
+    with live_api.client() as client:
+        response = client.post("/v1/requests", json=body)
+    assert response.status_code == 422
+    fields = {d["field"] for d in response.json()["error"]["details"]}
+    assert fields == {"citizen.birth_name", "citizen.given_names"}
