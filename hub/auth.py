@@ -57,6 +57,19 @@ class ClientRegistry:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
+    def check_names(self) -> None:
+        """Refuse a hub.yaml client named like one created in the database: they would share
+        idempotency keys and each other's requests."""
+        if not self._names:
+            return
+        with self._db.sessions() as session:
+            clash = session.scalars(select(ApiClient.name).where(ApiClient.name.in_(self._names))).all()
+        if clash:
+            raise ClientExists(
+                f"client(s) {', '.join(sorted(clash))} declared in hub.yaml also exist in the database "
+                "(created with `hub clients add`); rename one of them"
+            )
+
     def cached(self, key: str) -> Principal | object | None:
         """The principal for ``key`` without I/O, or :data:`MISSING` if the database must be asked."""
         digest = hash_key(key)

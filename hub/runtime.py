@@ -16,7 +16,7 @@ from pathlib import Path
 
 from connectors.gateway import Gateway, SystemPolicy
 from connectors.soap import SoapAdapter
-from hub.auth import ClientRegistry
+from hub.auth import ClientExists, ClientRegistry
 from hub.config import HubConfig, load_config
 from hub.db.engine import Database, database_url
 from hub.db.migrate import upgrade
@@ -136,12 +136,17 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
     gateways: dict[str, Gateway] = {}
     metrics = Metrics(db, lambda: {name: g.breaker_state for name, g in list(gateways.items())})
     recorder = JournalRecorder(db, metrics.exchanges)
+    clients = ClientRegistry(config.clients, db)
+    try:
+        clients.check_names()
+    except ClientExists as exc:
+        raise ConfigError([ConfigIssue(str(config.source), 1, 1, f"clients: {exc}")]) from None
     return Hub(
         config=config,
         mappings=definitions.mappings,
         flows=definitions.flows,
         db=db,
-        clients=ClientRegistry(config.clients, db),
+        clients=clients,
         pseudonym_key=pseudonym_key(data_dir, url),
         recorder=recorder,
         metrics=metrics,

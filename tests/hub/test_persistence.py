@@ -83,3 +83,23 @@ def test_pseudonym_key_rules(tmp_path, monkeypatch):
     first = pseudonym_key(tmp_path, "sqlite:///x.db")
     assert len(first) == 32 and pseudonym_key(tmp_path, "sqlite:///x.db") == first
     assert [p.name for p in tmp_path.iterdir()] == ["pseudonym.key"]
+
+
+def test_a_config_client_named_like_a_database_client_is_refused(hub, tmp_path, database_url):
+    import shutil
+
+    from hub.runtime import build_hub
+    from hub.yamlfile import ConfigError
+    from tests.conftest import ROOT
+
+    hub.clients.add("portail", ["portal"])
+    for folder in ("config", "flows", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    hub_yaml = tmp_path / "config" / "hub.yaml"
+    hub_yaml.write_text(
+        hub_yaml.read_text().replace(
+            "clients: {}", f"clients:\n  portail: {{key_sha256: {'b' * 64}, scopes: [portal]}}"
+        )
+    )
+    with pytest.raises(ConfigError, match=r"portail declared in hub\.yaml also exist"):
+        build_hub(hub_yaml, url=database_url, migrate=False)
