@@ -8,6 +8,7 @@ at back-ends are made once by idempotency keys.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,12 +29,14 @@ class Claim:
     attempts: int
     token: str
     first_failure_at: datetime | None
+    leased_until: float  # time.monotonic() by which the lease surely still holds
 
 
 def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
     """Take up to ``limit`` ready messages in one statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL:
     concurrent workers skip each other's rows instead of waiting)."""
     now = utcnow()
+    leased_until = time.monotonic() + lease_s  # taken before the claim: never later than the real one
     token = f"{worker}/{uuid.uuid4().hex[:12]}"
     ready = (
         select(OUTBOX.c.id)
@@ -58,7 +61,8 @@ def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
     with db.connection() as connection:
         rows = connection.execute(statement).all()
     return [
-        Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at) for row in rows
+        Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at, leased_until)
+        for row in rows
     ]
 
 

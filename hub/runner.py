@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +48,7 @@ class _Progress:
     status: str
     context: dict[str, Any]
     target_system: str | None
+    leased_until: float = 0.0  # time.monotonic() by which this run's lease surely holds
     events: list[_Event] = field(default_factory=list)
 
     def event(self, step: str, outcome: str, detail: str | None = None) -> None:
@@ -90,7 +92,11 @@ class FlowRunner:
             previous_attempts=claim.attempts,
         )
         progress = _Progress(
-            claim.step, snapshot["status"], dict(snapshot["steps"]), snapshot["target_system"]
+            claim.step,
+            snapshot["status"],
+            dict(snapshot["steps"]),
+            snapshot["target_system"],
+            claim.leased_until,
         )
         if progress.status == "received":
             progress.status = "processing"
@@ -163,7 +169,7 @@ class FlowRunner:
         claim: Claim,
         progress: _Progress,
     ) -> Any:
-        answer = self._send(flow, step, call, document, context, claim)
+        answer = self._send(flow, step, call, document, context, claim, progress)
         progress.target_system = call.system
         result = answer
         if call.response_mapping is not None:
@@ -176,7 +182,10 @@ class FlowRunner:
     ) -> Any:
         wait = step.wait_until
         assert wait is not None
-        answer_doc = {**document, "response": self._send(flow, step, wait, document, context, claim)}
+        answer_doc = {
+            **document,
+            "response": self._send(flow, step, wait, document, context, claim, progress),
+        }
         progress.target_system = wait.system
         if wait.fail_when is not None and _matches(
             flow, f"{step.id}.fail_when", wait.fail_when.equals, answer_doc
@@ -197,12 +206,23 @@ class FlowRunner:
         raise _Rescheduled(utcnow() + timedelta(seconds=wait.every_s))
 
     def _send(
-        self, flow: Flow, step: Step, call: CallSpec, document: dict, context: CallContext, claim: Claim
+        self,
+        flow: Flow,
+        step: Step,
+        call: CallSpec,
+        document: dict,
+        context: CallContext,
+        claim: Claim,
+        progress: _Progress,
     ) -> Any:
-        """Map the message and call the system through its instrumented client, under a fresh lease:
-        a worker that lost its claim must not call a back-end on the message's behalf."""
-        if not extend(self.hub.db, claim, self.hub.config.worker.lease_s):
-            raise _LeaseLost()
+        """Map the message and call the system through its instrumented client, under a lease that
+        outlasts the call: a worker that lost its claim must not call a back-end for the message."""
+        lease_s = self.hub.config.worker.lease_s
+        if progress.leased_until - time.monotonic() < self.hub.config.systems[call.system].timeout_s + 1:
+            renewed_at = time.monotonic()
+            if not extend(self.hub.db, claim, lease_s):
+                raise _LeaseLost()
+            progress.leased_until = renewed_at + lease_s
         if call.mapping is not None:
             message = flow.mappings[call.mapping].apply(document)
         else:
@@ -259,7 +279,10 @@ class FlowRunner:
     ) -> str:
         """Write the run's progress in one transaction, if this claim still holds the message."""
         now = utcnow()
-        message: dict[str, Any] = {"step": progress.step}
+        renewed_at = time.monotonic()
+        lease_s = self.hub.config.worker.lease_s
+        # A checkpoint that keeps the message also renews its lease, so calls seldom need to.
+        message: dict[str, Any] = {"step": progress.step, "lease_until": now + timedelta(seconds=lease_s)}
         request: dict[str, Any] = {
             "status": progress.status,
             "context": dict(progress.context),
@@ -309,6 +332,8 @@ class FlowRunner:
                     ],
                 )
         progress.events.clear()
+        if outcome == "running":
+            progress.leased_until = renewed_at + lease_s
         return outcome
 
 

@@ -82,3 +82,23 @@ def _claimed(hub, request_id: str) -> bool:
 def _status(hub, request_id: str) -> str:
     with hub.db.sessions() as session:
         return session.get(Request, request_id).status
+
+
+def test_a_worker_that_stalled_past_its_lease_calls_no_back_end(live_api, sandbox):
+    from hub.outbox import claim
+    from hub.runner import FlowRunner
+
+    with live_api.client() as client:
+        request_id = client.post("/v1/requests", json=sample("03-ndiaye-extrait-sans-filiation")).json()["id"]
+    db = live_api.hub.db
+    [stalled] = claim(db, "stalled-worker", 1, lease_s=0.3)
+    time.sleep(0.5)  # a long GC pause, a frozen VM...: the lease expires
+    [taken_over] = claim(db, "other-worker", 1, lease_s=30)
+    assert taken_over.message_id == stalled.message_id
+
+    runner = FlowRunner(live_api.hub)
+    assert runner.process(stalled) == "lost"
+    assert acts_for(sandbox, request_id) == []  # the stalled worker sent nothing
+    assert runner.process(taken_over) == "done"
+    assert len(acts_for(sandbox, request_id)) == 1
+    assert _status(live_api.hub, request_id) == "completed"
