@@ -220,6 +220,17 @@ class SoapAdapter:
         return self._gateway.call(operation, fields, context, send, retry=retry)
 
 
+def wsdl_operations(wsdl_path: Path) -> frozenset[str]:
+    """The operation names a local WSDL declares, read without zeep or any network access, so
+    configuration checks can name an unknown operation at load time."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    root = etree.parse(str(wsdl_path), parser).getroot()
+    names = root.xpath(
+        "//*[local-name()='portType']/*[local-name()='operation']/@name",
+    )
+    return frozenset(str(name) for name in names)
+
+
 def _single_soap_binding(client: zeep.Client, wsdl_path: Path) -> str:
     names = [str(name) for name in client.wsdl.bindings]
     if len(names) != 1:

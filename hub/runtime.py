@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.gateway import Gateway, SystemPolicy
-from connectors.soap import SoapAdapter
+from connectors.soap import SoapAdapter, wsdl_operations
 from hub.auth import ClientExists, ClientRegistry
 from hub.config import HubConfig, load_config
 from hub.db.engine import Database, database_url
@@ -52,9 +52,22 @@ def load_definitions(config_path: str | Path | None = None) -> Definitions:
                     f"systems.{name}.wsdl: file {config.resolve(system.wsdl)} not found",
                 )
             )
+    operations = {
+        name: wsdl_operations(config.resolve(system.wsdl))
+        for name, system in config.systems.items()
+        if system.wsdl is not None and config.resolve(system.wsdl).is_file()
+    }
     for flow in flows.values():
         for index, step in enumerate(flow.steps):
             call = step.call or step.wait_until
+            if call and call.system in operations and call.operation not in operations[call.system]:
+                issues.append(
+                    flow.document.issue(
+                        ("steps", index, step.kind, "operation"),
+                        f"system {call.system!r} has no operation {call.operation!r}; valid (its WSDL): "
+                        f"{', '.join(sorted(operations[call.system]))}",
+                    )
+                )
             if call and config.systems[call.system].kind not in CALLABLE_KINDS:
                 kind = config.systems[call.system].kind
                 issues.append(

@@ -226,3 +226,11 @@ def test_dangling_schema_reference_is_refused_at_load(project):
     edit(flow, "{$ref: '#/$defs/motif'}", "{$ref: 'https://example.org/motif.json'}")
     [error] = errors_of(project)
     assert "only references inside this schema" in error
+
+
+def test_unknown_soap_operation_is_named_with_the_wsdl_operations(project):
+    flow = project / "flows" / "birth-certificate.yaml"
+    edit(flow, "operation: RequestActCopy", "operation: RequestActCpy")
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, 'RequestActCpy')}:")
+    assert "no operation 'RequestActCpy'" in error and "GetActRequestStatus, RequestActCopy" in error
