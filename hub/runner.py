@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
 from hub.db.models import OutboxMessage, Request, RequestEvent, utcnow
-from hub.flows import CallSpec, Flow, Step
+from hub.flows import CallSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed
 from hub.outbox import Claim, extend
 from hub.runtime import Hub
@@ -53,6 +53,17 @@ class _Progress:
 
     def event(self, step: str, outcome: str, detail: str | None = None) -> None:
         self.events.append(_Event(utcnow(), step, outcome, detail))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run of a flow for one claimed message: what every step needs."""
+
+    flow: Flow
+    claim: Claim
+    context: CallContext
+    document: dict[str, Any]  # what mappings and conditions read; ``steps`` is progress.context
+    progress: _Progress
 
 
 class _Rescheduled(Exception):
@@ -108,7 +119,7 @@ class FlowRunner:
             "steps": progress.context,
         }
         try:
-            return self._run(flow, claim, context, document, progress)
+            return self._run(_Run(flow, claim, context, document, progress))
         except _Rescheduled as wait:
             return self._checkpoint(claim, progress, available_at=wait.at)
         except _Finished:
@@ -133,101 +144,75 @@ class FlowRunner:
             )
             return self._dead(claim, progress, "internal_error", f"{type(exc).__name__} in the hub (logged)")
 
-    def _run(
-        self, flow: Flow, claim: Claim, context: CallContext, document: dict, progress: _Progress
-    ) -> str:
+    def _run(self, run: _Run) -> str:
+        flow, progress = run.flow, run.progress
         while progress.step < len(flow.steps):
             step = flow.steps[progress.step]
             result: Any = None
             effect = True
             if step.map is not None:
-                result = flow.mappings[step.map.mapping].apply(document)
+                result = flow.mappings[step.map.mapping].apply(run.document)
                 effect = False
             elif step.call is not None:
-                result = self._call(flow, step, step.call, document, context, claim, progress)
+                result = self._call(run, step, step.call)
             elif step.set_status is not None:
                 progress.status = step.set_status
                 progress.event(step.id, "ok", f"status {step.set_status}")
                 effect = False  # written with the next checkpoint, with its own time
             elif step.wait_until is not None:
-                result = self._wait(flow, step, document, context, claim, progress)
+                result = self._wait(run, step, step.wait_until)
                 effect = False  # a poll reads; redoing it after a crash changes nothing
             if step.save_as:
                 progress.context[step.save_as] = result
             progress.step += 1
-            if effect and progress.step < len(flow.steps) and self._checkpoint(claim, progress) == "lost":
+            if effect and progress.step < len(flow.steps) and self._checkpoint(run.claim, progress) == "lost":
                 raise _LeaseLost()
-        return self._checkpoint(claim, progress, done=True)
+        return self._checkpoint(run.claim, progress, done=True)
 
-    def _call(
-        self,
-        flow: Flow,
-        step: Step,
-        call: CallSpec,
-        document: dict,
-        context: CallContext,
-        claim: Claim,
-        progress: _Progress,
-    ) -> Any:
-        answer = self._send(flow, step, call, document, context, claim, progress)
-        progress.target_system = call.system
-        result = answer
-        if call.response_mapping is not None:
-            result = flow.mappings[call.response_mapping].apply({**document, "response": answer})
-        progress.event(step.id, "ok", f"{call.system}.{call.operation}")
-        return result
+    def _call(self, run: _Run, step: Step, call: CallSpec) -> Any:
+        answer = self._send(run, step, call)
+        run.progress.target_system = call.system
+        run.progress.event(step.id, "ok", f"{call.system}.{call.operation}")
+        if call.response_mapping is None:
+            return answer
+        return run.flow.mappings[call.response_mapping].apply({**run.document, "response": answer})
 
-    def _wait(
-        self, flow: Flow, step: Step, document: dict, context: CallContext, claim: Claim, progress: _Progress
-    ) -> Any:
-        wait = step.wait_until
-        assert wait is not None
-        answer_doc = {
-            **document,
-            "response": self._send(flow, step, wait, document, context, claim, progress),
-        }
+    def _wait(self, run: _Run, step: Step, wait: WaitUntil) -> Any:
+        answered = {**run.document, "response": self._send(run, step, wait)}
+        progress = run.progress
         progress.target_system = wait.system
         if wait.fail_when is not None and _matches(
-            flow, f"{step.id}.fail_when", wait.fail_when.equals, answer_doc
+            run.flow, f"{step.id}.fail_when", wait.fail_when.equals, answered
         ):
             progress.status = "rejected"
             progress.event(step.id, "rejected", f"{wait.system}.{wait.operation}: {wait.fail_when.equals}")
             raise _Finished()
-        if _matches(flow, f"{step.id}.until", wait.until.equals, answer_doc):
+        if _matches(run.flow, f"{step.id}.until", wait.until.equals, answered):
             progress.event(step.id, "ok", f"{wait.system}.{wait.operation}: {wait.until.equals}")
             if wait.response_mapping is not None:
-                return flow.mappings[wait.response_mapping].apply(answer_doc)
-            return answer_doc["response"]
-        started = datetime.fromisoformat(document["request"]["created_at"])
+                return run.flow.mappings[wait.response_mapping].apply(answered)
+            return answered["response"]
+        started = datetime.fromisoformat(run.document["request"]["created_at"])
         if utcnow() - started > timedelta(seconds=wait.timeout_s):
             raise ConnectorError(
                 "WAIT_TIMEOUT", f"{step.id}: condition not met after {wait.timeout_s:.0f} s", transient=False
             )
         raise _Rescheduled(utcnow() + timedelta(seconds=wait.every_s))
 
-    def _send(
-        self,
-        flow: Flow,
-        step: Step,
-        call: CallSpec,
-        document: dict,
-        context: CallContext,
-        claim: Claim,
-        progress: _Progress,
-    ) -> Any:
+    def _send(self, run: _Run, step: Step, call: CallSpec) -> Any:
         """Map the message and call the system through its instrumented client, under a lease that
         outlasts the call: a worker that lost its claim must not call a back-end for the message."""
         lease_s = self.hub.config.worker.lease_s
-        if progress.leased_until - time.monotonic() < self.hub.config.systems[call.system].timeout_s + 1:
+        if run.progress.leased_until - time.monotonic() < self.hub.config.systems[call.system].timeout_s + 1:
             renewed_at = time.monotonic()
-            if not extend(self.hub.db, claim, lease_s):
+            if not extend(self.hub.db, run.claim, lease_s):
                 raise _LeaseLost()
-            progress.leased_until = renewed_at + lease_s
+            run.progress.leased_until = renewed_at + lease_s
         if call.mapping is not None:
-            message = flow.mappings[call.mapping].apply(document)
+            message = run.flow.mappings[call.mapping].apply(run.document)
         else:
-            message = document["steps"][call.message]
-        keyed = replace(context, idempotency_key=f"{context.request_id}:{step.id}")
+            message = run.document["steps"][call.message]
+        keyed = replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
         return self.hub.adapter(call.system).call(call.operation, message, keyed)
 
     # ------------------------------------------------------------------ outcomes
