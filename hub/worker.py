@@ -49,11 +49,14 @@ class Worker:
         log.info("worker %s started (%d slots)", self.name, self.concurrency)
         while not stop.is_set():
             with self._lock:
-                free = self.concurrency - self._in_flight
+                idle = self._in_flight < self.concurrency
+                # Claim ahead, up to a batch beyond the slots: one claim statement then feeds several
+                # flows (the claimed-ahead ones wait in the pool; their lease is renewed if needed).
+                room = self.concurrency + settings.batch - self._in_flight
             claims: list[Claim] = []
-            if free:
+            if idle:
                 try:
-                    claims = claim(self.hub.db, self.name, min(free, settings.batch), settings.lease_s)
+                    claims = claim(self.hub.db, self.name, min(room, settings.batch), settings.lease_s)
                 except Exception:
                     log.exception("claiming failed; retrying shortly")
                     stop.wait(1.0)
