@@ -15,12 +15,9 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 
 from connectors.exchange import CallContext, digest
-from hub.db.models import OutboxMessage, Request, RequestEvent, utcnow
-from hub.journal import JOURNAL, inbound_row
+from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, utcnow
+from hub.journal import inbound_row
 from hub.runtime import Hub
-
-OUTBOX = OutboxMessage.__table__
-REQUESTS = Request.__table__
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ def replay(hub: Hub, request_id: str, operator: str) -> None:
             .returning(REQUESTS.c.correlation_id, REQUESTS.c.citizen_ref, REQUESTS.c.flow)
         ).one()
         connection.execute(
-            insert(RequestEvent.__table__),
+            insert(EVENTS),
             {
                 "request_id": request_id,
                 "at": now,

@@ -19,16 +19,12 @@ from sqlalchemy.dialects import sqlite
 
 from connectors.exchange import CallContext, digest
 from hub.auth import Principal
-from hub.db.models import OutboxMessage, Request, RequestEvent, utcnow
+from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, utcnow
 from hub.ids import new_id
-from hub.journal import JOURNAL, inbound_row
+from hub.journal import inbound_row
 from hub.runtime import Hub
 from master_data.identity import CitizenIdentity
 from master_data.reference import citizen_reference
-
-REQUESTS = Request.__table__
-OUTBOX = OutboxMessage.__table__
-EVENTS = RequestEvent.__table__
 
 
 class RequestBody(BaseModel):

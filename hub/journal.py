@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from connectors.exchange import CallContext, Exchange
 from hub.db.engine import Database
-from hub.db.models import JournalEntry, JournalHead, utcnow
+from hub.db.models import JOURNAL, JournalEntry, JournalHead, utcnow
 
 GENESIS = "ae2b7f0a1bd6a6fa3fe94cd5e3b0c5d1b2d1a2f5d76fd0f3c0a9c73a8a6e4b10"
 SEAL_BATCH = 2000
@@ -56,9 +56,6 @@ def entry_hash(entry: JournalEntry, prev_hash: str) -> str:
     content["latency_ms"] = round(float(content["latency_ms"]), 3)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev_hash + "\n" + canonical).encode()).hexdigest()
-
-
-JOURNAL = JournalEntry.__table__
 
 
 def inbound_row(

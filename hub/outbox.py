@@ -16,9 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 
 from hub.db.engine import Database
-from hub.db.models import OutboxMessage, utcnow
-
-OUTBOX = OutboxMessage.__table__
+from hub.db.models import OUTBOX, utcnow
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,13 @@ from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
-from hub.db.models import OutboxMessage, Request, RequestEvent, utcnow
+from hub.db.models import EVENTS, OUTBOX, REQUESTS, utcnow
 from hub.flows import CallSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed
 from hub.outbox import Claim, extend
 from hub.runtime import Hub
 
 log = logging.getLogger("hub.runner")
-OUTBOX = OutboxMessage.__table__
-REQUESTS = Request.__table__
-EVENTS = RequestEvent.__table__
 
 
 @dataclass(frozen=True, slots=True)

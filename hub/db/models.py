@@ -174,3 +174,10 @@ class JournalHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# Core handles for the hot paths that bypass the ORM unit of work (intake, claims, checkpoints).
+REQUESTS = Request.__table__
+EVENTS = RequestEvent.__table__
+OUTBOX = OutboxMessage.__table__
+JOURNAL = JournalEntry.__table__
