@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -64,7 +65,7 @@ def run_demo(
         base = f"http://127.0.0.1:{server.port}"
         console.print(f"[bold]hub[/] API {base}  docs {base}/docs  metrics {base}/metrics")
         try:
-            ok = _exchange(console, base, key, samples, hub)
+            ok = _exchange(console, base, key, samples)
             journal.seal(hub.db)
             verification = journal.verify(hub.db)
             _journal_summary(console, hub)
@@ -95,7 +96,7 @@ def _fresh_demo_database(config: Path | None) -> str:
     return f"sqlite:///{path}"
 
 
-def _exchange(console: Console, base: str, key: str, samples: Path, hub) -> bool:
+def _exchange(console: Console, base: str, key: str, samples: Path) -> bool:
     headers = {"Authorization": f"Bearer {key}"}
     accepted: dict[str, tuple[str, dict]] = {}
     ok = True
@@ -144,8 +145,6 @@ def _exchange(console: Console, base: str, key: str, samples: Path, hub) -> bool
         ok = ok and status == "completed"
         latency = "-"
         if state.get("completed_at"):
-            from datetime import datetime
-
             delta = datetime.fromisoformat(state["completed_at"]) - datetime.fromisoformat(
                 state["created_at"]
             )

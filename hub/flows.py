@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 import jsonschema
 from jsonpath_ng import JSONPath
@@ -182,8 +183,6 @@ _NOWHERE = object()
 
 def _pointer(document: Any, pointer: str) -> Any:
     """Resolve a JSON pointer (RFC 6901, URL-decoded) or return ``_NOWHERE``."""
-    from urllib.parse import unquote
-
     if not pointer:
         return document
     if not pointer.startswith("/"):

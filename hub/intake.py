@@ -200,10 +200,17 @@ def submit(
     return accepted
 
 
+# Built once: a duplicate (client, Idempotency-Key) inserts nothing and returns no row.
+_SQLITE_INSERT_REQUEST = (
+    sqlite.insert(REQUESTS)
+    .on_conflict_do_nothing(index_elements=["client", "idempotency_key"])
+    .returning(REQUESTS.c.id)
+)
+
+
 def _record_sqlite(connection: Connection, request_row: dict[str, Any], journal_row: dict[str, Any]) -> bool:
     """Write the request, its outbox message, first event and journal row; False on a duplicate key."""
-    statement = sqlite.insert(REQUESTS).on_conflict_do_nothing(index_elements=["client", "idempotency_key"])
-    if connection.execute(statement.values(request_row).returning(REQUESTS.c.id)).first() is None:
+    if connection.execute(_SQLITE_INSERT_REQUEST, request_row).first() is None:
         return False
     request_id, now = request_row["id"], request_row["created_at"]
     connection.execute(

@@ -131,9 +131,6 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    # Declared so the unit of work inserts the request before its message.
-    request: Mapped[Request] = relationship()
-
 
 class JournalEntry(Base):
     """One exchange in or out. Personal data never lands here: digests and references only.
