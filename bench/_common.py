@@ -498,6 +498,20 @@ def _load_in_process(*args: Any) -> LoadResult:
     return asyncio.run(_load(*args))
 
 
+def load_with(server: Server, key: str, bodies: list[bytes], args: Any, **run: Any) -> LoadResult:
+    """:func:`run_load` against ``server`` with the load options every script takes (--clients,
+    --client, --client-processes); ``run`` says how long or how many (duration_s= or count=)."""
+    return run_load(
+        server.base_url,
+        key,
+        bodies,
+        concurrency=args.clients,
+        processes=getattr(args, "client_processes", 1),
+        client=args.client,
+        **run,
+    )
+
+
 def run_load(
     base_url: str,
     key: str,

@@ -103,14 +103,7 @@ def run_hub(
         key = c.add_client(env)
         with c.hub_server(env, workdir, worker=True, processes=args.processes) as server:
             first_post = datetime.now(UTC)
-            load = c.run_load(
-                server.base_url,
-                key,
-                bodies,
-                concurrency=args.clients,
-                count=args.requests,
-                client=args.client,
-            )
+            load = c.load_with(server, key, bodies, args, count=args.requests)
             intake_s = load.elapsed_s
             deadline = time.monotonic() + args.timeout
             seen: dict[str, int] = {}

@@ -41,20 +41,10 @@ def measure(
     server: c.Server, key: str, args: argparse.Namespace, bodies: list[bytes]
 ) -> tuple[c.LoadResult, float, int]:
     """Warm up (not counted), then measure; return the result, server CPU seconds, warm-up 202s."""
-    warm = c.run_load(
-        server.base_url, key, bodies, concurrency=args.clients, duration_s=args.warmup, client=args.client
-    )
+    warm = c.load_with(server, key, bodies, args, duration_s=args.warmup)
     c.psutil.cpu_percent()  # resets the machine-wide counter
     with c.CpuMeter(server.pid) as cpu:
-        result = c.run_load(
-            server.base_url,
-            key,
-            bodies,
-            concurrency=args.clients,
-            duration_s=args.duration,
-            processes=args.client_processes,
-            client=args.client,
-        )
+        result = c.load_with(server, key, bodies, args, duration_s=args.duration)
     result.machine_cpu = c.psutil.cpu_percent()
     return result, cpu.used_s, warm.accepted
 

@@ -61,15 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(args.settle)
                     idle = psutil.Process(server.pid).memory_info().rss
                     with c.RssSampler(server.pid, interval_s=0.1) as sampler:
-                        load = c.run_load(
-                            server.base_url,
-                            key,
-                            bodies,
-                            concurrency=args.clients,
-                            duration_s=args.duration,
-                            processes=args.client_processes,
-                            client=args.client,
-                        )
+                        load = c.load_with(server, key, bodies, args, duration_s=args.duration)
                     after = psutil.Process(server.pid).memory_info().rss
             prefix = f"memory.{kind}"
             c.emit(f"{prefix}.idle_rss", idle / c.MB, "MB")
