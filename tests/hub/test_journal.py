@@ -39,6 +39,22 @@ def fill(hub, rows: int) -> None:
     journal.seal(hub.db)
 
 
+def forged_row(**fields) -> JournalEntry:
+    """A row an attacker writes straight into the table."""
+    return JournalEntry(
+        at=journal.utcnow(),
+        correlation_id="forged",
+        direction="outbound",
+        system="etat_civil",
+        operation="Forged",
+        outcome="ok",
+        attempt=1,
+        latency_ms=1.0,
+        payload_digest="sha256:f",
+        **fields,
+    )
+
+
 def row_ids(hub) -> list[int]:
     with hub.db.sessions() as session:
         return list(session.scalars(select(JournalEntry.id).order_by(JournalEntry.seq)))
@@ -98,18 +114,7 @@ def test_inserted_row_is_detected(hub):
         # Make room after seq 3 and slip a forged row in, with a plausible hash of its own.
         session.execute(text("UPDATE journal SET seq = seq + 1000 WHERE seq > 3"))
         session.execute(text("UPDATE journal SET seq = seq - 999 WHERE seq > 1000"))
-        forged = JournalEntry(
-            at=journal.utcnow(),
-            correlation_id="forged",
-            direction="outbound",
-            system="etat_civil",
-            operation="Forged",
-            outcome="ok",
-            attempt=1,
-            latency_ms=1.0,
-            payload_digest="sha256:f",
-            seq=4,
-        )
+        forged = forged_row(seq=4)
         session.add(forged)
         session.flush()
         forged.prev_hash = "0" * 64
@@ -167,22 +172,7 @@ def test_a_forged_row_outside_the_chain_is_detected(hub):
     fill(hub, 5)
     for seq in (0, 99):
         with hub.db.transaction() as session:
-            session.add(
-                JournalEntry(
-                    at=journal.utcnow(),
-                    correlation_id="forged",
-                    direction="outbound",
-                    system="x",
-                    operation="Forged",
-                    outcome="ok",
-                    attempt=1,
-                    latency_ms=1.0,
-                    payload_digest="sha256:f",
-                    seq=seq,
-                    prev_hash="0" * 64,
-                    hash="0" * 64,
-                )
-            )
+            session.add(forged_row(seq=seq, prev_hash="0" * 64, hash="0" * 64))
         result = journal.verify(hub.db)
         assert not result.ok and result.first_bad_seq == seq and "outside the chain" in result.problem
         with hub.db.transaction() as session:
