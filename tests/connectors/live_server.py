@@ -39,3 +39,12 @@ def serve(app: ASGIApp, *, startup_timeout_s: float = 10.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then released): connections to it are refused."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port

@@ -20,6 +20,7 @@ from connectors.errors import (
 )
 from connectors.exchange import CallContext, digest
 from connectors.gateway import CircuitBreaker, Gateway, SystemPolicy
+from tests.connectors.live_server import closed_port
 from tests.connectors.recording import ListRecorder, ManualClock
 
 CONTEXT = CallContext(correlation_id="corr-1", request_id="req-1", idempotency_key="req-1:s1")
@@ -138,14 +139,6 @@ def test_max_elapsed_stops_retrying() -> None:
         gateway.call("op", {}, CONTEXT, send)
     assert time.monotonic() - started < 1.0
     assert 1 < calls < 100 and len(recorder.exchanges) == calls
-
-
-def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def test_real_network_exceptions_are_classified_transient() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from connectors.soap import SoapAdapter, is_under
 from sandbox.etat_civil.registry import SEED_BIRTH_RECORDS
 from sandbox.etat_civil.service import create_app
 from tests.connectors.conftest import WSDL, EtatCivilSandbox, Wired
-from tests.connectors.live_server import serve
+from tests.connectors.live_server import closed_port, serve
 from tests.connectors.recording import ListRecorder
 
 Wire = Callable[..., Wired]
@@ -214,14 +213,6 @@ def test_slow_back_end_is_a_transient_timeout(wire: Wire, etat_civil_sandbox: Et
     with pytest.raises(CallTimeoutError) as raised:
         wired.connector.search_birth_record(ctx(), birth_name="X", given_names="Y", birth_date="2000-01-01")
     assert raised.value.code == "TIMEOUT" and raised.value.transient
-
-
-def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def test_connection_refused_is_transient(wire: Wire) -> None:
