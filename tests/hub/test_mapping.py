@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import hub.mapping
+import hub.mapping.paths
 from hub.mapping import MappingFailed, load_mapping, load_mappings
+from hub.mapping.transforms import SIMPLE
 from tests.conftest import ROOT, sample
 
 MAPPINGS = ROOT / "mappings"
@@ -77,7 +78,7 @@ def test_no_jsonpath_is_parsed_while_messages_are_mapped(monkeypatch):
         raise AssertionError("JSONPath parsed at mapping time")
 
     monkeypatch.setattr(jsonpath_ng.ext, "parse", forbidden)
-    monkeypatch.setattr(hub.mapping, "parse_jsonpath", forbidden)
+    monkeypatch.setattr(hub.mapping.paths, "parse_jsonpath", forbidden)
     for _ in range(3):
         mappings["etat-civil/request-act-copy"].apply(document())
 
@@ -92,6 +93,6 @@ def test_unknown_transform_is_a_load_error_with_line(tmp_path: Path):
 
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40))
 def test_upper_and_trim_are_idempotent(value):
-    upper, trim = hub.mapping.SIMPLE_TRANSFORMS["upper"], hub.mapping.SIMPLE_TRANSFORMS["trim"]
+    upper, trim = SIMPLE["upper"][0], SIMPLE["trim"][0]
     once = upper(trim(value))
     assert upper(trim(once)) == once

@@ -1,0 +1,607 @@
+"""Compile a validated mapping file into one Python function, once, at load.
+
+Why generate code: a mapping runs for every message of every flow, and an interpreter walking the
+field tree pays a function call, a loop and a few dictionary lookups per field per message. The
+generated function is what an engineer would write by hand (``out["birthName"] = doc["citizen"]
+["birth_name"]`` inside a ``try``), with transforms, tables and conditions bound as local
+constants, so a mapping costs close to the hand-written function (see ``bench/mapping.py``).
+
+Safety: nothing from a mapping file is ever pasted into the source text. Names, constants,
+keys, paths and transforms go into the function's namespace as objects and the code refers to
+them by generated identifiers (``k12``); only those identifiers and fixed snippets make up the
+source. The same generator, with ``trace=True``, builds the ``explain`` variant that records, for
+every target field, where its value came from.
+
+Every problem found while compiling (bad JSONPath, unknown transform or table, a target the
+target schema does not have, a source path the source schema proves can never match, a ``ref``
+to a field not declared before) becomes a :class:`ConfigIssue` at the file:line:col of the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from hub.mapping import transforms as tx
+from hub.mapping.conditions import compile_condition
+from hub.mapping.errors import MappingFailed
+from hub.mapping.paths import MISSING, CompiledPath, PathError, compile_path, sub_schema
+from hub.mapping.spec import FieldSpec, FragmentFile
+from hub.mapping.tables import Table, TableArgs, table_transform
+from hub.validation import issues_from
+from hub.yamlfile import ConfigIssue, Location, YamlDocument
+
+CAUGHT = (ValueError, TypeError, LookupError, ArithmeticError)
+_XML_NAME = re.compile(r"^@?[A-Za-z_][\w.-]*$")
+
+
+@dataclass(frozen=True)
+class FieldMeta:
+    """What an error or an explanation says about one leaf field."""
+
+    target: str  # with {} where item indexes go: children[{}].birthDate
+    source: str | None
+    transforms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Fragment:
+    spec: FragmentFile
+    document: YamlDocument
+
+
+@dataclass
+class _Scope:
+    item: str  # the variable @ paths read: "doc" at the top, an item or fragment node below
+    item_schema: dict[str, Any] | None
+    indexes: tuple[str, ...]  # loop index variables, outermost first
+    in_array: bool
+
+
+@dataclass
+class Compiler:
+    mapping: str
+    tables: dict[str, Table]
+    fragments: dict[str, Fragment]
+    source_schema: dict[str, Any] | None = None
+    target_schema: dict[str, Any] | None = None
+    xml_names: bool = False
+    trace: bool = False
+    issues: list[ConfigIssue] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    namespace: dict[str, Any] = field(default_factory=dict)
+    metas: list[FieldMeta] = field(default_factory=list)
+    declared: dict[str, str] = field(default_factory=dict)  # dotted target -> its dict variable
+    _counter: int = 0
+    _fragment_stack: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ entry point
+
+    def compile(self, fields: dict[str, FieldSpec], document: YamlDocument) -> Callable[..., Any]:
+        self.namespace.update(M=MISSING, E=CAUGHT, fail=self._fail, deepcopy=copy.deepcopy, agg=_AGGREGATES)
+        self._emit(0, "def apply(doc, trace):")
+        self._emit(1, "out = {}")
+        scope = _Scope("doc", self.source_schema, (), False)
+        self._fields(fields, document, ("fields",), "out", "", scope, 1, self.target_schema)
+        self._emit(1, "return out")
+        source = "\n".join(self.lines)
+        exec(compile(source, f"<mapping {self.mapping}>", "exec"), self.namespace)
+        return self.namespace["apply"]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def _const(self, value: Any) -> str:
+        self._counter += 1
+        name = f"k{self._counter}"
+        self.namespace[name] = value
+        return name
+
+    def _var(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}{self._counter}"
+
+    def _issue(self, document: YamlDocument, location: Location, message: str) -> None:
+        self.issues.append(document.issue(location, message))
+
+    def _fail(self, meta: int, indexes: tuple[int, ...], value: Any, reason: str) -> None:
+        info = self.metas[meta]
+        raise MappingFailed(self.mapping, info.target.format(*indexes), info.source, reason, value)
+
+    def _path(
+        self, text: str, document: YamlDocument, location: Location, scope: _Scope
+    ) -> CompiledPath | None:
+        try:
+            path = compile_path(text)
+        except PathError as exc:
+            self._issue(document, location, str(exc))
+            return None
+        base = scope.item_schema if path.relative else self.source_schema
+        root = self.source_schema or {}
+        try:
+            sub_schema(path, base, root)
+        except PathError as exc:
+            self._issue(document, location, f"{text} can never match: {exc}")
+        return path
+
+    def _read(self, path: CompiledPath, scope: _Scope) -> str:
+        """An expression reading ``path``: inlined subscripts for plain names, else the getter."""
+        origin = scope.item if path.relative else "doc"
+        names = path.field_names
+        if names is not None and path.singular:
+            return origin + "".join(f"[{self._const(name)}]" for name in names)
+        return f"{self._const(path.get)}({origin})"
+
+    # ------------------------------------------------------------------ blocks
+
+    def _fields(
+        self,
+        specs: dict[str, FieldSpec],
+        document: YamlDocument,
+        location: Location,
+        out: str,
+        prefix: str,
+        scope: _Scope,
+        indent: int,
+        target_schema: dict[str, Any] | None,
+    ) -> None:
+        for name, spec in specs.items():
+            here = (*location, name)
+            child_schema = self._target_child(target_schema, name, document, here)
+            if self.xml_names and not _XML_NAME.match(name):
+                self._issue(document, here, f"{name!r} is not an XML element name (or @attribute)")
+            body_indent = indent
+            if spec.when is not None:
+                predicate = self._condition(spec.when, document, (*here, "when"))
+                if predicate is None:
+                    continue
+                self._emit(indent, f"if {predicate}(doc, {scope.item}):")
+                body_indent += 1
+            target = f"{prefix}{name}"
+            if spec.each is not None:
+                self._each(name, spec, document, here, out, target, scope, body_indent, child_schema)
+            else:
+                self._single(name, spec, document, here, out, target, scope, body_indent, child_schema)
+            if spec.when is not None:
+                self._emit(body_indent, "pass")
+
+    def _target_child(
+        self, schema: dict[str, Any] | None, name: str, document: YamlDocument, location: Location
+    ) -> dict[str, Any] | None:
+        if schema is None:
+            return None
+        properties = schema.get("properties")
+        if properties is None:
+            return None
+        if name in properties:
+            return properties[name]
+        if schema.get("additionalProperties") in (None, False):
+            valid = ", ".join(properties) or "none"
+            self._issue(
+                document, location, f"target {name!r} is not in the target schema; valid here: {valid}"
+            )
+        return None
+
+    def _single(
+        self,
+        name: str,
+        spec: FieldSpec,
+        document: YamlDocument,
+        location: Location,
+        out: str,
+        target: str,
+        scope: _Scope,
+        indent: int,
+        schema: dict[str, Any] | None,
+    ) -> None:
+        key = self._const(name)
+        if spec.fields is not None or spec.fragment is not None:
+            inner = self._var("o")
+            self._emit(indent, f"{inner} = {{}}")
+            if not scope.in_array:
+                self.declared[target] = inner
+            self._block(spec, document, location, inner, target, scope, indent, schema)
+            self._emit(indent, f"if {inner}:")
+            self._emit(indent + 1, f"{out}[{key}] = {inner}")
+            self._empty_branch(spec, indent, out, key, target, scope, "is empty")
+            return
+        meta = self._leaf_value(spec, document, location, target, scope, indent)
+        if meta is None:
+            return
+        self._emit(indent, "if v is M or v is None or v == '' or v == [] or v == {}:")
+        self._missing(spec, indent + 1, f"{out}[{key}] = ", meta, scope)
+        self._emit(indent, "else:")
+        self._emit(indent + 1, f"{out}[{key}] = v")
+        if not scope.in_array:
+            self.declared[target] = f"{out}[{key}]"
+
+    def _block(
+        self,
+        spec: FieldSpec,
+        document: YamlDocument,
+        location: Location,
+        inner: str,
+        target: str,
+        scope: _Scope,
+        indent: int,
+        schema: dict[str, Any] | None,
+    ) -> None:
+        """A nested ``fields`` block or a ``fragment``, writing into the dict ``inner``."""
+        if spec.fields is not None:
+            self._fields(
+                spec.fields,
+                document,
+                (*location, "fields"),
+                inner,
+                target + ".",
+                scope,
+                indent,
+                _object(schema),
+            )
+            return
+        fragment = self.fragments.get(spec.fragment or "")
+        if fragment is None:
+            valid = ", ".join(sorted(self.fragments)) or "none (mappings/fragments is empty)"
+            self._issue(
+                document, (*location, "fragment"), f"unknown fragment {spec.fragment!r}; valid: {valid}"
+            )
+            return
+        if spec.fragment in self._fragment_stack:
+            self._issue(document, (*location, "fragment"), f"fragment {spec.fragment!r} includes itself")
+            return
+        node_scope = scope
+        if spec.from_ is not None:
+            path = self._path(spec.from_, document, (*location, "from"), scope)
+            if path is None:
+                return
+            node = self._var("n")
+            self._emit(indent, "try:")
+            self._emit(indent + 1, f"{node} = {self._read(path, scope)}")
+            self._emit(indent, "except E:")
+            self._emit(indent + 1, f"{node} = M")
+            self._emit(indent, f"if {node} is not M and {node} is not None:")
+            indent += 1
+            base = scope.item_schema if path.relative else self.source_schema
+            try:
+                item_schema = sub_schema(path, base, self.source_schema or {})
+            except PathError:
+                item_schema = None
+            node_scope = _Scope(node, item_schema, scope.indexes, scope.in_array)
+        self._fragment_stack += (spec.fragment or "",)
+        try:
+            self._fields(
+                fragment.spec.fields,
+                fragment.document,
+                ("fields",),
+                inner,
+                target + ".",
+                node_scope,
+                indent,
+                _object(schema),
+            )
+        finally:
+            self._fragment_stack = self._fragment_stack[:-1]
+        self._emit(indent, "pass")
+
+    def _each(
+        self,
+        name: str,
+        spec: FieldSpec,
+        document: YamlDocument,
+        location: Location,
+        out: str,
+        target: str,
+        scope: _Scope,
+        indent: int,
+        schema: dict[str, Any] | None,
+    ) -> None:
+        path = self._path(spec.each or "", document, (*location, "each"), scope)
+        if path is None:
+            return
+        key, array, item, index = self._const(name), self._var("a"), self._var("i"), self._var("x")
+        base = scope.item_schema if path.relative else self.source_schema
+        try:
+            reached = sub_schema(path, base, self.source_schema or {})
+        except PathError:
+            reached = None
+        item_schema = reached if not path.singular else _items(reached)
+        items = self._read(path, scope)
+        self._emit(indent, f"{array} = []")
+        self._emit(indent, "try:")
+        self._emit(indent + 1, f"{item}s = {items}")
+        self._emit(indent, "except E:")
+        self._emit(indent + 1, f"{item}s = M")
+        if path.singular:
+            self._emit(
+                indent,
+                f"{item}s = {item}s if type({item}s) is list "
+                f"else [] if {item}s is M or {item}s is None else [{item}s]",
+            )
+        self._emit(indent, f"for {index}, {item} in enumerate({item}s):")
+        inner_scope = _Scope(item, item_schema, (*scope.indexes, index), True)
+        body = indent + 1
+        if spec.where is not None:
+            predicate = self._condition(spec.where, document, (*location, "where"))
+            if predicate is not None:
+                self._emit(body, f"if not {predicate}(doc, {item}):")
+                self._emit(body + 1, "continue")
+        item_target = f"{target}[{{}}]"
+        item_schema_target = _items(schema)
+        if spec.fields is not None or spec.fragment is not None:
+            inner = self._var("o")
+            self._emit(body, f"{inner} = {{}}")
+            self._block(spec, document, location, inner, item_target, inner_scope, body, item_schema_target)
+            self._emit(body, f"if {inner}:")
+            self._emit(body + 1, f"{array}.append({inner})")
+        else:
+            meta = self._leaf_value(spec, document, location, item_target, inner_scope, body)
+            if meta is None:
+                return
+            self._emit(body, "if not (v is M or v is None or v == '' or v == [] or v == {}):")
+            self._emit(body + 1, f"{array}.append(v)")
+            if spec.required:
+                self._emit(body, "else:")
+                self._emit(
+                    body + 1,
+                    f"fail({meta}, ({', '.join(inner_scope.indexes)},), None, 'required value is missing')",
+                )
+        self._emit(indent, f"if {array}:")
+        self._emit(indent + 1, f"{out}[{key}] = {array}")
+        self._empty_branch(spec, indent, out, key, target, scope, "has no items")
+
+    def _empty_branch(
+        self, spec: FieldSpec, indent: int, out: str, key: str, target: str, scope: _Scope, what: str
+    ) -> None:
+        if spec.explicit_default:
+            self._emit(indent, "else:")
+            self._emit(indent + 1, f"{out}[{key}] = deepcopy({self._const(spec.default)})")
+        elif spec.required:
+            meta = self._meta(FieldMeta(target, None, ()))
+            self._emit(indent, "else:")
+            self._emit(
+                indent + 1,
+                f"fail({meta}, ({''.join(i + ', ' for i in scope.indexes)}), None, 'required block {what}')",
+            )
+
+    def _missing(self, spec: FieldSpec, indent: int, assign: str, meta: int, scope: _Scope) -> None:
+        if spec.explicit_default:
+            self._emit(indent, f"{assign}deepcopy({self._const(spec.default)})")
+        elif spec.required:
+            indexes = "".join(i + ", " for i in scope.indexes)
+            self._emit(indent, f"fail({meta}, ({indexes}), None, 'required value is missing')")
+        else:
+            self._emit(indent, "pass")
+
+    def _meta(self, meta: FieldMeta) -> int:
+        self.metas.append(meta)
+        return len(self.metas) - 1
+
+    def _condition(self, condition: Any, document: YamlDocument, location: Location) -> str | None:
+        try:
+            predicate = compile_condition(condition)
+        except (PathError, ValueError) as exc:
+            self._issue(document, location, str(exc))
+            return None
+        return self._const(predicate)
+
+    # ------------------------------------------------------------------ leaf values
+
+    def _leaf_value(
+        self,
+        spec: FieldSpec,
+        document: YamlDocument,
+        location: Location,
+        target: str,
+        scope: _Scope,
+        indent: int,
+    ) -> int | None:
+        """Emit code leaving the field's transformed value in ``v``; return its meta index."""
+        meta = self._meta(FieldMeta(target, None, ()))
+        source = self._source(spec, document, location, scope, indent, meta)
+        functions, names = self._transforms(spec, document, location)
+        if source is False or functions is None:
+            return None
+        self.metas[meta] = FieldMeta(target, source, names)
+        if self.trace:
+            self._emit(indent, "raw = v")
+        if functions:
+            self._emit(indent, "if not (v is M or v is None or v == '' or v == [] or v == {}):")
+            self._emit(indent + 1, "try:")
+            for function in functions:
+                self._emit(indent + 2, f"v = {self._const(function)}(v)")
+            self._emit(indent + 1, "except E as exc:")
+            indexes = "".join(i + ", " for i in scope.indexes)
+            self._emit(indent + 2, f"fail({meta}, ({indexes}), v, str(exc))")
+        if self.trace:
+            indexes = "".join(i + ", " for i in scope.indexes)
+            self._emit(indent, f"trace.append(({meta}, ({indexes}), raw, v))")
+        return meta
+
+    def _source(
+        self,
+        spec: FieldSpec,
+        document: YamlDocument,
+        location: Location,
+        scope: _Scope,
+        indent: int,
+        meta: int,
+    ) -> str | bool | None:
+        """Emit code leaving the raw value in ``v``; return a description of the source (None for a
+        constant), or False when an issue was recorded."""
+        if spec.path is not None:
+            path = self._path(spec.path, document, (*location, "path"), scope)
+            if path is None:
+                return False
+            self._emit(indent, "try:")
+            self._emit(indent + 1, f"v = {self._read(path, scope)}")
+            self._emit(indent, "except E:")
+            self._emit(indent + 1, "v = M")
+            return path.text
+        if spec.first_of is not None:
+            paths = [
+                self._path(text, document, (*location, "first_of", i), scope)
+                for i, text in enumerate(spec.first_of)
+            ]
+            if any(path is None for path in paths):
+                return False
+            for depth, path in enumerate(paths):
+                assert path is not None
+                self._emit(indent + depth, "try:")
+                self._emit(indent + depth + 1, f"v = {self._read(path, scope)}")
+                self._emit(indent + depth, "except E:")
+                self._emit(indent + depth + 1, "v = M")
+                if depth < len(paths) - 1:
+                    self._emit(indent + depth, "if v is M or v is None or v == '' or v == [] or v == {}:")
+            return "first_of(" + ", ".join(spec.first_of) + ")"
+        if "value" in spec.model_fields_set:
+            constant = self._const(spec.value)
+            mutable = isinstance(spec.value, dict | list)
+            self._emit(indent, f"v = deepcopy({constant})" if mutable else f"v = {constant}")
+            return None
+        if spec.ref is not None:
+            variable = self.declared.get(spec.ref)
+            if variable is None:
+                before = ", ".join(self.declared) or "none"
+                self._issue(
+                    document,
+                    (*location, "ref"),
+                    f"ref {spec.ref!r} is not a target field declared before this one; "
+                    f"declared before: {before}",
+                )
+                return False
+            self._emit(indent, "try:")
+            self._emit(indent + 1, f"v = {variable}")
+            self._emit(indent, "except (NameError, *E):  # declared under a 'when' that did not hold")
+            self._emit(indent + 1, "v = M")
+            return f"ref {spec.ref}"
+        for aggregate in ("count", "sum", "min", "max"):
+            text = getattr(spec, aggregate)
+            if text is None:
+                continue
+            path = self._path(text, document, (*location, aggregate), scope)
+            if path is None:
+                return False
+            origin = scope.item if path.relative else "doc"
+            indexes = "".join(i + ", " for i in scope.indexes)
+            self._emit(indent, "try:")
+            self._emit(
+                indent + 1, f"v = agg[{aggregate!r}]({self._const(path.get)}({origin}), {path.singular})"
+            )
+            self._emit(indent, "except E as exc:")
+            self._emit(indent + 1, f"fail({meta}, ({indexes}), None, str(exc))")
+            return f"{aggregate}({text})"
+        raise AssertionError("the spec model guarantees one source")
+
+    def _transforms(
+        self, spec: FieldSpec, document: YamlDocument, location: Location
+    ) -> tuple[list[tx.Transform] | None, tuple[str, ...]]:
+        functions: list[tx.Transform] = []
+        ok = True
+        for i, declaration in enumerate(spec.transforms):
+            here = (*location, "transforms", i)
+            try:
+                functions.append(self._transform(declaration, document, here))
+            except _Reported:
+                ok = False
+        names = tuple(tx.describe(d) for d in spec.transforms)
+        return (functions if ok else None), names
+
+    def _transform(
+        self, declaration: str | dict[str, Any], document: YamlDocument, location: Location
+    ) -> tx.Transform:
+        valid = ", ".join(tx.NAMES)
+        if isinstance(declaration, str):
+            if declaration in tx.SIMPLE:
+                return tx.SIMPLE[declaration][0]
+            hint = " (it takes arguments: {" + declaration + ": ...})" if declaration in tx.WITH_ARGS else ""
+            self._issue(document, location, f"unknown transform {declaration!r}{hint}; valid: {valid}")
+            raise _Reported
+        if len(declaration) != 1:
+            self._issue(document, location, "a transform with arguments is one key: {name: arguments}")
+            raise _Reported
+        ((name, arguments),) = declaration.items()
+        if name == "table":
+            try:
+                args = TableArgs.model_validate(
+                    {"name": arguments} if isinstance(arguments, str) else arguments
+                )
+                return table_transform(args, self.tables)
+            except ValidationError as exc:
+                self.issues.extend(issues_from(exc, TableArgs, document, (*location, "table")))
+            except ValueError as exc:
+                self._issue(document, (*location, "table"), str(exc))
+            raise _Reported
+        kind = tx.WITH_ARGS.get(name)
+        if kind is None:
+            self._issue(document, location, f"unknown transform {name!r}; valid: {valid}")
+            raise _Reported
+        try:
+            args = kind.args.model_validate(arguments)
+        except ValidationError as exc:
+            self.issues.extend(issues_from(exc, kind.args, document, (*location, name)))
+            raise _Reported from None
+        return kind.build(args)
+
+
+class _Reported(Exception):
+    """An issue was recorded; stop compiling this transform."""
+
+
+def _object(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    return schema if isinstance(schema, dict) and "properties" in schema else None
+
+
+def _items(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    if isinstance(schema, dict) and isinstance(schema.get("items"), dict):
+        return schema["items"]
+    return None
+
+
+def _numbers(values: list[Any]) -> list[Decimal]:
+    numbers = []
+    for value in values:
+        if value is None or value == "":
+            continue
+        numbers.append(tx._decimal(value))
+    return numbers
+
+
+def _plain(number: Decimal) -> int | float:
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _values(matched: Any, singular: bool) -> list[Any]:
+    if singular:
+        if matched is MISSING or matched is None:
+            return []
+        return matched if isinstance(matched, list) else [matched]
+    return matched
+
+
+def _count(matched: Any, singular: bool) -> int:
+    return len(_values(matched, singular))
+
+
+def _sum(matched: Any, singular: bool) -> int | float:
+    return _plain(sum(_numbers(_values(matched, singular)), Decimal(0)))
+
+
+def _min(matched: Any, singular: bool) -> Any:
+    values = [v for v in _values(matched, singular) if v is not None and v != ""]
+    return min(values) if values else MISSING
+
+
+def _max(matched: Any, singular: bool) -> Any:
+    values = [v for v in _values(matched, singular) if v is not None and v != ""]
+    return max(values) if values else MISSING
+
+
+_AGGREGATES = {"count": _count, "sum": _sum, "min": _min, "max": _max}
