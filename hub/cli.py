@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub.mapping_cli import app as mappings_app
 from hub.yamlfile import ConfigError
 
 app = typer.Typer(help="Municipal integration hub.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -27,6 +28,7 @@ dead_app = typer.Typer(
     help="Requests stopped on a permanent error or exhausted retries.", no_args_is_help=True
 )
 app.add_typer(dead_app, name="dead-letters")
+app.add_typer(mappings_app, name="mappings")
 
 console = Console()
 errors = Console(stderr=True)

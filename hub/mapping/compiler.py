@@ -356,6 +356,8 @@ class Compiler:
         self._emit(indent, f"if {array}:")
         self._emit(indent + 1, f"{out}[{key}] = {array}")
         self._empty_branch(spec, indent, out, key, target, scope, "has no items")
+        if not scope.in_array:
+            self.declared[target] = f"{out}[{key}]"
 
     def _empty_branch(
         self, spec: FieldSpec, indent: int, out: str, key: str, target: str, scope: _Scope, what: str
