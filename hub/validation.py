@@ -37,7 +37,7 @@ def issues_from(
             message = f"{field}: required key is missing"
             full = full[:-1]
         else:
-            message = f"{field}: {error['msg']}"
+            message = f"{field}: {error['msg'].removeprefix('Value error, ')}"
             if error["type"] not in {"value_error", "assertion_error"} and "input" in error:
                 shown = repr(error["input"])
                 message += f" (got {shown if len(shown) < 60 else shown[:57] + '...'})"

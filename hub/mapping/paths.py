@@ -204,8 +204,8 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
             node = node.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(node, dict) else {}
         schema, seen = node, seen + 1
     if isinstance(schema, dict):
-        branches = schema.get("anyOf") or schema.get("oneOf")
-        if branches and len(branches) > 1:
+        branches = [b for b in schema.get("anyOf") or schema.get("oneOf") or [] if b != {"type": "null"}]
+        if len(branches) > 1:
             return {}  # several shapes: the path may match one of them; not checked further
         if branches:
             return _resolve(branches[0], root)

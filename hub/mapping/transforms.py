@@ -119,7 +119,7 @@ SIMPLE: dict[str, tuple[Transform, str]] = {
     "digits": (lambda v: _DIGITS.sub("", _text(v)), "keep only the digits (phone numbers)"),
     "string": (_text, "the value as text"),
     "integer": (_integer, "the value as an integer ('042' -> 42)"),
-    "number": (_number_value, "the value as a number ('12,50' -> 12.5)"),
+    "decimal": (_number_value, "the value as a number ('12,50' -> 12.5)"),
     "first": (_first, "the first item of a list"),
     "last": (_last, "the last item of a list"),
 }

@@ -1,0 +1,88 @@
+"""Every shipped mapping loads, has test cases, and passes them; nothing is parsed while mapping."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+import hub.mapping.paths
+from hub.mapping import load_mappings
+from hub.mapping.cases import case_files, load_case, missing_cases, run_case
+from hub.mapping.jsonschema import mapping_file_schema, portal_request_schema
+from tests.conftest import ROOT
+
+MAPPINGS = ROOT / "mappings"
+SHIPPED = load_mappings(MAPPINGS)
+CASES = [(name, path) for name, mapping in sorted(SHIPPED.items()) for path in case_files(mapping)]
+
+
+@pytest.mark.parametrize(("name", "case"), CASES, ids=[f"{n}::{p.stem}" for n, p in CASES])
+def test_shipped_case_passes(name, case):
+    result = run_case(SHIPPED[name], case)
+    assert result.passed, "\n".join(result.differences)
+
+
+def test_every_shipped_mapping_has_cases_and_an_error_case_when_it_can_fail():
+    assert missing_cases(SHIPPED) == []
+    for name, mapping in SHIPPED.items():
+        kinds = {"error" if load_case(path)[0].expect_error else "output" for path in case_files(mapping)}
+        assert "output" in kinds, name
+        if any(field.required for field in mapping.spec.fields.values()):
+            assert "error" in kinds, f"{name} has required fields but no case showing the error"
+
+
+def test_the_four_systems_have_mappings_in_both_directions():
+    prefixes = {name.split("/")[0] for name in SHIPPED}
+    assert {"etat-civil", "ecole", "finances", "ged"} <= prefixes
+    answers = {
+        name
+        for name, m in SHIPPED.items()
+        if any("$.response" in (f.path or "") for f in m.spec.fields.values())
+    }
+    assert {"etat-civil/act-status-answer", "ecole/enrolment-answer", "ged/document-filed"} <= answers
+    formats = {m.format for m in SHIPPED.values()}
+    assert formats == {"json", "soap", "csv", "fixed_width", "xml"}
+
+
+def test_no_jsonpath_is_parsed_while_the_shipped_cases_run(monkeypatch):
+    documents = [(SHIPPED[name], load_case(path)[1]) for name, path in CASES]
+
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("JSONPath parsed while mapping")
+
+    monkeypatch.setattr(hub.mapping.paths, "parse_jsonpath", forbidden)
+    monkeypatch.setattr("jsonpath_ng.ext.parse", forbidden)
+    monkeypatch.setattr("jsonpath_ng.parse", forbidden)
+    for mapping, document in documents:
+        try:
+            mapping.render(document)
+        except hub.mapping.MappingFailed:
+            pass
+
+
+def test_published_json_schema_is_current_and_accepts_every_shipped_mapping():
+    published = json.loads((ROOT / "docs" / "schemas" / "mapping.schema.json").read_text(encoding="utf-8"))
+    assert published == mapping_file_schema(), (
+        "run: hub mappings schema --output docs/schemas/mapping.schema.json"
+    )
+    validator = jsonschema.Draft202012Validator(published)
+    for mapping in SHIPPED.values():
+        document = yaml.safe_load(open(mapping.path, encoding="utf-8"))
+        assert list(validator.iter_errors(document)) == [], mapping.path
+
+
+def test_published_json_schema_flags_what_the_loader_refuses():
+    validator = jsonschema.Draft202012Validator(mapping_file_schema())
+    wrong = {
+        "mapping": "x",
+        "fields": {"a": {"path": "$.a", "transforms": ["shout", {"pad": {"widht": 2}}]}, "b": {"pth": "$.b"}},
+    }
+    assert len(list(validator.iter_errors(wrong))) >= 2
+
+
+def test_portal_request_schema_is_generated_from_the_citizen_model():
+    shipped = json.loads((MAPPINGS / "schemas" / "portal-request.json").read_text(encoding="utf-8"))
+    assert shipped == portal_request_schema()
