@@ -24,7 +24,9 @@ def project(tmp_path):
         fields:
           name: {path: $.name, transforms: [upper], required: true}
           sex: {path: $.sex, transforms: [{table: sex}]}
-          kids: {each: "$.kids[*]", fields: {born: {path: "@.born", transforms: [{date: {from: iso, to: "%d/%m/%Y"}}]}}}
+          kids:
+            each: "$.kids[*]"
+            fields: {born: {path: "@.born", transforms: [{date: {from: iso, to: "%d/%m/%Y"}}]}}
         """,
     )
     write(

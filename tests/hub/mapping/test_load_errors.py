@@ -98,7 +98,8 @@ def test_target_not_in_the_declared_json_schema(tmp_path):
         tmp_path,
         "target.json",
         '{"type": "object", "additionalProperties": false, "properties": '
-        '{"name": {"type": "string"}, "address": {"type": "object", "properties": {"city": {}}, "additionalProperties": false}}}',
+        '{"name": {"type": "string"}, "address": '
+        '{"type": "object", "properties": {"city": {}}, "additionalProperties": false}}}',
     )
     text = "\n".join(
         errors(

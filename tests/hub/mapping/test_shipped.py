@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -57,10 +59,8 @@ def test_no_jsonpath_is_parsed_while_the_shipped_cases_run(monkeypatch):
     monkeypatch.setattr("jsonpath_ng.ext.parse", forbidden)
     monkeypatch.setattr("jsonpath_ng.parse", forbidden)
     for mapping, document in documents:
-        try:
+        with contextlib.suppress(hub.mapping.MappingFailed):
             mapping.render(document)
-        except hub.mapping.MappingFailed:
-            pass
 
 
 def test_published_json_schema_is_current_and_accepts_every_shipped_mapping():
@@ -70,7 +70,7 @@ def test_published_json_schema_is_current_and_accepts_every_shipped_mapping():
     )
     validator = jsonschema.Draft202012Validator(published)
     for mapping in SHIPPED.values():
-        document = yaml.safe_load(open(mapping.path, encoding="utf-8"))
+        document = yaml.safe_load(Path(mapping.path).read_text(encoding="utf-8"))
         assert list(validator.iter_errors(document)) == [], mapping.path
 
 
