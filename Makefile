@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/end_to_end.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/mapping.py
 
 clean:
 	rm -rf $(VENV) var/demo.db* .pytest_cache

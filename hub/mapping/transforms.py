@@ -330,8 +330,9 @@ def _datetime(args: DatetimeArgs) -> Transform:
 
 
 class BoolArgs(_Args):
-    true: Any = Field(description="the code for true")
-    false: Any = Field(description="the code for false")
+    # Not "true:"/"false:" as keys: YAML reads those keys as booleans, not as names.
+    if_true: Any = Field(description="the code for true")
+    if_false: Any = Field(description="the code for false")
 
 
 _TRUE = {"true", "1", "yes", "oui", "o", "y"}
@@ -341,12 +342,12 @@ _FALSE = {"false", "0", "no", "non", "n"}
 def _bool(args: BoolArgs) -> Transform:
     def code(value: Any) -> Any:
         if isinstance(value, bool):
-            return args.true if value else args.false
+            return args.if_true if value else args.if_false
         text = _text(value).strip().lower()
         if text in _TRUE:
-            return args.true
+            return args.if_true
         if text in _FALSE:
-            return args.false
+            return args.if_false
         raise ValueError("not a boolean (true/false, oui/non, 1/0)")
 
     return code
@@ -371,7 +372,7 @@ WITH_ARGS: dict[str, TransformKind] = {
     "currency": TransformKind(CurrencyArgs, _currency, "French amount: 1 234,50 €"),
     "date": TransformKind(DateArgs, _date, "{date: {from: '%Y-%m-%d', to: '%d/%m/%Y'}}"),
     "datetime": TransformKind(DatetimeArgs, _datetime, "{datetime: {from: iso, to: iso, timezone: UTC}}"),
-    "bool": TransformKind(BoolArgs, _bool, "boolean to code: {bool: {true: O, false: N}}"),
+    "bool": TransformKind(BoolArgs, _bool, "boolean to code: {bool: {if_true: O, if_false: N}}"),
 }
 
 # ``table`` is a transform too, declared in hub.mapping.tables because it needs the loaded tables.

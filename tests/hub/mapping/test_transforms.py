@@ -90,8 +90,8 @@ def test_simple_transforms(name, value, expected):
             "2026-07-01T10:00:00",
             "01/07/2026 12:00",
         ),
-        ("bool", {"true": "O", "false": "N"}, True, "O"),
-        ("bool", {"true": 1, "false": 0}, "non", 0),
+        ("bool", {"if_true": "O", "if_false": "N"}, True, "O"),
+        ("bool", {"if_true": 1, "if_false": 0}, "non", 0),
     ],
 )
 def test_transforms_with_arguments(name, args, value, expected):
@@ -106,7 +106,7 @@ def test_transforms_with_arguments(name, args, value, expected):
         ("datetime", {"from": "iso"}, "tomorrow", "date-time does not match"),
         ("number", {}, "12 euros", "not a number"),
         ("number", {}, "NaN", "not a finite number"),
-        ("bool", {"true": "O", "false": "N"}, "peut-être", "not a boolean"),
+        ("bool", {"if_true": "O", "if_false": "N"}, "peut-être", "not a boolean"),
         ("format", "{:d}", "abc", "does not fit the format"),
     ],
 )
