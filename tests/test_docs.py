@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import yaml
 
 from hub.config import load_config
 from hub.flows import load_flow
-from hub.mapping import load_mapping, load_mappings
-from tests.conftest import CONFIG, ROOT, sample
+from hub.mapping import load_fragments, load_mapping, load_mappings
+from hub.mapping.tables import load_tables
+from hub.mapping.transforms import NAMES
+from tests.conftest import CONFIG, ROOT
 
 BLOCK = re.compile(r"```(\w+) (\w+)\n(.*?)```", re.S)
 
@@ -30,10 +33,28 @@ def test_flow_example_is_the_shipped_flow_and_loads(tmp_path):
     assert load_flow(path, config, load_mappings(ROOT / "mappings")).name == "birth-certificate"
 
 
-def test_mapping_example_gives_the_documented_output(tmp_path):
-    [example] = blocks("mappings.md", "mapping")
-    [expected] = blocks("mappings.md", "expected")
+MAPPING_EXAMPLES = list(
+    zip(
+        blocks("mappings.md", "mapping"),
+        blocks("mappings.md", "input"),
+        blocks("mappings.md", "expected"),
+        strict=True,
+    )
+)
+
+
+@pytest.mark.parametrize(("example", "document", "expected"), MAPPING_EXAMPLES)
+def test_mapping_examples_give_the_documented_output(tmp_path, example, document, expected):
     path = tmp_path / "mapping.yaml"
     path.write_text(example, encoding="utf-8")
-    body = sample("01-lefevre-copie-integrale")
-    assert load_mapping(path).apply({"citizen": body["citizen"]}) == json.loads(expected)
+    shipped = ROOT / "mappings"
+    mapping = load_mapping(
+        path, tables=load_tables(shipped / "tables"), fragments=load_fragments(shipped / "fragments")
+    )
+    assert mapping.apply(json.loads(document)) == json.loads(expected)
+
+
+def test_mappings_reference_covers_every_transform():
+    text = (ROOT / "docs" / "mappings.md").read_text(encoding="utf-8")
+    for name in NAMES:
+        assert f"`{name}`" in text or f"{{{name}:" in text, name
