@@ -189,6 +189,18 @@ def _compile(path: Path, tables: dict[str, Table], fragments: dict[str, Fragment
             ("source", "schema"),
             issues,
         )
+    if spec.source is not None and spec.source.wsdl is not None:
+        answer = spec.source.wsdl
+        response = _schema(
+            lambda: wsdl_message_schema(
+                (path.parent / answer.file).resolve(), answer.operation, answer.message
+            ),
+            document,
+            ("source", "wsdl"),
+            issues,
+        )
+        if response is not None:
+            source_schema = _with_response(source_schema, response)
     target = spec.target
     if target is not None and target.schema_ is not None:
         target_schema = _schema(
@@ -237,6 +249,14 @@ def _schema(
     except SchemaError as exc:
         issues.append(document.issue(location, str(exc)))
         return None
+
+
+def _with_response(schema: dict[str, Any] | None, response: dict[str, Any]) -> dict[str, Any]:
+    """The source schema of an answer mapping: the document's schema with ``response`` replaced by
+    the WSDL message (the rest of the document left open when no schema is declared)."""
+    if schema is None:
+        return {"type": "object", "properties": {"response": response}}
+    return {**schema, "properties": {**schema.get("properties", {}), "response": response}}
 
 
 def _check_flat(spec: MappingFile, document: YamlDocument, issues: list[ConfigIssue]) -> None:

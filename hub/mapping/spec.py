@@ -119,17 +119,20 @@ class FieldSpec(_Strict):
 # ---------------------------------------------------------------------------- source and target
 
 
+class WsdlMessage(_Strict):
+    file: str = Field(description="local WSDL file, relative to this mapping file")
+    operation: str
+    message: Literal["input", "output"] = "input"
+
+
 class SourceSpec(_Strict):
     name: str = Field(description="what the input is, e.g. portal-request or RequestActCopy answer")
     schema_: str | None = Field(
         None, alias="schema", description="JSON Schema file of the input, relative to this file"
     )
-
-
-class WsdlMessage(_Strict):
-    file: str = Field(description="local WSDL file, relative to this mapping file")
-    operation: str
-    message: Literal["input", "output"] = "input"
+    wsdl: WsdlMessage | None = Field(
+        None, description="in an answer mapping: the WSDL message $.response holds (message: output)"
+    )
 
 
 class CsvFormat(_Strict):

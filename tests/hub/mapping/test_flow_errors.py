@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from hub.db.models import OutboxMessage
 from hub.mapping import load_mapping
+from hub.mapping.tables import load_tables
 from tests.conftest import ROOT, sample
 from tests.hub.test_birth_certificate_flow import acts_for, wait_for
 
@@ -19,10 +20,9 @@ def test_an_answer_the_mapping_cannot_read_fails_the_request_with_mapping_failed
     (tmp_path / "tables" / "act-request-statuses.yaml").write_text(
         "table: act-request-statuses\nvalues: {ISSUED: completed, REJECTED: rejected}\n", encoding="utf-8"
     )
-    shipped = (ROOT / "mappings" / "etat-civil" / "act-request-created.yaml").read_text(encoding="utf-8")
-    (tmp_path / "answer.yaml").write_text(shipped, encoding="utf-8")
     flow = live_hub.hub.flows["birth-certificate"]
-    flow.mappings[ANSWER] = load_mapping(tmp_path / "answer.yaml")
+    shipped = ROOT / "mappings" / "etat-civil" / "act-request-created.yaml"
+    flow.mappings[ANSWER] = load_mapping(shipped, tables=load_tables(tmp_path / "tables"), fragments={})
     with live_hub.client() as client:
         request_id = client.post("/v1/requests", json=sample("02-de-la-fontaine-extrait-filiation")).json()[
             "id"

@@ -179,3 +179,14 @@ def test_table_files_are_checked_too(tmp_path):
     text = "\n".join(str(i) for i in caught.value.issues)
     assert "bad.csv:3:1: duplicate code 'A'" in text
     assert "nope.yaml:2:" in text and "must be a string" in text  # YAML reads NO as false: quote it
+
+
+def test_answer_paths_are_checked_against_the_wsdl_output_message(tmp_path):
+    head = (
+        f"source: {{name: answer, wsdl: {{file: {WSDL}, operation: GetActRequestStatus, message: output}}}}\n"
+    )
+    message = only(tmp_path, "a: {path: $.response.status}\nb: {path: $.response.issued}", head=head)
+    assert (
+        ":5:" in message
+        and "no $.response.issued; valid here: issuedAt, rejectionReason, requestNumber, status" in message
+    )
