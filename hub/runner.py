@@ -206,7 +206,8 @@ class FlowRunner:
                 raise _LeaseLost()
             run.progress.leased_until = renewed_at + lease_s
         if call.mapping is not None:
-            message = run.flow.mappings[call.mapping].apply(run.document)
+            # the target format's form: a dict (json, soap), a line (csv, fixed_width) or XML text
+            message = run.flow.mappings[call.mapping].render(run.document)
         else:
             message = run.document["steps"][call.message]
         keyed = replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
