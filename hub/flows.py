@@ -9,7 +9,7 @@ mappings) and compiles the flow's input JSON Schema once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.config import HubConfig
 from hub.mapping import Mapping
+from hub.mapping.paths import CompiledPath, PathError, compile_path
 from hub.validation import validate_document
 from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
 
@@ -62,12 +63,21 @@ class MapSpec(_Strict):
     mapping: str
 
 
+SETTABLE = ("processing", "submitted", "completed", "rejected")
+
+
+class StatusFrom(_Strict):
+    """The status an answer mapping produced: ``set_status: {from: $.steps.act_status.status}``."""
+
+    from_: str = Field(alias="from", description="JSONPath to a hub status an earlier step saved")
+
+
 class Step(_Strict):
     id: StepId
     map: MapSpec | None = None
     call: CallSpec | None = None
     wait_until: WaitUntil | None = None
-    set_status: Literal["processing", "submitted", "completed", "rejected"] | None = None
+    set_status: Literal["processing", "submitted", "completed", "rejected"] | StatusFrom | None = None
     save_as: StepId | None = Field(None, description="keep the step's result under steps.<name>")
 
     @model_validator(mode="after")
@@ -103,6 +113,7 @@ class Flow:
     mappings: dict[str, Mapping]
     conditions: dict[str, JSONPath]
     document: YamlDocument  # to locate later cross-checks at file:line
+    status_paths: dict[str, CompiledPath] = field(default_factory=dict)  # step id -> set_status.from
 
     @property
     def name(self) -> str:
@@ -148,13 +159,20 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
                         f"invalid JSONPath {condition.path!r}: {exc}",
                     )
                 )
+    status_paths: dict[str, CompiledPath] = {}
+    for index, step in enumerate(spec.steps):
+        if isinstance(step.set_status, StatusFrom):
+            try:
+                status_paths[step.id] = compile_path(step.set_status.from_)
+            except PathError as exc:
+                issues.append(document.issue(("steps", index, "set_status", "from"), str(exc)))
     if issues:
         raise ConfigError(issues)
     used = {name: mappings[name] for name in _mapping_names(spec)}
     validator = jsonschema.Draft202012Validator(
         spec.input, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    return Flow(spec, str(path), validator, used, conditions, document)
+    return Flow(spec, str(path), validator, used, conditions, document, status_paths)
 
 
 def _unresolvable_refs(node: Any, root: dict[str, Any], location: tuple) -> list[tuple[tuple, str]]:

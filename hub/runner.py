@@ -21,8 +21,9 @@ from sqlalchemy.exc import DBAPIError
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
 from hub.db.models import EVENTS, OUTBOX, REQUESTS, utcnow
-from hub.flows import CallSpec, Flow, Step, WaitUntil
+from hub.flows import SETTABLE, CallSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed
+from hub.mapping.paths import MISSING
 from hub.outbox import Claim, extend
 from hub.runtime import Hub
 
@@ -153,8 +154,8 @@ class FlowRunner:
             elif step.call is not None:
                 result = self._call(run, step, step.call)
             elif step.set_status is not None:
-                progress.status = step.set_status
-                progress.event(step.id, "ok", f"status {step.set_status}")
+                progress.status = _status(flow, step, run.document)
+                progress.event(step.id, "ok", f"status {progress.status}")
                 effect = False  # written with the next checkpoint, with its own time
             elif step.wait_until is not None:
                 result = self._wait(run, step, step.wait_until)
@@ -330,6 +331,31 @@ class _LeaseLost(Exception):
 
 def _matches(flow: Flow, key: str, expected: Any, document: dict) -> bool:
     return any(match.value == expected for match in flow.conditions[key].find(document))
+
+
+class InvalidStatus(MappingFailed):
+    """``set_status: {from: ...}`` read something that is not a hub status: the answer mapping's
+    table is wrong, a permanent error for the request (replayable once the mapping is fixed)."""
+
+    code = "invalid_status"
+
+    def __init__(self, flow: str, step: str, source: str, value: Any) -> None:
+        super().__init__(flow, step, source, "not a hub status")
+        shown = "nothing" if value is MISSING else repr(value)  # a status word, not personal data
+        self.args = (f"flow {flow}: step {step}: {source} gave {shown}, not one of {', '.join(SETTABLE)}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _status(flow: Flow, step: Step, document: dict[str, Any]) -> str:
+    if isinstance(step.set_status, str):
+        return step.set_status
+    path = flow.status_paths[step.id]
+    value = path.get(document)
+    if value not in SETTABLE:
+        raise InvalidStatus(flow.name, step.id, path.text, value)
+    return value
 
 
 def _snapshot(request: Row[Any]) -> dict[str, Any]:

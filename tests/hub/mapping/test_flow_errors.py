@@ -39,3 +39,57 @@ def test_an_answer_the_mapping_cannot_read_fails_the_request_with_mapping_failed
     with live_hub.hub.db.sessions() as session:
         message = session.scalars(select(OutboxMessage).where(OutboxMessage.request_id == request_id)).one()
     assert message.state == "dead" and message.last_error.startswith("mapping_failed")
+
+
+def test_a_status_read_from_the_answer_must_be_a_hub_status(live_hub, tmp_path):
+    # The answer mapping's table sends ISSUED to a word the hub does not have: the last step's
+    # set_status {from: ...} refuses it rather than showing the portal an unknown status.
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "act-request-statuses.yaml").write_text(
+        "table: act-request-statuses\nvalues: {PENDING: submitted, ISSUED: delivered, REJECTED: rejected}\n",
+        encoding="utf-8",
+    )
+    flow = live_hub.hub.flows["birth-certificate"]
+    shipped = ROOT / "mappings" / "etat-civil" / "act-status-answer.yaml"
+    flow.mappings["etat-civil/act-status-answer"] = load_mapping(
+        shipped, tables=load_tables(tmp_path / "tables"), fragments={}
+    )
+    with live_hub.client() as client:
+        request_id = client.post("/v1/requests", json=sample("01-lefevre-copie-integrale")).json()["id"]
+        state = wait_for(client, request_id)
+    assert state["status"] == "failed"
+    assert state["timeline"][-1]["step"] == "completed"
+    assert state["timeline"][-1]["detail"] == (
+        "flow birth-certificate: step completed: $.steps.act_status.status gave 'delivered', "
+        "not one of processing, submitted, completed, rejected"
+    )
+    with live_hub.hub.db.sessions() as session:
+        message = session.scalars(select(OutboxMessage).where(OutboxMessage.request_id == request_id)).one()
+    assert message.state == "dead" and message.last_error.startswith("invalid_status")
+
+
+def test_set_status_from_an_invalid_path_is_a_load_error(tmp_path):
+    import pytest
+
+    from hub.config import load_config
+    from hub.flows import load_flow
+    from hub.mapping import load_mappings
+    from hub.yamlfile import ConfigError
+    from tests.conftest import CONFIG
+
+    shipped = (ROOT / "flows" / "birth-certificate.yaml").read_text(encoding="utf-8")
+    broken = shipped.replace("{from: $.steps.act_status.status}", "{from: 'steps.act_status'}")
+    path = tmp_path / "flow.yaml"
+    path.write_text(broken, encoding="utf-8")
+    config, _ = load_config(CONFIG)
+    with pytest.raises(ConfigError) as caught:
+        load_flow(path, config, load_mappings(ROOT / "mappings"))
+    [issue] = caught.value.issues
+    assert (
+        issue.line
+        == broken.splitlines().index(
+            next(line for line in broken.splitlines() if "steps.act_status'" in line)
+        )
+        + 1
+        and "starts with $" in issue.message
+    )
