@@ -278,8 +278,32 @@ def _check_references(
                         (f"unknown mapping {name!r}; valid: {', '.join(sorted(mappings)) or 'none'}"),
                     )
                 )
+        if isinstance(part, CallSpec):
+            issues += _check_wsdl_messages(part, step.kind, where, document, mappings)
         if step.save_as:
             saved.add(step.save_as)
+    return issues
+
+
+def _check_wsdl_messages(
+    call: CallSpec, key: str, where: tuple, document: YamlDocument, mappings: dict[str, Mapping]
+) -> list[ConfigIssue]:
+    """A mapping that declares the WSDL message it builds (or reads) must be used for that
+    operation: the request mapping of RequestActCopy sent to GetActRequestStatus is a mistake
+    the back-end would only reveal at run time."""
+    issues = []
+    for attr, side in (("mapping", "target"), ("response_mapping", "source")):
+        mapping = mappings.get(getattr(call, attr) or "")
+        declared = getattr(mapping.spec, side) if mapping is not None else None
+        wsdl = declared.wsdl if declared is not None else None
+        if wsdl is not None and wsdl.operation != call.operation:
+            issues.append(
+                document.issue(
+                    (*where, key, attr),
+                    f"mapping {mapping.name} is for {wsdl.operation} ({wsdl.message}) "
+                    f"but this step calls {call.operation}",
+                )
+            )
     return issues
 
 

@@ -93,3 +93,25 @@ def test_set_status_from_an_invalid_path_is_a_load_error(tmp_path):
         + 1
         and "starts with $" in issue.message
     )
+
+
+def test_a_mapping_built_for_another_soap_operation_is_a_load_error(tmp_path):
+    import pytest
+
+    from hub.config import load_config
+    from hub.flows import load_flow
+    from hub.mapping import load_mappings
+    from hub.yamlfile import ConfigError
+    from tests.conftest import CONFIG
+
+    shipped = (ROOT / "flows" / "birth-certificate.yaml").read_text(encoding="utf-8")
+    broken = shipped.replace("mapping: etat-civil/act-request-status", "mapping: etat-civil/request-act-copy")
+    path = tmp_path / "flow.yaml"
+    path.write_text(broken, encoding="utf-8")
+    config, _ = load_config(CONFIG)
+    with pytest.raises(ConfigError) as caught:
+        load_flow(path, config, load_mappings(ROOT / "mappings"))
+    [issue] = caught.value.issues
+    assert issue.message == (
+        "mapping etat-civil/request-act-copy is for RequestActCopy (input) but this step calls GetActRequestStatus"
+    )
