@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hub.config import HubConfig
 from hub.mapping import Mapping
 from hub.mapping.paths import CompiledPath, PathError, compile_path
+from hub.mapping.schemas import wsdl_operation_names
 from hub.validation import validate_document
 from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
 
@@ -296,7 +297,10 @@ def _check_wsdl_messages(
         mapping = mappings.get(getattr(call, attr) or "")
         declared = getattr(mapping.spec, side) if mapping is not None else None
         wsdl = declared.wsdl if declared is not None else None
-        if wsdl is not None and wsdl.operation != call.operation:
+        if wsdl is None or wsdl.operation == call.operation:
+            continue
+        # An operation the WSDL does not have at all is reported by the system check instead.
+        if call.operation in wsdl_operation_names((Path(mapping.path).parent / wsdl.file).resolve()):
             issues.append(
                 document.issue(
                     (*where, key, attr),

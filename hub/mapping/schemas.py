@@ -37,6 +37,17 @@ def json_schema(path: Path) -> dict[str, Any]:
 
 
 @cache
+def wsdl_operation_names(path: Path) -> frozenset[str]:
+    """The operations a local WSDL declares (empty when the file cannot be read)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.parse(str(path), parser).getroot()
+    except (OSError, etree.XMLSyntaxError):
+        return frozenset()
+    return frozenset(root.xpath("w:portType/w:operation/@name", namespaces={"w": WSDL}))
+
+
+@cache
 def wsdl_message_schema(path: Path, operation: str, message: str) -> dict[str, Any]:
     """The element an operation's input or output message carries, as a JSON-Schema-like dict."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)

@@ -113,5 +113,6 @@ def test_a_mapping_built_for_another_soap_operation_is_a_load_error(tmp_path):
         load_flow(path, config, load_mappings(ROOT / "mappings"))
     [issue] = caught.value.issues
     assert issue.message == (
-        "mapping etat-civil/request-act-copy is for RequestActCopy (input) but this step calls GetActRequestStatus"
+        "mapping etat-civil/request-act-copy is for RequestActCopy (input) "
+        "but this step calls GetActRequestStatus"
     )
