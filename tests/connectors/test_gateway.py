@@ -297,6 +297,8 @@ def test_policy_rejects_unknown_keys_and_inverted_backoff() -> None:
         "max_elapsed_s": 60.0,
         "breaker_failures": 5,
         "breaker_reset_s": 30.0,
+        "breaker_failure_rate": None,
+        "breaker_window": 20,
         "max_concurrency": 8,
     }
 
