@@ -9,8 +9,9 @@ when it fails; the gateway decides everything else, once, for every system:
 - a circuit breaker: after ``breaker_failures`` consecutive transient failures, or when the share
   of transient failures among the last ``breaker_window`` calls reaches ``breaker_failure_rate``
   (once the window is full), the circuit opens and calls fail fast with
-  :class:`~connectors.errors.CircuitOpenError`; after ``breaker_reset_s`` one probe goes through (half-open), whose success closes the circuit and whose failure opens it
-  again. A permanent error (the back-end answered "no") counts as a sign of life, not a failure;
+  :class:`~connectors.errors.CircuitOpenError`; after ``breaker_reset_s`` one probe goes through
+  (half-open), whose success closes the circuit and whose failure opens it again. A permanent
+  error (the back-end answered "no") counts as a sign of life, not a failure;
 - retries of transient errors only, with exponential backoff and full jitter (tenacity's
   ``wait_random_exponential``), bounded by ``max_attempts`` and ``max_elapsed_s``. The caller may
   ask for a single attempt (``retry=False``) when it prefers to reschedule than to sleep;
