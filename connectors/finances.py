@@ -190,7 +190,7 @@ class FinancesConnector:
                 "INVALID_MESSAGE", f"unknown file kind {kind!r}; valid: {', '.join(PREFIXES)}"
             )
         operation = "SendBillingFile" if kind == "billing" else "SendAidPaymentFile"
-        name = validate_remote_name(name or self._name(kind, context))
+        name = validate_remote_name(self._name(kind, context) if name is None else name)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
             digest = hashlib.sha256()
             size = 0
