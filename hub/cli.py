@@ -27,6 +27,9 @@ dead_app = typer.Typer(
     help="Requests stopped on a permanent error or exhausted retries.", no_args_is_help=True
 )
 app.add_typer(dead_app, name="dead-letters")
+from hub.systems_cli import systems_app  # noqa: E402
+
+app.add_typer(systems_app, name="systems")
 
 console = Console()
 errors = Console(stderr=True)
