@@ -210,7 +210,9 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
         upgrade(url)
     db = Database(url)
     gateways: dict[str, Gateway] = {}
-    metrics = Metrics(db, lambda: {name: g.breaker_state for name, g in list(gateways.items())})
+    metrics = Metrics(
+        db, lambda: {name: g.breaker_state for name, g in list(gateways.items())}, lambda: dict(gateways)
+    )
     recorder = JournalRecorder(db, metrics.exchanges)
     clients = ClientRegistry(config.clients, db)
     try:
