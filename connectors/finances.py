@@ -36,7 +36,8 @@ FileKind = Literal["billing", "aid_payment"]
 FileStatus = Literal["PENDING", "ACCEPTED", "REJECTED", "PARTIAL"]
 PREFIXES: dict[str, str] = {"billing": "facturation", "aid_payment": "aides"}
 ACK_SUFFIX = ".ack"
-SPOOL_IN_MEMORY = 4 * 1024 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024  # beyond this the spool is a temporary file on disk
+WRITE_CHUNK = 64 * 1024
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -194,16 +195,19 @@ class FinancesConnector:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
             digest = hashlib.sha256()
             size = 0
-            header = self.headers.get(kind)
-            for number, line in enumerate(_with_header(header, lines), start=1):
+            pending: list[str] = []
+            pending_chars = 0
+            for number, line in enumerate(_with_header(self.headers.get(kind), lines), start=1):
                 if "\n" in line or "\r" in line:
                     raise PermanentError(
                         "INVALID_MESSAGE", f"line {number} contains a line break", details={"line": number}
                     )
-                data = (line + "\n").encode("utf-8")
-                digest.update(data)
-                size += len(data)
-                spool.write(data)
+                pending.append(line)
+                pending_chars += len(line) + 1
+                if pending_chars >= WRITE_CHUNK:
+                    size += _flush(pending, spool, digest)
+                    pending, pending_chars = [], 0
+            size += _flush(pending, spool, digest)
             return self.adapter.upload(
                 operation,
                 self.outgoing_dir,
@@ -243,6 +247,16 @@ class FinancesConnector:
         key = context.idempotency_key
         suffix = _KEY_CHARS.sub("_", key)[:150] if key else uuid.uuid4().hex
         return f"{PREFIXES[kind]}-{suffix}.csv"
+
+
+def _flush(lines: list[str], spool: Any, digest: Any) -> int:
+    """Encode a batch of lines once (a write per line would cost more than the upload)."""
+    if not lines:
+        return 0
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    digest.update(data)
+    spool.write(data)
+    return len(data)
 
 
 def _with_header(header: str | None, lines: Iterable[str]) -> Iterable[str]:

@@ -93,7 +93,8 @@ class AllowList:
             self.allowed.add((host.lower(), port or DEFAULT_PORTS[self.scheme]))
 
     def check(self, url: httpx.URL | str) -> None:
-        url = httpx.URL(str(url))
+        if not isinstance(url, httpx.URL):
+            url = httpx.URL(url)
         host = (url.host or "").lower()
         port = url.port or DEFAULT_PORTS.get(url.scheme, -1)
         if url.scheme != self.scheme or (host, port) not in self.allowed:

@@ -36,7 +36,7 @@ from connectors.errors import CallTimeoutError, ConnectorError, PermanentError, 
 from connectors.exchange import CallContext
 from connectors.gateway import Gateway, require_attempt
 
-CHUNK = 32 * 1024
+CHUNK = 32 * 1024  # paramiko's SFTP write size; pipelined, so round trips overlap
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _RSA_ALGORITHMS = ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
 
