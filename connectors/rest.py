@@ -43,6 +43,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,9 @@ class RestAdapter:
         if context.correlation_id:
             headers["X-Correlation-Id"] = context.correlation_id
         try:
-            request = self._client.build_request(method, url, params=params, json=json, headers=headers)
+            # No params argument when there are none: httpx would re-parse the URL to merge them.
+            extra = {"params": params} if params else {}
+            request = self._client.build_request(method, url, json=json, headers=headers, **extra)
             response = self._client.send(request, stream=True)
             try:
                 if response.is_redirect or response.status_code >= 300:
@@ -311,7 +314,7 @@ def _error_body(response: httpx.Response) -> bytes:
 def path_segment(value: Any, name: str) -> str:
     """A path parameter encoded as one segment; ``.``, ``..`` and control characters refused."""
     text = str(value)
-    if text in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if text in (".", "..") or _CONTROL.search(text):
         raise PermanentError(
             "INVALID_MESSAGE", f"path parameter {name!r} is not a valid segment", details={"field": name}
         )
