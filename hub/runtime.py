@@ -172,16 +172,20 @@ class Hub:
         with self._adapters_lock:
             adapter = self._adapters.get(system)
             if adapter is None:
-                adapter = self._adapters[system] = build_client(
-                    self.config, system, self.gateway(system, _locked=True), self.db
-                )
+                gateway = self._gateway(system)
+                adapter = self._adapters[system] = build_client(self.config, system, gateway, self.db)
             return adapter
 
-    def gateway(self, system: str, *, _locked: bool = False) -> Gateway:
+    def gateway(self, system: str) -> Gateway:
         """The gateway of a system (breaker, limits, journal), shared by all its calls."""
-        if not _locked:
-            with self._adapters_lock:
-                return self.gateway(system, _locked=True)
+        with self._adapters_lock:
+            return self._gateway(system)
+
+    def built_gateway(self, system: str) -> Gateway | None:
+        """The system's gateway if this process has called it, else None (no state yet)."""
+        return self._gateways.get(system)
+
+    def _gateway(self, system: str) -> Gateway:
         gateway = self._gateways.get(system)
         if gateway is None:
             gateway = self._gateways[system] = Gateway(

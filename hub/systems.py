@@ -163,7 +163,7 @@ def status_of(hub: Hub, name: str, *, window: int = 200, probe: bool = True) -> 
     latencies = sorted(r.latency_ms for r in rows if r.outcome != "rejected")
     failures = [r for r in rows if r.error_code]
     reachable, detail = reachability(spec) if probe else (False, "not probed")
-    gateway = hub._gateways.get(name)
+    gateway = hub.built_gateway(name)
     breaker = gateway.breaker_state if gateway is not None else _breaker_from_journal(spec, rows)
     return SystemStatus(
         name=name,

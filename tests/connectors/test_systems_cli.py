@@ -57,3 +57,20 @@ def test_status_shows_the_breaker_opened_by_repeated_failures(cli, knobs_reset) 
 def test_check_names_the_valid_systems(cli) -> None:
     result = cli("check", "nope")
     assert result.exit_code == 2 and "valid: etat_civil, ecole, finances, ged" in result.output
+
+
+def test_every_shipped_operation_declares_its_data_categories() -> None:
+    from connectors.etat_civil import EtatCivilConnector
+    from hub.runtime import load_definitions
+
+    definitions = load_definitions(CONFIG)
+    for system, operations in definitions.operations.items():
+        undeclared = [op for op, categories in operations.items() if categories is None]
+        assert undeclared == [], f"{system}: {undeclared}"
+    declared = {op: tuple(c) for op, c in definitions.config.systems["etat_civil"].data_categories.items()}
+    assert declared == EtatCivilConnector.DATA_CATEGORIES
+    purposes = definitions.config.purposes
+    known = {c for purpose in purposes.values() for c in purpose.data_categories}
+    for operations in definitions.operations.values():
+        for categories in operations.values():
+            assert set(categories or ()) <= known  # named as in the register of processing
