@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import paramiko
+
 from connectors.exchange import CallContext
 from connectors.finances import FinancesConnector
 from connectors.gateway import Gateway
 from connectors.ged import GedConnector
 from connectors.rest import load_openapi
+from connectors.sftp import SftpEndpoint, pinned_key
 from connectors.soap import wsdl_operations
 from hub.auth import ClientExists, ClientRegistry
 from hub.config import HubConfig, load_config
@@ -95,6 +98,20 @@ def system_operations(
             catalogue[name] = {op.name: op.data_categories for op in rest_operations.values()}
         elif system.kind == "sftp":
             catalogue[name] = dict(FinancesConnector.DATA_CATEGORIES)
+            try:
+                pinned_key(system.known_hosts or "", SftpEndpoint.parse(system.endpoint))
+            except (ValueError, paramiko.SSHException) as exc:
+                issues.append(
+                    document.issue(("systems", name, "known_hosts"), f"systems.{name}.known_hosts: {exc}")
+                )
+            key_file = system.private_key_file
+            if key_file is not None and not config.resolve(key_file).is_file():
+                issues.append(
+                    document.issue(
+                        ("systems", name, "private_key_file"),
+                        f"systems.{name}.private_key_file: file {config.resolve(key_file)} not found",
+                    )
+                )
         else:
             catalogue[name] = {op: GedConnector.DATA_CATEGORIES[op] for op in GedConnector.FLOW_OPERATIONS}
     return catalogue, issues

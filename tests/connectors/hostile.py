@@ -27,6 +27,7 @@ class HostileServer:
     hits: int = 0
     bytes_sent: int = 0
     paths: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
 
     @contextmanager
@@ -39,6 +40,7 @@ class HostileServer:
             def _answer(self) -> None:
                 outer.hits += 1
                 outer.paths.append(self.path)
+                outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 length = int(self.headers.get("content-length") or 0)
                 if length:
                     self.rfile.read(length)

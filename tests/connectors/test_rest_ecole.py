@@ -329,3 +329,24 @@ def test_elapsed_is_bounded_by_the_timeout_not_the_body_trickle() -> None:
         with pytest.raises(TransientError) as raised:
             adapter.call("Health", {}, ctx())
     assert raised.value.code == "TIMEOUT"
+
+
+@pytest.mark.parametrize(
+    ("auth", "header", "value"),
+    [
+        (HttpAuth("bearer", "t0k"), "authorization", "Bearer t0k"),
+        (HttpAuth("basic", "s3cret", username="hub"), "authorization", "Basic aHViOnMzY3JldA=="),
+        (HttpAuth("api_key", "k3y", header="X-Api-Key"), "x-api-key", "k3y"),
+    ],
+    ids=["bearer", "basic", "api-key"],
+)
+def test_auth_kinds_and_idempotency_key_reach_the_wire(auth: HttpAuth, header: str, value: str) -> None:
+    ok = Answer(201, {"Content-Type": "application/json"}, b'{"id": "E-1"}')
+    with HostileServer(always(ok)).running() as peer:
+        adapter, recorder = rest_on(peer.url + "/api/v1", auth=auth)
+        adapter.call("CreateEnrolment", {"child_id": "C-1", "kind": "creche"}, ctx("req-5:enrol"))
+    [seen] = peer.headers
+    assert seen[header] == value and seen["idempotency-key"] == "req-5:enrol"
+    assert peer.paths == ["/api/v1/enrolments"]
+    assert "t0k" not in repr(auth) and "s3cret" not in repr(auth) and "k3y" not in repr(auth)
+    assert recorder.outcomes() == ["ok"]

@@ -236,3 +236,16 @@ def test_unknown_soap_operation_is_named_with_the_wsdl_operations(project):
     [error] = errors_of(project)
     assert error.startswith(f"{flow}:{line_of(flow, 'RequestActCpy')}:")
     assert "no operation 'RequestActCpy'" in error and "GetActRequestStatus, RequestActCopy" in error
+
+
+def test_sftp_host_key_line_for_another_host_is_refused_at_load(project, monkeypatch):
+    monkeypatch.delenv("HUB_FINANCES_KNOWN_HOSTS", raising=False)
+    monkeypatch.delenv("HUB_FINANCES_URL", raising=False)
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "[127.0.0.1]:8104 ssh-ed25519", "[127.0.0.1]:2222 ssh-ed25519")
+    [error] = errors_of(project)
+    assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'known_hosts: ${env')}:")
+    assert "does not name [127.0.0.1]:8104" in error
+    edit(hub_yaml, "[127.0.0.1]:2222 ssh-ed25519 AAAA", "[127.0.0.1]:8104 ssh-ed25519 !!!!")
+    [error] = errors_of(project)
+    assert "known_hosts" in error
