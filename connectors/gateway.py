@@ -6,10 +6,12 @@ when it fails; the gateway decides everything else, once, for every system:
 
 - at most ``max_concurrency`` attempts in flight per system (a semaphore; waiting longer than
   ``timeout_s`` for a slot is a transient ``CONCURRENCY_LIMIT``);
-- a circuit breaker: after ``breaker_failures`` consecutive transient failures the circuit opens
-  and calls fail fast with :class:`~connectors.errors.CircuitOpenError`; after ``breaker_reset_s``
-  one probe goes through (half-open), whose success closes the circuit and whose failure opens it
-  again. A permanent error (the back-end answered "no") counts as a sign of life, not a failure;
+- a circuit breaker: after ``breaker_failures`` consecutive transient failures, or when the share
+  of transient failures among the last ``breaker_window`` calls reaches ``breaker_failure_rate``
+  (once the window is full), the circuit opens and calls fail fast with
+  :class:`~connectors.errors.CircuitOpenError`; after ``breaker_reset_s`` one probe goes through
+  (half-open), whose success closes the circuit and whose failure opens it again. A permanent
+  error (the back-end answered "no") counts as a sign of life, not a failure;
 - retries of transient errors only, with exponential backoff and full jitter (tenacity's
   ``wait_random_exponential``), bounded by ``max_attempts`` and ``max_elapsed_s``. The caller may
   ask for a single attempt (``retry=False``) when it prefers to reschedule than to sleep;
@@ -22,9 +24,13 @@ interrupt a blocking call and does not pretend to.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,7 +39,6 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
-    wait_random_exponential,
 )
 
 from connectors.errors import (
@@ -48,6 +53,41 @@ from connectors.exchange import CallContext, Exchange, ExchangeRecorder, Outcome
 T = TypeVar("T")
 BreakerState = Literal["closed", "open", "half_open"]
 
+# The system whose attempt is running in this thread (or task): set by the gateway around
+# ``send``, checked by every adapter's wire transport. An adapter method that reached the wire
+# without going through :meth:`Gateway.call` fails instead of escaping the journal.
+_ATTEMPT: ContextVar[str | None] = ContextVar("gateway_attempt", default=None)
+
+
+def require_attempt(system: str) -> None:
+    """Raise unless a gateway attempt for ``system`` is running: the wire is reachable only there."""
+    running = _ATTEMPT.get()
+    if running != system:
+        raise PermanentError(
+            "GATEWAY_BYPASSED",
+            f"a call to system {system} tried to reach the wire outside its gateway "
+            f"(attempt running for: {running or 'none'})",
+        )
+
+
+@dataclass
+class GatewayStats:
+    """What ``hub systems status`` shows for this process: last outcome, last error, latencies."""
+
+    calls: int = 0
+    failures: int = 0
+    last_outcome: str | None = None
+    last_at: float | None = None  # time.time()
+    last_error: str | None = None
+    last_error_at: float | None = None
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
 
 class SystemPolicy(BaseModel):
     """How the hub treats one back-end system; built from the system's block of ``hub.yaml``."""
@@ -61,6 +101,8 @@ class SystemPolicy(BaseModel):
     max_elapsed_s: float = Field(60.0, gt=0)
     breaker_failures: int = Field(5, ge=1)
     breaker_reset_s: float = Field(30.0, ge=0)
+    breaker_failure_rate: float | None = Field(None, gt=0, le=1)
+    breaker_window: int = Field(20, ge=2)
     max_concurrency: int = Field(8, ge=1)
 
     @model_validator(mode="after")
@@ -74,7 +116,11 @@ class SystemPolicy(BaseModel):
 
 
 class CircuitBreaker:
-    """Consecutive-failure breaker with a single half-open probe; the clock is injectable."""
+    """Consecutive-failure (and optional failure-rate) breaker with a single half-open probe.
+
+    The failure rate catches a back-end that fails one call in two: never N in a row, yet
+    worth leaving alone. The clock is injectable.
+    """
 
     def __init__(
         self,
@@ -82,15 +128,21 @@ class CircuitBreaker:
         failures: int,
         reset_s: float,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        failure_rate: float | None = None,
+        window: int = 20,
     ) -> None:
         self.system = system
         self.failures_to_open = failures
         self.reset_s = reset_s
+        self.failure_rate = failure_rate
         self._clock = clock
         self._lock = threading.Lock()
         self._consecutive_failures = 0
         self._opened_at: float | None = None
         self._probe_in_flight = False
+        self._recent: deque[bool] = deque(maxlen=window)  # True = failure
+        self.opened_count = 0
 
     @property
     def state(self) -> BreakerState:
@@ -125,15 +177,37 @@ class CircuitBreaker:
     def on_success(self) -> None:
         with self._lock:
             self._consecutive_failures = 0
+            if self._opened_at is not None:
+                self._recent.clear()  # a successful probe starts a fresh window
             self._opened_at = None
             self._probe_in_flight = False
+            self._recent.append(False)
 
     def on_failure(self) -> None:
         with self._lock:
             self._consecutive_failures += 1
-            if self._probe_in_flight or self._consecutive_failures >= self.failures_to_open:
+            self._recent.append(True)
+            if (
+                self._probe_in_flight
+                or self._consecutive_failures >= self.failures_to_open
+                or self._rate_hit()
+            ):
+                if self._opened_at is None or self._probe_in_flight:
+                    self.opened_count += 1
                 self._opened_at = self._clock()
             self._probe_in_flight = False
+
+    def _rate_hit(self) -> bool:
+        if self.failure_rate is None or len(self._recent) < (self._recent.maxlen or 0):
+            return False
+        return sum(self._recent) / len(self._recent) >= self.failure_rate
+
+
+def _backoff(policy: SystemPolicy, failed_attempt: int) -> float:
+    """Exponential backoff with full jitter after the ``failed_attempt``-th failure (as tenacity's
+    ``wait_random_exponential``): uniform between 0 and ``initial * 2**(n-1)``, capped."""
+    ceiling = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (failed_attempt - 1))
+    return random.uniform(0, ceiling)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -171,7 +245,16 @@ class Gateway:
         self._digest_key = digest_key  # keyed digests in the journal (see connectors.exchange.digest)
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(policy.max_concurrency)
-        self.breaker = CircuitBreaker(system, policy.breaker_failures, policy.breaker_reset_s, clock)
+        self.stats = GatewayStats()
+        self._stats_lock = threading.Lock()
+        self.breaker = CircuitBreaker(
+            system,
+            policy.breaker_failures,
+            policy.breaker_reset_s,
+            clock,
+            failure_rate=policy.breaker_failure_rate,
+            window=policy.breaker_window,
+        )
 
     @property
     def breaker_state(self) -> BreakerState:
@@ -189,21 +272,32 @@ class Gateway:
         """Run ``send(attempt)`` under the system's policy; return its result or raise
         :class:`ConnectorError` (the last attempt's, when retries are exhausted)."""
         payload_digest = digest(payload, self._digest_key)
-        stop = stop_after_attempt(self.policy.max_attempts if retry else 1) | stop_before_delay(
-            self.policy.max_elapsed_s
-        )
+        max_attempts = self.policy.max_attempts if retry else 1
+        started = time.monotonic()
+        # The first attempt runs without tenacity (most calls need no other): its machinery costs
+        # tens of microseconds per call, a measurable share of a fast back-end's answer time.
+        try:
+            return self._attempt(operation, payload_digest, context, send, 1)
+        except ConnectorError as exc:
+            if max_attempts == 1 or not _retryable(exc):
+                raise
+            first_wait = _backoff(self.policy, 1)
+            remaining = self.policy.max_elapsed_s - (time.monotonic() - started) - first_wait
+            if remaining <= 0:
+                raise
+        self._sleep(first_wait)
+        policy = self.policy
         retrying = Retrying(
-            stop=stop,
-            wait=wait_random_exponential(
-                multiplier=self.policy.backoff_initial_s, max=self.policy.backoff_max_s
-            ),
+            stop=stop_after_attempt(max_attempts - 1) | stop_before_delay(remaining),
+            # tenacity numbers from the second attempt: its n-th failure is the call's (n+1)-th
+            wait=lambda state: _backoff(policy, state.attempt_number + 1),
             retry=retry_if_exception(_retryable),
             sleep=self._sleep,
             reraise=True,
         )
         for attempt in retrying:
             with attempt:
-                number = attempt.retry_state.attempt_number
+                number = attempt.retry_state.attempt_number + 1
                 result = self._attempt(operation, payload_digest, context, send, number)
         return result
 
@@ -229,6 +323,7 @@ class Gateway:
             except CircuitOpenError as exc:
                 self._record(operation, number, "rejected", started, payload_digest, context, error=exc)
                 raise
+            token = _ATTEMPT.set(self.system)
             try:
                 result = send(number)
             except Exception as exc:
@@ -245,6 +340,8 @@ class Gateway:
             except BaseException:
                 self.breaker.on_failure()  # interrupted mid-call: assume the worst
                 raise
+            finally:
+                _ATTEMPT.reset(token)
         finally:
             self._slots.release()
         self.breaker.on_success()
@@ -271,13 +368,25 @@ class Gateway:
         response_digest: str | None = None,
         error: ConnectorError | None = None,
     ) -> None:
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        with self._stats_lock:
+            stats = self.stats
+            stats.calls += 1
+            stats.last_outcome = outcome
+            stats.last_at = time.time()
+            if outcome != "rejected":
+                stats.latencies_ms.append(latency_ms)
+            if error is not None:
+                stats.failures += 1
+                stats.last_error = f"{error.code}: {error.message}"
+                stats.last_error_at = stats.last_at
         self._recorder.record(
             Exchange(
                 system=self.system,
                 operation=operation,
                 attempt=context.previous_attempts + attempt,
                 outcome=outcome,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                latency_ms=latency_ms,
                 payload_digest=payload_digest,
                 response_digest=response_digest,
                 error_code=error.code if error else None,

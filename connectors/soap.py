@@ -45,34 +45,31 @@ from zeep.wsse.username import UsernameToken
 
 from connectors.errors import CallTimeoutError, ConnectorError, PermanentError, TransientError
 from connectors.exchange import CallContext
-from connectors.gateway import Gateway
+from connectors.gateway import Gateway, require_attempt
+from connectors.httpguard import DEFAULT_MAX_RESPONSE_BYTES
+from connectors.httpguard import is_under as is_under
 
 _IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("soap_idempotency_key", default=None)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _CLIENT_FAULTS = ("Client", "VersionMismatch", "MustUnderstand")
 
 
-def is_under(url: str, base: str) -> bool:
-    """True when ``url`` has the scheme, host, port and user of ``base`` and a path below it."""
-    target, root = urlsplit(url), urlsplit(base)
-    if target.scheme not in _DEFAULT_PORTS or target.scheme != root.scheme:
-        return False
-    try:
-        same_port = (target.port or _DEFAULT_PORTS[target.scheme]) == (
-            root.port or _DEFAULT_PORTS[root.scheme]
-        )
-    except ValueError:  # a port that is not a number
-        return False
-    if not same_port or target.hostname != root.hostname or target.username != root.username:
-        return False
-    root_path = root.path.rstrip("/")
-    return target.path in (root.path, root_path) or target.path.startswith(root_path + "/")
-
-
 class GuardedTransport(zeep.Transport):
-    """A zeep transport confined to one endpoint and one directory, adding ``Idempotency-Key``."""
+    """A zeep transport confined to one endpoint and one directory, adding ``Idempotency-Key``.
 
-    def __init__(self, endpoint: str, document_root: Path, timeout_s: float, pool_size: int) -> None:
+    With ``system`` set, it sends only inside a gateway attempt for that system; answers are
+    streamed and refused beyond ``max_response_bytes`` before zeep parses anything.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        document_root: Path,
+        timeout_s: float,
+        pool_size: int,
+        *,
+        system: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         session = requests.Session()
         session.trust_env = False
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
@@ -82,8 +79,12 @@ class GuardedTransport(zeep.Transport):
         self.session.headers["User-Agent"] = "municipal-hub (zeep)"
         self.endpoint = endpoint
         self.document_root = document_root.resolve()
+        self.system = system
+        self.max_response_bytes = max_response_bytes
 
     def _check(self, address: str) -> None:
+        if self.system is not None:
+            require_attempt(self.system)
         if not is_under(address, self.endpoint):
             raise PermanentError(
                 "ENDPOINT_REFUSED",
@@ -93,23 +94,51 @@ class GuardedTransport(zeep.Transport):
 
     def get(self, address: str, params: Any, headers: dict[str, str]) -> requests.Response:
         self._check(address)
-        return self.session.get(
+        response = self.session.get(
             address,
             params=params,
             headers=self._with_key(headers),
             timeout=self.operation_timeout,
             allow_redirects=False,
+            stream=True,
         )
+        return self._capped(response)
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> requests.Response:
         self._check(address)
-        return self.session.post(
+        response = self.session.post(
             address,
             data=message,
             headers=self._with_key(headers),
             timeout=self.operation_timeout,
             allow_redirects=False,
+            stream=True,
         )
+        return self._capped(response)
+
+    def _capped(self, response: requests.Response) -> requests.Response:
+        """Read the streamed body, up to the limit; a larger answer is refused, not held."""
+        limit = self.max_response_bytes
+        try:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise PermanentError(
+                    "RESPONSE_TOO_LARGE",
+                    f"answer of {declared} bytes exceeds {limit}",
+                    details={"limit": limit},
+                )
+            chunks, size = [], 0
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise PermanentError(
+                        "RESPONSE_TOO_LARGE", f"answer exceeds {limit} bytes", details={"limit": limit}
+                    )
+                chunks.append(chunk)
+            response._content = b"".join(chunks)
+        finally:
+            response.close()
+        return response
 
     def load(self, url: str) -> bytes:
         """Read a WSDL or schema document, only from the WSDL's directory, never from the network."""
@@ -159,6 +188,7 @@ class SoapAdapter:
         username: str | None = None,
         password: str | None = None,
         binding: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if gateway.system != system:
             raise ValueError(f"gateway is for system {gateway.system!r}, adapter for {system!r}")
@@ -173,6 +203,8 @@ class SoapAdapter:
             wsdl_path.parent,
             timeout_s if timeout_s is not None else gateway.policy.timeout_s,
             gateway.policy.max_concurrency,
+            system=system,
+            max_response_bytes=max_response_bytes,
         )
         settings = zeep.Settings(
             strict=True,
@@ -218,6 +250,26 @@ class SoapAdapter:
             return to_plain(result)
 
         return self._gateway.call(operation, fields, context, send, retry=retry)
+
+    def check(self, context: CallContext) -> dict[str, Any]:
+        """A harmless call for ``hub systems check``: fetch the service's WSDL (``?wsdl``) through
+        the gateway; the local copy stays the one used."""
+
+        def send(attempt: int) -> dict[str, Any]:
+            try:
+                response = self.transport.get(self.endpoint + "?wsdl", None, {})
+            except ConnectorError:
+                raise
+            except Exception as exc:
+                raise _classify(exc) from exc
+            status = response.status_code
+            if status >= 500:
+                raise TransientError("HTTP_5XX", f"HTTP {status}", details={"status": status})
+            if status != 200:
+                raise PermanentError("HTTP_ERROR", f"HTTP {status}", details={"status": status})
+            return {"status": "ok", "wsdl_bytes": len(response.content)}
+
+        return self._gateway.call("CheckWsdl", {"endpoint": self.endpoint}, context, send, retry=False)
 
 
 def wsdl_operations(wsdl_path: Path) -> frozenset[str]:

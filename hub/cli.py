@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.mapping_cli import app as mappings_app
+from hub.systems_cli import systems_app
 from hub.yamlfile import ConfigError
 
 app = typer.Typer(help="Municipal integration hub.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -29,6 +30,7 @@ dead_app = typer.Typer(
 )
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(mappings_app, name="mappings")
+app.add_typer(systems_app, name="systems")
 
 console = Console()
 errors = Console(stderr=True)

@@ -57,6 +57,10 @@ class RetryPolicy(Strict):
 class BreakerPolicy(Strict):
     failures: int = Field(5, ge=1, description="consecutive failures that open the circuit")
     reset_s: float = Field(30.0, gt=0, description="open time before a half-open probe")
+    failure_rate: float | None = Field(
+        None, gt=0, le=1, description="also open when this share of the last `window` calls failed"
+    )
+    window: int = Field(20, ge=2, le=1000, description="calls the failure rate is measured over")
 
 
 class Credentials(Strict):
@@ -66,17 +70,52 @@ class Credentials(Strict):
     api_key: str | None = None
 
 
+class SftpFiles(Strict):
+    """Where a file-based system takes files and leaves its acknowledgements (remote folders)."""
+
+    outgoing: str = Field("inbox", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+    acknowledgements: str = Field("outbox", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+    headers: dict[Literal["billing", "aid_payment"], str] = Field(
+        default_factory=dict, description="header line written first in each file of that kind"
+    )
+
+    @field_validator("outgoing", "acknowledgements")
+    @classmethod
+    def _no_parent(cls, value: str) -> str:
+        if ".." in value.split("/") or "//" in value or value.endswith("/"):
+            raise ValueError(f"{value!r}: a relative folder without '..' or empty segments")
+        return value
+
+
+_HTTP_KINDS = ("rest", "documents")
+
+
 class SystemConfig(Strict):
     kind: Literal["soap", "rest", "sftp", "documents"]
     description: str = ""
     endpoint: str = Field(min_length=1)
     wsdl: Path | None = Field(None, description="local WSDL file, relative to the config file")
+    openapi: Path | None = Field(None, description="local OpenAPI file (rest), relative to the config file")
+    data_categories: dict[str, list[str]] = Field(
+        default_factory=dict, description="soap: personal-data categories each operation sends"
+    )
     credentials: Credentials | None = None
+    api_key_header: str = Field("X-Api-Key", pattern=r"^[A-Za-z0-9-]{1,64}$")
     timeout_s: float = Field(10.0, gt=0, le=300)
     max_concurrency: int = Field(8, ge=1, le=256)
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
+    allow_hosts: list[str] = Field(
+        default_factory=list, description="rest/documents: hosts (host:port) besides the endpoint's"
+    )
+    allow_redirects: bool = Field(
+        False, description="rest/documents: follow redirects (allow-list still applies)"
+    )
+    max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024**3)
+    health_path: str = Field("health", description="rest/documents: path `hub systems check` reads")
     known_hosts: str | None = Field(None, description="pinned SSH host key line (sftp)")
+    private_key_file: Path | None = Field(None, description="sftp: private key file instead of a password")
+    files: SftpFiles | None = Field(None, description="sftp: remote folders and file headers")
 
     @model_validator(mode="after")
     def _kind_needs(self) -> SystemConfig:
@@ -84,6 +123,23 @@ class SystemConfig(Strict):
             raise ValueError("a soap system needs 'wsdl': the local WSDL file (never fetched)")
         if self.kind != "soap" and self.wsdl is not None:
             raise ValueError(f"'wsdl' only applies to soap systems, not {self.kind}")
+        if self.kind == "rest" and self.openapi is None:
+            raise ValueError("a rest system needs 'openapi': the local OpenAPI file of its operations")
+        if self.kind != "rest" and self.openapi is not None:
+            raise ValueError(f"'openapi' only applies to rest systems, not {self.kind}")
+        if self.kind != "soap" and self.data_categories:
+            raise ValueError("'data_categories' is for soap systems (rest: x-data-categories in the OpenAPI)")
+        if self.kind == "sftp" and not self.known_hosts:
+            raise ValueError(
+                "an sftp system needs 'known_hosts': the server's host key line, checked with its "
+                "administrators (unknown keys are refused, never trusted on first use)"
+            )
+        if self.kind != "sftp" and (self.known_hosts or self.files or self.private_key_file):
+            raise ValueError(
+                f"'known_hosts', 'files' and 'private_key_file' only apply to sftp, not {self.kind}"
+            )
+        if self.kind not in _HTTP_KINDS and (self.allow_hosts or self.allow_redirects):
+            raise ValueError("'allow_hosts' and 'allow_redirects' only apply to rest and documents systems")
         scheme = self.endpoint.split("://", 1)[0]
         expected = {
             "soap": ("http", "https"),
@@ -95,7 +151,27 @@ class SystemConfig(Strict):
             raise ValueError(
                 f"endpoint {self.endpoint!r} must start with {' or '.join(s + '://' for s in expected)}"
             )
+        self._check_credentials()
         return self
+
+    def _check_credentials(self) -> None:
+        c = self.credentials or Credentials()
+        if self.kind in _HTTP_KINDS:
+            given = [n for n in ("token", "api_key") if getattr(c, n)] + (["basic"] if c.password else [])
+            if len(given) > 1:
+                raise ValueError(f"credentials: give one of token, api_key or username+password, not {given}")
+            if (c.username is None) != (c.password is None):
+                raise ValueError("credentials: basic auth needs both username and password")
+        elif self.kind == "soap":
+            if c.token or c.api_key:
+                raise ValueError("credentials: soap systems take username+password (WS-Security)")
+            if (c.username is None) != (c.password is None):
+                raise ValueError("credentials: WS-Security needs both username and password")
+        else:
+            if c.token or c.api_key or c.username:
+                raise ValueError("credentials: sftp takes a password (the user is in the endpoint URL)")
+            if (c.password is None) == (self.private_key_file is None):
+                raise ValueError("an sftp system needs credentials.password or private_key_file (one)")
 
 
 class ClientConfig(Strict):

@@ -51,6 +51,7 @@ def run_demo(
     with start_sandbox(issue_delay_s=0.5) as sandbox:
         for name, variable in ENDPOINT_VARIABLES.items():
             os.environ[variable] = sandbox.urls[name]
+        os.environ["HUB_FINANCES_KNOWN_HOSTS"] = sandbox.sftp_host_key_line
         console.print("[bold]sandbox[/] " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()))
         hub = build_hub(config, url=os.environ.get("HUB_DATABASE_URL") or _fresh_demo_database(config))
         key = hub.clients.add(f"demo-portal-{int(time.time())}", ["portal"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -21,9 +22,15 @@ BREAKER_STATES = ("closed", "half_open", "open")
 
 
 class _DatabaseCollector(Collector):
-    def __init__(self, db: Database, breakers: Callable[[], dict[str, str]]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        breakers: Callable[[], dict[str, str]],
+        gateways: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.db = db
         self.breakers = breakers
+        self.gateways = gateways or dict
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         requests = GaugeMetricFamily("hub_requests", "Requests by flow and status", labels=["flow", "status"])
@@ -57,10 +64,39 @@ class _DatabaseCollector(Collector):
             for candidate in BREAKER_STATES:
                 breaker.add_metric([system, candidate], 1.0 if candidate == state else 0.0)
         yield from (requests, depth, oldest, dead, breaker)
+        yield from self._gateway_metrics()
+
+    def _gateway_metrics(self) -> Iterator[GaugeMetricFamily]:
+        """Per system, from this process's gateways: breaker openings, failures in a row, and the
+        latency of the recent attempts (the window ``hub systems status`` also reads)."""
+        opened = GaugeMetricFamily(
+            "hub_breaker_opened", "Times the system's circuit opened in this process", labels=["system"]
+        )
+        failing = GaugeMetricFamily(
+            "hub_breaker_consecutive_failures", "Transient failures in a row per system", labels=["system"]
+        )
+        latency = GaugeMetricFamily(
+            "hub_exchange_latency_ms",
+            "Latency of the system's last 200 attempts, by quantile",
+            labels=["system", "quantile"],
+        )
+        for system, gateway in sorted(self.gateways().items()):
+            opened.add_metric([system], gateway.breaker.opened_count)
+            failing.add_metric([system], gateway.breaker.consecutive_failures)
+            for quantile in (0.5, 0.99):
+                value = gateway.stats.percentile(quantile)
+                if value is not None:
+                    latency.add_metric([system, str(quantile)], value)
+        yield from (opened, failing, latency)
 
 
 class Metrics:
-    def __init__(self, db: Database, breakers: Callable[[], dict[str, str]]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        breakers: Callable[[], dict[str, str]],
+        gateways: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.exchanges = Counter(
             "hub_exchanges",
@@ -68,7 +104,7 @@ class Metrics:
             ["direction", "system", "outcome"],
             registry=self.registry,
         )
-        self.registry.register(_DatabaseCollector(db, breakers))
+        self.registry.register(_DatabaseCollector(db, breakers, gateways))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,9 +13,17 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
-from connectors.gateway import Gateway, SystemPolicy
-from connectors.soap import SoapAdapter, wsdl_operations
+import paramiko
+
+from connectors.exchange import CallContext
+from connectors.finances import FinancesConnector
+from connectors.gateway import Gateway
+from connectors.ged import GedConnector
+from connectors.rest import load_openapi
+from connectors.sftp import SftpEndpoint, pinned_key
+from connectors.soap import wsdl_operations
 from hub.auth import ClientExists, ClientRegistry
 from hub.config import HubConfig, load_config
 from hub.db.engine import Database, database_url
@@ -24,9 +32,18 @@ from hub.flows import Flow, load_flows
 from hub.journal import JournalRecorder
 from hub.mapping import Mapping, load_mappings
 from hub.metrics import Metrics
-from hub.yamlfile import ConfigError, ConfigIssue
+from hub.systems import build_client, policy_of
+from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument
 
-CALLABLE_KINDS = ("soap",)
+CALLABLE_KINDS = ("soap", "rest", "sftp", "documents")
+
+
+class SystemClient(Protocol):
+    """What the flow runner calls: one system's operations by name, through its gateway."""
+
+    def call(
+        self, operation: str, message: Any, context: CallContext, *, retry: bool = True
+    ) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -36,6 +53,68 @@ class Definitions:
     config: HubConfig
     mappings: dict[str, Mapping]
     flows: dict[str, Flow]
+    # Operations flows may call, per system, with the personal-data categories each sends
+    # (None: the operation does not declare them yet).
+    operations: dict[str, dict[str, tuple[str, ...] | None]] = field(default_factory=dict)
+
+
+def system_operations(
+    config: HubConfig, document: YamlDocument
+) -> tuple[dict[str, dict[str, tuple[str, ...] | None]], list[ConfigIssue]]:
+    """Per system, the operations flows may call and their data categories, read from the local
+    WSDL or OpenAPI file (SOAP, REST) or the connector of the kind (SFTP files, GED)."""
+    catalogue: dict[str, dict[str, tuple[str, ...] | None]] = {}
+    issues: list[ConfigIssue] = []
+    for name, system in config.systems.items():
+        if system.kind == "soap":
+            assert system.wsdl is not None
+            path = config.resolve(system.wsdl)
+            if not path.is_file():
+                issues.append(
+                    document.issue(("systems", name, "wsdl"), f"systems.{name}.wsdl: file {path} not found")
+                )
+                continue
+            operations = wsdl_operations(path)
+            for operation in system.data_categories:
+                if operation not in operations:
+                    issues.append(
+                        document.issue(
+                            ("systems", name, "data_categories", operation),
+                            f"systems.{name}.data_categories: the WSDL has no operation {operation!r}; "
+                            f"valid: {', '.join(sorted(operations))}",
+                        )
+                    )
+            catalogue[name] = {
+                op: tuple(system.data_categories[op]) if op in system.data_categories else None
+                for op in operations
+            }
+        elif system.kind == "rest":
+            assert system.openapi is not None
+            try:
+                rest_operations = load_openapi(config.resolve(system.openapi))
+            except ValueError as exc:
+                issues.append(document.issue(("systems", name, "openapi"), f"systems.{name}.openapi: {exc}"))
+                continue
+            catalogue[name] = {op.name: op.data_categories for op in rest_operations.values()}
+        elif system.kind == "sftp":
+            catalogue[name] = dict(FinancesConnector.DATA_CATEGORIES)
+            try:
+                pinned_key(system.known_hosts or "", SftpEndpoint.parse(system.endpoint))
+            except (ValueError, paramiko.SSHException) as exc:
+                issues.append(
+                    document.issue(("systems", name, "known_hosts"), f"systems.{name}.known_hosts: {exc}")
+                )
+            key_file = system.private_key_file
+            if key_file is not None and not config.resolve(key_file).is_file():
+                issues.append(
+                    document.issue(
+                        ("systems", name, "private_key_file"),
+                        f"systems.{name}.private_key_file: file {config.resolve(key_file)} not found",
+                    )
+                )
+        else:
+            catalogue[name] = {op: GedConnector.DATA_CATEGORIES[op] for op in GedConnector.FLOW_OPERATIONS}
+    return catalogue, issues
 
 
 def load_definitions(config_path: str | Path | None = None) -> Definitions:
@@ -43,43 +122,51 @@ def load_definitions(config_path: str | Path | None = None) -> Definitions:
     config, document = load_config(config_path)
     mappings = load_mappings(config.resolve(config.paths.mappings))
     flows = load_flows(config.resolve(config.paths.flows), config, mappings)
-    issues: list[ConfigIssue] = []
-    for name, system in config.systems.items():
-        if system.wsdl is not None and not config.resolve(system.wsdl).is_file():
-            issues.append(
-                document.issue(
-                    ("systems", name, "wsdl"),
-                    f"systems.{name}.wsdl: file {config.resolve(system.wsdl)} not found",
-                )
-            )
-    operations = {
-        name: wsdl_operations(config.resolve(system.wsdl))
-        for name, system in config.systems.items()
-        if system.wsdl is not None and config.resolve(system.wsdl).is_file()
-    }
+    catalogue, issues = system_operations(config, document)
     for flow in flows.values():
+        allowed = set(config.purposes[flow.spec.purpose].data_categories)
         for index, step in enumerate(flow.steps):
             call = step.call or step.wait_until
-            if call and call.system in operations and call.operation not in operations[call.system]:
+            if call is None or call.system not in catalogue:
+                continue
+            operations = catalogue[call.system]
+            where = ("steps", index, step.kind, "operation")
+            if call.operation not in operations:
                 issues.append(
                     flow.document.issue(
-                        ("steps", index, step.kind, "operation"),
-                        f"system {call.system!r} has no operation {call.operation!r}; valid (its WSDL): "
-                        f"{', '.join(sorted(operations[call.system]))}",
+                        where,
+                        f"system {call.system!r} has no operation {call.operation!r}; valid "
+                        f"({_source(config, call.system)}): {', '.join(sorted(operations))}",
                     )
                 )
-            if call and config.systems[call.system].kind not in CALLABLE_KINDS:
-                kind = config.systems[call.system].kind
+                continue
+            categories = operations[call.operation]
+            if categories is None:
                 issues.append(
                     flow.document.issue(
-                        ("steps", index, step.kind, "system"),
-                        f"system {call.system!r} is of kind {kind}, which flows cannot call yet "
-                        f"(callable kinds: {', '.join(CALLABLE_KINDS)})",
+                        where,
+                        f"{call.system}.{call.operation} does not declare the personal-data categories it "
+                        f"sends: add systems.{call.system}.data_categories.{call.operation} to hub.yaml",
+                    )
+                )
+            elif not set(categories) <= allowed:
+                outside = ", ".join(sorted(set(categories) - allowed))
+                issues.append(
+                    flow.document.issue(
+                        where,
+                        f"{call.system}.{call.operation} sends {outside}, "
+                        f"outside the data categories of purpose {flow.spec.purpose!r} "
+                        f"({', '.join(sorted(allowed))})",
                     )
                 )
     if issues:
         raise ConfigError(issues)
-    return Definitions(config, mappings, flows)
+    return Definitions(config, mappings, flows, catalogue)
+
+
+def _source(config: HubConfig, system: str) -> str:
+    kind = config.systems[system].kind
+    return {"soap": "its WSDL", "rest": "its OpenAPI file"}.get(kind, f"the {kind} connector")
 
 
 @dataclass
@@ -92,39 +179,36 @@ class Hub:
     pseudonym_key: bytes
     recorder: JournalRecorder
     metrics: Metrics
-    _adapters: dict[str, SoapAdapter] = field(default_factory=dict)
+    _adapters: dict[str, SystemClient] = field(default_factory=dict)
     _gateways: dict[str, Gateway] = field(default_factory=dict)
     _adapters_lock: threading.Lock = field(default_factory=threading.Lock)
     work_available: threading.Event = field(default_factory=threading.Event)
 
-    def adapter(self, system: str) -> SoapAdapter:
-        """The instrumented client of a system, built once (its WSDL parsed once)."""
+    def adapter(self, system: str) -> SystemClient:
+        """The instrumented client of a system, built once (its WSDL or OpenAPI parsed once)."""
         with self._adapters_lock:
             adapter = self._adapters.get(system)
             if adapter is None:
-                adapter = self._adapters[system] = self._build_adapter(system)
+                gateway = self._gateway(system)
+                adapter = self._adapters[system] = build_client(self.config, system, gateway, self.db)
             return adapter
 
-    def _build_adapter(self, system: str) -> SoapAdapter:
-        spec = self.config.systems[system]
-        policy = SystemPolicy(
-            timeout_s=spec.timeout_s,
-            max_attempts=1,  # the worker reschedules through the outbox instead of sleeping
-            breaker_failures=spec.breaker.failures,
-            breaker_reset_s=spec.breaker.reset_s,
-            max_concurrency=spec.max_concurrency,
-        )
-        gateway = self._gateways[system] = Gateway(system, policy, self.recorder, digest_key=self.digest_key)
-        credentials = spec.credentials
-        return SoapAdapter(
-            system=system,
-            wsdl_path=self.config.resolve(spec.wsdl) if spec.wsdl else Path(),
-            endpoint=spec.endpoint,
-            gateway=gateway,
-            timeout_s=spec.timeout_s,
-            username=credentials.username if credentials else None,
-            password=credentials.password if credentials else None,
-        )
+    def gateway(self, system: str) -> Gateway:
+        """The gateway of a system (breaker, limits, journal), shared by all its calls."""
+        with self._adapters_lock:
+            return self._gateway(system)
+
+    def built_gateway(self, system: str) -> Gateway | None:
+        """The system's gateway if this process has called it, else None (no state yet)."""
+        return self._gateways.get(system)
+
+    def _gateway(self, system: str) -> Gateway:
+        gateway = self._gateways.get(system)
+        if gateway is None:
+            gateway = self._gateways[system] = Gateway(
+                system, policy_of(self.config.systems[system]), self.recorder, digest_key=self.digest_key
+            )
+        return gateway
 
     @property
     def digest_key(self) -> bytes:
@@ -147,7 +231,9 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
         upgrade(url)
     db = Database(url)
     gateways: dict[str, Gateway] = {}
-    metrics = Metrics(db, lambda: {name: g.breaker_state for name, g in list(gateways.items())})
+    metrics = Metrics(
+        db, lambda: {name: g.breaker_state for name, g in list(gateways.items())}, lambda: dict(gateways)
+    )
     recorder = JournalRecorder(db, metrics.exchanges)
     clients = ClientRegistry(config.clients, db)
     try:

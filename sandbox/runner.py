@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+import paramiko
 import uvicorn
 from starlette.types import ASGIApp
 
 from sandbox import ecole, etat_civil, ged
 from sandbox.finances import DEFAULT_PASSWORD, FinancesServer
+from sandbox.finances.fixed_key import sandbox_host_key
 from sandbox.knobs import Knobs
 
 NAMES = ("etat_civil", "ecole", "ged", "finances")
@@ -133,11 +135,12 @@ def start_sandbox(
     ecole_token: str = ecole.DEFAULT_TOKEN,
     ged_api_key: str = ged.DEFAULT_API_KEY,
     sftp_password: str = DEFAULT_PASSWORD,
+    sftp_host_key: paramiko.PKey | None = None,
 ) -> SandboxHandle:
     """Start état civil (SOAP), école (REST), GED (REST) and finances (SFTP) on ``host``.
 
     ``ports`` maps a back-end name (``etat_civil``, ``ecole``, ``ged``, ``finances``) to its port;
-    a missing name or 0 takes any free port.
+    a missing name or 0 takes any free port. ``sftp_host_key`` defaults to a fresh key.
     """
     ports = dict(ports or {})
     unknown = set(ports) - set(NAMES)
@@ -161,6 +164,7 @@ def start_sandbox(
             ports.get("finances", 0),
             password=sftp_password,
             knobs=knobs["finances"],
+            host_key=sftp_host_key,
         ).start()
     except BaseException:
         for server in servers:
@@ -223,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ports = {name: args.port_base + i for i, name in enumerate(NAMES)} if args.port_base else {}
     try:
-        handle = start_sandbox(args.host, ports=ports, issue_delay_s=args.issue_delay)
+        handle = start_sandbox(
+            args.host, ports=ports, issue_delay_s=args.issue_delay, sftp_host_key=sandbox_host_key()
+        )
     except OSError as exc:
         print(f"sandbox: cannot listen on {args.host}: {exc}", file=sys.stderr)
         return 1

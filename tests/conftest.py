@@ -89,6 +89,7 @@ def sandbox():
         "HUB_ECOLE_URL": handle.urls["ecole"],
         "HUB_GED_URL": handle.urls["ged"],
         "HUB_FINANCES_URL": handle.urls["finances"],
+        "HUB_FINANCES_KNOWN_HOSTS": handle.sftp_host_key_line,
     }
     previous = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)

@@ -78,6 +78,16 @@ class CancelIn(_Strict):
     reason: str | None = Field(default=None, max_length=500)
 
 
+def page_of(items: list[Any], request: Request, limit: int, offset: int) -> dict[str, Any]:
+    """One page of ``items`` and the relative link to the next one (``None`` on the last page)."""
+    page = items[offset : offset + limit]
+    following = None
+    if offset + limit < len(items):
+        following = str(request.url.include_query_params(limit=limit, offset=offset + limit))
+        following = following[len(str(request.base_url)) - 1 :]  # relative: path and query
+    return {"items": page, "count": len(items), "next": following}
+
+
 def _error(status_code: int, code: str, message: str, details: Any = None) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -169,14 +179,21 @@ def create_app(
 
         return idempotent(request, idempotency_key, body.model_dump(mode="json"), produce)
 
+    @api.get(f"{PREFIX}/health")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
     @api.get(f"{PREFIX}/families")
     async def search_families(
+        request: Request,
         birth_name: Annotated[str, Query(min_length=1)],
         birth_date: date | None = None,
         first_names: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
     ) -> JSONResponse:
         found = state.search_families(birth_name, birth_date, first_names)
-        return JSONResponse({"items": [_json(f) for f in found], "count": len(found)})
+        return JSONResponse(page_of([_json(f) for f in found], request, limit, offset))
 
     @api.get(f"{PREFIX}/families/{{family_id}}")
     async def get_family(family_id: str) -> JSONResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -60,6 +61,12 @@ class ApiKeyAuth:
                 await error.response()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _bounded_int(value: str, name: str, low: int, high: int) -> int:
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ApiError(422, "invalid_paging", f"{name} must be an integer from {low} to {high}")
+    return int(value)
 
 
 def _check_fields(names: set[str], where: str) -> None:
@@ -194,8 +201,13 @@ def create_app(
             headers={"X-Content-SHA256": record["sha256"]},
         )
 
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
     async def search(request: Request) -> Response:
         criteria = dict(request.query_params)
+        limit = _bounded_int(criteria.pop("limit", "50"), "limit", 1, 500)
+        offset = _bounded_int(criteria.pop("offset", "0"), "offset", 0, 10**9)
         unknown = set(criteria) - set(SEARCH_FIELDS)
         if unknown:
             raise ApiError(
@@ -205,7 +217,12 @@ def create_app(
                 {"valid": list(SEARCH_FIELDS)},
             )
         found = state.search(criteria)
-        return JSONResponse({"items": found, "count": len(found)})
+        following = None
+        if offset + limit < len(found):
+            following = f"{PREFIX}/documents?" + urlencode(
+                {**criteria, "limit": limit, "offset": offset + limit}
+            )
+        return JSONResponse({"items": found[offset : offset + limit], "count": len(found), "next": following})
 
     async def on_api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -215,6 +232,7 @@ def create_app(
         routes=[
             Route(f"{PREFIX}/documents", upload, methods=["POST"]),
             Route(f"{PREFIX}/documents", search, methods=["GET"]),
+            Route(f"{PREFIX}/health", health, methods=["GET"]),
             Route(f"{PREFIX}/documents/{{document_id}}", metadata, methods=["GET"]),
             Route(f"{PREFIX}/documents/{{document_id}}/content", content, methods=["GET"]),
         ],

@@ -297,6 +297,8 @@ def test_policy_rejects_unknown_keys_and_inverted_backoff() -> None:
         "max_elapsed_s": 60.0,
         "breaker_failures": 5,
         "breaker_reset_s": 30.0,
+        "breaker_failure_rate": None,
+        "breaker_window": 20,
         "max_concurrency": 8,
     }
 
@@ -342,3 +344,22 @@ def test_attempts_recorded_equal_attempts_made(steps: list[str], max_attempts: i
             "oserror": "transient_error",
         }[expected[stop]]
     )
+
+
+def test_failure_rate_opens_the_breaker_then_a_probe_closes_it_with_a_fresh_window() -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker("ecole", failures=100, reset_s=10, clock=clock, failure_rate=0.5, window=4)
+    for fail in (True, False, True, False):
+        if fail:
+            breaker.on_failure()
+        else:
+            breaker.on_success()
+    assert breaker.state == "closed"  # never two failures in a row, and no failure since it filled
+    breaker.on_failure()  # the last four: success, failure, success, failure -> 2/4 = 0.5
+    assert breaker.state == "open" and breaker.opened_count == 1
+    clock.advance(10)
+    breaker.before_call()  # the half-open probe
+    breaker.on_success()
+    assert breaker.state == "closed"
+    breaker.on_failure()  # one failure in a fresh window does not reopen it
+    assert breaker.state == "closed"

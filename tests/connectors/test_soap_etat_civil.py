@@ -7,6 +7,7 @@ import re
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from connectors.soap import SoapAdapter, is_under
 from sandbox.etat_civil.registry import SEED_BIRTH_RECORDS
 from sandbox.etat_civil.service import create_app
 from tests.connectors.conftest import WSDL, EtatCivilSandbox, Wired
+from tests.connectors.hostile import Answer, HostileServer, always, megabytes
 from tests.connectors.live_server import closed_port, serve
 from tests.connectors.recording import ListRecorder
 
@@ -288,7 +290,8 @@ class CountingServer:
 
 
 def test_transport_refuses_urls_outside_the_configured_endpoint(wire: Wire) -> None:
-    transport = wire().adapter.transport
+    wired = wire(max_attempts=1)
+    transport = wired.adapter.transport
     with CountingServer().running() as elsewhere:
         for url in (
             elsewhere.url + "/etat-civil",
@@ -298,9 +301,73 @@ def test_transport_refuses_urls_outside_the_configured_endpoint(wire: Wire) -> N
             "file:///etc/passwd",
         ):
             with pytest.raises(PermanentError) as raised:
-                transport.post(url, b"<x/>", {})
+                wired.gateway.call(
+                    "probe", {}, ctx("k"), lambda attempt, url=url: transport.post(url, b"<x/>", {})
+                )
             assert raised.value.code == "ENDPOINT_REFUSED"
         assert elsewhere.hits == 0
+
+
+def test_the_wire_is_unreachable_outside_a_gateway_attempt(wire: Wire, etat_civil_sandbox) -> None:
+    """A connector author calling zeep's transport directly gets an error, not an unjournaled call."""
+    transport = wire().adapter.transport
+    with pytest.raises(PermanentError) as raised:
+        transport.post(transport.endpoint, b"<x/>", {})
+    assert raised.value.code == "GATEWAY_BYPASSED"
+    assert etat_civil_sandbox.knobs.calls == 0
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
+def test_a_50_mb_answer_is_refused_without_holding_it(declared: bool) -> None:
+    headers = {"Content-Type": "text/xml"}
+    if declared:
+        headers["Content-Length"] = str(50 * 1024 * 1024)
+    with HostileServer(always(Answer(200, headers, megabytes(50)))).running() as huge:
+        gateway = Gateway("etat_civil", SystemPolicy(max_attempts=1), ListRecorder())
+        connector = EtatCivilConnector(SoapAdapter("etat_civil", WSDL, huge.url + "/etat-civil", gateway, 5))
+        tracemalloc.start()
+        try:
+            with pytest.raises(PermanentError) as raised:
+                connector.get_act_request_status(ctx("k"), "R-1")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert raised.value.code == "RESPONSE_TOO_LARGE"
+    assert peak < 24 * 1024 * 1024  # the 10 MB cap and its copies, never the 50 MB
+    assert huge.bytes_sent < 50 * 1024 * 1024  # the hub hung up before the end
+
+
+XML_BOMBS = {
+    "billion-laughs": b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>&lol4;</soap:Body></soap:Envelope>""",
+    "xxe-file": b"""<?xml version="1.0"?>
+<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>&xxe;</soap:Body></soap:Envelope>""",
+    "external-dtd": b"""<?xml version="1.0"?>
+<!DOCTYPE x SYSTEM "http://127.0.0.1:{port}/evil.dtd">
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>""",
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(XML_BOMBS))
+def test_hostile_xml_answers_are_refused_without_outbound_connections(bomb: str) -> None:
+    with HostileServer(always(Answer(200, {}, b"<!ELEMENT x ANY>"))).running() as elsewhere:
+        port = elsewhere.url.rsplit(":", 1)[1]
+        body = XML_BOMBS[bomb].replace(b"{port}", port.encode())
+        answer = Answer(200, {"Content-Type": "text/xml; charset=utf-8"}, body)
+        with HostileServer(always(answer)).running() as hostile:
+            gateway = Gateway("etat_civil", SystemPolicy(max_attempts=1), ListRecorder())
+            connector = EtatCivilConnector(
+                SoapAdapter("etat_civil", WSDL, hostile.url + "/etat-civil", gateway, 5)
+            )
+            with pytest.raises(PermanentError) as raised:
+                connector.get_act_request_status(ctx("k"), "R-1")
+        assert elsewhere.hits == 0
+    assert raised.value.code == "INVALID_RESPONSE"
+    assert "passwd" not in raised.value.message and "root:" not in raised.value.message
 
 
 def test_redirect_to_another_host_is_not_followed() -> None:

@@ -179,7 +179,7 @@ def test_missing_wsdl_file_is_located_in_hub_yaml(project):
     assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'missing.wsdl')}:") and "not found" in error
 
 
-def test_flow_calling_a_kind_without_adapter_yet_is_located_at_the_step(project):
+def test_flow_calling_an_operation_the_rest_system_lacks_lists_its_openapi_operations(project):
     flow = project / "flows" / "birth-certificate.yaml"
     edit(
         flow,
@@ -187,7 +187,9 @@ def test_flow_calling_a_kind_without_adapter_yet_is_located_at_the_step(project)
         "      system: ecole\n      operation: RequestActCopy",
     )
     [error] = errors_of(project)
-    assert error.startswith(f"{flow}:{line_of(flow, 'system: ecole')}:") and "cannot call yet" in error
+    assert error.startswith(f"{flow}:{line_of(flow, 'operation: RequestActCopy')}:")
+    assert "no operation 'RequestActCopy'" in error and "its OpenAPI file" in error
+    assert "CreateEnrolment" in error
 
 
 def test_lease_shorter_than_a_call_timeout_is_refused(project):
@@ -234,3 +236,16 @@ def test_unknown_soap_operation_is_named_with_the_wsdl_operations(project):
     [error] = errors_of(project)
     assert error.startswith(f"{flow}:{line_of(flow, 'RequestActCpy')}:")
     assert "no operation 'RequestActCpy'" in error and "GetActRequestStatus, RequestActCopy" in error
+
+
+def test_sftp_host_key_line_for_another_host_is_refused_at_load(project, monkeypatch):
+    monkeypatch.delenv("HUB_FINANCES_KNOWN_HOSTS", raising=False)
+    monkeypatch.delenv("HUB_FINANCES_URL", raising=False)
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "[127.0.0.1]:8104 ssh-ed25519", "[127.0.0.1]:2222 ssh-ed25519")
+    [error] = errors_of(project)
+    assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'known_hosts: ${env')}:")
+    assert "does not name [127.0.0.1]:8104" in error
+    edit(hub_yaml, "[127.0.0.1]:2222 ssh-ed25519 AAAA", "[127.0.0.1]:8104 ssh-ed25519 !!!!")
+    [error] = errors_of(project)
+    assert "known_hosts" in error

@@ -35,7 +35,7 @@ def test_start_sandbox_serves_all_four_and_stop_frees_the_ports() -> None:
             params={"birth_name": "x"},
             headers={"Authorization": f"Bearer {sandbox.ecole_token}"},
         )
-        assert ecole.json() == {"items": [], "count": 0}
+        assert ecole.json() == {"items": [], "count": 0, "next": None}
         ged = httpx.get(f"{sandbox.urls['ged']}/documents", headers={"X-Api-Key": sandbox.ged_api_key})
         assert ged.json()["count"] == 0
 

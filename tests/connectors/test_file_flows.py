@@ -1,0 +1,124 @@
+"""SFTP and GED systems called from flows: a payment file's acknowledgement becomes the request's status."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from hub.runtime import build_hub
+from tests.conftest import ROOT, _live, sample
+
+FLOW = """
+flow: paiement-aide
+title: Paiement d'une aide sociale
+purpose: facturation_aides
+input:
+  type: object
+  additionalProperties: false
+  required: [lines]
+  properties:
+    lines: {type: array, minItems: 1, maxItems: 10, items: {type: string, maxLength: 500}}
+steps:
+  - id: pay
+    call: {system: finances, operation: SendAidPaymentFile, mapping: paiement/lines}
+    save_as: file
+  - id: submitted
+    set_status: submitted
+  - id: acknowledged
+    wait_until:
+      system: finances
+      operation: GetFileStatus
+      message: file
+      until: {path: $.response.status, equals: ACCEPTED}
+      fail_when: {path: $.response.status, equals: REJECTED}
+      every_s: 0.1
+      timeout_s: 120
+    save_as: acknowledgement
+  - id: paid
+    set_status: completed
+"""
+
+# The lines arrive rendered here; the mapping engine's CSV output (issue 3) will render them.
+MAPPING = """
+mapping: paiement/lines
+description: The payment lines of the request -> the aid-payment file.
+fields:
+  lines: {path: $.data.lines, required: true}
+"""
+
+GED_FLOW = """
+flow: pieces-dossier
+title: Pièces d'un dossier
+purpose: ged_dossiers
+input: {type: object, additionalProperties: false, properties: {}}
+steps:
+  - id: find
+    call: {system: ged, operation: SearchDocuments, mapping: pieces/criteria}
+    save_as: documents
+  - id: done
+    set_status: completed
+"""
+
+GED_MAPPING = """
+mapping: pieces/criteria
+description: Documents filed for the citizen.
+fields:
+  citizen_ref: {value: cit-flow-test}
+"""
+
+
+@pytest.fixture
+def live(tmp_path: Path, sandbox, knobs_reset, database_url):
+    for folder in ("config", "flows", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "flows" / "paiement-aide.yaml").write_text(FLOW)
+    (tmp_path / "flows" / "pieces-dossier.yaml").write_text(GED_FLOW)
+    for name, text in (("paiement/lines", MAPPING), ("pieces/criteria", GED_MAPPING)):
+        path = tmp_path / "mappings" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    hub = build_hub(tmp_path / "config" / "hub.yaml", url=database_url, migrate=False)
+    yield from _live(hub, with_worker=True)
+    hub.close()
+
+
+def run(live, flow: str, data: dict) -> dict:
+    body = {"flow": flow, "citizen": sample("03-ndiaye-extrait-sans-filiation")["citizen"], "data": data}
+    with live.client() as client:
+        response = client.post("/v1/requests", json=body)
+        assert response.status_code == 202, response.text
+        request_id = response.json()["id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = client.get(f"/v1/requests/{request_id}").json()
+            if state["status"] in ("completed", "rejected", "failed"):
+                return state
+            time.sleep(0.05)
+    raise AssertionError(f"request still {state['status']}")
+
+
+def test_accepted_payment_file_completes_the_request(live, sandbox) -> None:
+    state = run(live, "paiement-aide", {"lines": ["AIDE-1;Ndiaye;Awa;FR7630001007941234567890185;150.00"]})
+    assert state["status"] == "completed", state
+    assert state["result"]["acknowledgement"]["status"] == "ACCEPTED"
+    receipt = state["result"]["file"]
+    assert receipt["name"].startswith("aides-") and len(receipt["sha256"]) == 64
+    assert any(p["name"] == receipt["name"] for p in sandbox.states["finances"].processed)
+
+
+def test_rejected_payment_file_rejects_the_request(live) -> None:
+    state = run(
+        live, "paiement-aide", {"lines": ["AIDE-2;Ndiaye;Awa;FR7630001007941234567890185;cent euros"]}
+    )
+    assert state["status"] == "rejected", state
+    steps = [event["step"] for event in state["timeline"]]
+    assert steps[-1] == "acknowledged"
+
+
+def test_ged_search_from_a_flow(live) -> None:
+    state = run(live, "pieces-dossier", {})
+    assert state["status"] == "completed", state
+    assert state["result"]["documents"]["count"] == 0
