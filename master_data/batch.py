@@ -1,0 +1,297 @@
+"""Whole imports: estimate the weights, deduplicate one source or link two, as arrays.
+
+A run normalises every record once, generates candidate pairs from the blocking keys, compares all
+pairs column by column (numpy, rapidfuzz's ``cpdist``), estimates m/u by EM on the distinct level
+patterns, then scores and clusters. Memory is a few hundred bytes per record plus ~20 bytes per
+candidate pair; progress goes to a rich progress bar on stderr and a summary comes back with the
+result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from master_data.blocking import candidate_pairs, record_keys
+from master_data.communes import CommuneTable, default_table
+from master_data.comparison import FIELDS, compare
+from master_data.features import Features, normalise_record
+from master_data.matcher import Matcher
+from master_data.model import MatchModel, frequencies, run_em
+from master_data.records import IdentityRecord
+
+DEFAULT_UPPER = 0.99
+DEFAULT_LOWER = 0.5
+_SCORE_CHUNK = 500_000
+
+
+@dataclass
+class BatchResult:
+    """What a batch run found.
+
+    ``pairs`` (k x 2, record indices; for a link the right index counts from 0 in ``right``) with
+    their ``probabilities``, ``totals`` and ``outcomes`` (2 link, 1 review, 0 new); ``clusters`` the
+    groups of linked records (deduplication: connected components of the links, every record in
+    exactly one cluster); ``summary`` counts and seconds per step.
+    """
+
+    pairs: np.ndarray
+    probabilities: np.ndarray
+    totals: np.ndarray
+    outcomes: np.ndarray
+    clusters: list[list[int]]
+    model: MatchModel
+    summary: dict[str, float | int] = field(default_factory=dict)
+
+    @property
+    def links(self) -> np.ndarray:
+        return self.pairs[self.outcomes == 2]
+
+    @property
+    def reviews(self) -> np.ndarray:
+        return self.pairs[self.outcomes == 1]
+
+
+class _Steps:
+    """A rich progress bar of the run's steps on stderr (silent when ``enabled`` is False)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.seconds: dict[str, float] = {}
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task("matching", total=total)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.progress.update(self.task, description=name)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 3)
+        self.progress.advance(self.task)
+
+    def __enter__(self) -> _Steps:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.update(self.task, description="done")
+        self.progress.stop()
+
+
+@dataclass
+class _Prepared:
+    features: Features
+    i: np.ndarray
+    j: np.ndarray
+    levels: np.ndarray
+    split: int | None
+    blocking: dict[str, int]
+
+
+def _prepare(
+    records: Sequence[IdentityRecord],
+    split: int | None,
+    communes: CommuneTable,
+    max_block: int,
+    steps: _Steps,
+) -> _Prepared:
+    with steps.step("normalising"):
+        rows = [normalise_record(record, communes) for record in records]
+        features = Features(rows)
+    with steps.step("blocking"):
+        keys = [record_keys(row) for row in rows]
+        i, j, stats = candidate_pairs(keys, max_block=max_block, split=split)
+        del keys
+    with steps.step("comparing pairs"):
+        parts = [
+            compare(features, i[s : s + _SCORE_CHUNK], j[s : s + _SCORE_CHUNK])
+            for s in range(0, len(i), _SCORE_CHUNK)
+        ]
+        levels = np.concatenate(parts) if parts else np.zeros((0, len(FIELDS)), dtype=np.int8)
+    return _Prepared(features, i, j, levels, split, stats)
+
+
+def _random_pairs(n: int, split: int | None, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if split is None:
+        i = rng.integers(0, n, size)
+        j = rng.integers(0, n, size)
+    else:
+        i = rng.integers(0, split, size)
+        j = rng.integers(split, n, size)
+    keep = i != j
+    return i[keep], j[keep]
+
+
+def _estimate(prepared: _Prepared, u_sample: int, seed: int, steps: _Steps) -> MatchModel:
+    with steps.step("estimating weights (EM)"):
+        n = prepared.features.n
+        ri, rj = _random_pairs(n, prepared.split, u_sample, seed)
+        random_levels = compare(prepared.features, ri, rj)
+        ones = np.ones(len(random_levels))
+        u_random = frequencies(random_levels, ones, FIELDS)
+        model = run_em(prepared.levels, u_random) if len(prepared.levels) else MatchModel.default()
+        model.notes = {"source": "em", "records": n, "random_pairs": len(ri), "u_random": u_random}
+    return model
+
+
+def estimate(
+    records: Sequence[IdentityRecord],
+    *,
+    communes: CommuneTable | None = None,
+    max_block: int = 500,
+    u_sample: int = 200_000,
+    seed: int = 1,
+    progress: bool = False,
+) -> MatchModel:
+    """m/u weights and prior estimated by EM on the records' own candidate pairs (unsupervised).
+
+    u starts from the level frequencies of ``u_sample`` random pairs (nearly all non-matches), m
+    from identity-practice defaults; EM then fits both and the share of matches among candidates.
+    """
+    with _Steps(progress, 4) as steps:
+        prepared = _prepare(records, None, communes or default_table(), max_block, steps)
+        return _estimate(prepared, u_sample, seed, steps)
+
+
+estimate_model = estimate
+
+
+def _components(n: int, pairs: np.ndarray) -> list[list[int]]:
+    """Connected components (union-find with path halving) of n nodes under ``pairs``."""
+    parent = np.arange(n)
+    for a, b in pairs.tolist():
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    roots = np.array([_root(parent, x) for x in range(n)]) if len(pairs) else np.arange(n)
+    order = np.argsort(roots, kind="stable")
+    boundaries = np.flatnonzero(np.diff(roots[order])) + 1
+    return [group.tolist() for group in np.split(order, boundaries)] if n else []
+
+
+def _root(parent: np.ndarray, x: int) -> int:
+    while parent[x] != x:
+        x = parent[x]
+    return int(x)
+
+
+def _run(
+    records: Sequence[IdentityRecord],
+    split: int | None,
+    matcher: Matcher | None,
+    *,
+    upper: float,
+    lower: float,
+    communes: CommuneTable | None,
+    max_block: int,
+    u_sample: int,
+    seed: int,
+    progress: bool,
+) -> BatchResult:
+    started = time.perf_counter()
+    communes = matcher.communes if matcher else (communes or default_table())
+    with _Steps(progress, 5 if matcher is None else 4) as steps:
+        prepared = _prepare(records, split, communes, max_block, steps)
+        if matcher is None:
+            matcher = Matcher(_estimate(prepared, u_sample, seed, steps), upper, lower, communes=communes)
+        with steps.step("scoring and deciding"):
+            totals = matcher.model.totals(prepared.levels)
+            probabilities = matcher.model.probability(totals)
+            rules = matcher.rules(prepared.features, prepared.i, prepared.j, prepared.levels)
+            outcomes = matcher.outcomes(probabilities, rules)
+            pairs = np.stack([prepared.i, prepared.j], axis=1)
+            clusters = _components(len(records), pairs[outcomes == 2]) if split is None else []
+            if split is not None:
+                pairs = pairs - np.array([0, split])
+    summary: dict[str, float | int] = {
+        "records": len(records),
+        "candidate_pairs": len(prepared.i),
+        "links": int((outcomes == 2).sum()),
+        "reviews": int((outcomes == 1).sum()),
+        "skipped_blocks": prepared.blocking.get("skipped_blocks", 0),
+        "seconds": round(time.perf_counter() - started, 3),
+        **{f"seconds.{name}": value for name, value in steps.seconds.items()},
+    }
+    if split is None:
+        summary["clusters"] = len(clusters)
+    if progress:
+        Console(stderr=True).print(
+            "[bold]summary[/]: " + ", ".join(f"{key} {value}" for key, value in summary.items())
+        )
+    return BatchResult(pairs, probabilities, totals, outcomes, clusters, matcher.model, summary)
+
+
+def deduplicate(
+    records: Sequence[IdentityRecord],
+    matcher: Matcher | None = None,
+    *,
+    upper: float = DEFAULT_UPPER,
+    lower: float = DEFAULT_LOWER,
+    communes: CommuneTable | None = None,
+    max_block: int = 500,
+    u_sample: int = 200_000,
+    seed: int = 1,
+    progress: bool = False,
+) -> BatchResult:
+    """Group ``records`` into people. Without a ``matcher`` the weights are estimated from these
+    very records first (one pass over the candidate pairs serves EM and scoring)."""
+    return _run(
+        records,
+        None,
+        matcher,
+        upper=upper,
+        lower=lower,
+        communes=communes,
+        max_block=max_block,
+        u_sample=u_sample,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def link(
+    left: Sequence[IdentityRecord],
+    right: Sequence[IdentityRecord],
+    matcher: Matcher | None = None,
+    *,
+    upper: float = DEFAULT_UPPER,
+    lower: float = DEFAULT_LOWER,
+    communes: CommuneTable | None = None,
+    max_block: int = 500,
+    u_sample: int = 200_000,
+    seed: int = 1,
+    progress: bool = False,
+) -> BatchResult:
+    """Pairs (index in ``left``, index in ``right``) that are the same person."""
+    return _run(
+        [*left, *right],
+        len(left),
+        matcher,
+        upper=upper,
+        lower=lower,
+        communes=communes,
+        max_block=max_block,
+        u_sample=u_sample,
+        seed=seed,
+        progress=progress,
+    )

@@ -1,0 +1,162 @@
+"""The matcher: deterministic rules first, then Fellegi-Sunter scoring, two thresholds.
+
+Rules, in order, for a pair:
+1. same (system, local id) -> same record;
+2. same NIR, valid with its key and consistent with both records' sex and birth date;
+3. same full pivot identity (birth name, all given names, full birth date, sex, birth place);
+4. otherwise the probability from the model: >= ``upper`` link, >= ``lower`` review, else new.
+A pair whose strict identity traits clearly disagree (given names, birth date or birth place at
+their 'else' level: twins, parent and child, namesakes born elsewhere) is never linked
+automatically by the score: at best it goes to review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from master_data.blocking import record_keys
+from master_data.communes import CommuneTable, default_table
+from master_data.comparison import FIELDS, MISSING, compare
+from master_data.features import Features, normalise_record
+from master_data.model import MatchModel
+from master_data.records import Decision, Explanation, FieldComparison, IdentityRecord
+
+# Rule codes of :meth:`Matcher.rules`, in priority order (positive ones link whatever the score).
+NO_RULE, SAME_SYSTEM_ID, SAME_NIR, SAME_PIVOT, CONFLICT = 0, 1, 2, 3, -1
+RULE_NAMES = {SAME_SYSTEM_ID: "same_system_id", SAME_NIR: "same_nir", SAME_PIVOT: "same_pivot_identity"}
+STRICT_TRAITS = ("given_names", "birth_date", "birth_place")
+_FIELD_INDEX = {spec.name: k for k, spec in enumerate(FIELDS)}
+
+
+class Matcher:
+    """Scores pairs with ``model`` and decides with two probability thresholds (``lower`` <= ``upper``)."""
+
+    def __init__(
+        self,
+        model: MatchModel,
+        upper: float = 0.99,
+        lower: float = 0.5,
+        *,
+        communes: CommuneTable | None = None,
+        strict_traits: Sequence[str] = STRICT_TRAITS,
+    ) -> None:
+        if not 0.0 <= lower <= upper <= 1.0:
+            raise ValueError(
+                f"thresholds must satisfy 0 <= lower <= upper <= 1, got lower={lower} upper={upper}"
+            )
+        unknown = set(strict_traits) - set(_FIELD_INDEX)
+        if unknown:
+            raise ValueError(f"unknown strict traits {sorted(unknown)}; fields are {sorted(_FIELD_INDEX)}")
+        self.model = model
+        self.upper = upper
+        self.lower = lower
+        self.communes = communes or default_table()
+        self.strict = [_FIELD_INDEX[name] for name in strict_traits]
+
+    # ----------------------------------------------------------------------------- building blocks
+
+    def features(self, records: Sequence[IdentityRecord]) -> Features:
+        return Features([normalise_record(record, self.communes) for record in records])
+
+    def blocking_keys(self, record: IdentityRecord) -> frozenset[str]:
+        """Short strings; two records are candidates when they share one (see master_data.blocking)."""
+        return frozenset(record_keys(normalise_record(record, self.communes)))
+
+    def rules(self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """The deterministic rule of each pair: a positive rule code, CONFLICT, or NO_RULE."""
+        c = features.codes
+        out = np.full(len(i), NO_RULE, dtype=np.int8)
+        if self.strict:
+            strict = levels[:, self.strict]
+            lasts = np.array([len(FIELDS[k].levels) - 1 for k in self.strict], dtype=np.int8)
+            out[(strict == lasts[None, :]).any(axis=1)] = CONFLICT
+        pivot = (
+            (c["surname"][i] == c["surname"][j])
+            & (c["given_all"][i] == c["given_all"][j])
+            & (c["sex"][i] == c["sex"][j])
+            & (c["place"][i] == c["place"][j])
+            & (features.year[i] == features.year[j])
+            & (features.month[i] == features.month[j])
+            & (features.day[i] == features.day[j])
+            & (c["surname"][i] != 0)
+            & (c["given_all"][i] != 0)
+            & (c["sex"][i] != 0)
+            & (c["place"][i] != 0)
+            & (features.year[i] != 0)
+            & ~features.placeholder[i]
+        )
+        out[pivot] = SAME_PIVOT
+        out[(c["trusted_nir"][i] == c["trusted_nir"][j]) & (c["trusted_nir"][i] != 0)] = SAME_NIR
+        out[c["source"][i] == c["source"][j]] = SAME_SYSTEM_ID
+        return out
+
+    def score(
+        self, features: Features, i: np.ndarray, j: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(levels, totals, probabilities, rules) of the pairs (i[k], j[k])."""
+        levels = compare(features, i, j)
+        totals = self.model.totals(levels)
+        return levels, totals, self.model.probability(totals), self.rules(features, i, j, levels)
+
+    def outcomes(self, probabilities: np.ndarray, rules: np.ndarray) -> np.ndarray:
+        """2 = link, 1 = review, 0 = new, per pair, from the thresholds and the rules."""
+        out = np.where(probabilities >= self.upper, 2, np.where(probabilities >= self.lower, 1, 0))
+        out = np.where(rules == CONFLICT, np.minimum(out, 1), out)
+        return np.where(rules > 0, 2, out).astype(np.int8)
+
+    # ----------------------------------------------------------------------------------- one pair
+
+    def _explanation(self, levels: np.ndarray, total: float, probability: float, rule: int) -> Explanation:
+        comparisons = []
+        for k, spec in enumerate(FIELDS):
+            level = int(levels[k])
+            label = "missing" if level == MISSING else spec.levels[level]
+            comparisons.append(FieldComparison(spec.name, label, round(self.model.weight(k, level), 4)))
+        if rule > 0:
+            rule_name: str | None = RULE_NAMES[rule]
+        elif rule == CONFLICT:
+            names = [FIELDS[k].name for k in self.strict if levels[k] == len(FIELDS[k].levels) - 1]
+            rule_name = "conflict:" + ",".join(names)
+        else:
+            rule_name = None
+        return Explanation(rule_name, tuple(comparisons), round(float(total), 4), float(probability))
+
+    def explain(self, a: IdentityRecord, b: IdentityRecord) -> Explanation:
+        """Each field's comparison level and weight, the total and the probability (symmetric)."""
+        features = self.features([a, b])
+        i, j = np.array([0]), np.array([1])
+        levels, totals, probabilities, rules = self.score(features, i, j)
+        return self._explanation(levels[0], totals[0], probabilities[0], int(rules[0]))
+
+    def decide(self, record: IdentityRecord, candidates: Sequence[IdentityRecord]) -> Decision:
+        """Link to the best candidate, send it to review, or create a new golden record.
+
+        A positive deterministic rule links at once. Otherwise the best-scored candidate decides;
+        when two candidates both pass the upper threshold, the choice goes to review (an agent
+        must say which person it is).
+        """
+        if not candidates:
+            return Decision("new", None, None)
+        features = self.features([record, *candidates])
+        j = np.arange(1, len(candidates) + 1)
+        i = np.zeros(len(candidates), dtype=np.int64)
+        levels, totals, probabilities, rules = self.score(features, i, j)
+        positive = np.flatnonzero(rules > 0)
+        if len(positive):
+            best = int(positive[np.argmin(rules[positive])])
+            return Decision(
+                "link",
+                candidates[best],
+                self._explanation(levels[best], totals[best], probabilities[best], int(rules[best])),
+            )
+        outcomes = self.outcomes(probabilities, rules)
+        order = np.lexsort((-totals, -outcomes))
+        best = int(order[0])
+        explanation = self._explanation(levels[best], totals[best], probabilities[best], int(rules[best]))
+        if outcomes[best] == 0:
+            return Decision("new", None, explanation)
+        if outcomes[best] == 2 and (len(order) < 2 or outcomes[order[1]] < 2):
+            return Decision("link", candidates[best], explanation)
+        return Decision("review", candidates[best], explanation)
