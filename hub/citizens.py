@@ -37,6 +37,7 @@ from hub.master_store import (
     Resolution,
     UnknownGolden,
     explanation_json,
+    golden_record,
     record_from_json,
 )
 from hub.runtime import Hub
@@ -613,27 +614,6 @@ class Citizens:
         decided = [Decided(row.probability, row.status == "linked") for row in rows]
         thresholds = self.settings.thresholds
         return thresholds_report(decided, thresholds.upper, thresholds.lower, pending=pending)
-
-
-def golden_record(golden_id: str, values: dict[str, Any]) -> IdentityRecord:
-    """Golden values as a record (to explain a golden record against another record)."""
-    address = values.get("address") or {}
-    return IdentityRecord(
-        system="golden",
-        local_id=golden_id,
-        birth_name=values.get("birth_name"),
-        used_name=values.get("used_name"),
-        given_names=tuple(values.get("given_names") or ()),
-        birth_date=values.get("birth_date"),
-        sex=values.get("sex"),
-        birth_place=values.get("birth_place"),
-        address=address.get("line"),
-        postal_code=address.get("postal_code"),
-        city=address.get("city"),
-        email=values.get("email"),
-        phone=values.get("phone"),
-        nir=values.get("nir"),
-    )
 
 
 def portal_shape(values: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from hub.master_store import MasterDataError
 
 app = typer.Typer(help="The golden citizen record (master data).", no_args_is_help=True)
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # a file:line stays on one line
 Actor = Annotated[str, typer.Option(help="who acts (journaled)")]
 DEFAULT_ACTOR = os.environ.get("USER", "steward")
 

@@ -143,10 +143,12 @@ class GoldenStore:
         decision: Decision = matcher.decide(record, [c.record for c, _golden in candidates])
         source = self._add_source(connection, record, digest, 1, now, exchange_id)
         self._index(connection, source.id, keys)
+        if decision.outcome == "link" and decision.candidate is not None:
+            golden_id = _golden_of(candidates, decision.candidate)
+            decision = self._check_against_golden(connection, record, golden_id, decision, matcher)
         explanation = decision.explanation
         probability = explanation.probability if explanation else None
         if decision.outcome == "link" and decision.candidate is not None:
-            golden_id = _golden_of(candidates, decision.candidate)
             link = f"rule:{explanation.rule}" if explanation and explanation.rule else "score"
             self._link(connection, record, source.id, golden_id, link, probability, now)
             self.rederive(connection, golden_id, now=now, cause="source_linked", actor=actor)
@@ -158,6 +160,25 @@ class GoldenStore:
             task_id = self._open_task(connection, source.id, golden_id, candidates, decision, now)
             return Resolution(golden_id, "review", source.id, explanation, task_id)
         return Resolution(golden_id, "new", source.id, explanation)
+
+    def _check_against_golden(
+        self, connection: Connection, record: IdentityRecord, golden_id: str, decision: Decision, matcher: Any
+    ) -> Decision:
+        """A scored link must also hold against the golden record as a whole: a school record
+        without a birth place must not vouch for a record born elsewhere than the registry says."""
+        explanation = decision.explanation
+        if explanation is not None and explanation.rule and not explanation.rule.startswith("conflict"):
+            return decision  # a deterministic rule (same NIR, same pivot identity) links anyway
+        values = {
+            row.attribute: row.value
+            for row in connection.execute(
+                select(VALUES.c.attribute, VALUES.c.value).where(VALUES.c.golden_id == golden_id)
+            )
+        }
+        whole = matcher.explain(record, golden_record(golden_id, values))
+        if whole.rule and whole.rule.startswith("conflict"):
+            return Decision("review", decision.candidate, whole)
+        return decision
 
     def candidates(self, connection: Connection, keys: Iterable[str]) -> list[tuple[SourceVersion, str]]:
         """Current source records sharing a blocking key with the incoming one, with their golden id."""
@@ -548,6 +569,27 @@ class GoldenStore:
                 "linked_at": now,
             },
         )
+
+
+def golden_record(golden_id: str, values: dict[str, Any]) -> IdentityRecord:
+    """Golden values as one record (to compare a record with the golden record as a whole)."""
+    address = values.get("address") or {}
+    return IdentityRecord(
+        system="golden",
+        local_id=golden_id,
+        birth_name=values.get("birth_name"),
+        used_name=values.get("used_name"),
+        given_names=tuple(values.get("given_names") or ()),
+        birth_date=values.get("birth_date"),
+        sex=values.get("sex"),
+        birth_place=values.get("birth_place"),
+        address=address.get("line"),
+        postal_code=address.get("postal_code"),
+        city=address.get("city"),
+        email=values.get("email"),
+        phone=values.get("phone"),
+        nir=values.get("nir"),
+    )
 
 
 def explanation_json(explanation: Explanation) -> dict[str, Any]:
