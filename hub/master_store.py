@@ -15,9 +15,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
 
 from hub.db.master_models import EVENTS, GOLDEN, KEYS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
@@ -69,6 +69,15 @@ class Resolution:
     source_record_id: int
     explanation: Explanation | None = None
     task_id: int | None = None
+
+
+class _Golden(NamedTuple):
+    status: str
+    merged_into: str | None
+    version: int
+    last: Any
+    last_status: str | None
+    last_merged_into: str | None
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,7 @@ class GoldenStore:
             return Resolution(golden_id, "link", source.id, explanation)
         golden_id = self.create_golden(connection, now=now)
         self._link(connection, record, source.id, golden_id, "new", probability, now)
-        self.rederive(connection, golden_id, now=now, cause="created", actor=actor)
+        self.rederive(connection, golden_id, now=now, cause="created", actor=actor, fresh=source)
         if decision.outcome == "review" and decision.candidate is not None and explanation is not None:
             task_id = self._open_task(connection, source.id, golden_id, candidates, decision, now)
             return Resolution(golden_id, "review", source.id, explanation, task_id)
@@ -185,7 +194,14 @@ class GoldenStore:
         keys = sorted(set(keys))
         if not keys:
             return []
-        matching = select(KEYS.c.source_record_id).where(KEYS.c.key.in_(keys)).distinct()
+        matching = select(KEYS.c.source_record_id).where(KEYS.c.key.in_(keys))
+        # Driven by the key index, then primary keys only: source by id, cross-reference by
+        # (system, local id). Only a record's current version is indexed, and only it may match.
+        current = and_(
+            XREFS.c.system == SOURCES.c.system,
+            XREFS.c.local_id == SOURCES.c.local_id,
+            XREFS.c.source_record_id == SOURCES.c.id,
+        )
         rows = connection.execute(
             select(
                 SOURCES.c.id,
@@ -194,7 +210,7 @@ class GoldenStore:
                 SOURCES.c.exchange_id,
                 XREFS.c.golden_id,
             )
-            .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+            .join(XREFS, current)
             .where(SOURCES.c.id.in_(matching))
             .order_by(SOURCES.c.id)
             .limit(self.max_candidates)
@@ -228,15 +244,40 @@ class GoldenStore:
         return [_version(row) for row in rows]
 
     def rederive(
-        self, connection: Connection, golden_id: str, *, now: datetime, cause: str, actor: str
+        self,
+        connection: Connection,
+        golden_id: str,
+        *,
+        now: datetime,
+        cause: str,
+        actor: str,
+        fresh: SourceVersion | None = None,
     ) -> int:
         """Golden values derived again from the current sources; a new version if anything changed.
 
+        ``fresh``: the golden record was just created for this one source (nothing to read back).
         Returns the golden record's version after the call."""
-        golden = connection.execute(
-            select(GOLDEN.c.status, GOLDEN.c.merged_into, GOLDEN.c.version).where(GOLDEN.c.id == golden_id)
-        ).one()
-        sources = self.sources_of(connection, golden_id) if golden.status == "active" else []
+        if fresh is not None:
+            golden = _Golden("active", None, 0, None, None, None)
+            sources = [fresh]
+        else:
+            # The record and its last version in one round trip.
+            golden = connection.execute(
+                select(
+                    GOLDEN.c.status,
+                    GOLDEN.c.merged_into,
+                    GOLDEN.c.version,
+                    VERSIONS.c.golden.label("last"),
+                    VERSIONS.c.status.label("last_status"),
+                    VERSIONS.c.merged_into.label("last_merged_into"),
+                )
+                .outerjoin(
+                    VERSIONS,
+                    and_(VERSIONS.c.golden_id == GOLDEN.c.id, VERSIONS.c.version == GOLDEN.c.version),
+                )
+                .where(GOLDEN.c.id == golden_id)
+            ).one()
+            sources = self.sources_of(connection, golden_id) if golden.status == "active" else []
         values = derive(sources, self.policy)
         snapshot = {
             "values": {
@@ -245,15 +286,11 @@ class GoldenStore:
             "xrefs": sorted([s.system, s.local_id] for s in sources),
         }
         if golden.version > 0:
-            last = connection.execute(
-                select(VERSIONS.c.golden, VERSIONS.c.status, VERSIONS.c.merged_into).where(
-                    VERSIONS.c.golden_id == golden_id, VERSIONS.c.version == golden.version
-                )
-            ).one()
-            if (last.golden, last.status, last.merged_into) == (snapshot, golden.status, golden.merged_into):
+            last = (golden.last, golden.last_status, golden.last_merged_into)
+            if last == (snapshot, golden.status, golden.merged_into):
                 return golden.version
+            connection.execute(delete(VALUES).where(VALUES.c.golden_id == golden_id))
         version = golden.version + 1
-        connection.execute(delete(VALUES).where(VALUES.c.golden_id == golden_id))
         if values:
             connection.execute(
                 insert(VALUES),
