@@ -11,7 +11,9 @@ The rules are chosen so that each kind of noise leaves at least one key intact:
 - birth date + surname sound: given names mistyped, truncated or reordered;
 - names + birth place, names + postal code: the birth year itself mistyped;
 - birth date + postal code, + city, + house number: both names mistyped;
-- house number + street, surname or given name + postal code: the birth date missing or wrong;
+- house number + street, a name + house number, a name + street: the birth date missing or
+  wrong. (Not a name + postal code: in one municipality everybody shares two or three postal
+  codes, so such keys would compare every namesake of the town.)
 - the national identifier, the e-mail and the phone as they are.
 """
 
@@ -55,11 +57,11 @@ def record_keys(row: Normalised) -> list[str]:
         keys.append(f"x:{date}:{row.house}")
     if row.house and row.street:
         keys.append(f"h:{row.house}:{row.street}")
-    if row.postal:
-        for surname in surnames:
-            keys.append(f"o:{surname}:{row.postal}")
-        if given:
-            keys.append(f"q:{given}:{row.postal}")
+    for name in [*surnames, given]:
+        if name and row.house:
+            keys.append(f"o:{name}:{row.house}")
+        if name and row.street:
+            keys.append(f"q:{name}:{row.street[:12]}")
     if row.national_id:
         keys.append(f"i:{row.national_id}")
     if row.email:
