@@ -21,9 +21,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from master_data.blocking import candidate_pairs, record_keys
 from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, compare
+from master_data.estimation import estimate_from_features
 from master_data.features import Features, normalise_record
 from master_data.matcher import Matcher
-from master_data.model import MatchModel, frequencies, run_em
+from master_data.model import MatchModel
 from master_data.records import IdentityRecord
 
 DEFAULT_UPPER = 0.99
@@ -125,27 +126,10 @@ def _prepare(
     return _Prepared(features, i, j, levels, split, stats)
 
 
-def _random_pairs(n: int, split: int | None, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    if split is None:
-        i = rng.integers(0, n, size)
-        j = rng.integers(0, n, size)
-    else:
-        i = rng.integers(0, split, size)
-        j = rng.integers(split, n, size)
-    keep = i != j
-    return i[keep], j[keep]
-
-
-def _estimate(prepared: _Prepared, u_sample: int, seed: int, steps: _Steps) -> MatchModel:
+def _estimate(prepared: _Prepared, seed: int, steps: _Steps) -> MatchModel:
     with steps.step("estimating weights (EM)"):
-        n = prepared.features.n
-        ri, rj = _random_pairs(n, prepared.split, u_sample, seed)
-        random_levels = compare(prepared.features, ri, rj)
-        ones = np.ones(len(random_levels))
-        u_random = frequencies(random_levels, ones, FIELDS)
-        model = run_em(prepared.levels, u_random) if len(prepared.levels) else MatchModel.default()
-        model.notes = {"source": "em", "records": n, "random_pairs": len(ri), "u_random": u_random}
+        model = estimate_from_features(prepared.features, prepared.split, seed=seed)
+        model.notes["records"] = prepared.features.n
     return model
 
 
@@ -153,19 +137,19 @@ def estimate(
     records: Sequence[IdentityRecord],
     *,
     communes: CommuneTable | None = None,
-    max_block: int = 500,
-    u_sample: int = 200_000,
     seed: int = 1,
     progress: bool = False,
 ) -> MatchModel:
-    """m/u weights and prior estimated by EM on the records' own candidate pairs (unsupervised).
-
-    u starts from the level frequencies of ``u_sample`` random pairs (nearly all non-matches), m
-    from identity-practice defaults; EM then fits both and the share of matches among candidates.
-    """
-    with _Steps(progress, 4) as steps:
-        prepared = _prepare(records, None, communes or default_table(), max_block, steps)
-        return _estimate(prepared, u_sample, seed, steps)
+    """m/u weights and prior estimated from the records themselves, unsupervised (EM; see
+    master_data.estimation)."""
+    communes = communes or default_table()
+    with _Steps(progress, 2) as steps:
+        with steps.step("normalising"):
+            features = Features([normalise_record(record, communes) for record in records])
+        with steps.step("estimating weights (EM)"):
+            model = estimate_from_features(features, None, seed=seed)
+            model.notes["records"] = features.n
+    return model
 
 
 estimate_model = estimate
@@ -204,7 +188,6 @@ def _run(
     lower: float,
     communes: CommuneTable | None,
     max_block: int,
-    u_sample: int,
     seed: int,
     progress: bool,
 ) -> BatchResult:
@@ -213,7 +196,7 @@ def _run(
     with _Steps(progress, 5 if matcher is None else 4) as steps:
         prepared = _prepare(records, split, communes, max_block, steps)
         if matcher is None:
-            matcher = Matcher(_estimate(prepared, u_sample, seed, steps), upper, lower, communes=communes)
+            matcher = Matcher(_estimate(prepared, seed, steps), upper, lower, communes=communes)
         with steps.step("scoring and deciding"):
             totals = matcher.model.totals(prepared.levels)
             probabilities = matcher.model.probability(totals)
@@ -249,7 +232,6 @@ def deduplicate(
     lower: float = DEFAULT_LOWER,
     communes: CommuneTable | None = None,
     max_block: int = 500,
-    u_sample: int = 200_000,
     seed: int = 1,
     progress: bool = False,
 ) -> BatchResult:
@@ -263,7 +245,6 @@ def deduplicate(
         lower=lower,
         communes=communes,
         max_block=max_block,
-        u_sample=u_sample,
         seed=seed,
         progress=progress,
     )
@@ -278,7 +259,6 @@ def link(
     lower: float = DEFAULT_LOWER,
     communes: CommuneTable | None = None,
     max_block: int = 500,
-    u_sample: int = 200_000,
     seed: int = 1,
     progress: bool = False,
 ) -> BatchResult:
@@ -291,7 +271,6 @@ def link(
         lower=lower,
         communes=communes,
         max_block=max_block,
-        u_sample=u_sample,
         seed=seed,
         progress=progress,
     )

@@ -5,12 +5,15 @@ they share a key. The same keys serve the batch (records grouped by key in memor
 (the golden store indexes every record's keys in the database and looks up the incoming record's).
 
 The rules are chosen so that each kind of noise leaves at least one key intact:
-- names (phonetic, surname/given order-free) + birth year: typos in the date's day or month,
+- names (phonetic, surname/given order-free) alone and + birth year: typos in the date's day or month,
   placeholder dates, swapped day/month;
 - birth date (day/month order-free) + given name sound: surname changed by marriage or mistyped;
 - birth date + surname sound: given names mistyped, truncated or reordered;
 - names + birth place, names + postal code: the birth year itself mistyped;
-- birth date + postal code: both names mistyped;
+- birth date + postal code, + city, + house number: both names mistyped;
+- house number + street, a name + house number, a name + street: the birth date missing or
+  wrong. (Not a name + postal code: in one municipality everybody shares two or three postal
+  codes, so such keys would compare every namesake of the town.)
 - the national identifier, the e-mail and the phone as they are.
 """
 
@@ -35,6 +38,7 @@ def record_keys(row: Normalised) -> list[str]:
     for surname in surnames or [""]:
         if surname and given:
             a, b = sorted((surname, given))
+            keys.append(f"m:{a}:{b}")
             if row.year:
                 keys.append(f"n:{a}:{b}:{row.year}")
             if row.place:
@@ -47,6 +51,17 @@ def record_keys(row: Normalised) -> list[str]:
         keys.append(f"g:{given}:{date}")
     if date and row.postal:
         keys.append(f"d:{date}:{row.postal}")
+    if date and row.city:
+        keys.append(f"v:{date}:{row.city}")
+    if date and row.house:
+        keys.append(f"x:{date}:{row.house}")
+    if row.house and row.street:
+        keys.append(f"h:{row.house}:{row.street}")
+    for name in [*surnames, given]:
+        if name and row.house:
+            keys.append(f"o:{name}:{row.house}")
+        if name and row.street:
+            keys.append(f"q:{name}:{row.street[:12]}")
     if row.national_id:
         keys.append(f"i:{row.national_id}")
     if row.email:

@@ -5,9 +5,13 @@ Rules, in order, for a pair:
 2. same NIR, valid with its key and consistent with both records' sex and birth date;
 3. same full pivot identity (birth name, all given names, full birth date, sex, birth place);
 4. otherwise the probability from the model: >= ``upper`` link, >= ``lower`` review, else new.
-A pair whose strict identity traits clearly disagree (given names, birth date or birth place at
-their 'else' level: twins, parent and child, namesakes born elsewhere) is never linked
-automatically by the score: at best it goes to review.
+A pair of identity-grade records (both state the sex, as civil-registry and INS-qualified records
+do) whose strict traits clearly disagree (given names, birth date or birth place at their 'else'
+level: twins, parent and child with the same name, namesakes born elsewhere) is never linked
+automatically by the score: at best it goes to review. In such records a wholly different first
+name or birth date is almost never a typing error, while a household shares every other trait,
+which a model assuming independent fields cannot see. Looser lists (no sex: address files, FEBRL)
+are left to the score, where a replaced first name is a common data-entry error.
 """
 
 from __future__ import annotations
@@ -71,7 +75,8 @@ class Matcher:
         if self.strict:
             strict = levels[:, self.strict]
             lasts = np.array([len(FIELDS[k].levels) - 1 for k in self.strict], dtype=np.int8)
-            out[(strict == lasts[None, :]).any(axis=1)] = CONFLICT
+            identity_grade = (c["sex"][i] != 0) & (c["sex"][j] != 0)
+            out[(strict == lasts[None, :]).any(axis=1) & identity_grade] = CONFLICT
         pivot = (
             (c["surname"][i] == c["surname"][j])
             & (c["given_all"][i] == c["given_all"][j])
