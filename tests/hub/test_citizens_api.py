@@ -377,3 +377,22 @@ def test_config_names_an_unknown_event_flow_at_its_line(event_project):
     line = next(i for i, text in enumerate(lines, 1) if "merge_event_flow" in text)
     assert len(messages) == 1 and f"hub.yaml:{line}:" in messages[0], messages
     assert "no flow 'fused'; valid: birth-certificate, citizen-merged" in messages[0]
+
+
+def test_the_documented_master_data_section_is_valid(tmp_path):
+    """docs/master-data.md's configuration example loads as the shipped file's master_data section."""
+    import re
+
+    from hub.config import load_config
+
+    text = (ROOT / "docs" / "master-data.md").read_text(encoding="utf-8")
+    [example] = re.findall(r"```yaml master_data\n(.*?)```", text, re.S)
+    shipped = CONFIG.read_text(encoding="utf-8")
+    config = tmp_path / "config" / "hub.yaml"
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    config.write_text(shipped[: shipped.index("\nmaster_data:")] + "\n" + example, encoding="utf-8")
+    loaded, _ = load_config(config)
+    rules = loaded.master_data.policy().rules
+    assert rules["email"].rule == "most_frequent" and rules["email"].order == ("portal", "ecole")
+    assert rules["birth_name"].order == ("etat_civil", "portal", "ecole", "finances")
+    assert loaded.master_data.thresholds.upper == 0.95
