@@ -89,6 +89,7 @@ def import_command(
 def explain_command(
     a: Annotated[str, typer.Argument(help="SYSTEM:LOCAL_ID or a golden id")],
     b: Annotated[str, typer.Argument(help="SYSTEM:LOCAL_ID or a golden id")],
+    actor: Actor = DEFAULT_ACTOR,
     config: ConfigOption = None,
 ) -> None:
     """Compare two records field by field: comparison level, weight, total, probability."""
@@ -96,7 +97,9 @@ def explain_command(
     try:
         result = citizens.explain(a, b)
     except MasterDataError as exc:
+        citizens.journal_access(actor, "hub citizens explain", None, outcome=exc.code)
         _fail(exc.message)
+    citizens.journal_access(actor, "hub citizens explain", None)
     _print_explanation(result)
 
 
@@ -123,6 +126,7 @@ def review_command(
     """Go through open review tasks: l = link (same person), n = not the same, s = skip, q = quit."""
     citizens = _citizens(config)
     tasks = citizens.tasks("open", limit)
+    citizens.journal_access(actor, f"hub citizens review ({len(tasks)} tasks)", None)
     if not tasks:
         console.print("no open review task")
         return

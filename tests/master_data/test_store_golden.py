@@ -217,3 +217,14 @@ def test_property_lineage_always_points_to_an_existing_current_source_record(gol
         with golden.db.connection() as connection:
             golden.store.merge(connection, survivor, absorbed, now=now, actor="p")
     assert lineage_dangling(golden) == 0
+
+
+def test_a_record_without_birth_place_cannot_vouch_for_one_born_elsewhere(golden):
+    registry = golden.resolve(person("etat_civil", "N-1"))
+    school = golden.resolve(person("ecole", "F-77", given_names=("Elodie",), birth_place=None))
+    assert school.outcome == "link" and school.golden_id == registry.golden_id
+    # Against the school record alone nothing conflicts; against the golden record (born in Paris
+    # according to the registry) the birth place does: a steward decides.
+    elsewhere = golden.resolve(person("finances", "T-3", given_names=("Elodie",), birth_place="13055"))
+    assert elsewhere.outcome == "review" and elsewhere.golden_id != registry.golden_id
+    assert elsewhere.explanation.rule == "conflict:birth_place"
