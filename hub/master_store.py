@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
 from hub.db.master_models import EVENTS, GOLDEN, KEYS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
 from hub.ids import new_id
-from master_data.records import Decision, Explanation, IdentityRecord
+from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
 from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
 # SQLite allows 32,766 host parameters per statement; PostgreSQL many more. Chunks stay well below.
@@ -119,7 +119,7 @@ class GoldenStore:
         self,
         connection: Connection,
         record: IdentityRecord,
-        matcher: Any,
+        matcher: Matcher,
         *,
         now: datetime,
         exchange_id: int | None = None,
@@ -152,12 +152,14 @@ class GoldenStore:
         decision: Decision = matcher.decide(record, [c.record for c, _golden in candidates])
         source = self._add_source(connection, record, digest, 1, now, exchange_id)
         self._index(connection, source.id, keys)
+        linked_to: str | None = None
         if decision.outcome == "link" and decision.candidate is not None:
-            golden_id = _golden_of(candidates, decision.candidate)
-            decision = self._check_against_golden(connection, record, golden_id, decision, matcher)
+            linked_to = _golden_of(candidates, decision.candidate)
+            decision = self._check_against_golden(connection, record, linked_to, decision, matcher)
         explanation = decision.explanation
         probability = explanation.probability if explanation else None
-        if decision.outcome == "link" and decision.candidate is not None:
+        if decision.outcome == "link" and linked_to is not None:
+            golden_id = linked_to
             link = f"rule:{explanation.rule}" if explanation and explanation.rule else "score"
             self._link(connection, record, source.id, golden_id, link, probability, now)
             self.rederive(connection, golden_id, now=now, cause="source_linked", actor=actor)
@@ -171,7 +173,12 @@ class GoldenStore:
         return Resolution(golden_id, "new", source.id, explanation)
 
     def _check_against_golden(
-        self, connection: Connection, record: IdentityRecord, golden_id: str, decision: Decision, matcher: Any
+        self,
+        connection: Connection,
+        record: IdentityRecord,
+        golden_id: str,
+        decision: Decision,
+        matcher: Matcher,
     ) -> Decision:
         """A scored link must also hold against the golden record as a whole: a school record
         without a birth place must not vouch for a record born elsewhere than the registry says."""
