@@ -23,7 +23,7 @@ from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, compare
 from master_data.estimation import estimate_from_features
 from master_data.features import Features, normalise_record
-from master_data.matcher import Matcher
+from master_data.matcher import CONFLICT, Matcher
 from master_data.model import MatchModel
 from master_data.records import IdentityRecord
 
@@ -155,28 +155,46 @@ def estimate(
 estimate_model = estimate
 
 
-def _components(n: int, pairs: np.ndarray) -> list[list[int]]:
-    """Connected components (union-find with path halving) of n nodes under ``pairs``."""
-    parent = np.arange(n)
-    for a, b in pairs.tolist():
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        while parent[b] != b:
-            parent[b] = parent[parent[b]]
-            b = parent[b]
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    roots = np.array([_root(parent, x) for x in range(n)]) if len(pairs) else np.arange(n)
-    order = np.argsort(roots, kind="stable")
-    boundaries = np.flatnonzero(np.diff(roots[order])) + 1
-    return [group.tolist() for group in np.split(order, boundaries)] if n else []
+def _clusters(
+    n: int, links: np.ndarray, strength: np.ndarray, conflicts: np.ndarray
+) -> tuple[list[list[int]], np.ndarray]:
+    """Clusters from the links, strongest first, refusing any merge that would put two records in
+    conflict (twins, namesakes born elsewhere...) into one golden record, even through others.
 
+    Returns the clusters (every record in exactly one) and a mask of the links that were refused.
+    """
+    parent = list(range(n))
+    members: dict[int, list[int]] = {}
+    against: dict[int, list[int]] = {}
+    for a, b in conflicts.tolist():
+        against.setdefault(a, []).append(b)
+        against.setdefault(b, []).append(a)
 
-def _root(parent: np.ndarray, x: int) -> int:
-    while parent[x] != x:
-        x = parent[x]
-    return int(x)
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    refused = np.zeros(len(links), dtype=bool)
+    for k in np.argsort(-strength, kind="stable").tolist():
+        a, b = int(links[k, 0]), int(links[k, 1])
+        root_a, root_b = find(a), find(b)
+        if root_a == root_b:
+            continue
+        group_a, group_b = members.get(root_a, [root_a]), members.get(root_b, [root_b])
+        if len(group_a) < len(group_b):
+            root_a, root_b, group_a, group_b = root_b, root_a, group_b, group_a
+        if any(find(other) == root_a for x in group_b for other in against.get(x, ())):
+            refused[k] = True
+            continue
+        parent[root_b] = root_a
+        members[root_a] = group_a + group_b
+        members.pop(root_b, None)
+    by_root: dict[int, list[int]] = {}
+    for x in range(n):
+        by_root.setdefault(find(x), []).append(x)
+    return list(by_root.values()), refused
 
 
 def _run(
@@ -201,10 +219,19 @@ def _run(
             totals = matcher.model.totals(prepared.levels)
             probabilities = matcher.model.probability(totals)
             rules = matcher.rules(prepared.features, prepared.i, prepared.j, prepared.levels)
-            outcomes = matcher.outcomes(probabilities, rules)
+            outcomes = matcher.outcomes(probabilities, rules, prepared.levels)
             pairs = np.stack([prepared.i, prepared.j], axis=1)
-            clusters = _components(len(records), pairs[outcomes == 2]) if split is None else []
-            if split is not None:
+            clusters: list[list[int]] = []
+            if split is None:
+                linked = np.flatnonzero(outcomes == 2)
+                clusters, refused = _clusters(
+                    len(records),
+                    pairs[linked],
+                    np.where(rules[linked] > 0, 2.0, probabilities[linked]),  # rules before scores
+                    pairs[rules == CONFLICT],
+                )
+                outcomes[linked[refused]] = 1  # a steward decides between the two golden records
+            else:
                 pairs = pairs - np.array([0, split])
     summary: dict[str, float | int] = {
         "records": len(records),

@@ -41,6 +41,7 @@ class Normalised:
     used_phon: str
     given: tuple[str, ...]
     given_first: str
+    given_two: str
     given_all: str
     given_phon: str
     year: int
@@ -78,6 +79,7 @@ def normalise_record(record: IdentityRecord, communes: CommuneTable | None = Non
         used_phon=phonetic(record.used_name or ""),
         given=given,
         given_first=given[0] if given else "",
+        given_two=" ".join(given[:2]),
         given_all=" ".join(given),
         given_phon=phonetic(given[0]) if given else "",
         year=date.year if date else 0,
@@ -118,6 +120,7 @@ _STRING_COLUMNS = (
     "used",
     "surname_phon",
     "given_first",
+    "given_two",
     "given_all",
     "given_phon",
     "sex",
@@ -153,6 +156,14 @@ class Features:
             self.strings[column] = np.array(values, dtype=object)
             self.codes[column] = vocabulary.encode(values)
         self.given = [row.given for row in rows]
+        # First letters (as code points, 0 when absent) of the names a swap may cross.
+        self.initials = {
+            column: np.fromiter(
+                (ord(v[0]) if v else 0 for v in self.strings[column].tolist()), np.int32, self.n
+            )
+            for column in ("surname", "used", "given_first")
+        }
+        self.given_count = np.fromiter((len(row.given) for row in rows), dtype=np.int8, count=self.n)
         self.year = np.fromiter((row.year for row in rows), dtype=np.int32, count=self.n)
         self.month = np.fromiter((row.month for row in rows), dtype=np.int32, count=self.n)
         self.day = np.fromiter((row.day for row in rows), dtype=np.int32, count=self.n)

@@ -35,6 +35,9 @@ class MatchModel:
     iterations: int = 0
     pairs: int = 0
     notes: dict[str, object] = field(default_factory=dict)
+    # First given names the population shows to be unambiguously one sex (folded name -> 'M'/'F'):
+    # lets a record without a stated sex still count as identity-grade (see master_data.matcher).
+    given_name_sex: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.weights = np.full((len(self.fields), max(len(f.levels) for f in self.fields) + 1), 0.0)
@@ -74,6 +77,7 @@ class MatchModel:
                 "iterations": self.iterations,
                 "pairs": self.pairs,
                 "notes": self.notes,
+                "given_name_sex": self.given_name_sex,
             },
             ensure_ascii=False,
         )
@@ -96,6 +100,7 @@ class MatchModel:
             iterations=data.get("iterations", 0),
             pairs=data.get("pairs", 0),
             notes=data.get("notes", {}),
+            given_name_sex=data.get("given_name_sex", {}),
         )
 
     @classmethod
