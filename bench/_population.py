@@ -11,10 +11,10 @@ negatives a municipality really has are planted on purpose:
   in town.
 
 Each person is held by one to four systems (état civil, école/enfance, finances, GED), with the
-noise each system typically adds: an old address after a move, accents and case dropped, typos, used surname after marriage
-(sometimes in place of the birth name), given names truncated or reordered, surname and given name
-inverted, day and month swapped, 01/01 placeholders, missing birth place, missing contacts, and a
-few duplicates inside one system. Every record carries the id of the real person, so clusters can
+noise each system typically adds: an old address after a move, accents and case dropped, typos,
+used surname after marriage (sometimes in place of the birth name), given names truncated or
+reordered, surname and given name inverted, day and month swapped, 01/01 placeholders, missing
+birth place, missing contacts, and a few duplicates inside one system. Every record carries the id of the real person, so clusters can
 be scored exactly.
 """
 
@@ -63,7 +63,9 @@ class Town:
         self.surnames = list(PersonProvider.last_names)
         # Compound and particle surnames, as French registers hold them.
         self.surnames += [f"{a}-{b}" for a, b in zip(self.surnames[:80], self.surnames[80:160], strict=True)]
-        self.surnames += [f"{p} {n}" for p, n in zip(("de", "Le", "Du", "de La") * 20, self.surnames[160:240], strict=True)]
+        self.surnames += [
+            f"{p} {n}" for p, n in zip(("de", "Le", "Du", "de La") * 20, self.surnames[160:240], strict=True)
+        ]
         self.male = list(PersonProvider.first_names_male)
         self.female = list(PersonProvider.first_names_female)
         self.streets = list(dict.fromkeys(fake.street_name() for _ in range(1500)))
@@ -91,7 +93,11 @@ class Town:
 
     def _contact(self, given: str, surname: str) -> tuple[str | None, str | None]:
         plain = _ascii(f"{given}.{surname}").lower().replace(" ", "").replace("'", "")
-        email = f"{plain}{self.rng.randint(1, 99)}@{self.rng.choice(self.domains)}" if self.rng.random() < 0.6 else None
+        email = (
+            f"{plain}{self.rng.randint(1, 99)}@{self.rng.choice(self.domains)}"
+            if self.rng.random() < 0.6
+            else None
+        )
         phone = f"06{self.rng.randint(0, 99_999_999):08d}" if self.rng.random() < 0.6 else None
         return email, phone
 
