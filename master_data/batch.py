@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 from rich.console import Console
@@ -162,13 +163,9 @@ def _clusters(
     conflict (twins, namesakes born elsewhere...) into one golden record, even through others.
 
     Returns the clusters (every record in exactly one) and a mask of the links that were refused.
+    Each cluster root keeps the records its members conflict with, so a merge checks only those.
     """
     parent = list(range(n))
-    members: dict[int, list[int]] = {}
-    against: dict[int, list[int]] = {}
-    for a, b in conflicts.tolist():
-        against.setdefault(a, []).append(b)
-        against.setdefault(b, []).append(a)
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -176,25 +173,42 @@ def _clusters(
             x = parent[x]
         return x
 
+    # Most candidate pairs are conflicts (two members of a household), but only those inside one
+    # component of the links could ever be merged: keep just these.
+    for a, b in zip(links[:, 0].tolist(), links[:, 1].tolist(), strict=True):
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            parent[max(root_a, root_b)] = min(root_a, root_b)
+    component = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
+    relevant = conflicts[component[conflicts[:, 0]] == component[conflicts[:, 1]]]
+    against: dict[int, list[int]] = {}
+    for a, b in zip(relevant[:, 0].tolist(), relevant[:, 1].tolist(), strict=True):
+        against.setdefault(a, []).append(b)
+        against.setdefault(b, []).append(a)
+    parent = list(range(n))
+
     refused = np.zeros(len(links), dtype=bool)
-    for k in np.argsort(-strength, kind="stable").tolist():
-        a, b = int(links[k, 0]), int(links[k, 1])
+    order = np.argsort(-strength, kind="stable")
+    for k, a, b in zip(order.tolist(), links[order, 0].tolist(), links[order, 1].tolist(), strict=True):
         root_a, root_b = find(a), find(b)
         if root_a == root_b:
             continue
-        group_a, group_b = members.get(root_a, [root_a]), members.get(root_b, [root_b])
-        if len(group_a) < len(group_b):
-            root_a, root_b, group_a, group_b = root_b, root_a, group_b, group_a
-        if any(find(other) == root_a for x in group_b for other in against.get(x, ())):
-            refused[k] = True
-            continue
+        partners_a, partners_b = against.get(root_a), against.get(root_b)
+        if partners_a and partners_b:  # conflicts are symmetric: one side's list is enough
+            shorter, other_root = (
+                (partners_a, root_b) if len(partners_a) <= len(partners_b) else (partners_b, root_a)
+            )
+            if any(find(p) == other_root for p in shorter):
+                refused[k] = True
+                continue
         parent[root_b] = root_a
-        members[root_a] = group_a + group_b
-        members.pop(root_b, None)
-    by_root: dict[int, list[int]] = {}
-    for x in range(n):
-        by_root.setdefault(find(x), []).append(x)
-    return list(by_root.values()), refused
+        if partners_b:
+            against[root_a] = (partners_a or []) + partners_b
+    roots = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
+    order = np.argsort(roots, kind="stable")
+    bounds = [0, *(np.flatnonzero(np.diff(roots[order])) + 1).tolist(), n]
+    ordered = order.tolist()
+    return [ordered[start:end] for start, end in pairwise(bounds) if end > start], refused
 
 
 def _run(

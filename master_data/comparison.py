@@ -16,6 +16,7 @@ import numpy as np
 from rapidfuzz.distance import JaroWinkler
 from rapidfuzz.process import cpdist
 
+from master_data.arrays import unique_inverse
 from master_data.features import Features
 
 MISSING = -1
@@ -38,9 +39,7 @@ def _similarity(features: Features, column: str, i: np.ndarray, j: np.ndarray) -
     if len(low) == 0:
         return np.zeros(0)
     combined = low * (int(high.max()) + 1) + high
-    unique, inverse = np.unique(combined, return_inverse=True)
-    first = np.empty(len(unique), dtype=np.int64)
-    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    _, first, inverse = unique_inverse(combined)
     strings = features.strings[column]
     left = strings[i[first]].tolist()
     right = strings[j[first]].tolist()
@@ -175,33 +174,6 @@ GIVEN_NAMES = FieldSpec(
 )
 
 
-def _given_relation(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    """For lists whose first names differ: 2 = a one-name list whose name starts the other's first
-    name (a compound cut short: "JEAN" / "JEANPIERRE"); 3 = the same names in another order, or one
-    first name among the other's names; 0 = neither. Symmetric in a and b."""
-    if not a or not b:
-        return 0
-    if min(len(a), len(b)) == 1 and (a[0].startswith(b[0]) or b[0].startswith(a[0])):
-        return 2
-    if sorted(a) == sorted(b) or a[0] in b or b[0] in a:
-        return 3
-    return 0
-
-
-def _per_unique_pair(
-    f: Features, column: str, i: np.ndarray, j: np.ndarray, function: Callable[[int, int], int]
-) -> np.ndarray:
-    """``function(record_a, record_b)`` evaluated once per distinct pair of ``column`` values."""
-    if len(i) == 0:
-        return np.zeros(0, dtype=np.int8)
-    codes = f.codes[column]
-    a, b = codes[i], codes[j]
-    combined = np.minimum(a, b) * (int(max(a.max(), b.max())) + 1) + np.maximum(a, b)
-    unique, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    values = np.fromiter((function(int(i[k]), int(j[k])) for k in first), dtype=np.int8, count=len(unique))
-    return values[inverse]
-
-
 def compare_given_names(
     f: Features, i: np.ndarray, j: np.ndarray, swapped: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
@@ -215,14 +187,20 @@ def compare_given_names(
     shortest = np.minimum(count_i, count_j)
     prefix = first & ((shortest == 1) | ((shortest == 2) & _equal(f, "given_two", i, j)))
     truncated = prefix.copy()
-    other = np.zeros(len(i), dtype=bool)
-    rest = np.flatnonzero(present & ~exact & ~first)
-    if len(rest):
-        relation = _per_unique_pair(
-            f, "given_all", i[rest], j[rest], lambda x, y: _given_relation(f.given[x], f.given[y])
-        )
-        truncated[rest] = relation == 2
-        other[rest] = relation == 3
+    rest = present & ~exact & ~first
+    # A compound first name cut short ("JEAN" / "JEANPIERRE"): one list of one name, same initial.
+    initials = f.initials["given_first"]
+    maybe = np.flatnonzero(rest & (shortest == 1) & (initials[i] == initials[j]))
+    if len(maybe):
+        strings = f.strings["given_first"]
+        a, b = strings[i[maybe]].tolist(), strings[j[maybe]].tolist()
+        truncated[maybe] = [x.startswith(y) or y.startswith(x) for x, y in zip(a, b, strict=True)]
+    # The same names in another order, or one's first name among the other's later names.
+    c = f.codes
+    crossed = np.zeros(len(i), dtype=bool)
+    for later in ("given_second", "given_third"):
+        crossed |= (c["given_first"][i] == c[later][j]) | (c["given_first"][j] == c[later][i])
+    other = rest & ~truncated & crossed
     others_differ = first & ~prefix
     phon = _equal(f, "given_phon", i, j)
     pending = present & ~exact & ~first & ~truncated & ~other
