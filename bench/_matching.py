@@ -81,3 +81,38 @@ def b_cubed(predicted: dict[str, object], truth: dict[str, object]) -> tuple[flo
 
 def quiet_splink() -> None:
     logging.getLogger("splink").setLevel(logging.WARNING)
+
+
+def cluster_figures(
+    labels: list[int], truth: list[int], review_pairs: Iterable[tuple[int, int]]
+) -> dict[str, float]:
+    """Pairwise and B³ scores of a clustering, collisions, residual duplicates and review share.
+
+    ``labels[k]`` is the predicted cluster of record k, ``truth[k]`` its real person; a review pair
+    counts for both its records when they ended in different clusters.
+    """
+    by_label: dict[int, list[int]] = {}
+    by_person: dict[int, list[int]] = {}
+    for record, (label, person) in enumerate(zip(labels, truth, strict=True)):
+        by_label.setdefault(label, []).append(record)
+        by_person.setdefault(person, []).append(record)
+    predicted = pairs_of_clusters([[str(r) for r in group] for group in by_label.values() if len(group) > 1])
+    real = pairs_of_clusters([[str(r) for r in group] for group in by_person.values() if len(group) > 1])
+    precision, recall, f1 = scores(predicted, real)
+    b_precision, b_recall, b_f1 = b_cubed(dict(enumerate(labels)), dict(enumerate(truth)))
+    collisions = sum(1 for group in by_label.values() if len({truth[r] for r in group}) > 1)
+    split = sum(1 for group in by_person.values() if len({labels[r] for r in group}) > 1)
+    in_review = {r for a, b in review_pairs if labels[a] != labels[b] for r in (a, b)}
+    return {
+        "pairwise.precision": precision,
+        "pairwise.recall": recall,
+        "pairwise.f1": f1,
+        "b3.precision": b_precision,
+        "b3.recall": b_recall,
+        "b3.f1": b_f1,
+        "collisions_per_10000": 10_000 * collisions / len(by_label),
+        "residual_duplicates": split / len(by_person),
+        "review_share": len(in_review) / len(labels),
+        "golden_records": len(by_label),
+        "people": len(by_person),
+    }

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 from rich.console import Console
@@ -23,7 +24,7 @@ from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, compare
 from master_data.estimation import estimate_from_features
 from master_data.features import Features, normalise_record
-from master_data.matcher import Matcher
+from master_data.matcher import CONFLICT, Matcher
 from master_data.model import MatchModel
 from master_data.records import IdentityRecord
 
@@ -155,28 +156,59 @@ def estimate(
 estimate_model = estimate
 
 
-def _components(n: int, pairs: np.ndarray) -> list[list[int]]:
-    """Connected components (union-find with path halving) of n nodes under ``pairs``."""
-    parent = np.arange(n)
-    for a, b in pairs.tolist():
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        while parent[b] != b:
-            parent[b] = parent[parent[b]]
-            b = parent[b]
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    roots = np.array([_root(parent, x) for x in range(n)]) if len(pairs) else np.arange(n)
+def _clusters(
+    n: int, links: np.ndarray, strength: np.ndarray, conflicts: np.ndarray
+) -> tuple[list[list[int]], np.ndarray]:
+    """Clusters from the links, strongest first, refusing any merge that would put two records in
+    conflict (twins, namesakes born elsewhere...) into one golden record, even through others.
+
+    Returns the clusters (every record in exactly one) and a mask of the links that were refused.
+    Each cluster root keeps the records its members conflict with, so a merge checks only those.
+    """
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    # Most candidate pairs are conflicts (two members of a household), but only those inside one
+    # component of the links could ever be merged: keep just these.
+    for a, b in zip(links[:, 0].tolist(), links[:, 1].tolist(), strict=True):
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            parent[max(root_a, root_b)] = min(root_a, root_b)
+    component = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
+    relevant = conflicts[component[conflicts[:, 0]] == component[conflicts[:, 1]]]
+    against: dict[int, list[int]] = {}
+    for a, b in zip(relevant[:, 0].tolist(), relevant[:, 1].tolist(), strict=True):
+        against.setdefault(a, []).append(b)
+        against.setdefault(b, []).append(a)
+    parent = list(range(n))
+
+    refused = np.zeros(len(links), dtype=bool)
+    order = np.argsort(-strength, kind="stable")
+    for k, a, b in zip(order.tolist(), links[order, 0].tolist(), links[order, 1].tolist(), strict=True):
+        root_a, root_b = find(a), find(b)
+        if root_a == root_b:
+            continue
+        partners_a, partners_b = against.get(root_a), against.get(root_b)
+        if partners_a and partners_b:  # conflicts are symmetric: one side's list is enough
+            shorter, other_root = (
+                (partners_a, root_b) if len(partners_a) <= len(partners_b) else (partners_b, root_a)
+            )
+            if any(find(p) == other_root for p in shorter):
+                refused[k] = True
+                continue
+        parent[root_b] = root_a
+        if partners_b:
+            against[root_a] = (partners_a or []) + partners_b
+    roots = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
     order = np.argsort(roots, kind="stable")
-    boundaries = np.flatnonzero(np.diff(roots[order])) + 1
-    return [group.tolist() for group in np.split(order, boundaries)] if n else []
-
-
-def _root(parent: np.ndarray, x: int) -> int:
-    while parent[x] != x:
-        x = parent[x]
-    return int(x)
+    bounds = [0, *(np.flatnonzero(np.diff(roots[order])) + 1).tolist(), n]
+    ordered = order.tolist()
+    return [ordered[start:end] for start, end in pairwise(bounds) if end > start], refused
 
 
 def _run(
@@ -201,10 +233,19 @@ def _run(
             totals = matcher.model.totals(prepared.levels)
             probabilities = matcher.model.probability(totals)
             rules = matcher.rules(prepared.features, prepared.i, prepared.j, prepared.levels)
-            outcomes = matcher.outcomes(probabilities, rules)
+            outcomes = matcher.outcomes(probabilities, rules, prepared.levels)
             pairs = np.stack([prepared.i, prepared.j], axis=1)
-            clusters = _components(len(records), pairs[outcomes == 2]) if split is None else []
-            if split is not None:
+            clusters: list[list[int]] = []
+            if split is None:
+                linked = np.flatnonzero(outcomes == 2)
+                clusters, refused = _clusters(
+                    len(records),
+                    pairs[linked],
+                    np.where(rules[linked] > 0, 2.0, probabilities[linked]),  # rules before scores
+                    pairs[rules == CONFLICT],
+                )
+                outcomes[linked[refused]] = 1  # a steward decides between the two golden records
+            else:
                 pairs = pairs - np.array([0, split])
     summary: dict[str, float | int] = {
         "records": len(records),

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from master_data.arrays import sorted_unique
 from master_data.features import Normalised
 
 
@@ -83,21 +84,18 @@ def candidate_pairs(
     by more than ``max_block`` records (a placeholder e-mail, a shared switchboard number) are
     skipped and counted in the returned statistics, so one bad value cannot make the cost quadratic.
     """
-    codes: dict[str, int] = {}
-    owner: list[int] = []
-    key_code: list[int] = []
-    for index, record_keys_ in enumerate(keys):
-        for key in record_keys_:
-            owner.append(index)
-            key_code.append(codes.setdefault(key, len(codes)))
-    owners = np.asarray(owner, dtype=np.int64)
-    groups = np.asarray(key_code, dtype=np.int64)
+    counts = np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys))
+    owners = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
+    # Keys grouped by a 64-bit hash: a collision would only add a candidate pair, never lose one.
+    groups = np.fromiter(
+        (hash(key) for record in keys for key in record), dtype=np.int64, count=int(counts.sum())
+    )
     order = np.argsort(groups, kind="stable")
     owners, groups = owners[order], groups[order]
     boundaries = np.flatnonzero(np.diff(groups)) + 1
     starts = np.concatenate(([0], boundaries)) if len(groups) else np.zeros(0, dtype=np.int64)
     sizes = np.diff(np.concatenate((starts, [len(groups)]))) if len(groups) else np.zeros(0, dtype=np.int64)
-    stats = {"keys": len(codes), "skipped_blocks": int((sizes > max_block).sum())}
+    stats = {"keys": len(sizes), "skipped_blocks": int((sizes > max_block).sum())}
     chunks_i: list[np.ndarray] = []
     chunks_j: list[np.ndarray] = []
     for size in np.unique(sizes):
@@ -118,7 +116,7 @@ def candidate_pairs(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), stats
     i = np.concatenate(chunks_i)
     j = np.concatenate(chunks_j)
-    combined = np.unique(i * len(keys) + j)
+    combined = sorted_unique(i * len(keys) + j)
     stats["pairs"] = len(combined)
     return combined // len(keys), combined % len(keys), stats
 

@@ -16,6 +16,7 @@ import numpy as np
 from rapidfuzz.distance import JaroWinkler
 from rapidfuzz.process import cpdist
 
+from master_data.arrays import unique_inverse
 from master_data.features import Features
 
 MISSING = -1
@@ -38,9 +39,7 @@ def _similarity(features: Features, column: str, i: np.ndarray, j: np.ndarray) -
     if len(low) == 0:
         return np.zeros(0)
     combined = low * (int(high.max()) + 1) + high
-    unique, inverse = np.unique(combined, return_inverse=True)
-    first = np.empty(len(unique), dtype=np.int64)
-    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    _, first, inverse = unique_inverse(combined)
     strings = features.strings[column]
     left = strings[i[first]].tolist()
     right = strings[j[first]].tolist()
@@ -87,10 +86,51 @@ def _fuzzy(
     return result
 
 
-def swapped_names(features: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Pairs where one system holds the surname as the first given name and vice versa."""
-    s, g = features.codes["surname"], features.codes["given_first"]
-    return (s[i] != s[j]) & (s[i] == g[j]) & (g[i] == s[j]) & (s[i] != 0) & (g[i] != 0)
+SWAP_SIMILARITY = 0.9
+
+
+def _swapped_one_way(features: Features, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(exact, close): record i holds as surname (birth or used) what j holds as first given name,
+    and as first given name what j holds as surname; close = both crossings at Jaro-Winkler >= 0.9."""
+    c = features.codes
+    given_i, given_j = c["given_first"][i], c["given_first"][j]
+    exact = np.zeros(len(i), dtype=bool)
+    close = np.zeros(len(i), dtype=bool)
+    for name_i in ("surname", "used"):
+        for name_j in ("surname", "used"):
+            a, b = c[name_i][i], c[name_j][j]
+            usable = (a != 0) & (b != 0) & (given_i != 0) & (given_j != 0) & (a != b)
+            exact |= usable & (a == given_j) & (given_i == b)
+            initials = features.initials
+            maybe = usable & ~exact
+            maybe &= (initials[name_i][i] == initials["given_first"][j]) & (
+                initials["given_first"][i] == initials[name_j][j]
+            )
+            index = np.flatnonzero(maybe)
+            if len(index):
+                strings = features.strings
+                one = cpdist(
+                    strings[name_i][i[index]].tolist(),
+                    strings["given_first"][j[index]].tolist(),
+                    scorer=JaroWinkler.normalized_similarity,
+                )
+                two = cpdist(
+                    strings["given_first"][i[index]].tolist(),
+                    strings[name_j][j[index]].tolist(),
+                    scorer=JaroWinkler.normalized_similarity,
+                )
+                close[index] |= (np.asarray(one) >= SWAP_SIMILARITY) & (np.asarray(two) >= SWAP_SIMILARITY)
+    return exact, close & ~exact
+
+
+def swapped_names(features: Features, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs where one system holds the surname as the first given name and vice versa, exactly or
+    with a typo (either direction, so symmetric). Pairs whose surnames already agree are not swaps."""
+    exact_ij, close_ij = _swapped_one_way(features, i, j)
+    exact_ji, close_ji = _swapped_one_way(features, j, i)
+    agree = _equal(features, "surname", i, j)
+    exact = (exact_ij | exact_ji) & ~agree
+    return exact, (close_ij | close_ji) & ~exact & ~agree
 
 
 # --------------------------------------------------------------------------------------- fields
@@ -101,9 +141,11 @@ BIRTH_NAME = FieldSpec(
 )
 
 
-def compare_birth_name(f: Features, i: np.ndarray, j: np.ndarray, swapped: np.ndarray) -> np.ndarray:
+def compare_birth_name(
+    f: Features, i: np.ndarray, j: np.ndarray, swapped: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
     c = f.codes
-    exact = _equal(f, "surname", i, j) | _equal(f, "surname_core", i, j) | swapped
+    exact = _equal(f, "surname", i, j) | _equal(f, "surname_core", i, j) | swapped[0]
     used = ((c["used"][i] != 0) & ((c["used"][i] == c["surname"][j]) | (c["used"][i] == c["used"][j]))) | (
         (c["used"][j] != 0) & (c["used"][j] == c["surname"][i])
     )
@@ -111,6 +153,7 @@ def compare_birth_name(f: Features, i: np.ndarray, j: np.ndarray, swapped: np.nd
     phon = _equal(f, "surname_phon", i, j)
     pending = present & ~exact & ~used
     high, low = _fuzzy(f, "surname", i, j, pending, (0.94, 0.80))
+    high |= swapped[1]
     levels = _assign(present, [exact, used, high, phon, low])
     levels[~present & ~used] = MISSING
     return levels
@@ -120,8 +163,8 @@ GIVEN_NAMES = FieldSpec(
     "given_names",
     (
         "exact",
-        "first_exact",
         "truncated",
+        "first_same_others_differ",
         "other_order",
         "jaro_winkler>=0.92",
         "phonetic",
@@ -131,43 +174,46 @@ GIVEN_NAMES = FieldSpec(
 )
 
 
-def _given_relation(a: tuple[str, ...], b: tuple[str, ...]) -> int:
-    """2 = one list a prefix of the other, or a one-name list whose name starts the other's first
-    name (a compound cut short: "JEAN" / "JEANPIERRE"); 3 = the same names in another order, or one
-    first name among the other's names; 0 = neither. Symmetric in a and b."""
-    if not a or not b:
-        return 0
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    if long[: len(short)] == short:
-        return 2
-    if min(len(a), len(b)) == 1 and (a[0].startswith(b[0]) or b[0].startswith(a[0])):
-        return 2
-    if sorted(a) == sorted(b) or a[0] in b or b[0] in a:
-        return 3
-    return 0
-
-
-def compare_given_names(f: Features, i: np.ndarray, j: np.ndarray, swapped: np.ndarray) -> np.ndarray:
+def compare_given_names(
+    f: Features, i: np.ndarray, j: np.ndarray, swapped: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Exact lists; one list the start of the other (a system kept only the first names); same
+    first name but later names that differ (namesakes: "Paul Emmanuel" / "Paul Guillaume"); then
+    order, spelling and sound of the first name."""
     present = _present(f, "given_first", i, j)
-    exact = _equal(f, "given_all", i, j) | swapped
-    first = _equal(f, "given_first", i, j)
-    truncated = np.zeros(len(i), dtype=bool)
-    other = np.zeros(len(i), dtype=bool)
-    for k in np.flatnonzero(present & ~exact & ~first):
-        relation = _given_relation(f.given[i[k]], f.given[j[k]])
-        truncated[k] = relation == 2
-        other[k] = relation == 3
+    exact = _equal(f, "given_all", i, j) | swapped[0]
+    first = _equal(f, "given_first", i, j) & ~swapped[1]
+    count_i, count_j = f.given_count[i], f.given_count[j]
+    shortest = np.minimum(count_i, count_j)
+    prefix = first & ((shortest == 1) | ((shortest == 2) & _equal(f, "given_two", i, j)))
+    truncated = prefix.copy()
+    rest = present & ~exact & ~first
+    # A compound first name cut short ("JEAN" / "JEANPIERRE"): one list of one name, same initial.
+    initials = f.initials["given_first"]
+    maybe = np.flatnonzero(rest & (shortest == 1) & (initials[i] == initials[j]))
+    if len(maybe):
+        strings = f.strings["given_first"]
+        a, b = strings[i[maybe]].tolist(), strings[j[maybe]].tolist()
+        truncated[maybe] = [x.startswith(y) or y.startswith(x) for x, y in zip(a, b, strict=True)]
+    # The same names in another order, or one's first name among the other's later names.
+    c = f.codes
+    crossed = np.zeros(len(i), dtype=bool)
+    for later in ("given_second", "given_third"):
+        crossed |= (c["given_first"][i] == c[later][j]) | (c["given_first"][j] == c[later][i])
+    other = rest & ~truncated & crossed
+    others_differ = first & ~prefix
     phon = _equal(f, "given_phon", i, j)
     pending = present & ~exact & ~first & ~truncated & ~other
     high, low = _fuzzy(f, "given_first", i, j, pending, (0.92, 0.80))
-    levels = _assign(present, [exact, first, truncated, other, high, phon, low])
+    high |= swapped[1]
+    levels = _assign(present, [exact, truncated, others_differ, other, high, phon, low])
     levels[~present] = MISSING
     return levels
 
 
 BIRTH_DATE = FieldSpec(
     "birth_date",
-    ("exact", "day_month_swapped", "placeholder_same_year", "one_digit", "else"),
+    ("exact", "day_month_swapped", "placeholder_same_year", "typo", "else"),
 )
 
 
@@ -194,13 +240,28 @@ def _digit_distance_one(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray
     return one | transposed
 
 
+def _days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil), vectorised."""
+    y = year.astype(np.int64) - (month <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    m = month.astype(np.int64)
+    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
 def compare_birth_date(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Exact; day and month swapped; a placeholder (01/01, unknown parts) in the same year; a typo
+    (one digit wrong, two adjacent digits transposed, or one day off); else."""
     yi, yj, mi, mj, di, dj = f.year[i], f.year[j], f.month[i], f.month[j], f.day[i], f.day[j]
     present = (yi != 0) & (yj != 0)
     exact = (yi == yj) & (mi == mj) & (di == dj)
     swapped = (yi == yj) & (mi == dj) & (di == mj) & (mi != 0) & (di != 0)
     placeholder = (yi == yj) & (f.placeholder[i] | f.placeholder[j])
-    typo = _digit_distance_one(f, i, j)
+    full = (mi != 0) & (mj != 0) & (di != 0) & (dj != 0)
+    one_day = full & (np.abs(_days(yi, mi, di) - _days(yj, mj, dj)) == 1)
+    typo = _digit_distance_one(f, i, j) | one_day
     levels = _assign(present, [exact, swapped, placeholder, typo])
     levels[~present] = MISSING
     return levels
@@ -311,7 +372,7 @@ def compare(features: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Levels of every field for the pairs (i[k], j[k]): an int8 array (pairs x fields)."""
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
-    swapped = swapped_names(features, i, j) | swapped_names(features, j, i)
+    swapped = swapped_names(features, i, j)
     columns = [
         compare_birth_name(features, i, j, swapped),
         compare_given_names(features, i, j, swapped),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,6 +42,9 @@ class Normalised:
     used_phon: str
     given: tuple[str, ...]
     given_first: str
+    given_second: str
+    given_third: str
+    given_two: str
     given_all: str
     given_phon: str
     year: int
@@ -61,40 +65,71 @@ class Normalised:
     source: str
 
 
+# Names, dates and streets repeat across a population (a few thousand surnames for a million
+# people): each distinct value is normalised once.
+_CACHE = 1 << 20
+
+
+@lru_cache(maxsize=_CACHE)
+def _surname_forms(text: str | None) -> tuple[str, str, str]:
+    return surname_key(text), surname_core(text), phonetic(text or "")
+
+
+@lru_cache(maxsize=_CACHE)
+def _given_forms(names: tuple[str, ...]) -> tuple[str, ...]:
+    return given_name_list(names)
+
+
+@lru_cache(maxsize=_CACHE)
+def _date_parts(text: str | None) -> tuple[int, int, int, bool]:
+    date = parse_birth_date(text)
+    return (date.year, date.month, date.day, date.placeholder) if date else (0, 0, 0, False)
+
+
+_address_parts = lru_cache(maxsize=_CACHE)(address_parts)
+_city = lru_cache(maxsize=_CACHE)(normalise_city)
+_postal = lru_cache(maxsize=_CACHE)(normalise_postal_code)
+
+
 def normalise_record(record: IdentityRecord, communes: CommuneTable | None = None) -> Normalised:
     """Every trait of ``record`` in its comparison form ('' / 0 when absent)."""
     communes = communes or default_table()
-    given = given_name_list(record.given_names)
-    date = parse_birth_date(record.birth_date)
+    given = _given_forms(tuple(record.given_names))
+    year, month, day, placeholder = _date_parts(record.birth_date)
     place = communes.current(record.birth_place)
-    house, street = address_parts(record.address)
-    nir_raw = "".join(ch for ch in (record.nir or "").upper() if ch.isalnum())
+    house, street = _address_parts(record.address)
+    surname, core, surname_phon = _surname_forms(record.birth_name)
+    used, _, used_phon = _surname_forms(record.used_name)
+    nir_raw = "".join(ch for ch in record.nir.upper() if ch.isalnum()) if record.nir else ""
     sex = (record.sex or "").strip().upper()[:1]
     return Normalised(
-        surname=surname_key(record.birth_name),
-        surname_core=surname_core(record.birth_name),
-        used=surname_key(record.used_name),
-        surname_phon=phonetic(record.birth_name or ""),
-        used_phon=phonetic(record.used_name or ""),
+        surname=surname,
+        surname_core=core,
+        used=used,
+        surname_phon=surname_phon,
+        used_phon=used_phon,
         given=given,
         given_first=given[0] if given else "",
+        given_second=given[1] if len(given) > 1 else "",
+        given_third=given[2] if len(given) > 2 else "",
+        given_two=" ".join(given[:2]),
         given_all=" ".join(given),
         given_phon=phonetic(given[0]) if given else "",
-        year=date.year if date else 0,
-        month=date.month if date else 0,
-        day=date.day if date else 0,
-        placeholder=bool(date and date.placeholder),
+        year=year,
+        month=month,
+        day=day,
+        placeholder=placeholder,
         sex=sex if sex in ("M", "F") else "",
         place=place,
         department=department(place),
         house=house,
         street=street,
-        postal=normalise_postal_code(record.postal_code),
-        city=normalise_city(record.city),
+        postal=_postal(record.postal_code),
+        city=_city(record.city),
         email=normalise_email(record.email),
         phone=normalise_phone(record.phone),
         national_id=nir_raw,
-        trusted_nir=trusted_nir(record.nir, record.sex, record.birth_date) or "",
+        trusted_nir=(trusted_nir(record.nir, record.sex, record.birth_date) or "") if record.nir else "",
         source=f"{record.system}\x1f{record.local_id}",
     )
 
@@ -118,6 +153,9 @@ _STRING_COLUMNS = (
     "used",
     "surname_phon",
     "given_first",
+    "given_second",
+    "given_third",
+    "given_two",
     "given_all",
     "given_phon",
     "sex",
@@ -135,7 +173,14 @@ _STRING_COLUMNS = (
 )
 # Columns compared with each other share a vocabulary (a surname against a given name when the
 # two were swapped, a birth name against a used name after marriage).
-_VOCABULARY_OF = {"surname": "name", "surname_core": "name", "used": "name", "given_first": "name"}
+_VOCABULARY_OF = {
+    "surname": "name",
+    "surname_core": "name",
+    "used": "name",
+    "given_first": "name",
+    "given_second": "name",
+    "given_third": "name",
+}
 
 
 class Features:
@@ -153,6 +198,14 @@ class Features:
             self.strings[column] = np.array(values, dtype=object)
             self.codes[column] = vocabulary.encode(values)
         self.given = [row.given for row in rows]
+        # First letters (as code points, 0 when absent) of the names a swap may cross.
+        self.initials = {
+            column: np.fromiter(
+                (ord(v[0]) if v else 0 for v in self.strings[column].tolist()), np.int32, self.n
+            )
+            for column in ("surname", "used", "given_first")
+        }
+        self.given_count = np.fromiter((len(row.given) for row in rows), dtype=np.int8, count=self.n)
         self.year = np.fromiter((row.year for row in rows), dtype=np.int32, count=self.n)
         self.month = np.fromiter((row.month for row in rows), dtype=np.int32, count=self.n)
         self.day = np.fromiter((row.day for row in rows), dtype=np.int32, count=self.n)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from master_data.arrays import unique_inverse
 from master_data.comparison import FIELDS, MISSING, FieldSpec
 
 _FLOOR = 1e-6
@@ -35,6 +36,9 @@ class MatchModel:
     iterations: int = 0
     pairs: int = 0
     notes: dict[str, object] = field(default_factory=dict)
+    # First given names the population shows to be unambiguously one sex (folded name -> 'M'/'F'):
+    # lets a record without a stated sex still count as identity-grade (see master_data.matcher).
+    given_name_sex: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.weights = np.full((len(self.fields), max(len(f.levels) for f in self.fields) + 1), 0.0)
@@ -74,6 +78,7 @@ class MatchModel:
                 "iterations": self.iterations,
                 "pairs": self.pairs,
                 "notes": self.notes,
+                "given_name_sex": self.given_name_sex,
             },
             ensure_ascii=False,
         )
@@ -96,6 +101,7 @@ class MatchModel:
             iterations=data.get("iterations", 0),
             pairs=data.get("pairs", 0),
             notes=data.get("notes", {}),
+            given_name_sex=data.get("given_name_sex", {}),
         )
 
     @classmethod
@@ -128,6 +134,16 @@ def frequencies(levels: np.ndarray, counts: np.ndarray, fields: tuple[FieldSpec,
     return out
 
 
+def level_patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a (pairs x fields) level array and how many pairs have each: every row
+    packed into one int64, four bits per field (levels -1..14)."""
+    packed = np.zeros(len(levels), dtype=np.int64)
+    for k in range(levels.shape[1]):
+        packed = (packed << 4) | (levels[:, k].astype(np.int64) + 1)
+    _, first, inverse = unique_inverse(packed)
+    return levels[first], np.bincount(inverse).astype(float)
+
+
 def run_em(
     levels: np.ndarray,
     u_start: list[list[float]],
@@ -144,8 +160,7 @@ def run_em(
     ``fixed_u_fields`` keep the u probabilities they start with (estimated from random pairs), for
     fields whose blocking makes agreement among candidate non-matches unrepresentative.
     """
-    patterns, counts = np.unique(levels, axis=0, return_counts=True)
-    counts = counts.astype(float)
+    patterns, counts = level_patterns(levels)
     m = np.array([_pad(v) for v in (m_start or MatchModel.default().m)])
     u = np.array([_pad(v) for v in u_start])
     prior = prior_start

@@ -210,7 +210,7 @@ def address_parts(text: str | None) -> tuple[str, str]:
     match = _HOUSE_NUMBER.match(folded)
     number, street = "", folded
     if match:
-        number = match.group(1).lstrip("0") + (match.group(2) or "")
+        number = str(int(match.group(1))) + (match.group(2) or "")
         street = match.group(3)
     words = [_STREET_WORDS.get(w, w) for w in street.split()]
     return number, " ".join(words)
