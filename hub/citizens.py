@@ -222,6 +222,21 @@ class Citizens:
             self.store_model(connection, model, len(records))
         return len(records)
 
+    def reindex(self, progress: Callable[[int], None] = lambda _n: None, batch: int = 2000) -> int:
+        """Rebuild the blocking-key index with the matcher's current rules; returns records indexed."""
+        matcher, last, done = self.matcher(), 0, 0
+        while True:
+            with self.hub.db.connection() as connection:
+                ids = self.store.reindex(connection, matcher, after=last, limit=batch)
+            if not ids:
+                return done
+            last, done = ids[-1], done + len(ids)
+            progress(len(ids))
+
+    def population(self) -> int:
+        with self.hub.db.sessions() as session:
+            return session.execute(select(func.count()).select_from(XREFS)).scalar_one()
+
     # ------------------------------------------------------------------ explain
 
     def record(self, reference: str) -> IdentityRecord:

@@ -280,6 +280,17 @@ def thresholds_command(config: ConfigOption = None) -> None:
     )
 
 
+@app.command("reindex")
+def reindex_command(config: ConfigOption = None) -> None:
+    """Rebuild the blocking-key index (after the blocking rules changed with an upgrade)."""
+    citizens = _citizens(config)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("reindexing", total=citizens.population())
+        count = citizens.reindex(lambda n: progress.advance(task, n))
+    console.print(f"{count} records indexed again")
+
+
 @app.command("estimate")
 def estimate_command(config: ConfigOption = None) -> None:
     """Estimate the match weights again (EM) from the stored records; workers pick them up."""

@@ -224,6 +224,29 @@ class GoldenStore:
         ).all()
         return [(_version(row), row.golden_id) for row in rows]
 
+    def reindex(self, connection: Connection, matcher: Matcher, *, after: int, limit: int) -> list[int]:
+        """Blocking keys of the next ``limit`` current source records (by id, after ``after``)
+        computed again, e.g. after the blocking rules changed; returns their ids (none at the end)."""
+        rows = connection.execute(
+            select(SOURCES.c.id, SOURCES.c.record)
+            .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+            .where(SOURCES.c.id > after)
+            .order_by(SOURCES.c.id)
+            .limit(limit)
+        ).all()
+        ids = [row.id for row in rows]
+        if not ids:
+            return ids
+        connection.execute(delete(KEYS).where(KEYS.c.source_record_id.in_(ids)))
+        keys = [
+            {"key": key[:120], "source_record_id": row.id}
+            for row in rows
+            for key in sorted(matcher.blocking_keys(record_from_json(row.record)))
+        ]
+        if keys:
+            connection.execute(insert(KEYS), keys)
+        return ids
+
     # ------------------------------------------------------------------ golden records
 
     def create_golden(self, connection: Connection, *, now: datetime) -> str:

@@ -275,6 +275,8 @@ def test_cli_explain_show_review_and_thresholds(exports, loaded):
     assert "no open review task" in invoke("review").output
     report = invoke("thresholds")
     assert report.exit_code == 0 and "1 decided, 0 open" in report.output
+    reindexed = invoke("reindex")
+    assert reindexed.exit_code == 0 and "4 records indexed again" in reindexed.output
 
 
 @pytest.fixture

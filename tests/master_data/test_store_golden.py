@@ -228,3 +228,25 @@ def test_a_record_without_birth_place_cannot_vouch_for_one_born_elsewhere(golden
     elsewhere = golden.resolve(person("finances", "T-3", given_names=("Elodie",), birth_place="13055"))
     assert elsewhere.outcome == "review" and elsewhere.golden_id != registry.golden_id
     assert elsewhere.explanation.rule == "conflict:birth_place"
+
+
+def test_reindex_rebuilds_the_blocking_keys_of_current_records_only(golden):
+    first = golden.resolve(person("ecole", "F-1", postal_code="33000"))
+    moved = golden.resolve(person("ecole", "F-1", postal_code="75001"))  # a second version
+    other = golden.resolve(person("etat_civil", "N-9", birth_name="Ndiaye", given_names=("Awa",)))
+    with golden.db.connection() as connection:
+        connection.execute(KEYS.delete())
+    with golden.db.connection() as connection:
+        assert golden.store.reindex(connection, golden.matcher, after=0, limit=1) == [moved.source_record_id]
+    with golden.db.connection() as connection:
+        assert golden.store.reindex(connection, golden.matcher, after=moved.source_record_id, limit=10) == [
+            other.source_record_id
+        ]
+        assert golden.store.reindex(connection, golden.matcher, after=other.source_record_id, limit=10) == []
+    with golden.db.sessions() as session:
+        indexed = set(session.execute(select(KEYS.c.source_record_id)).scalars())
+    assert (
+        indexed == {moved.source_record_id, other.source_record_id} and first.source_record_id not in indexed
+    )
+    again = golden.resolve(person("portal", "cit_x", postal_code="75001"))
+    assert again.golden_id == moved.golden_id  # found again through the rebuilt index
