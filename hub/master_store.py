@@ -306,6 +306,8 @@ class GoldenStore:
                     and_(VERSIONS.c.golden_id == GOLDEN.c.id, VERSIONS.c.version == GOLDEN.c.version),
                 )
                 .where(GOLDEN.c.id == golden_id)
+                # Writers of one golden record take turns (PostgreSQL; SQLite has one writer).
+                .with_for_update(of=GOLDEN)
             ).one()
             sources = self.sources_of(connection, golden_id) if golden.status == "active" else []
         values = derive(sources, self.policy)
@@ -448,6 +450,7 @@ class GoldenStore:
                 f"{restored} was not merged into {survivor} (or was split back already)",
                 {"golden_id": survivor, "restore": restored},
             )
+        self._lock(connection, survivor, restored)
         self._require_active(connection, survivor)
         still_here = set()
         for chunk in _chunks([tuple(key) for key in merge.moved]):
@@ -498,11 +501,21 @@ class GoldenStore:
         ).scalars()
         return sorted({*holders, *routed})
 
+    def _lock(self, connection: Connection, *golden_ids: str) -> None:
+        """Lock golden records in id order (PostgreSQL): concurrent merges cannot deadlock."""
+        connection.execute(
+            select(GOLDEN.c.id).where(GOLDEN.c.id.in_(golden_ids)).order_by(GOLDEN.c.id).with_for_update()
+        )
+
     def _require_active(self, connection: Connection, *golden_ids: str) -> None:
+        # Locked in id order: two stewards merging the same pair both ways cannot deadlock.
         rows = {
             row.id: row
             for row in connection.execute(
-                select(GOLDEN.c.id, GOLDEN.c.status, GOLDEN.c.merged_into).where(GOLDEN.c.id.in_(golden_ids))
+                select(GOLDEN.c.id, GOLDEN.c.status, GOLDEN.c.merged_into)
+                .where(GOLDEN.c.id.in_(golden_ids))
+                .order_by(GOLDEN.c.id)
+                .with_for_update()
             )
         }
         for golden_id in golden_ids:
