@@ -80,19 +80,14 @@ class Citizens:
 
     # ------------------------------------------------------------------ the model in use
 
-    def matcher(self, connection: Connection | None = None) -> Matcher:
+    def matcher(self) -> Matcher:
         """The matcher over the latest stored model (checked again every 30 s, so an import's
         re-estimation reaches running workers); the identity-practice default before any."""
         with self._lock:
             if self._matcher is not None and time.monotonic() - self._checked_at < MODEL_TTL_S:
                 return self._matcher
-            if connection is None:
-                with self.hub.db.sessions() as session:
-                    row = session.execute(
-                        select(MODELS.c.id, MODELS.c.model).order_by(MODELS.c.id.desc())
-                    ).first()
-            else:
-                row = connection.execute(
+            with self.hub.db.sessions() as session:
+                row = session.execute(
                     select(MODELS.c.id, MODELS.c.model).order_by(MODELS.c.id.desc())
                 ).first()
             if self._matcher is None or (row is not None and row.id != self._model_id):
