@@ -234,6 +234,11 @@ def demo(
     raise typer.Exit(run_demo(config=config, port=port, once=once))
 
 
+from hub.citizens_cli import app as citizens_app  # noqa: E402  (it reuses the helpers above)
+
+app.add_typer(citizens_app, name="citizens")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -16,13 +16,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hub.validation import validate_document
 from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
+from master_data.survivorship import (
+    ATTRIBUTES,
+    Attribute,
+    AttributeRule,
+    Rule,
+    SurvivorshipPolicy,
+    default_rule,
+)
 
 DEFAULT_CONFIG = Path("config/hub.yaml")
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
-Scope = Literal["portal", "requests:read_all", "audit", "admin"]
+Scope = Literal[
+    "portal", "requests:read_all", "audit", "admin", "citizens:read", "stewardship:read", "stewardship:write"
+]
 # RGPD art. 6(1) (a) to (f)
 LegalBasis = Literal[
     "consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"
@@ -213,6 +223,53 @@ class ApiSettings(Strict):
     db_concurrency: int = Field(8, ge=1, le=256, description="API calls using the database at once")
 
 
+class SurvivorshipRule(Strict):
+    rule: Rule
+    order: list[Name] = Field(
+        default_factory=list,
+        description="systems in trust order (trusted_source); default: master_data.trusted_sources",
+    )
+
+
+class MatchThresholds(Strict):
+    """Posterior match probabilities: at or above ``upper`` link, below ``lower`` a new record."""
+
+    upper: float = Field(0.95, gt=0, lt=1)
+    lower: float = Field(0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MatchThresholds:
+        if self.lower > self.upper:
+            raise ValueError(f"lower ({self.lower:g}) must not exceed upper ({self.upper:g})")
+        return self
+
+
+class MasterDataSettings(Strict):
+    """The golden citizen record: who is the same person, and which value of theirs wins."""
+
+    portal_system: Name = Field("portal", description="source system of the identities sent with requests")
+    purpose: Name | None = Field(None, description="purpose journaled for 360° views and stewardship")
+    thresholds: MatchThresholds = MatchThresholds()
+    trusted_sources: list[Name] = Field(default_factory=lambda: ["etat_civil"])
+    survivorship: dict[Attribute, SurvivorshipRule] = Field(default_factory=dict)
+    max_candidates: int = Field(200, ge=1, le=10_000, description="candidates scored per record")
+    merge_event_flow: str | None = Field(
+        None, description="flow run for every merge/unmerge, to tell the systems concerned"
+    )
+
+    def policy(self) -> SurvivorshipPolicy:
+        """The survivorship rules as the pure core takes them (unlisted attributes: defaults)."""
+        rules = {}
+        for attribute in ATTRIBUTES:
+            given = self.survivorship.get(attribute)  # type: ignore[call-overload]
+            if given is None:
+                rule = default_rule(attribute)
+                rules[attribute] = AttributeRule(rule.rule, tuple(self.trusted_sources) or rule.order)
+            else:
+                rules[attribute] = AttributeRule(given.rule, tuple(given.order or self.trusted_sources))
+        return SurvivorshipPolicy(rules)
+
+
 class HubConfig(Strict):
     municipality: Municipality
     systems: dict[Name, SystemConfig] = Field(default_factory=dict)
@@ -221,6 +278,7 @@ class HubConfig(Strict):
     paths: Paths = Paths()
     worker: WorkerSettings = WorkerSettings()
     api: ApiSettings = ApiSettings()
+    master_data: MasterDataSettings = MasterDataSettings()
     # Not in the file: where it was read from, for resolving relative paths.
     source: Path = Field(DEFAULT_CONFIG, exclude=True)
 
@@ -276,6 +334,38 @@ def _cross_checks(config: HubConfig, document: YamlDocument) -> list[ConfigIssue
                 )
             )
         owners.setdefault(client.key_sha256, name)
+    return issues + _master_data_checks(config, document)
+
+
+def _master_data_checks(config: HubConfig, document: YamlDocument) -> list[ConfigIssue]:
+    """Survivorship may only trust systems the hub knows; the journaled purpose must exist."""
+    settings = config.master_data
+    known = {*config.systems, settings.portal_system}
+    issues = []
+    places = [
+        (("master_data", "trusted_sources", i), name) for i, name in enumerate(settings.trusted_sources)
+    ]
+    for attribute, rule in settings.survivorship.items():
+        places += [
+            (("master_data", "survivorship", attribute, "order", i), n) for i, n in enumerate(rule.order)
+        ]
+    for location, name in places:
+        if name not in known:
+            issues.append(
+                document.issue(
+                    location,
+                    f"{'.'.join(map(str, location[:-1]))}: unknown system {name!r}; "
+                    f"valid: {', '.join(sorted(known))}",
+                )
+            )
+    if settings.purpose is not None and settings.purpose not in config.purposes:
+        issues.append(
+            document.issue(
+                ("master_data", "purpose"),
+                f"master_data.purpose: unknown purpose {settings.purpose!r}; "
+                f"valid: {', '.join(sorted(config.purposes))}",
+            )
+        )
     return issues
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
+from hub.citizens import Citizens
 from hub.db.models import EVENTS, OUTBOX, REQUESTS, utcnow
 from hub.flows import SETTABLE, CallSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed
@@ -74,6 +75,7 @@ class _Rescheduled(Exception):
 class FlowRunner:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self.citizens = Citizens(hub)
 
     def process(self, claim: Claim) -> str:
         """Run the claimed message's flow as far as it goes; return the message's new state."""
@@ -97,7 +99,7 @@ class FlowRunner:
             client=snapshot["client"],
             purpose=flow.spec.purpose,
             legal_basis=purpose.legal_basis,
-            citizen_ref=snapshot["citizen_ref"],
+            citizen_ref=snapshot["golden_id"] or snapshot["citizen_ref"],
             previous_attempts=claim.attempts,
         )
         progress = _Progress(
@@ -117,6 +119,13 @@ class FlowRunner:
             "steps": progress.context,
         }
         try:
+            if snapshot["golden_id"] is None and snapshot["citizen"]:
+                # The citizen's golden id, resolved before the first call: the journal then follows
+                # one person across systems and spellings (RGPD art. 15), not one spelling.
+                golden_id = self.citizens.resolve_request(
+                    claim.request_id, snapshot["citizen"], snapshot["citizen_ref"]
+                )
+                context = replace(context, citizen_ref=golden_id)
             return self._run(_Run(flow, claim, context, document, progress))
         except _Rescheduled as wait:
             return self._checkpoint(claim, progress, available_at=wait.at)
@@ -366,6 +375,7 @@ def _snapshot(request: Row[Any]) -> dict[str, Any]:
         "client": request.client,
         "correlation_id": request.correlation_id,
         "citizen_ref": request.citizen_ref,
+        "golden_id": request.golden_id,
         "target_system": request.target_system,
         "steps": dict(request.context or {}),
         "citizen": body.get("citizen", {}),

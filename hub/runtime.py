@@ -159,6 +159,14 @@ def load_definitions(config_path: str | Path | None = None) -> Definitions:
                         f"({', '.join(sorted(allowed))})",
                     )
                 )
+    event_flow = config.master_data.merge_event_flow
+    if event_flow is not None and event_flow not in flows:
+        issues.append(
+            document.issue(
+                ("master_data", "merge_event_flow"),
+                f"master_data.merge_event_flow: no flow {event_flow!r}; valid: {', '.join(sorted(flows))}",
+            )
+        )
     if issues:
         raise ConfigError(issues)
     return Definitions(config, mappings, flows, catalogue)

@@ -67,7 +67,9 @@ def database_url(database_template: str, tmp_path: Path) -> str:
     with engine.begin() as connection:
         connection.execute(
             sa.text(
-                "TRUNCATE requests, request_events, outbox, journal, api_clients RESTART IDENTITY CASCADE"
+                "TRUNCATE requests, request_events, outbox, journal, api_clients, md_blocking_keys, md_xrefs,"
+                " md_golden_values, md_golden_versions, md_review_tasks, md_events, md_match_models,"
+                " md_golden_records, md_source_records RESTART IDENTITY CASCADE"
             )
         )
         connection.execute(

@@ -83,6 +83,7 @@ class Request(Base):
     body: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(32), index=True)
     citizen_ref: Mapped[str | None] = mapped_column(String(80))
+    golden_id: Mapped[str | None] = mapped_column(String(36), index=True, doc="resolved by master data")
     correlation_id: Mapped[str] = mapped_column(String(64))
     # Outputs of flow steps (e.g. the registry's act request number), so a flow resumes anywhere.
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

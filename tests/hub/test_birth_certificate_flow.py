@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from hub import journal
-from hub.db.models import JournalEntry, OutboxMessage
+from hub.db.master_models import CrossReference
+from hub.db.models import JournalEntry, OutboxMessage, Request
 from tests.conftest import sample
 
 TERMINAL = {"completed", "failed", "rejected"}
@@ -55,7 +56,13 @@ def test_every_exchange_is_journaled_with_purpose_and_citizen_reference(live_hub
         ("outbound", "etat_civil", "RequestActCopy", "ok"),
         ("outbound", "etat_civil", "GetActRequestStatus", "ok"),
     ]
-    assert {r.citizen_ref for r in rows} == {rows[0].citizen_ref}
+    # The intake journals the identity's pseudonym; from the first call on, the worker has resolved
+    # the citizen's golden id, and the pseudonym is the portal's cross-reference to it.
+    with live_hub.hub.db.sessions() as session:
+        request = session.get(Request, request_id)
+        xref = session.get(CrossReference, ("portal", rows[0].citizen_ref))
+    assert rows[0].citizen_ref.startswith("cit_")
+    assert {r.citizen_ref for r in rows[1:]} == {request.golden_id} and xref.golden_id == request.golden_id
     assert all(
         r.purpose == "etat_civil_delivrance_actes" and r.legal_basis == "legal_obligation" for r in rows
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import hub.db.master_models  # noqa: F401  (registers the master-data tables)
 from hub.db.engine import make_engine
 from hub.db.models import Base
 

@@ -1,0 +1,395 @@
+"""Real-time match: one incoming record against a stored population of 1,000,000 people.
+
+Each measured operation is what the worker does for a request's citizen: read the candidates
+through the blocking-key index, score them (Fellegi-Sunter, ``Matcher.decide``), and update the
+golden record (new source version, index keys, cross-reference, golden values re-derived, a new
+version), committed — in a warm process, one operation at a time, on SQLite and/or PostgreSQL.
+Half the incoming records are noisy variants of stored people (accents dropped, a typo in the
+surname, the birth place missing, another system's identifier: they link and update a golden
+record), half are new people (a new golden record).
+
+Baseline in the same run: the bare indexed candidate SELECT of the store for the same records
+(keys computed beforehand), i.e. the floor any real-time matcher pays to read its candidates.
+
+The population is generated (French-looking: Faker's fr_FR name lists if installed, else a short
+built-in list; dates over 1930-2024; INSEE codes of ~2,000 communes) and bulk-loaded with the
+store's own row formats (executemany on SQLite, COPY on PostgreSQL): one person = one source record,
+its blocking keys, a cross-reference, a golden record, its values with lineage and a first version.
+
+    .venv/bin/python bench/realtime_match.py [--population 1000000] [--queries 1000]
+                                             [--database sqlite|postgres|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as c
+
+from hub.config import load_config
+from hub.db.engine import Database
+from hub.db.migrate import upgrade
+from hub.ids import new_id
+from hub.master_store import GoldenStore, record_digest, record_json
+from master_data.matching import IdentityRecord, Matcher, MatchModel, estimate_model
+from master_data.survivorship import SourceVersion, derive
+
+CHUNK = 20_000
+SYSTEMS = ("etat_civil", "ecole", "finances", "portal")
+
+try:
+    from faker.providers.person.fr_FR import Provider as _Names
+
+    SURNAMES = list(_Names.last_names)
+    FEMALE = list(_Names.first_names_female)
+    MALE = list(_Names.first_names_male)
+except ImportError:  # pragma: no cover - faker is a bench extra
+    SURNAMES = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy"]
+    FEMALE = ["Marie", "Élodie", "Camille", "Léa", "Chloé", "Manon", "Inès", "Sarah", "Jeanne", "Hélène"]
+    MALE = ["Jean", "Pierre", "Louis", "Gabriel", "Léo", "Hugo", "Paul", "Lucas", "Nicolas", "Étienne"]
+STREETS = [
+    "rue des Lilas",
+    "avenue Jean Jaurès",
+    "rue de la République",
+    "place du Marché",
+    "chemin des Vignes",
+]
+
+
+# ------------------------------------------------------------------------------------ population
+
+
+class People:
+    """A reproducible stream of French-looking identities."""
+
+    def __init__(self, seed: int) -> None:
+        self.rnd = random.Random(seed)
+        rnd = random.Random(seed + 1)
+        self.places = [f"{rnd.randint(1, 95):02d}{rnd.randint(1, 700):03d}" for _ in range(2000)]
+        self.postal = [f"{p[:2]}{rnd.randint(0, 9)}{rnd.randint(0, 9)}0" for p in self.places]
+
+    def person(self, system: str, local_id: str) -> IdentityRecord:
+        r = self.rnd
+        sex = r.choice("MF")
+        names = FEMALE if sex == "F" else MALE
+        surname = r.choice(SURNAMES)
+        if r.random() < 0.1:
+            surname = f"{surname}-{r.choice(SURNAMES)}"
+        given = tuple(r.sample(names, r.choice((1, 1, 2, 2, 3))))
+        place = r.randrange(len(self.places))
+        birth = f"{r.randint(1930, 2024)}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"
+        return IdentityRecord(
+            system=system,
+            local_id=local_id,
+            birth_name=surname,
+            given_names=given,
+            birth_date=birth,
+            sex=sex,
+            birth_place=self.places[place],
+            address=f"{r.randint(1, 120)} {r.choice(STREETS)}",
+            postal_code=self.postal[place],
+            city=f"Commune {self.places[place]}",
+            email=f"{given[0].lower()}.{surname.lower()}{r.randint(1, 999)}@example.org"
+            if r.random() < 0.5
+            else None,
+            phone=f"06{r.randint(0, 99_999_999):08d}" if r.random() < 0.5 else None,
+        )
+
+    def variant(self, record: IdentityRecord, system: str, local_id: str) -> IdentityRecord:
+        """The same person as another system writes them."""
+        r = self.rnd
+        name = record.birth_name or ""
+        kind = r.randrange(4)
+        if kind == 0:  # accents dropped, upper case
+            name = name.upper().translate(str.maketrans("ÉÈÊËÀÂÎÏÔÖÙÛÇ", "EEEEAAIIOOUUC"))
+        elif kind == 1 and len(name) > 4:  # one letter mistyped
+            i = r.randrange(1, len(name) - 1)
+            name = name[:i] + r.choice("aeiounrst") + name[i + 1 :]
+        return IdentityRecord(
+            system=system,
+            local_id=local_id,
+            birth_name=name,
+            given_names=record.given_names[:1] if kind == 2 else record.given_names,
+            birth_date=record.birth_date,
+            sex=record.sex,
+            birth_place=None if kind == 3 else record.birth_place,
+            address=f"{r.randint(1, 120)} {r.choice(STREETS)}",
+            postal_code=record.postal_code,
+            city=record.city,
+        )
+
+
+def population_rows(
+    people: People, start: int, count: int, matcher: Matcher, store: GoldenStore, now: datetime
+) -> tuple[dict[str, list[tuple]], list[IdentityRecord]]:
+    """The rows of ``count`` people numbered from ``start``, as the store itself would write them."""
+    rows: dict[str, list[tuple]] = {
+        k: [] for k in ("sources", "keys", "xrefs", "golden", "values", "versions")
+    }
+    records = []
+    for n in range(start, start + count):
+        source_id = n + 1
+        record = people.person("etat_civil", f"N-{n:08d}")
+        records.append(record)
+        golden_id = new_id()
+        rows["sources"].append(
+            (
+                source_id,
+                record.system,
+                record.local_id,
+                1,
+                json.dumps(record_json(record)),
+                record_digest(record),
+                now,
+            )
+        )
+        rows["keys"] += [(key, source_id) for key in sorted(matcher.blocking_keys(record))]
+        rows["xrefs"].append((record.system, record.local_id, golden_id, source_id, "new", None, now))
+        rows["golden"].append((golden_id, "active", None, 1, now, now))
+        values = derive([SourceVersion(source_id, record, now, None)], store.policy)
+        snapshot = {
+            "values": {
+                a: {"value": v.value, "lineage": v.lineage.as_json()} for a, v in sorted(values.items())
+            },
+            "xrefs": [[record.system, record.local_id]],
+        }
+        rows["values"] += [
+            (
+                golden_id,
+                a,
+                json.dumps(v.value),
+                source_id,
+                v.lineage.system,
+                v.lineage.local_id,
+                None,
+                now,
+                v.lineage.rule,
+            )
+            for a, v in values.items()
+        ]
+        rows["versions"].append((golden_id, 1, now, "created", "bench", "active", None, json.dumps(snapshot)))
+    return rows, records
+
+
+COLUMNS = {
+    "sources": ("md_source_records", "id, system, local_id, version, record, digest, received_at"),
+    "keys": ("md_blocking_keys", "key, source_record_id"),
+    "xrefs": ("md_xrefs", "system, local_id, golden_id, source_record_id, link, probability, linked_at"),
+    "golden": ("md_golden_records", "id, status, merged_into, version, created_at, updated_at"),
+    "values": (
+        "md_golden_values",
+        "golden_id, attribute, value, source_record_id, system, local_id, exchange_id, observed_at, rule",
+    ),
+    "versions": ("md_golden_versions", "golden_id, version, at, cause, actor, status, merged_into, golden"),
+}
+ORDER = ("sources", "golden", "keys", "xrefs", "values", "versions")  # foreign keys first
+
+
+class Loader:
+    """Bulk writes in the store's formats: executemany on SQLite, COPY on PostgreSQL."""
+
+    def __init__(self, kind: str, url: str) -> None:
+        self.kind = kind
+        if kind == "sqlite":
+            self.conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=OFF")  # the load only; the measured hub runs FULL
+            self.conn.execute("PRAGMA cache_size=-400000")
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(url)
+
+    def write(self, rows: dict[str, list[tuple]]) -> None:
+        if self.kind == "sqlite":
+            with self.conn:
+                for name in ORDER:
+                    table, columns = COLUMNS[name]
+                    marks = ", ".join("?" * len(columns.split(",")))
+                    self.conn.executemany(
+                        f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                        [tuple(_sqlite(v) for v in row) for row in rows[name]],
+                    )
+            return
+        with self.conn.cursor() as cursor:
+            for name in ORDER:
+                table, columns = COLUMNS[name]
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in rows[name]:
+                        copy.write_row(row)
+        self.conn.commit()
+
+    def finish(self, count: int) -> None:
+        if self.kind == "postgres":
+            with self.conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence('md_source_records', 'id'), %s)", (count,)
+                )
+                cursor.execute("ANALYZE")
+            self.conn.commit()
+        else:
+            self.conn.execute("ANALYZE")
+        self.conn.close()
+
+
+def _sqlite(value: object) -> object:
+    # SQLAlchemy's DateTime on SQLite: naive UTC text, as hub.db.models.UTCDateTime writes it.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return value
+
+
+# ------------------------------------------------------------------------------------ measuring
+
+
+def load(
+    urls: dict[str, str], args: argparse.Namespace, store: GoldenStore, matcher: Matcher
+) -> tuple[People, list[IdentityRecord]]:
+    """Generate the population once and bulk-load it into every database; return a sample of it."""
+    people = People(args.seed)
+    loaders = {kind: Loader(kind, url) for kind, url in urls.items()}
+    seconds = dict.fromkeys(urls, 0.0)
+    sample: list[IdentityRecord] = []
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for start in range(0, args.population, CHUNK):
+        rows, records = population_rows(
+            people, start, min(CHUNK, args.population - start), matcher, store, now
+        )
+        for kind, loader in loaders.items():
+            t0 = time.perf_counter()
+            loader.write(rows)
+            seconds[kind] += time.perf_counter() - t0
+        sample += records[:: max(1, args.population // (args.queries * 4))]
+        if (start // CHUNK) % 10 == 0:
+            c.note(f"{start + len(records):,} people generated and loaded")
+    for kind, loader in loaders.items():
+        t0 = time.perf_counter()
+        loader.finish(args.population)
+        seconds[kind] += time.perf_counter() - t0
+        c.emit(f"realtime.{kind}.population", args.population, "people")
+        c.emit(f"realtime.{kind}.load_rows_s", seconds[kind], "s")
+    c.note(f"generation and load: {time.perf_counter() - started:.0f} s")
+    return people, sample
+
+
+def measure(
+    kind: str,
+    url: str,
+    incoming: list[IdentityRecord],
+    args: argparse.Namespace,
+    store: GoldenStore,
+    matcher: Matcher,
+) -> None:
+    prefix = f"realtime.{kind}"
+    db = Database(url)
+    keys = [matcher.blocking_keys(record) for record in incoming]
+    baseline, latencies, commits, candidates, outcomes = [], [], [], [], {}
+    for i, record in enumerate(incoming):
+        # Baseline: the bare indexed candidate SELECT (keys computed beforehand), on a read session.
+        t0 = time.perf_counter()
+        with db.sessions() as session:
+            found = store.candidates(session.connection(), keys[i])
+        t1 = time.perf_counter()
+        # Measured: keys + candidates + scoring + golden-record update, committed.
+        with db.connection() as connection:
+            resolution = store.resolve(connection, record, matcher, now=datetime.now(UTC))
+            t_commit = time.perf_counter()
+        t2 = time.perf_counter()
+        if i < args.warmup:
+            continue
+        baseline.append((t1 - t0) * 1000)
+        latencies.append((t2 - t1) * 1000)
+        commits.append((t2 - t_commit) * 1000)
+        candidates.append(len(found))
+        outcomes[resolution.outcome] = outcomes.get(resolution.outcome, 0) + 1
+    db.dispose()
+    c.emit(f"{prefix}.p50", c.percentile(latencies, 50), "ms")
+    c.emit(f"{prefix}.p99", c.percentile(latencies, 99), "ms")
+    # The durable commit alone (WAL fsync on SQLite with synchronous=FULL, WAL flush on PostgreSQL):
+    # the part of the tail that is the disk's, not the matcher's.
+    c.emit(f"{prefix}.commit.p50", c.percentile(commits, 50), "ms")
+    c.emit(f"{prefix}.commit.p99", c.percentile(commits, 99), "ms")
+    c.emit(f"{prefix}.baseline_select.p50", c.percentile(baseline, 50), "ms")
+    c.emit(f"{prefix}.baseline_select.p99", c.percentile(baseline, 99), "ms")
+    c.emit(
+        f"{prefix}.p99_vs_baseline", c.ratio(c.percentile(latencies, 99), c.percentile(baseline, 99)), "ratio"
+    )
+    c.emit(f"{prefix}.candidates_mean", sum(candidates) / len(candidates), "records")
+    c.emit(f"{prefix}.candidates_max", max(candidates), "records")
+    for outcome in ("link", "review", "new"):
+        c.emit(f"{prefix}.outcome_{outcome}", outcomes.get(outcome, 0), "records")
+
+
+def incoming_records(
+    people: People, sample: list[IdentityRecord], count: int, seed: int
+) -> list[IdentityRecord]:
+    """Half noisy variants of stored people (from other systems), half new people."""
+    rnd = random.Random(seed + 7)
+    records = []
+    for q in range(count):
+        system = SYSTEMS[1 + q % 3]
+        if q % 2 == 0:
+            records.append(people.variant(rnd.choice(sample), system, f"Q-{q}"))
+        else:
+            records.append(people.person(system, f"Q-{q}"))
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    c.database_choices(parser)
+    parser.add_argument("--population", type=int, default=1_000_000, help="stored people")
+    parser.add_argument("--queries", type=int, default=1000, help="measured incoming records")
+    parser.add_argument("--warmup", type=int, default=100, help="unmeasured incoming records first")
+    parser.add_argument(
+        "--estimate-sample", type=int, default=50_000, help="records the EM model learns from"
+    )
+    parser.add_argument("--seed", type=int, default=20261129)
+    args = parser.parse_args(argv)
+    one, five, _ = os.getloadavg()
+    c.note(f"machine load before: {one:.2f} (1 min), {five:.2f} (5 min), {os.cpu_count()} cores")
+
+    config, _ = load_config(c.ROOT / "config" / "hub.yaml")
+    settings = config.master_data
+    store = GoldenStore(settings.policy(), settings.max_candidates)
+    people = People(args.seed + 99)
+    started = time.perf_counter()
+    training = [people.person("etat_civil", f"T-{i}") for i in range(args.estimate_sample)]
+    training += [
+        people.variant(r, "ecole", f"V-{i}") for i, r in enumerate(training[: args.estimate_sample // 5])
+    ]
+    model = estimate_model(training) if args.estimate_sample >= 1000 else MatchModel.default()
+    c.note(f"model estimated (EM) on {len(training):,} records in {time.perf_counter() - started:.1f} s")
+    matcher = Matcher(model, settings.thresholds.upper, settings.thresholds.lower)
+
+    with c.workspace("hub-bench-realtime-") as workdir, contextlib.ExitStack() as stack:
+        urls = {
+            kind: stack.enter_context(c.fresh_database(kind, workdir)) for kind in c.databases(args.database)
+        }
+        for url in urls.values():
+            upgrade(url)
+        people, sample = load(urls, args, store, matcher)
+        incoming = incoming_records(people, sample, args.queries + args.warmup, args.seed)
+        for kind, url in urls.items():
+            measure(kind, url, incoming, args, store, matcher)
+    one, five, _ = os.getloadavg()
+    c.note(f"machine load after: {one:.2f} (1 min), {five:.2f} (5 min)")
+    c.emit("realtime.machine_load_1min", one, "load")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""``/v1/stewardship``: the data stewards' review queue, explanations and the thresholds report.
+
+A pair whose match probability falls between the two thresholds becomes a task; the steward
+answers ``link`` (same person: the golden records are merged) or ``not_same``. Decisions feed the
+thresholds report. Reading needs ``stewardship:read`` (or write); deciding ``stewardship:write``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.api.citizens import citizens_of
+from hub.api.errors import ApiError
+from hub.api.security import require_any
+from hub.auth import Principal
+from hub.master_store import MasterDataError
+
+router = APIRouter(prefix="/v1/stewardship", tags=["stewardship"])
+READ = require_any("stewardship:read", "stewardship:write")
+WRITE = require_any("stewardship:write")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "unauthorized"},
+    403: {"description": "forbidden"},
+    404: {"description": "not_found"},
+    409: {"description": "task_already_decided"},
+    422: {"description": "validation_failed"},
+}
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["link", "not_same"] = Field(description="link: same person; not_same: two people")
+    reason: str | None = Field(None, max_length=500)
+
+
+@router.get("/tasks", summary="Review tasks, oldest first", responses=ERRORS)
+def list_tasks(
+    request: Request,
+    principal: Annotated[Principal, Depends(READ)],
+    status: Annotated[Literal["open", "linked", "not_same"], Query()] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after: Annotated[int, Query(ge=0, description="id of the last task of the previous page")] = 0,
+) -> dict[str, Any]:
+    citizens = citizens_of(request)
+    tasks = citizens.tasks(status, limit, after)
+    citizens.journal_access(principal.name, f"GET /v1/stewardship/tasks ({len(tasks)} tasks)", None)
+    return {"tasks": tasks, "next_after": tasks[-1]["id"] if len(tasks) == limit else None}
+
+
+@router.post("/tasks/{task_id}", summary="Decide a review task: link or not_same", responses=ERRORS)
+def decide(
+    task_id: int, body: DecisionBody, request: Request, principal: Annotated[Principal, Depends(WRITE)]
+) -> dict[str, Any]:
+    try:
+        return citizens_of(request).decide(task_id, body.decision, actor=principal.name, reason=body.reason)
+    except MasterDataError as error:
+        raise ApiError(error.status, error.code, error.message, error.details) from None
+
+
+@router.get("/explain", summary="Field-by-field comparison of two records", responses=ERRORS)
+def explain(
+    request: Request,
+    principal: Annotated[Principal, Depends(READ)],
+    a: Annotated[str, Query(description="SYSTEM:LOCAL_ID or a golden id")],
+    b: Annotated[str, Query(description="SYSTEM:LOCAL_ID or a golden id")],
+) -> dict[str, Any]:
+    citizens = citizens_of(request)
+    try:
+        result = citizens.explain(a, b)
+    except MasterDataError as error:
+        raise ApiError(error.status, error.code, error.message, error.details) from None
+    citizens.journal_access(principal.name, "GET /v1/stewardship/explain", None)
+    return result
+
+
+@router.get(
+    "/thresholds", summary="Stewards' decisions by probability, suggested thresholds", responses=ERRORS
+)
+def thresholds(request: Request, _principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
+    return citizens_of(request).thresholds_report().as_json()

@@ -1,0 +1,645 @@
+"""The golden citizen record as the hub's entry points use it (API, CLI, worker).
+
+It composes the pure core (:mod:`master_data`: matching, survivorship) with the store
+(:mod:`hub.master_store`) and the hub's own records: each operation is one transaction that also
+writes what the hub must keep with it — the request's golden id, the journal row of a 360° view or
+of a steward's decision, the outbox message that tells the systems about a merge.
+
+Merges and unmerges reach the systems through an **event flow** (``master_data.merge_event_flow``):
+the hub files a request of that flow, in the merge's own transaction, whose ``data`` says which
+golden records were merged or split, the cross-references moved and the systems concerned; the
+worker routes it like any démarche (its steps map and call each system). Without a configured
+flow, the event is kept in ``md_events`` (shown in the history) and nothing is sent: a merge must
+never wait for, nor be lost with, a back-end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from connectors.exchange import CallContext, digest
+from hub.db.master_models import EVENTS, GOLDEN, MODELS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
+from hub.db.models import EVENTS as REQUEST_EVENTS
+from hub.db.models import JOURNAL, OUTBOX, REQUESTS, utcnow
+from hub.ids import new_id
+from hub.journal import inbound_row
+from hub.master_store import (
+    GoldenStore,
+    MasterDataError,
+    MergeResult,
+    Resolution,
+    UnknownGolden,
+    explanation_json,
+    golden_record,
+    record_from_json,
+)
+from hub.runtime import Hub
+from master_data.identity import CitizenIdentity
+from master_data.matching import IdentityRecord, Matcher, MatchModel, estimate_model
+from master_data.sources import from_identity
+from master_data.stewardship import Decided, ThresholdsReport, thresholds_report
+
+MODEL_TTL_S = 30.0
+IMPORT_BATCH = 500
+# EM needs enough candidate pairs to tell matches from non-matches; below this the identity-practice
+# defaults serve until ``hub citizens estimate`` runs on a larger population.
+MIN_ESTIMATE_RECORDS = 1000
+EVENT_CLIENT = "hub:master-data"
+
+
+@dataclass
+class ImportSummary:
+    system: str
+    records: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    model: str = "stored"
+    exchange_id: int | None = None
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+class Citizens:
+    """Resolve, import, explain, merge, unmerge, review, and show the golden citizen record."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.settings = hub.config.master_data
+        self.store = GoldenStore(self.settings.policy(), self.settings.max_candidates)
+        self._matcher: Matcher | None = None
+        self._model_id: int | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ the model in use
+
+    def matcher(self) -> Matcher:
+        """The matcher over the latest stored model (checked again every 30 s, so an import's
+        re-estimation reaches running workers); the identity-practice default before any."""
+        with self._lock:
+            if self._matcher is not None and time.monotonic() - self._checked_at < MODEL_TTL_S:
+                return self._matcher
+            with self.hub.db.sessions() as session:
+                row = session.execute(
+                    select(MODELS.c.id, MODELS.c.model).order_by(MODELS.c.id.desc())
+                ).first()
+            if self._matcher is None or (row is not None and row.id != self._model_id):
+                model = MatchModel.from_json(row.model["json"]) if row is not None else MatchModel.default()
+                thresholds = self.settings.thresholds
+                self._matcher = Matcher(model, thresholds.upper, thresholds.lower)
+                self._model_id = row.id if row is not None else None
+            self._checked_at = time.monotonic()
+            return self._matcher
+
+    def store_model(self, connection: Connection, model: MatchModel, records: int) -> None:
+        connection.execute(
+            insert(MODELS), {"created_at": utcnow(), "records": records, "model": {"json": model.to_json()}}
+        )
+        with self._lock:
+            self._checked_at = 0.0
+
+    # ------------------------------------------------------------------ real time
+
+    def resolve_request(self, request_id: str, citizen: dict[str, Any], citizen_ref: str) -> str:
+        """The golden id of a request's citizen (the portal's identity), stored on the request in
+        the same transaction; the request's inbound journal row is the lineage's exchange."""
+        record = from_identity(
+            CitizenIdentity.model_validate(citizen), self.settings.portal_system, citizen_ref
+        )
+
+        def write(connection: Connection) -> Resolution:
+            exchange_id = connection.execute(
+                select(JOURNAL.c.id)
+                .where(JOURNAL.c.request_id == request_id, JOURNAL.c.direction == "inbound")
+                .order_by(JOURNAL.c.id)
+                .limit(1)
+            ).scalar()
+            resolution = self.store.resolve(
+                connection, record, self.matcher(), now=utcnow(), exchange_id=exchange_id, actor="portal"
+            )
+            connection.execute(
+                update(REQUESTS).where(REQUESTS.c.id == request_id).values(golden_id=resolution.golden_id)
+            )
+            return resolution
+
+        return self._retrying(write).golden_id
+
+    def resolve(self, record: IdentityRecord, *, actor: str, exchange_id: int | None = None) -> Resolution:
+        return self._retrying(
+            lambda c: self.store.resolve(
+                c, record, self.matcher(), now=utcnow(), exchange_id=exchange_id, actor=actor
+            )
+        )
+
+    def _retrying(self, work: Callable[[Connection], Any]) -> Any:
+        """Two workers resolving the same new (system, local id) at once meet at its primary key:
+        the loser starts again and finds the winner's cross-reference."""
+        for attempt in range(3):
+            try:
+                with self.hub.db.connection() as connection:
+                    return work(connection)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ initial load
+
+    def import_records(
+        self,
+        system: str,
+        records: Sequence[IdentityRecord],
+        *,
+        source: str,
+        raw: bytes,
+        actor: str,
+        progress: Callable[[int], None] = lambda _n: None,
+    ) -> ImportSummary:
+        """Load a system's export: each record is resolved as in real time (a record already
+        imported is unchanged, a changed one updated). Weights are estimated from the file when
+        no model is stored yet. Commits every :data:`IMPORT_BATCH` records: an interrupted import
+        is finished by running it again."""
+        summary = ImportSummary(system, len(records))
+        with self.hub.db.connection() as connection:
+            context = CallContext(
+                correlation_id=new_id(),
+                client=actor,
+                purpose=self.settings.purpose,
+                legal_basis=self._legal_basis(),
+            )
+            row = inbound_row(
+                context=context,
+                operation=f"citizens import ({system}: {source})",
+                outcome="accepted",
+                latency_ms=0.0,
+                payload_digest=digest(raw, self.hub.digest_key),
+            )
+            summary.exchange_id = connection.execute(
+                insert(JOURNAL).returning(JOURNAL.c.id), row
+            ).scalar_one()
+            stored = connection.execute(select(func.count()).select_from(MODELS)).scalar_one()
+            if not stored and len(records) >= MIN_ESTIMATE_RECORDS:
+                self.store_model(connection, estimate_model(list(records)), len(records))
+                summary.model = f"estimated from {len(records)} records"
+        matcher = self.matcher()
+        for start in range(0, len(records), IMPORT_BATCH):
+            batch = records[start : start + IMPORT_BATCH]
+            with self.hub.db.connection() as connection:
+                now = utcnow()
+                for record in batch:
+                    resolution = self.store.resolve(
+                        connection, record, matcher, now=now, exchange_id=summary.exchange_id, actor=actor
+                    )
+                    summary.count(resolution.outcome)
+            progress(len(batch))
+        return summary
+
+    def estimate(self, *, sample: int = 200_000) -> int:
+        """Estimate the weights again from the stored population (current source versions)."""
+        with self.hub.db.sessions() as session:
+            rows = session.execute(
+                select(SOURCES.c.record).join(XREFS, XREFS.c.source_record_id == SOURCES.c.id).limit(sample)
+            ).all()
+        records = [record_from_json(row.record) for row in rows]
+        if len(records) < MIN_ESTIMATE_RECORDS:
+            raise MasterDataError(
+                f"{len(records)} stored records; estimating weights needs {MIN_ESTIMATE_RECORDS}"
+            )
+        model = estimate_model(records)
+        with self.hub.db.connection() as connection:
+            self.store_model(connection, model, len(records))
+        return len(records)
+
+    def reindex(self, progress: Callable[[int], None] = lambda _n: None, batch: int = 2000) -> int:
+        """Rebuild the blocking-key index with the matcher's current rules; returns records indexed."""
+        matcher, last, done = self.matcher(), 0, 0
+        while True:
+            with self.hub.db.connection() as connection:
+                ids = self.store.reindex(connection, matcher, after=last, limit=batch)
+            if not ids:
+                return done
+            last, done = ids[-1], done + len(ids)
+            progress(len(ids))
+
+    def population(self) -> int:
+        with self.hub.db.sessions() as session:
+            return session.execute(select(func.count()).select_from(XREFS)).scalar_one()
+
+    # ------------------------------------------------------------------ explain
+
+    def record(self, reference: str) -> IdentityRecord:
+        """A record named ``system:local_id`` (its current version) or a golden id (its golden values)."""
+        with self.hub.db.sessions() as session:
+            connection = session.connection()
+            if ":" in reference:
+                system, local_id = reference.split(":", 1)
+                row = connection.execute(
+                    select(SOURCES.c.record)
+                    .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+                    .where(XREFS.c.system == system, XREFS.c.local_id == local_id)
+                ).first()
+                if row is None:
+                    raise UnknownGolden(
+                        f"no source record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)"
+                    )
+                return record_from_json(row.record)
+            values = {
+                row.attribute: row.value
+                for row in connection.execute(select(VALUES).where(VALUES.c.golden_id == reference))
+            }
+            if (
+                not values
+                and connection.execute(select(GOLDEN.c.id).where(GOLDEN.c.id == reference)).first() is None
+            ):
+                raise UnknownGolden(f"no golden record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)")
+            return golden_record(reference, values)
+
+    def explain(self, a: str, b: str) -> dict[str, Any]:
+        first, second = self.record(a), self.record(b)
+        matcher = self.matcher()
+        explanation = matcher.explain(first, second)
+        outcome = (
+            "link"
+            if (explanation.rule and not explanation.rule.startswith("conflict"))
+            or explanation.probability >= matcher.upper
+            else "review"
+            if explanation.probability >= matcher.lower
+            else "new"
+        )
+        return {"a": a, "b": b, "outcome": outcome, **explanation_json(explanation)}
+
+    # ------------------------------------------------------------------ merge, unmerge, review
+
+    def merge(self, survivor: str, absorbed: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        with self.hub.db.connection() as connection:
+            result = self.store.merge(
+                connection, survivor, absorbed, now=utcnow(), actor=actor, reason=reason
+            )
+            notice = self._notify(connection, "citizen.merged", result)
+            self._journal(connection, actor, f"merge {absorbed} into {survivor}", survivor)
+        self._after_notice(notice)
+        return self._event_json(result, "merge", notice)
+
+    def unmerge(
+        self, survivor: str, restored: str, *, actor: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        with self.hub.db.connection() as connection:
+            result = self.store.unmerge(
+                connection, survivor, restored, now=utcnow(), actor=actor, reason=reason
+            )
+            notice = self._notify(connection, "citizen.unmerged", result)
+            self._journal(connection, actor, f"unmerge {restored} from {survivor}", survivor)
+        self._after_notice(notice)
+        return self._event_json(result, "unmerge", notice)
+
+    def decide(self, task_id: int, decision: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """A steward's decision on a review task; ``link`` merges the two golden records."""
+        with self.hub.db.connection() as connection:
+            result = self.store.decide(
+                connection, task_id, decision, now=utcnow(), actor=actor, reason=reason
+            )
+            notice = self._notify(connection, "citizen.merged", result) if result else None
+            task = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
+            self._journal(
+                connection, actor, f"stewardship task {task_id}: {decision}", task.candidate_golden_id
+            )
+        self._after_notice(notice)
+        answer = self.task_json(task)
+        answer["merge"] = self._event_json(result, "merge", notice) if result else None
+        return answer
+
+    def _notify(self, connection: Connection, event: str, result: MergeResult) -> str | None:
+        """File the event flow's request in the merge's transaction (see the module docstring)."""
+        flow_name = self.settings.merge_event_flow
+        if flow_name is None:
+            return None
+        flow = self.hub.flows[flow_name]
+        values = {
+            row.attribute: row.value
+            for row in connection.execute(select(VALUES).where(VALUES.c.golden_id == result.golden_id))
+        }
+        xrefs = connection.execute(
+            select(XREFS.c.system, XREFS.c.local_id)
+            .where(XREFS.c.golden_id.in_([result.golden_id, result.other_id]))
+            .order_by(XREFS.c.system, XREFS.c.local_id)
+        ).all()
+        now = utcnow()
+        request_id = new_id()
+        body = {
+            "citizen": portal_shape(values),
+            "data": {
+                "event": event,
+                "event_id": result.event_id,
+                "golden_id": result.golden_id,
+                "other_golden_id": result.other_id,
+                "moved": [{"system": s, "local_id": i} for s, i in result.moved],
+                "cross_references": [{"system": x.system, "local_id": x.local_id} for x in xrefs],
+                "systems": result.systems,
+            },
+        }
+        connection.execute(
+            insert(REQUESTS),
+            {
+                "id": request_id,
+                "flow": flow.name,
+                "client": EVENT_CLIENT,
+                "idempotency_key": f"md-event-{result.event_id}",
+                "body_digest": digest(body, self.hub.digest_key),
+                "body": body,
+                "status": "received",
+                "citizen_ref": result.golden_id,
+                "golden_id": result.golden_id,
+                "correlation_id": request_id,
+                "context": {},
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        connection.execute(
+            insert(OUTBOX),
+            {
+                "request_id": request_id,
+                "state": "pending",
+                "step": 0,
+                "available_at": now,
+                "attempts": 0,
+                "created_at": now,
+            },
+        )
+        connection.execute(
+            insert(REQUEST_EVENTS), {"request_id": request_id, "at": now, "step": "received", "outcome": "ok"}
+        )
+        connection.execute(
+            update(EVENTS).where(EVENTS.c.id == result.event_id).values(notice_request_id=request_id)
+        )
+        return request_id
+
+    def _after_notice(self, notice: str | None) -> None:
+        if notice is not None:
+            self.hub.wake_workers()
+
+    def _event_json(self, result: MergeResult, kind: str, notice: str | None) -> dict[str, Any]:
+        return {
+            "event_id": result.event_id,
+            "kind": kind,
+            "golden_id": result.golden_id,
+            "other_id": result.other_id,
+            "moved": [{"system": s, "local_id": i} for s, i in result.moved],
+            "systems": result.systems,
+            "notice_request_id": notice,
+        }
+
+    # ------------------------------------------------------------------ journal
+
+    def _legal_basis(self) -> str | None:
+        purpose = self.settings.purpose
+        return self.hub.config.purposes[purpose].legal_basis if purpose else None
+
+    def _journal(
+        self, connection: Connection, client: str, operation: str, golden_id: str | None, outcome: str = "ok"
+    ) -> None:
+        context = CallContext(
+            correlation_id=new_id(),
+            client=client[:64],
+            purpose=self.settings.purpose,
+            legal_basis=self._legal_basis(),
+            citizen_ref=golden_id,
+        )
+        row = inbound_row(
+            context=context,
+            operation=operation,
+            outcome=outcome,
+            latency_ms=0.0,
+            payload_digest=digest(operation, self.hub.digest_key),
+        )
+        connection.execute(insert(JOURNAL), row)
+
+    def journal_access(self, client: str, operation: str, golden_id: str | None, outcome: str = "ok") -> None:
+        """Journal one read of a citizen's data (360° view, history, requests), found or not."""
+        with self.hub.db.connection(single_statement=True) as connection:
+            self._journal(connection, client, operation, golden_id, outcome)
+
+    # ------------------------------------------------------------------ views
+
+    def view(self, golden_id: str) -> dict[str, Any]:
+        """The 360° view: golden values with lineage, cross-references, merges."""
+        with self.hub.db.snapshot() as session:
+            connection = session.connection()
+            golden = connection.execute(select(GOLDEN).where(GOLDEN.c.id == golden_id)).first()
+            if golden is None:
+                raise UnknownGolden(f"no golden record {golden_id!r}")
+            values = connection.execute(
+                select(VALUES).where(VALUES.c.golden_id == golden_id).order_by(VALUES.c.attribute)
+            ).all()
+            xrefs = connection.execute(
+                select(XREFS).where(XREFS.c.golden_id == golden_id).order_by(XREFS.c.system, XREFS.c.local_id)
+            ).all()
+            merged_from = (
+                connection.execute(
+                    select(GOLDEN.c.id).where(GOLDEN.c.merged_into == golden_id).order_by(GOLDEN.c.id)
+                )
+                .scalars()
+                .all()
+            )
+        return {
+            "id": golden.id,
+            "status": golden.status,
+            "merged_into": golden.merged_into,
+            "version": golden.version,
+            "created_at": golden.created_at.isoformat(),
+            "updated_at": golden.updated_at.isoformat(),
+            "values": {
+                v.attribute: {
+                    "value": v.value,
+                    "lineage": {
+                        "source_record_id": v.source_record_id,
+                        "system": v.system,
+                        "local_id": v.local_id,
+                        "exchange_id": v.exchange_id,
+                        "observed_at": v.observed_at.isoformat(),
+                        "rule": v.rule,
+                    },
+                }
+                for v in values
+            },
+            "cross_references": [
+                {
+                    "system": x.system,
+                    "local_id": x.local_id,
+                    "source_record_id": x.source_record_id,
+                    "link": x.link,
+                    "probability": x.probability,
+                    "linked_at": x.linked_at.isoformat(),
+                }
+                for x in xrefs
+            ],
+            "merged_from": list(merged_from),
+        }
+
+    def history(self, golden_id: str) -> dict[str, Any]:
+        with self.hub.db.snapshot() as session:
+            connection = session.connection()
+            if connection.execute(select(GOLDEN.c.id).where(GOLDEN.c.id == golden_id)).first() is None:
+                raise UnknownGolden(f"no golden record {golden_id!r}")
+            versions = connection.execute(
+                select(VERSIONS).where(VERSIONS.c.golden_id == golden_id).order_by(VERSIONS.c.version)
+            ).all()
+            events = connection.execute(
+                select(EVENTS)
+                .where((EVENTS.c.golden_id == golden_id) | (EVENTS.c.other_id == golden_id))
+                .order_by(EVENTS.c.id)
+            ).all()
+        return {
+            "id": golden_id,
+            "versions": [
+                {
+                    "version": v.version,
+                    "at": v.at.isoformat(),
+                    "cause": v.cause,
+                    "actor": v.actor,
+                    "status": v.status,
+                    "merged_into": v.merged_into,
+                    **v.golden,
+                }
+                for v in versions
+            ],
+            "events": [
+                {
+                    "id": e.id,
+                    "kind": e.kind,
+                    "at": e.at.isoformat(),
+                    "actor": e.actor,
+                    "golden_id": e.golden_id,
+                    "other_id": e.other_id,
+                    "moved": e.moved,
+                    "systems": e.systems,
+                    "reason": e.reason,
+                    "undone_by": e.undone_by,
+                    "notice_request_id": e.notice_request_id,
+                }
+                for e in events
+            ],
+        }
+
+    def requests(self, golden_id: str) -> dict[str, Any]:
+        """Every request of the citizen, across services: its own, and those of records merged into it."""
+        with self.hub.db.snapshot() as session:
+            connection = session.connection()
+            if connection.execute(select(GOLDEN.c.id).where(GOLDEN.c.id == golden_id)).first() is None:
+                raise UnknownGolden(f"no golden record {golden_id!r}")
+            ids, frontier = {golden_id}, [golden_id]
+            while frontier:
+                frontier = [
+                    i
+                    for i in connection.execute(
+                        select(GOLDEN.c.id).where(GOLDEN.c.merged_into.in_(frontier))
+                    ).scalars()
+                    if i not in ids
+                ]
+                ids.update(frontier)
+            rows = connection.execute(
+                select(
+                    REQUESTS.c.id,
+                    REQUESTS.c.flow,
+                    REQUESTS.c.status,
+                    REQUESTS.c.client,
+                    REQUESTS.c.target_system,
+                    REQUESTS.c.golden_id,
+                    REQUESTS.c.created_at,
+                    REQUESTS.c.completed_at,
+                )
+                .where(REQUESTS.c.golden_id.in_(sorted(ids)))
+                .order_by(REQUESTS.c.created_at, REQUESTS.c.id)
+            ).all()
+        return {
+            "id": golden_id,
+            "requests": [
+                {
+                    "id": r.id,
+                    "flow": r.flow,
+                    "status": r.status,
+                    "client": r.client,
+                    "target_system": r.target_system,
+                    "golden_id": r.golden_id,
+                    "created_at": r.created_at.isoformat(),
+                    "completed_at": r.completed_at.isoformat() if r.completed_at else None,
+                }
+                for r in rows
+            ],
+        }
+
+    def tasks(self, status: str = "open", limit: int = 50, after: int = 0) -> list[dict[str, Any]]:
+        with self.hub.db.sessions() as session:
+            connection = session.connection()
+            rows = connection.execute(
+                select(TASKS)
+                .where(TASKS.c.status == status, TASKS.c.id > after)
+                .order_by(TASKS.c.id)
+                .limit(limit)
+            ).all()
+            ids = {r.source_record_id for r in rows} | {r.candidate_source_record_id for r in rows}
+            records = {
+                row.id: row.record
+                for row in connection.execute(
+                    select(SOURCES.c.id, SOURCES.c.record).where(SOURCES.c.id.in_(ids))
+                )
+            }
+        return [self.task_json(row, records) for row in rows]
+
+    def task_json(self, row: Any, records: dict[int, Any] | None = None) -> dict[str, Any]:
+        answer = {
+            "id": row.id,
+            "status": row.status,
+            "created_at": row.created_at.isoformat(),
+            "golden_id": row.golden_id,
+            "candidate_golden_id": row.candidate_golden_id,
+            "probability": row.probability,
+            "total": row.total,
+            "explanation": row.explanation,
+            "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+            "decided_by": row.decided_by,
+            "reason": row.reason,
+        }
+        if records is not None:
+            answer["record"] = records.get(row.source_record_id)
+            answer["candidate"] = records.get(row.candidate_source_record_id)
+        return answer
+
+    def thresholds_report(self) -> ThresholdsReport:
+        """Stewards' decisions by match probability, against the configured thresholds."""
+        with self.hub.db.sessions() as session:
+            rows = session.execute(
+                select(TASKS.c.probability, TASKS.c.status).where(TASKS.c.status != "open")
+            ).all()
+            pending = session.execute(
+                select(func.count()).select_from(TASKS).where(TASKS.c.status == "open")
+            ).scalar_one()
+        decided = [Decided(row.probability, row.status == "linked") for row in rows]
+        thresholds = self.settings.thresholds
+        return thresholds_report(decided, thresholds.upper, thresholds.lower, pending=pending)
+
+
+def portal_shape(values: dict[str, Any]) -> dict[str, Any]:
+    """Golden values in the shape of the portal's ``citizen`` (what flow mappings read)."""
+    citizen: dict[str, Any] = {
+        key: values[key]
+        for key in ("birth_name", "used_name", "given_names", "birth_date", "sex", "email", "phone")
+        if key in values
+    }
+    if "birth_place" in values:
+        citizen["birth_place"] = {"insee_code": values["birth_place"]}
+    address = values.get("address")
+    if address:
+        citizen["address"] = {
+            "line1": address.get("line"),
+            "postal_code": address.get("postal_code"),
+            "city": address.get("city"),
+        }
+    return citizen

@@ -1,0 +1,301 @@
+"""``hub citizens``: the golden citizen record in the terminal — initial load, explanations, the
+data stewards' review queue, merges and unmerges, the thresholds report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.prompt import Prompt
+from rich.table import Table
+
+from hub.master_store import MasterDataError
+
+app = typer.Typer(help="The golden citizen record (master data).", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)  # a file:line stays on one line
+Actor = Annotated[str, typer.Option(help="who acts (journaled)")]
+DEFAULT_ACTOR = os.environ.get("USER", "steward")
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="hub.yaml (default: $HUB_CONFIG or config/hub.yaml)")
+]
+
+
+def _citizens(config: Path | None):
+    from hub.citizens import Citizens
+    from hub.cli import _hub  # at call time: hub.cli imports this module to register it
+
+    return Citizens(_hub(config))
+
+
+def _fail(message: str) -> None:
+    errors.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="the system's export: .csv (header row) or .json (a list)")],
+    system: Annotated[str, typer.Option("--system", help="the system the export comes from")],
+    actor: Actor = DEFAULT_ACTOR,
+    config: ConfigOption = None,
+) -> None:
+    """Build golden records from a system's export; running it again changes nothing."""
+    from master_data.sources import SourceFileError, read_records
+
+    citizens = _citizens(config)
+    settings = citizens.hub.config
+    known = sorted({*settings.systems, settings.master_data.portal_system})
+    if system not in known:
+        _fail(f"unknown system {system!r}; valid: {', '.join(known)}")
+    try:
+        records = read_records(file, system)
+    except SourceFileError as exc:
+        for issue in exc.issues:
+            errors.print(str(issue), markup=False, highlight=False)
+        _fail(f"{len(exc.issues)} problem(s) in {file}; nothing was imported")
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"importing {system}", total=len(records))
+        summary = citizens.import_records(
+            system,
+            records,
+            source=file.name,
+            raw=file.read_bytes(),
+            actor=actor,
+            progress=lambda n: progress.advance(task, n),
+        )
+    table = Table("outcome", "records", title=f"{file.name} ({system}): {summary.records} records")
+    labels = {
+        "new": "new golden record",
+        "link": "linked to an existing golden record",
+        "review": "new golden record + review task",
+        "updated": "known record, changed",
+        "unchanged": "known record, unchanged",
+    }
+    for outcome, label in labels.items():
+        table.add_row(label, str(summary.outcomes.get(outcome, 0)))
+    console.print(table)
+    console.print(f"match weights: {summary.model}; journal exchange {summary.exchange_id}")
+
+
+@app.command("explain")
+def explain_command(
+    a: Annotated[str, typer.Argument(help="SYSTEM:LOCAL_ID or a golden id")],
+    b: Annotated[str, typer.Argument(help="SYSTEM:LOCAL_ID or a golden id")],
+    actor: Actor = DEFAULT_ACTOR,
+    config: ConfigOption = None,
+) -> None:
+    """Compare two records field by field: comparison level, weight, total, probability."""
+    citizens = _citizens(config)
+    try:
+        result = citizens.explain(a, b)
+    except MasterDataError as exc:
+        citizens.journal_access(actor, "hub citizens explain", None, outcome=exc.code)
+        _fail(exc.message)
+    citizens.journal_access(actor, "hub citizens explain", None)
+    _print_explanation(result)
+
+
+def _print_explanation(result: dict[str, Any]) -> None:
+    table = Table("field", "level", "weight")
+    for comparison in result["comparisons"]:
+        weight = comparison["weight"]
+        style = "green" if weight > 0 else "red" if weight < 0 else "dim"
+        table.add_row(comparison["field"], comparison["level"], f"[{style}]{weight:+.2f}[/]")
+    console.print(table)
+    rule = f", rule {result['rule']}" if result.get("rule") else ""
+    console.print(
+        f"total {result['total']:+.2f}, probability {result['probability']:.4f}{rule} "
+        f"→ [bold]{result.get('outcome', '')}[/]"
+    )
+
+
+@app.command("review")
+def review_command(
+    actor: Actor = DEFAULT_ACTOR,
+    limit: Annotated[int, typer.Option(help="tasks to go through in this session")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """Go through open review tasks: l = link (same person), n = not the same, s = skip, q = quit."""
+    citizens = _citizens(config)
+    tasks = citizens.tasks("open", limit)
+    citizens.journal_access(actor, f"hub citizens review ({len(tasks)} tasks)", None)
+    if not tasks:
+        console.print("no open review task")
+        return
+    decided = 0
+    for task in tasks:
+        _print_task(task)
+        choice = Prompt.ask("same person?", choices=["l", "n", "s", "q"], default="s", console=console)
+        if choice == "q":
+            break
+        if choice == "s":
+            continue
+        try:
+            result = citizens.decide(task["id"], "link" if choice == "l" else "not_same", actor=actor)
+        except MasterDataError as exc:
+            errors.print(f"task {task['id']}: {exc.message}", markup=False)
+            continue
+        decided += 1
+        merge = result.get("merge")
+        console.print(
+            f"task {task['id']}: {result['status']}"
+            + (f"; {merge['other_id']} merged into {merge['golden_id']}" if merge else "")
+        )
+    console.print(f"{decided} decision(s) recorded")
+
+
+def _print_task(task: dict[str, Any]) -> None:
+    table = Table(
+        "", "incoming record", "candidate", title=f"task {task['id']} — p = {task['probability']:.3f}"
+    )
+    record, candidate = task.get("record") or {}, task.get("candidate") or {}
+    for key in (
+        "system",
+        "local_id",
+        "birth_name",
+        "used_name",
+        "given_names",
+        "birth_date",
+        "sex",
+        "birth_place",
+        "address",
+        "postal_code",
+        "city",
+        "email",
+        "phone",
+    ):
+        left, right = record.get(key), candidate.get(key)
+        if left is None and right is None:
+            continue
+        show = lambda v: ", ".join(v) if isinstance(v, list) else ("" if v is None else str(v))  # noqa: E731
+        table.add_row(key, show(left), show(right))
+    console.print(table)
+    _print_explanation(task["explanation"])
+
+
+@app.command("merge")
+def merge_command(
+    survivor: str,
+    absorbed: str,
+    reason: Annotated[str | None, typer.Option()] = None,
+    actor: Actor = DEFAULT_ACTOR,
+    config: ConfigOption = None,
+) -> None:
+    """Merge golden record ABSORBED into SURVIVOR (values re-derived from all their sources)."""
+    try:
+        result = _citizens(config).merge(survivor, absorbed, actor=actor, reason=reason)
+    except MasterDataError as exc:
+        _fail(exc.message)
+    console.print(
+        f"merged {absorbed} into {survivor}: {len(result['moved'])} record(s) moved; "
+        f"systems concerned: {', '.join(result['systems']) or 'none'}"
+    )
+
+
+@app.command("unmerge")
+def unmerge_command(
+    survivor: str,
+    restored: str,
+    reason: Annotated[str | None, typer.Option()] = None,
+    actor: Actor = DEFAULT_ACTOR,
+    config: ConfigOption = None,
+) -> None:
+    """Split RESTORED back out of SURVIVOR: the records its merge moved go back to it."""
+    try:
+        result = _citizens(config).unmerge(survivor, restored, actor=actor, reason=reason)
+    except MasterDataError as exc:
+        _fail(exc.message)
+    console.print(f"split {restored} back out of {survivor}: {len(result['moved'])} record(s) moved back")
+
+
+@app.command("show")
+def show_command(golden_id: str, actor: Actor = DEFAULT_ACTOR, config: ConfigOption = None) -> None:
+    """The 360° view of a golden record: values with lineage, cross-references (journaled)."""
+    citizens = _citizens(config)
+    try:
+        view = citizens.view(golden_id)
+    except MasterDataError as exc:
+        citizens.journal_access(actor, "hub citizens show", golden_id, outcome=exc.code)
+        _fail(exc.message)
+    citizens.journal_access(actor, "hub citizens show", golden_id)
+    console.print(f"[bold]{view['id']}[/] {view['status']} v{view['version']}")
+    values = Table("attribute", "value", "from", "rule", "observed")
+    for attribute, value in view["values"].items():
+        shown = value["value"]
+        shown = (
+            ", ".join(shown)
+            if isinstance(shown, list)
+            else (" ".join(str(v) for v in shown.values() if v) if isinstance(shown, dict) else str(shown))
+        )
+        lineage = value["lineage"]
+        values.add_row(
+            attribute,
+            shown,
+            f"{lineage['system']}:{lineage['local_id']}",
+            lineage["rule"],
+            lineage["observed_at"][:19],
+        )
+    console.print(values)
+    xrefs = Table("system", "local id", "link", "probability")
+    for xref in view["cross_references"]:
+        probability = "" if xref["probability"] is None else f"{xref['probability']:.3f}"
+        xrefs.add_row(xref["system"], xref["local_id"], xref["link"], probability)
+    console.print(xrefs)
+
+
+@app.command("thresholds")
+def thresholds_command(config: ConfigOption = None) -> None:
+    """Stewards' decisions by match probability, and the thresholds they support."""
+    report = _citizens(config).thresholds_report()
+    table = Table(
+        "probability",
+        "decided",
+        "linked",
+        "not same",
+        "linked share",
+        title=f"thresholds: upper {report.upper:g}, lower {report.lower:g}",
+    )
+    for band in report.bands:
+        share = "" if band.linked_share is None else f"{band.linked_share:.0%}"
+        table.add_row(
+            f"{band.low:.2f}–{band.high:.2f}",
+            str(band.decided),
+            str(band.linked),
+            str(band.decided - band.linked),
+            share,
+        )
+    console.print(table)
+    console.print(f"{report.decided} decided, {report.pending} open")
+    fmt = lambda v: "not enough decisions" if v is None else f"{v:.3f}"  # noqa: E731
+    console.print(
+        f"suggested upper: {fmt(report.suggested_upper)}; suggested lower: {fmt(report.suggested_lower)}"
+    )
+
+
+@app.command("reindex")
+def reindex_command(config: ConfigOption = None) -> None:
+    """Rebuild the blocking-key index (after the blocking rules changed with an upgrade)."""
+    citizens = _citizens(config)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("reindexing", total=citizens.population())
+        count = citizens.reindex(lambda n: progress.advance(task, n))
+    console.print(f"{count} records indexed again")
+
+
+@app.command("estimate")
+def estimate_command(config: ConfigOption = None) -> None:
+    """Estimate the match weights again (EM) from the stored records; workers pick them up."""
+    try:
+        count = _citizens(config).estimate()
+    except MasterDataError as exc:
+        _fail(exc.message)
+    console.print(f"weights estimated from {count} records and stored")

@@ -1,0 +1,704 @@
+"""The golden record's persistence: source versions, cross-references, the blocking index, golden
+records, their versions and values with lineage, review tasks, merges and unmerges.
+
+Every method works on the caller's :class:`~sqlalchemy.Connection`, inside the caller's
+transaction: a resolution, a merge or a steward's decision is written whole or not at all, together
+with whatever the caller adds (the request's golden id, an outbox message, a journal row). Deciding
+(matching, survivorship) is pure and lives in :mod:`master_data`; this module only reads and writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
+
+from hub.db.master_models import EVENTS, GOLDEN, KEYS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
+from hub.db.models import REQUESTS
+from hub.ids import new_id
+from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
+from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
+
+# SQLite allows 32,766 host parameters per statement; PostgreSQL many more. Chunks stay well below.
+_IN_CHUNK = 500
+
+
+class MasterDataError(Exception):
+    """A steward's or an operator's request that cannot be carried out (typed, never partial)."""
+
+    code = "master_data_error"
+    status = 409
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message, self.details = message, details
+
+
+class UnknownGolden(MasterDataError):
+    code, status = "not_found", 404
+
+
+class NotActive(MasterDataError):
+    code = "golden_record_not_active"
+
+
+class NothingToUnmerge(MasterDataError):
+    code = "nothing_to_unmerge"
+
+
+class UnknownTask(MasterDataError):
+    code, status = "not_found", 404
+
+
+class TaskDecided(MasterDataError):
+    code = "task_already_decided"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Which golden record a source record belongs to, and how that was decided."""
+
+    golden_id: str
+    outcome: str  # unchanged | updated | link | review | new
+    source_record_id: int
+    explanation: Explanation | None = None
+    task_id: int | None = None
+
+
+class _Golden(NamedTuple):
+    status: str
+    merged_into: str | None
+    version: int
+    last: Any
+    last_status: str | None
+    last_merged_into: str | None
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    event_id: int
+    golden_id: str
+    other_id: str
+    moved: list[tuple[str, str]]
+    systems: list[str]
+
+
+def record_json(record: IdentityRecord) -> dict[str, Any]:
+    data = dataclasses.asdict(record)
+    data["given_names"] = list(record.given_names)
+    return data
+
+
+def record_from_json(data: dict[str, Any]) -> IdentityRecord:
+    return IdentityRecord(**{**data, "given_names": tuple(data.get("given_names") or ())})
+
+
+def record_digest(record: IdentityRecord) -> str:
+    """What the record says (not who says it): an unchanged record re-imports as a no-op."""
+    data = record_json(record)
+    del data["system"], data["local_id"]
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class GoldenStore:
+    """Reads and writes the master-data tables; ``policy`` derives golden values from sources."""
+
+    def __init__(self, policy: SurvivorshipPolicy, max_candidates: int = 200) -> None:
+        self.policy = policy
+        self.max_candidates = max_candidates
+
+    # ------------------------------------------------------------------ resolution (real time)
+
+    def resolve(
+        self,
+        connection: Connection,
+        record: IdentityRecord,
+        matcher: Matcher,
+        *,
+        now: datetime,
+        exchange_id: int | None = None,
+        actor: str = "hub",
+    ) -> Resolution:
+        """Attach ``record`` to its golden record: known (system, local id) first, then the matcher
+        on candidates read through the blocking index; link, create + review task, or create."""
+        digest = record_digest(record)
+        known = connection.execute(
+            select(XREFS.c.golden_id, XREFS.c.source_record_id, SOURCES.c.digest, SOURCES.c.version)
+            .join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id)
+            .where(XREFS.c.system == record.system, XREFS.c.local_id == record.local_id)
+        ).first()
+        if known is not None:
+            if known.digest == digest:
+                return Resolution(known.golden_id, "unchanged", known.source_record_id)
+            source = self._add_source(connection, record, digest, known.version + 1, now, exchange_id)
+            connection.execute(delete(KEYS).where(KEYS.c.source_record_id == known.source_record_id))
+            self._index(connection, source.id, matcher.blocking_keys(record))
+            connection.execute(
+                update(XREFS)
+                .where(XREFS.c.system == record.system, XREFS.c.local_id == record.local_id)
+                .values(source_record_id=source.id)
+            )
+            self.rederive(connection, known.golden_id, now=now, cause="source_updated", actor=actor)
+            return Resolution(known.golden_id, "updated", source.id)
+
+        keys = matcher.blocking_keys(record)
+        candidates = self.candidates(connection, keys)
+        decision: Decision = matcher.decide(record, [c.record for c, _golden in candidates])
+        source = self._add_source(connection, record, digest, 1, now, exchange_id)
+        self._index(connection, source.id, keys)
+        linked_to: str | None = None
+        if decision.outcome == "link" and decision.candidate is not None:
+            linked_to = _golden_of(candidates, decision.candidate)
+            decision = self._check_against_golden(connection, record, linked_to, decision, matcher)
+        explanation = decision.explanation
+        probability = explanation.probability if explanation else None
+        if decision.outcome == "link" and linked_to is not None:
+            golden_id = linked_to
+            link = f"rule:{explanation.rule}" if explanation and explanation.rule else "score"
+            self._link(connection, record, source.id, golden_id, link, probability, now)
+            self.rederive(connection, golden_id, now=now, cause="source_linked", actor=actor)
+            return Resolution(golden_id, "link", source.id, explanation)
+        golden_id = self.create_golden(connection, now=now)
+        self._link(connection, record, source.id, golden_id, "new", probability, now)
+        self.rederive(connection, golden_id, now=now, cause="created", actor=actor, fresh=source)
+        if decision.outcome == "review" and decision.candidate is not None and explanation is not None:
+            task_id = self._open_task(connection, source.id, golden_id, candidates, decision, now)
+            return Resolution(golden_id, "review", source.id, explanation, task_id)
+        return Resolution(golden_id, "new", source.id, explanation)
+
+    def _check_against_golden(
+        self,
+        connection: Connection,
+        record: IdentityRecord,
+        golden_id: str,
+        decision: Decision,
+        matcher: Matcher,
+    ) -> Decision:
+        """A scored link must also hold against the golden record as a whole: a school record
+        without a birth place must not vouch for a record born elsewhere than the registry says."""
+        explanation = decision.explanation
+        if explanation is not None and explanation.rule and not explanation.rule.startswith("conflict"):
+            return decision  # a deterministic rule (same NIR, same pivot identity) links anyway
+        values = {
+            row.attribute: row.value
+            for row in connection.execute(
+                select(VALUES.c.attribute, VALUES.c.value).where(VALUES.c.golden_id == golden_id)
+            )
+        }
+        whole = matcher.explain(record, golden_record(golden_id, values))
+        if whole.rule and whole.rule.startswith("conflict"):
+            return Decision("review", decision.candidate, whole)
+        return decision
+
+    def candidates(self, connection: Connection, keys: Iterable[str]) -> list[tuple[SourceVersion, str]]:
+        """Current source records sharing a blocking key with the incoming one, with their golden id."""
+        keys = sorted(set(keys))
+        if not keys:
+            return []
+        matching = select(KEYS.c.source_record_id).where(KEYS.c.key.in_(keys))
+        # Driven by the key index, then primary keys only: source by id, cross-reference by
+        # (system, local id). Only a record's current version is indexed, and only it may match.
+        current = and_(
+            XREFS.c.system == SOURCES.c.system,
+            XREFS.c.local_id == SOURCES.c.local_id,
+            XREFS.c.source_record_id == SOURCES.c.id,
+        )
+        rows = connection.execute(
+            select(
+                SOURCES.c.id,
+                SOURCES.c.record,
+                SOURCES.c.received_at,
+                SOURCES.c.exchange_id,
+                XREFS.c.golden_id,
+            )
+            .join(XREFS, current)
+            .where(SOURCES.c.id.in_(matching))
+            .order_by(SOURCES.c.id)
+            .limit(self.max_candidates)
+        ).all()
+        return [(_version(row), row.golden_id) for row in rows]
+
+    def reindex(self, connection: Connection, matcher: Matcher, *, after: int, limit: int) -> list[int]:
+        """Blocking keys of the next ``limit`` current source records (by id, after ``after``)
+        computed again, e.g. after the blocking rules changed; returns their ids (none at the end)."""
+        rows = connection.execute(
+            select(SOURCES.c.id, SOURCES.c.record)
+            .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+            .where(SOURCES.c.id > after)
+            .order_by(SOURCES.c.id)
+            .limit(limit)
+        ).all()
+        ids = [row.id for row in rows]
+        if not ids:
+            return ids
+        connection.execute(delete(KEYS).where(KEYS.c.source_record_id.in_(ids)))
+        keys = [
+            {"key": key[:120], "source_record_id": row.id}
+            for row in rows
+            for key in sorted(matcher.blocking_keys(record_from_json(row.record)))
+        ]
+        if keys:
+            connection.execute(insert(KEYS), keys)
+        return ids
+
+    # ------------------------------------------------------------------ golden records
+
+    def create_golden(self, connection: Connection, *, now: datetime) -> str:
+        golden_id = new_id()
+        connection.execute(
+            insert(GOLDEN),
+            {
+                "id": golden_id,
+                "status": "active",
+                "merged_into": None,
+                "version": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        return golden_id
+
+    def sources_of(self, connection: Connection, golden_id: str) -> list[SourceVersion]:
+        rows = connection.execute(
+            select(SOURCES.c.id, SOURCES.c.record, SOURCES.c.received_at, SOURCES.c.exchange_id)
+            .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+            .where(XREFS.c.golden_id == golden_id)
+            .order_by(SOURCES.c.id)
+        ).all()
+        return [_version(row) for row in rows]
+
+    def rederive(
+        self,
+        connection: Connection,
+        golden_id: str,
+        *,
+        now: datetime,
+        cause: str,
+        actor: str,
+        fresh: SourceVersion | None = None,
+    ) -> int:
+        """Golden values derived again from the current sources; a new version if anything changed.
+
+        ``fresh``: the golden record was just created for this one source (nothing to read back).
+        Returns the golden record's version after the call."""
+        if fresh is not None:
+            golden = _Golden("active", None, 0, None, None, None)
+            sources = [fresh]
+        else:
+            # The record and its last version in one round trip.
+            golden = connection.execute(
+                select(
+                    GOLDEN.c.status,
+                    GOLDEN.c.merged_into,
+                    GOLDEN.c.version,
+                    VERSIONS.c.golden.label("last"),
+                    VERSIONS.c.status.label("last_status"),
+                    VERSIONS.c.merged_into.label("last_merged_into"),
+                )
+                .outerjoin(
+                    VERSIONS,
+                    and_(VERSIONS.c.golden_id == GOLDEN.c.id, VERSIONS.c.version == GOLDEN.c.version),
+                )
+                .where(GOLDEN.c.id == golden_id)
+                # Writers of one golden record take turns (PostgreSQL; SQLite has one writer).
+                .with_for_update(of=GOLDEN)
+            ).one()
+            sources = self.sources_of(connection, golden_id) if golden.status == "active" else []
+        values = derive(sources, self.policy)
+        snapshot = {
+            "values": {
+                a: {"value": v.value, "lineage": v.lineage.as_json()} for a, v in sorted(values.items())
+            },
+            "xrefs": sorted([s.system, s.local_id] for s in sources),
+        }
+        if golden.version > 0:
+            last = (golden.last, golden.last_status, golden.last_merged_into)
+            if last == (snapshot, golden.status, golden.merged_into):
+                return golden.version
+            connection.execute(delete(VALUES).where(VALUES.c.golden_id == golden_id))
+        version = golden.version + 1
+        if values:
+            connection.execute(
+                insert(VALUES),
+                [
+                    {
+                        "golden_id": golden_id,
+                        "attribute": attribute,
+                        "value": value.value,
+                        "source_record_id": value.lineage.source_record_id,
+                        "system": value.lineage.system,
+                        "local_id": value.lineage.local_id,
+                        "exchange_id": value.lineage.exchange_id,
+                        "observed_at": value.lineage.observed_at,
+                        "rule": value.lineage.rule,
+                    }
+                    for attribute, value in values.items()
+                ],
+            )
+        connection.execute(
+            insert(VERSIONS),
+            {
+                "golden_id": golden_id,
+                "version": version,
+                "at": now,
+                "cause": cause,
+                "actor": actor[:100],
+                "status": golden.status,
+                "merged_into": golden.merged_into,
+                "golden": snapshot,
+            },
+        )
+        connection.execute(
+            update(GOLDEN).where(GOLDEN.c.id == golden_id).values(version=version, updated_at=now)
+        )
+        return version
+
+    def current_id(self, connection: Connection, golden_id: str) -> str:
+        """Where a golden id lives now: itself, or the record it was merged into (transitively)."""
+        seen = set()
+        while True:
+            row = connection.execute(
+                select(GOLDEN.c.status, GOLDEN.c.merged_into).where(GOLDEN.c.id == golden_id)
+            ).first()
+            if row is None:
+                raise UnknownGolden(f"no golden record {golden_id!r}")
+            if row.status != "merged" or row.merged_into is None or golden_id in seen:
+                return golden_id
+            seen.add(golden_id)
+            golden_id = row.merged_into
+
+    # ------------------------------------------------------------------ merge and unmerge
+
+    def merge(
+        self,
+        connection: Connection,
+        survivor: str,
+        absorbed: str,
+        *,
+        now: datetime,
+        actor: str,
+        reason: str | None = None,
+        task_id: int | None = None,
+    ) -> MergeResult:
+        """Move every cross-reference of ``absorbed`` to ``survivor``; both re-derived, both versioned."""
+        if survivor == absorbed:
+            raise NotActive("a golden record cannot be merged with itself", {"golden_id": survivor})
+        self._require_active(connection, survivor, absorbed)
+        moved = [
+            (row.system, row.local_id)
+            for row in connection.execute(
+                select(XREFS.c.system, XREFS.c.local_id)
+                .where(XREFS.c.golden_id == absorbed)
+                .order_by(XREFS.c.system, XREFS.c.local_id)
+            )
+        ]
+        systems = self.systems_told(connection, [survivor, absorbed])
+        connection.execute(
+            update(XREFS).where(XREFS.c.golden_id == absorbed).values(golden_id=survivor, linked_at=now)
+        )
+        connection.execute(
+            update(GOLDEN).where(GOLDEN.c.id == absorbed).values(status="merged", merged_into=survivor)
+        )
+        self.rederive(connection, absorbed, now=now, cause="merged", actor=actor)
+        self.rederive(connection, survivor, now=now, cause="merged", actor=actor)
+        event_id = connection.execute(
+            insert(EVENTS).returning(EVENTS.c.id),
+            {
+                "at": now,
+                "kind": "merge",
+                "actor": actor[:100],
+                "golden_id": survivor,
+                "other_id": absorbed,
+                "moved": [list(key) for key in moved],
+                "systems": systems,
+                "task_id": task_id,
+                "reason": reason,
+            },
+        ).scalar_one()
+        return MergeResult(event_id, survivor, absorbed, moved, systems)
+
+    def unmerge(
+        self,
+        connection: Connection,
+        survivor: str,
+        restored: str,
+        *,
+        now: datetime,
+        actor: str,
+        reason: str | None = None,
+    ) -> MergeResult:
+        """Split ``restored`` back out of ``survivor``: the records its merge moved go back to it."""
+        merge = connection.execute(
+            select(EVENTS)
+            .where(
+                EVENTS.c.kind == "merge",
+                EVENTS.c.golden_id == survivor,
+                EVENTS.c.other_id == restored,
+                EVENTS.c.undone_by.is_(None),
+            )
+            .order_by(EVENTS.c.id.desc())
+            .limit(1)
+        ).first()
+        if merge is None:
+            raise NothingToUnmerge(
+                f"{restored} was not merged into {survivor} (or was split back already)",
+                {"golden_id": survivor, "restore": restored},
+            )
+        self._lock(connection, survivor, restored)
+        self._require_active(connection, survivor)
+        still_here = set()
+        for chunk in _chunks([tuple(key) for key in merge.moved]):
+            still_here |= {
+                (row.system, row.local_id)
+                for row in connection.execute(
+                    select(XREFS.c.system, XREFS.c.local_id).where(
+                        XREFS.c.golden_id == survivor,
+                        _key_in(chunk),
+                    )
+                )
+            }
+        back = sorted(still_here)
+        for chunk in _chunks(back):
+            connection.execute(update(XREFS).where(_key_in(chunk)).values(golden_id=restored, linked_at=now))
+        connection.execute(
+            update(GOLDEN).where(GOLDEN.c.id == restored).values(status="active", merged_into=None)
+        )
+        self.rederive(connection, restored, now=now, cause="unmerged", actor=actor)
+        self.rederive(connection, survivor, now=now, cause="unmerged", actor=actor)
+        systems = self.systems_told(connection, [survivor, restored])
+        event_id = connection.execute(
+            insert(EVENTS).returning(EVENTS.c.id),
+            {
+                "at": now,
+                "kind": "unmerge",
+                "actor": actor[:100],
+                "golden_id": survivor,
+                "other_id": restored,
+                "moved": [list(key) for key in back],
+                "systems": systems,
+                "reason": reason,
+            },
+        ).scalar_one()
+        connection.execute(update(EVENTS).where(EVENTS.c.id == merge.id).values(undone_by=event_id))
+        return MergeResult(event_id, survivor, restored, back, systems)
+
+    def systems_told(self, connection: Connection, golden_ids: Sequence[str]) -> list[str]:
+        """Systems that hold or were sent either identity: its source systems and the systems its
+        requests were routed to."""
+        holders = connection.execute(
+            select(XREFS.c.system).where(XREFS.c.golden_id.in_(golden_ids)).distinct()
+        ).scalars()
+        routed = connection.execute(
+            select(REQUESTS.c.target_system)
+            .where(REQUESTS.c.golden_id.in_(golden_ids), REQUESTS.c.target_system.is_not(None))
+            .distinct()
+        ).scalars()
+        return sorted({*holders, *routed})
+
+    def _lock(self, connection: Connection, *golden_ids: str) -> None:
+        """Lock golden records in id order (PostgreSQL): concurrent merges cannot deadlock."""
+        connection.execute(
+            select(GOLDEN.c.id).where(GOLDEN.c.id.in_(golden_ids)).order_by(GOLDEN.c.id).with_for_update()
+        )
+
+    def _require_active(self, connection: Connection, *golden_ids: str) -> None:
+        # Locked in id order: two stewards merging the same pair both ways cannot deadlock.
+        rows = {
+            row.id: row
+            for row in connection.execute(
+                select(GOLDEN.c.id, GOLDEN.c.status, GOLDEN.c.merged_into)
+                .where(GOLDEN.c.id.in_(golden_ids))
+                .order_by(GOLDEN.c.id)
+                .with_for_update()
+            )
+        }
+        for golden_id in golden_ids:
+            row = rows.get(golden_id)
+            if row is None:
+                raise UnknownGolden(f"no golden record {golden_id!r}")
+            if row.status != "active":
+                raise NotActive(
+                    f"golden record {golden_id} was merged into {row.merged_into}",
+                    {"golden_id": golden_id, "merged_into": row.merged_into},
+                )
+
+    # ------------------------------------------------------------------ stewardship
+
+    def decide(
+        self,
+        connection: Connection,
+        task_id: int,
+        decision: str,
+        *,
+        now: datetime,
+        actor: str,
+        reason: str | None = None,
+    ) -> MergeResult | None:
+        """A steward's answer to a review task: ``link`` merges the two golden records (the
+        candidate's, older, survives); ``not_same`` keeps them apart. Returns the merge, if any."""
+        task = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).first()
+        if task is None:
+            raise UnknownTask(f"no review task {task_id}")
+        if task.status != "open":
+            raise TaskDecided(
+                f"task {task_id} was decided already ({task.status} by {task.decided_by})",
+                {"status": task.status, "decided_by": task.decided_by},
+            )
+        connection.execute(
+            update(TASKS)
+            .where(TASKS.c.id == task_id)
+            .values(
+                status="linked" if decision == "link" else "not_same",
+                decided_at=now,
+                decided_by=actor[:100],
+                reason=reason,
+            )
+        )
+        if decision != "link":
+            return None
+        survivor = self.current_id(connection, task.candidate_golden_id)
+        absorbed = self.current_id(connection, task.golden_id)
+        if survivor == absorbed:
+            return None
+        return self.merge(
+            connection, survivor, absorbed, now=now, actor=actor, reason=reason, task_id=task_id
+        )
+
+    def _open_task(
+        self,
+        connection: Connection,
+        source_id: int,
+        golden_id: str,
+        candidates: list[tuple[SourceVersion, str]],
+        decision: Decision,
+        now: datetime,
+    ) -> int:
+        assert decision.candidate is not None and decision.explanation is not None
+        candidate = next(s for s, _g in candidates if s.record.key == decision.candidate.key)
+        explanation = decision.explanation
+        return connection.execute(
+            insert(TASKS).returning(TASKS.c.id),
+            {
+                "status": "open",
+                "created_at": now,
+                "source_record_id": source_id,
+                "golden_id": golden_id,
+                "candidate_source_record_id": candidate.id,
+                "candidate_golden_id": _golden_of(candidates, decision.candidate),
+                "probability": explanation.probability,
+                "total": explanation.total,
+                "explanation": explanation_json(explanation),
+            },
+        ).scalar_one()
+
+    # ------------------------------------------------------------------ writes
+
+    def _add_source(
+        self,
+        connection: Connection,
+        record: IdentityRecord,
+        digest: str,
+        version: int,
+        now: datetime,
+        exchange_id: int | None,
+    ) -> SourceVersion:
+        source_id = connection.execute(
+            insert(SOURCES).returning(SOURCES.c.id),
+            {
+                "system": record.system,
+                "local_id": record.local_id,
+                "version": version,
+                "record": record_json(record),
+                "digest": digest,
+                "received_at": now,
+                "exchange_id": exchange_id,
+            },
+        ).scalar_one()
+        return SourceVersion(source_id, record, now, exchange_id)
+
+    def _index(self, connection: Connection, source_id: int, keys: Iterable[str]) -> None:
+        rows = [{"key": key[:120], "source_record_id": source_id} for key in sorted(set(keys))]
+        if rows:
+            connection.execute(insert(KEYS), rows)
+
+    def _link(
+        self,
+        connection: Connection,
+        record: IdentityRecord,
+        source_id: int,
+        golden_id: str,
+        link: str,
+        probability: float | None,
+        now: datetime,
+    ) -> None:
+        connection.execute(
+            insert(XREFS),
+            {
+                "system": record.system,
+                "local_id": record.local_id,
+                "golden_id": golden_id,
+                "source_record_id": source_id,
+                "link": link[:64],
+                "probability": probability,
+                "linked_at": now,
+            },
+        )
+
+
+def golden_record(golden_id: str, values: dict[str, Any]) -> IdentityRecord:
+    """Golden values as one record (to compare a record with the golden record as a whole)."""
+    address = values.get("address") or {}
+    return IdentityRecord(
+        system="golden",
+        local_id=golden_id,
+        birth_name=values.get("birth_name"),
+        used_name=values.get("used_name"),
+        given_names=tuple(values.get("given_names") or ()),
+        birth_date=values.get("birth_date"),
+        sex=values.get("sex"),
+        birth_place=values.get("birth_place"),
+        address=address.get("line"),
+        postal_code=address.get("postal_code"),
+        city=address.get("city"),
+        email=values.get("email"),
+        phone=values.get("phone"),
+        nir=values.get("nir"),
+    )
+
+
+def explanation_json(explanation: Explanation) -> dict[str, Any]:
+    return {
+        "rule": explanation.rule,
+        "comparisons": [
+            {"field": c.field, "level": c.level, "weight": round(c.weight, 4)}
+            for c in explanation.comparisons
+        ],
+        "total": round(explanation.total, 4),
+        "probability": explanation.probability,
+    }
+
+
+def _version(row: Any) -> SourceVersion:
+    return SourceVersion(row.id, record_from_json(row.record), row.received_at, row.exchange_id)
+
+
+def _golden_of(candidates: list[tuple[SourceVersion, str]], record: IdentityRecord) -> str:
+    for source, golden_id in candidates:
+        if source.record.key == record.key:
+            return golden_id
+    raise LookupError(f"the matcher chose {record.key}, which is not among the candidates")
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+def _key_in(keys: Sequence[tuple[str, str]]) -> Any:
+    return tuple_(XREFS.c.system, XREFS.c.local_id).in_([tuple(key) for key in keys])

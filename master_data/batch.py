@@ -1,0 +1,317 @@
+"""Whole imports: estimate the weights, deduplicate one source or link two, as arrays.
+
+A run normalises every record once, generates candidate pairs from the blocking keys, compares all
+pairs column by column (numpy, rapidfuzz's ``cpdist``), estimates m/u by EM on the distinct level
+patterns, then scores and clusters. Memory is a few hundred bytes per record plus ~20 bytes per
+candidate pair; progress goes to a rich progress bar on stderr and a summary comes back with the
+result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from master_data.blocking import candidate_pairs, record_keys
+from master_data.communes import CommuneTable, default_table
+from master_data.comparison import FIELDS, compare
+from master_data.estimation import estimate_from_features
+from master_data.features import Features, normalise_record
+from master_data.matcher import CONFLICT, Matcher
+from master_data.model import MatchModel
+from master_data.records import IdentityRecord
+
+DEFAULT_UPPER = 0.99
+DEFAULT_LOWER = 0.5
+_SCORE_CHUNK = 500_000
+
+
+@dataclass
+class BatchResult:
+    """What a batch run found.
+
+    ``pairs`` (k x 2, record indices; for a link the right index counts from 0 in ``right``) with
+    their ``probabilities``, ``totals`` and ``outcomes`` (2 link, 1 review, 0 new); ``clusters`` the
+    groups of linked records (deduplication: connected components of the links, every record in
+    exactly one cluster); ``summary`` counts and seconds per step.
+    """
+
+    pairs: np.ndarray
+    probabilities: np.ndarray
+    totals: np.ndarray
+    outcomes: np.ndarray
+    clusters: list[list[int]]
+    model: MatchModel
+    summary: dict[str, float | int] = field(default_factory=dict)
+
+    @property
+    def links(self) -> np.ndarray:
+        return self.pairs[self.outcomes == 2]
+
+    @property
+    def reviews(self) -> np.ndarray:
+        return self.pairs[self.outcomes == 1]
+
+
+class _Steps:
+    """A rich progress bar of the run's steps on stderr (silent when ``enabled`` is False)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.seconds: dict[str, float] = {}
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task("matching", total=total)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.progress.update(self.task, description=name)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 3)
+        self.progress.advance(self.task)
+
+    def __enter__(self) -> _Steps:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.update(self.task, description="done")
+        self.progress.stop()
+
+
+@dataclass
+class _Prepared:
+    features: Features
+    i: np.ndarray
+    j: np.ndarray
+    levels: np.ndarray
+    split: int | None
+    blocking: dict[str, int]
+
+
+def _prepare(
+    records: Sequence[IdentityRecord],
+    split: int | None,
+    communes: CommuneTable,
+    max_block: int,
+    steps: _Steps,
+) -> _Prepared:
+    with steps.step("normalising"):
+        rows = [normalise_record(record, communes) for record in records]
+        features = Features(rows)
+    with steps.step("blocking"):
+        keys = [record_keys(row) for row in rows]
+        i, j, stats = candidate_pairs(keys, max_block=max_block, split=split)
+        del keys
+    with steps.step("comparing pairs"):
+        parts = [
+            compare(features, i[s : s + _SCORE_CHUNK], j[s : s + _SCORE_CHUNK])
+            for s in range(0, len(i), _SCORE_CHUNK)
+        ]
+        levels = np.concatenate(parts) if parts else np.zeros((0, len(FIELDS)), dtype=np.int8)
+    return _Prepared(features, i, j, levels, split, stats)
+
+
+def _estimate(prepared: _Prepared, seed: int, steps: _Steps) -> MatchModel:
+    with steps.step("estimating weights (EM)"):
+        model = estimate_from_features(prepared.features, prepared.split, seed=seed)
+        model.notes["records"] = prepared.features.n
+    return model
+
+
+def estimate(
+    records: Sequence[IdentityRecord],
+    *,
+    communes: CommuneTable | None = None,
+    seed: int = 1,
+    progress: bool = False,
+) -> MatchModel:
+    """m/u weights and prior estimated from the records themselves, unsupervised (EM; see
+    master_data.estimation)."""
+    communes = communes or default_table()
+    with _Steps(progress, 2) as steps:
+        with steps.step("normalising"):
+            features = Features([normalise_record(record, communes) for record in records])
+        with steps.step("estimating weights (EM)"):
+            model = estimate_from_features(features, None, seed=seed)
+            model.notes["records"] = features.n
+    return model
+
+
+estimate_model = estimate
+
+
+def _clusters(
+    n: int, links: np.ndarray, strength: np.ndarray, conflicts: np.ndarray
+) -> tuple[list[list[int]], np.ndarray]:
+    """Clusters from the links, strongest first, refusing any merge that would put two records in
+    conflict (twins, namesakes born elsewhere...) into one golden record, even through others.
+
+    Returns the clusters (every record in exactly one) and a mask of the links that were refused.
+    Each cluster root keeps the records its members conflict with, so a merge checks only those.
+    """
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    # Most candidate pairs are conflicts (two members of a household), but only those inside one
+    # component of the links could ever be merged: keep just these.
+    for a, b in zip(links[:, 0].tolist(), links[:, 1].tolist(), strict=True):
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            parent[max(root_a, root_b)] = min(root_a, root_b)
+    component = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
+    relevant = conflicts[component[conflicts[:, 0]] == component[conflicts[:, 1]]]
+    against: dict[int, list[int]] = {}
+    for a, b in zip(relevant[:, 0].tolist(), relevant[:, 1].tolist(), strict=True):
+        against.setdefault(a, []).append(b)
+        against.setdefault(b, []).append(a)
+    parent = list(range(n))
+
+    refused = np.zeros(len(links), dtype=bool)
+    order = np.argsort(-strength, kind="stable")
+    for k, a, b in zip(order.tolist(), links[order, 0].tolist(), links[order, 1].tolist(), strict=True):
+        root_a, root_b = find(a), find(b)
+        if root_a == root_b:
+            continue
+        partners_a, partners_b = against.get(root_a), against.get(root_b)
+        if partners_a and partners_b:  # conflicts are symmetric: one side's list is enough
+            shorter, other_root = (
+                (partners_a, root_b) if len(partners_a) <= len(partners_b) else (partners_b, root_a)
+            )
+            if any(find(p) == other_root for p in shorter):
+                refused[k] = True
+                continue
+        parent[root_b] = root_a
+        if partners_b:
+            against[root_a] = (partners_a or []) + partners_b
+    roots = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
+    order = np.argsort(roots, kind="stable")
+    bounds = [0, *(np.flatnonzero(np.diff(roots[order])) + 1).tolist(), n]
+    ordered = order.tolist()
+    return [ordered[start:end] for start, end in pairwise(bounds) if end > start], refused
+
+
+def _run(
+    records: Sequence[IdentityRecord],
+    split: int | None,
+    matcher: Matcher | None,
+    *,
+    upper: float,
+    lower: float,
+    communes: CommuneTable | None,
+    max_block: int,
+    seed: int,
+    progress: bool,
+) -> BatchResult:
+    started = time.perf_counter()
+    communes = matcher.communes if matcher else (communes or default_table())
+    with _Steps(progress, 5 if matcher is None else 4) as steps:
+        prepared = _prepare(records, split, communes, max_block, steps)
+        if matcher is None:
+            matcher = Matcher(_estimate(prepared, seed, steps), upper, lower, communes=communes)
+        with steps.step("scoring and deciding"):
+            totals = matcher.model.totals(prepared.levels)
+            probabilities = matcher.model.probability(totals)
+            rules = matcher.rules(prepared.features, prepared.i, prepared.j, prepared.levels)
+            outcomes = matcher.outcomes(probabilities, rules, prepared.levels)
+            pairs = np.stack([prepared.i, prepared.j], axis=1)
+            clusters: list[list[int]] = []
+            if split is None:
+                linked = np.flatnonzero(outcomes == 2)
+                clusters, refused = _clusters(
+                    len(records),
+                    pairs[linked],
+                    np.where(rules[linked] > 0, 2.0, probabilities[linked]),  # rules before scores
+                    pairs[rules == CONFLICT],
+                )
+                outcomes[linked[refused]] = 1  # a steward decides between the two golden records
+            else:
+                pairs = pairs - np.array([0, split])
+    summary: dict[str, float | int] = {
+        "records": len(records),
+        "candidate_pairs": len(prepared.i),
+        "links": int((outcomes == 2).sum()),
+        "reviews": int((outcomes == 1).sum()),
+        "skipped_blocks": prepared.blocking.get("skipped_blocks", 0),
+        "seconds": round(time.perf_counter() - started, 3),
+        **{f"seconds.{name}": value for name, value in steps.seconds.items()},
+    }
+    if split is None:
+        summary["clusters"] = len(clusters)
+    if progress:
+        Console(stderr=True).print(
+            "[bold]summary[/]: " + ", ".join(f"{key} {value}" for key, value in summary.items())
+        )
+    return BatchResult(pairs, probabilities, totals, outcomes, clusters, matcher.model, summary)
+
+
+def deduplicate(
+    records: Sequence[IdentityRecord],
+    matcher: Matcher | None = None,
+    *,
+    upper: float = DEFAULT_UPPER,
+    lower: float = DEFAULT_LOWER,
+    communes: CommuneTable | None = None,
+    max_block: int = 500,
+    seed: int = 1,
+    progress: bool = False,
+) -> BatchResult:
+    """Group ``records`` into people. Without a ``matcher`` the weights are estimated from these
+    very records first (one pass over the candidate pairs serves EM and scoring)."""
+    return _run(
+        records,
+        None,
+        matcher,
+        upper=upper,
+        lower=lower,
+        communes=communes,
+        max_block=max_block,
+        seed=seed,
+        progress=progress,
+    )
+
+
+def link(
+    left: Sequence[IdentityRecord],
+    right: Sequence[IdentityRecord],
+    matcher: Matcher | None = None,
+    *,
+    upper: float = DEFAULT_UPPER,
+    lower: float = DEFAULT_LOWER,
+    communes: CommuneTable | None = None,
+    max_block: int = 500,
+    seed: int = 1,
+    progress: bool = False,
+) -> BatchResult:
+    """Pairs (index in ``left``, index in ``right``) that are the same person."""
+    return _run(
+        [*left, *right],
+        len(left),
+        matcher,
+        upper=upper,
+        lower=lower,
+        communes=communes,
+        max_block=max_block,
+        seed=seed,
+        progress=progress,
+    )

@@ -1,0 +1,138 @@
+"""Survivorship: état civil wins for the birth identity, the latest news for contact details, and
+every golden value says where it comes from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from master_data.records import IdentityRecord
+from master_data.survivorship import (
+    ATTRIBUTES,
+    AttributeRule,
+    SourceVersion,
+    SurvivorshipPolicy,
+    attribute_value,
+    derive,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+POLICY = SurvivorshipPolicy(
+    {
+        "birth_name": AttributeRule("trusted_source", ("etat_civil", "portal")),
+        "given_names": AttributeRule("most_complete"),
+        "address": AttributeRule("most_recent"),
+        "email": AttributeRule("most_frequent"),
+    }
+)
+
+
+def source(id: int, system: str, days: int = 0, **fields) -> SourceVersion:
+    return SourceVersion(
+        id, IdentityRecord(system, f"{system}-{id}", **fields), T0 + timedelta(days=days), 100 + id
+    )
+
+
+def test_etat_civil_wins_the_birth_name_even_when_older():
+    golden = derive(
+        [
+            source(1, "ecole", days=30, birth_name="LEFEVRE"),
+            source(2, "etat_civil", days=0, birth_name="Lefèvre"),
+            source(3, "portal", days=60, birth_name="Lefevre"),
+        ],
+        POLICY,
+    )
+    assert golden["birth_name"].value == "Lefèvre"
+    lineage = golden["birth_name"].lineage
+    assert (lineage.system, lineage.source_record_id, lineage.exchange_id, lineage.rule) == (
+        "etat_civil",
+        2,
+        102,
+        "trusted_source",
+    )
+
+
+def test_untrusted_systems_fall_back_to_the_most_recent():
+    golden = derive([source(1, "ecole", 1, birth_name="A"), source(2, "finances", 2, birth_name="B")], POLICY)
+    assert golden["birth_name"].value == "B"
+
+
+def test_the_latest_address_survives_as_one_block():
+    golden = derive(
+        [
+            source(1, "etat_civil", 0, address="1 rue Haute", postal_code="75001", city="Paris"),
+            source(2, "ecole", 10, address="12 rue des Lilas", postal_code="33000", city="Bordeaux"),
+            source(3, "finances", 5, city="Lyon"),
+        ],
+        POLICY,
+    )
+    assert golden["address"].value == {"line": "12 rue des Lilas", "postal_code": "33000", "city": "Bordeaux"}
+    assert golden["address"].lineage.system == "ecole"
+
+
+def test_most_complete_keeps_every_given_name():
+    golden = derive(
+        [
+            source(1, "ecole", 9, given_names=("Elodie",)),
+            source(2, "finances", 0, given_names=("Élodie", "Marie")),
+        ],
+        POLICY,
+    )
+    assert golden["given_names"].value == ["Élodie", "Marie"]
+
+
+def test_most_frequent_counts_spellings_as_one_value():
+    golden = derive(
+        [
+            source(1, "ecole", 0, email="e.martin@example.org"),
+            source(2, "finances", 1, email="E.Martin@example.org"),
+            source(3, "portal", 9, email="other@example.org"),
+        ],
+        POLICY,
+    )
+    assert golden["email"].value == "E.Martin@example.org"  # the majority, in its latest spelling
+
+
+def test_an_attribute_no_source_gives_has_no_golden_value():
+    golden = derive([source(1, "ecole", 0, birth_name="X", phone="  ")], POLICY)
+    assert set(golden) == {"birth_name"}
+
+
+names = st.sampled_from(["Lefèvre", "LEFEVRE", "Martin", "Ndiaye", "", "de La Fontaine"])
+records = st.builds(
+    lambda system, birth, given, email, postal, days: (system, birth, given, email, postal, days),
+    st.sampled_from(["etat_civil", "ecole", "finances", "portal"]),
+    names,
+    st.lists(st.sampled_from(["Élodie", "Marie", "Jean"]), max_size=3),
+    st.sampled_from([None, "a@example.org", "b@example.org"]),
+    st.sampled_from([None, "33000", "75001"]),
+    st.integers(0, 3),
+)
+
+
+@given(st.lists(records, min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_golden_values_never_depend_on_source_order_and_always_point_to_a_given_source(rows, rnd):
+    sources = [
+        source(
+            i,
+            system,
+            days,
+            birth_name=birth or None,
+            given_names=tuple(given),
+            email=email,
+            postal_code=postal,
+        )
+        for i, (system, birth, given, email, postal, days) in enumerate(rows, start=1)
+    ]
+    golden = derive(sources, POLICY)
+    shuffled = list(sources)
+    rnd.shuffle(shuffled)
+    assert derive(shuffled, POLICY) == golden
+    by_id = {s.id: s for s in sources}
+    for attribute, value in golden.items():
+        assert attribute in ATTRIBUTES
+        origin = by_id[value.lineage.source_record_id]  # lineage names a source that was given...
+        assert attribute_value(origin.record, attribute) == value.value  # ...and that gave this value
+        assert (value.lineage.system, value.lineage.observed_at) == (origin.system, origin.received_at)

@@ -1,0 +1,29 @@
+"""Stewards' decisions suggest thresholds only when they are enough and agree."""
+
+from __future__ import annotations
+
+from master_data.stewardship import Decided, thresholds_report
+
+
+def test_decisions_are_counted_by_band():
+    report = thresholds_report([Decided(0.62, False), Decided(0.91, True), Decided(0.93, False)], 0.95, 0.5)
+    bands = {(b.low, b.high): (b.decided, b.linked) for b in report.bands}
+    assert bands[(0.6, 0.7)] == (1, 0) and bands[(0.9, 0.95)] == (2, 1)
+    assert report.decided == 3 and report.suggested_upper is None and report.suggested_lower is None
+
+
+def test_agreeing_decisions_suggest_where_the_thresholds_could_move():
+    linked = [Decided(0.85 + i * 0.005, True) for i in range(25)]  # stewards link everything >= 0.85
+    rejected = [Decided(0.5 + i * 0.005, False) for i in range(25)]  # and reject everything < 0.625
+    middle = [Decided(0.7, True), Decided(0.72, False)]
+    report = thresholds_report(linked + rejected + middle, 0.95, 0.5, pending=4)
+    assert report.suggested_upper == 0.85
+    assert report.suggested_lower == 0.7  # everything below 0.7 was rejected
+    assert report.pending == 4
+    assert report.as_json()["suggested"] == {"upper": 0.85, "lower": 0.7}
+
+
+def test_disagreement_suggests_nothing():
+    mixed = [Decided(0.9, i % 2 == 0) for i in range(40)]
+    report = thresholds_report(mixed, 0.95, 0.5)
+    assert report.suggested_upper is None and report.suggested_lower is None
