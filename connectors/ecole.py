@@ -46,6 +46,9 @@ class EcoleConnector:
             )
         self.adapter = adapter
 
+    def close(self) -> None:
+        self.adapter.close()
+
     def data_categories(self, operation: str) -> tuple[str, ...]:
         return self.adapter.data_categories(operation)
 

@@ -8,12 +8,20 @@ humans and never carries personal data, since the journal keeps it.
 Codes raised by the connectors package:
 
 - transient: ``TIMEOUT``, ``CONNECTION_FAILED``, ``HTTP_5XX`` (``details["status"]``),
-  ``SOAP_SERVER_FAULT`` (or the back-end's own detail code), ``CIRCUIT_OPEN``,
-  ``CONCURRENCY_LIMIT``;
+  ``HTTP_THROTTLED`` (408/429, ``details["retry_after_s"]`` when given), ``SOAP_SERVER_FAULT`` (or
+  the back-end's own detail code), ``CIRCUIT_OPEN``, ``CONCURRENCY_LIMIT``, ``INCOMPLETE_UPLOAD``
+  (SFTP: fewer bytes arrived than sent), ``DIGEST_MISMATCH`` (a document's bytes differ from its
+  declared SHA-256);
 - permanent: ``SOAP_CLIENT_FAULT`` (or the back-end's own detail code, e.g. ``RECORD_NOT_FOUND``),
-  ``HTTP_ERROR`` (a 3xx/4xx answer), ``INVALID_RESPONSE``, ``INVALID_MESSAGE`` (the message does
-  not match the WSDL), ``UNKNOWN_OPERATION``, ``ENDPOINT_REFUSED`` (a URL outside the configured
-  endpoint), ``UNEXPECTED_ERROR`` (a bug: an exception no adapter classified).
+  ``HTTP_ERROR`` (a 4xx answer without a readable code) or the back-end's own code upper-cased
+  (``{"error": {"code": "family_not_found"}}`` gives ``FAMILY_NOT_FOUND``, ``details["status"]``),
+  ``HTTP_REDIRECT_REFUSED``, ``RESPONSE_TOO_LARGE``, ``DOCUMENT_TOO_LARGE``, ``INVALID_RESPONSE``,
+  ``INVALID_MESSAGE`` (the message does not match the WSDL or the operation), ``UNKNOWN_OPERATION``,
+  ``TOO_MANY_PAGES``, ``ENDPOINT_REFUSED`` (a URL outside the configured endpoint or allow-list),
+  ``GATEWAY_BYPASSED`` (a wire call outside a gateway attempt: a bug in a connector),
+  ``HOST_KEY_CHANGED`` (SFTP server key other than the pinned one), ``AUTH_FAILED``,
+  ``INVALID_REMOTE_NAME``, ``SFTP_NO_SUCH_FILE``, ``SFTP_PERMISSION_DENIED``, ``SFTP_FAILURE``,
+  ``UNEXPECTED_ERROR`` (a bug: an exception no adapter classified).
 """
 
 from __future__ import annotations

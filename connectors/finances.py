@@ -141,6 +141,9 @@ class FinancesConnector:
         self.headers = dict(headers or {})
         self.operations = frozenset(self.DATA_CATEGORIES)
 
+    def close(self) -> None:
+        self.adapter.close()
+
     def data_categories(self, operation: str) -> tuple[str, ...]:
         try:
             return self.DATA_CATEGORIES[operation]

@@ -12,11 +12,15 @@ when it fails; the gateway decides everything else, once, for every system:
   :class:`~connectors.errors.CircuitOpenError`; after ``breaker_reset_s`` one probe goes through
   (half-open), whose success closes the circuit and whose failure opens it again. A permanent
   error (the back-end answered "no") counts as a sign of life, not a failure;
-- retries of transient errors only, with exponential backoff and full jitter (tenacity's
-  ``wait_random_exponential``), bounded by ``max_attempts`` and ``max_elapsed_s``. The caller may
-  ask for a single attempt (``retry=False``) when it prefers to reschedule than to sleep;
+- retries of transient errors only, with exponential backoff and full jitter (the formula of
+  tenacity's ``wait_random_exponential``; tenacity drives the attempts after the first, which runs
+  without it), bounded by ``max_attempts`` and ``max_elapsed_s``. The caller may ask for a single
+  attempt (``retry=False``) when it prefers to reschedule than to sleep;
 - one :class:`~connectors.exchange.Exchange` recorded per attempt, including attempts the breaker
-  or the concurrency limit refused (outcome ``rejected``), with digests instead of data.
+  or the concurrency limit refused (outcome ``rejected``), with digests instead of data;
+- the wire only inside an attempt: adapters' transports call :func:`require_attempt`, so a
+  connector method that skipped the gateway fails (``GATEWAY_BYPASSED``) instead of sending
+  unjournaled.
 
 ``timeout_s`` is applied on the wire by the adapter (it owns the socket); the gateway cannot
 interrupt a blocking call and does not pretend to.

@@ -37,6 +37,9 @@ class GedConnector:
         self.system = adapter.system
         self.operations = frozenset(self.DATA_CATEGORIES)
 
+    def close(self) -> None:
+        self.adapter.close()
+
     def data_categories(self, operation: str) -> tuple[str, ...]:
         try:
             return self.DATA_CATEGORIES[operation]

@@ -5,8 +5,10 @@ system's OpenAPI file (shipped locally in ``config/openapi/``, never fetched): e
 ``operationId`` becomes an operation a flow can call by name, with the personal-data categories
 its message carries declared beside it (``x-data-categories``). ``call(operation, message, ...)``
 fills the path parameters from the message's keys of the same name, the declared query
-parameters likewise, and sends every other key as the JSON body, so a mapping file builds the
-whole request and no Python is needed to connect a new REST system.
+parameters likewise, and sends every other key as the JSON body (a message whose only key is
+``body`` sends that value, e.g. a list), so a mapping file builds the whole request and no Python
+is needed to connect a new REST system. A non-object JSON answer comes back as ``{"items": [...]}``
+(a list) or ``{"value": ...}``.
 
 Path parameters are percent-encoded whole (``/`` included) and ``.``/``..`` are refused, so a
 value from a citizen's request cannot move the call to another resource; the host is fixed by

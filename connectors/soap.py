@@ -251,6 +251,9 @@ class SoapAdapter:
 
         return self._gateway.call(operation, fields, context, send, retry=retry)
 
+    def close(self) -> None:
+        self.transport.session.close()
+
     def check(self, context: CallContext) -> dict[str, Any]:
         """A harmless call for ``hub systems check``: fetch the service's WSDL (``?wsdl``) through
         the gateway; the local copy stays the one used."""

@@ -232,14 +232,19 @@ class FlowRunner:
         if not exc.transient or system is None:
             progress.event(step.id, "failed", f"{exc.code}: {exc.message}")
             return self._dead(claim, progress, exc.code, exc.message)
-        attempts = claim.attempts + 1
+        # A call the open circuit refused never reached the back-end: it spends no attempt of the
+        # retry budget (max_elapsed_s still bounds the wait), or a few minutes of outage with many
+        # requests queued would dead-letter them all while the breaker lets one probe through.
+        refused = isinstance(exc, CircuitOpenError)
+        attempts = claim.attempts + (0 if refused else 1)
         first_failure = claim.first_failure_at or utcnow()
         elapsed = (utcnow() - first_failure).total_seconds()
         if attempts >= system.retry.max_attempts or elapsed >= system.retry.max_elapsed_s:
             progress.event(step.id, "failed", f"{exc.code} after {attempts} attempts: {exc.message}")
             return self._dead(claim, progress, exc.code, f"retries exhausted: {exc.message}")
         if isinstance(exc, CircuitOpenError):
-            delay = exc.retry_after_s
+            # after the probe window, spread out so the queued requests do not all wake at once
+            delay = exc.retry_after_s + random.uniform(0, system.retry.backoff_initial_s)
         else:  # exponential backoff with full jitter
             ceiling = min(system.retry.backoff_max_s, system.retry.backoff_initial_s * 2 ** (attempts - 1))
             delay = random.uniform(0, ceiling)

@@ -227,6 +227,13 @@ class Hub:
         self.work_available.set()
 
     def close(self) -> None:
+        """Close the systems' connections (HTTP pools, SSH sessions), then the database."""
+        with self._adapters_lock:
+            adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                close()
         self.db.dispose()
 
 

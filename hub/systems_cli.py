@@ -1,4 +1,4 @@
-"""``hub systems``: the back-end systems as an operator sees them (thin over :mod:`hub.systems`)."""
+"""``hub systems``: the back-end systems as an operator sees them (thin over :mod:`hub.system_status`)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def systems_status(
 
     Breaker, errors and latency come from the journal's last 200 attempts (all processes);
     reachability is a TCP connection made now, nothing sent."""
-    from hub.systems import status_of
+    from hub.system_status import status_of
 
     hub = _hub(config)
     table = Table("system", "kind", "reachable", "breaker", "last error", "p50 ms", "p99 ms", "recent")
@@ -81,7 +81,7 @@ def systems_status(
 @systems_app.command("check")
 def systems_check(name: str, config: Annotated[str | None, typer.Option("--config", "-c")] = None) -> None:
     """Make a harmless, journaled call to one system (exit 1 if it fails)."""
-    from hub.systems import check_system
+    from hub.system_status import check_system
 
     hub = _hub(config)
     _known(hub, name)

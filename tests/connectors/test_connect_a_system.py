@@ -126,3 +126,58 @@ def test_config_check_names_a_call_outside_the_purpose(project) -> None:
         and "periscolaire.FindOrCreateFamily sends adresse, identite, outside the data categories" in m
         for m in messages
     ), messages
+
+
+@pytest.fixture
+def live_quick_breaker(project, sandbox, knobs_reset, database_url):
+    hub_yaml = project / "config" / "hub.yaml"
+    text = hub_yaml.read_text(encoding="utf-8")
+    text = text.replace(
+        "backoff_initial_s: 0.5, backoff_max_s: 60", "backoff_initial_s: 0.1, backoff_max_s: 0.5"
+    )
+    hub_yaml.write_text(
+        text.replace("breaker: {failures: 5, reset_s: 30,", "breaker: {failures: 5, reset_s: 0.5,")
+    )
+    hub = build_hub(hub_yaml, url=database_url, migrate=False)
+    yield from _live(hub, with_worker=True)
+    hub.close()
+
+
+def test_back_end_down_then_back_every_request_enrolled_once(live_quick_breaker, sandbox) -> None:
+    """Five requests while the back-end is down for 1.5 s: retried through the outbox with their
+    idempotency keys, the breaker opening and probing; each child enrolled exactly once."""
+    ecole = sandbox.states["ecole"]
+    before = ecole.enrolments_created
+    sandbox.knobs["ecole"].down_for(1.5)
+    ids = []
+    with live_quick_breaker.client() as client:
+        for number in range(5):
+            body = {
+                "flow": "inscription-periscolaire",
+                "citizen": sample("02-de-la-fontaine-extrait-filiation")["citizen"],
+                "data": {
+                    "child": {
+                        "birth_name": "Fontaine",
+                        "first_names": f"Enfant {number}",
+                        "birth_date": "2018-01-02",
+                    },
+                    "school_year": "2026-2027",
+                    "school": "Accueil du Parc",
+                },
+            }
+            ids.append(client.post("/v1/requests", json=body).json()["id"])
+        states = [wait_for(client, request_id, {"submitted"}, timeout_s=60) for request_id in ids]
+    assert [s["status"] for s in states] == ["submitted"] * 5, [
+        (s.get("error"), s["timeline"][-2:]) for s in states
+    ]
+    assert ecole.enrolments_created - before == 5
+    assert len({s["result"]["enrolment"]["id"] for s in states}) == 5
+    with live_quick_breaker.hub.db.sessions() as session:
+        outcomes = set(
+            session.scalars(
+                select(JournalEntry.outcome).where(
+                    JournalEntry.system == "periscolaire", JournalEntry.request_id.in_(ids)
+                )
+            )
+        )
+    assert {"ok", "transient_error"} <= outcomes

@@ -170,3 +170,22 @@ def test_down_is_transient(ged: Ged) -> None:
     with pytest.raises(TransientError) as raised:
         connector.search(ctx(), type="acte")
     assert raised.value.code == "HTTP_5XX"
+
+
+def test_an_oversized_or_tampered_download_is_refused(tmp_path: Path) -> None:
+    from tests.connectors.hostile import Answer, HostileServer, always, megabytes
+
+    huge = Answer(200, {"Content-Type": "application/pdf"}, megabytes(50))
+    with HostileServer(always(huge)).running() as peer:
+        gateway = Gateway("ged", SystemPolicy(max_attempts=1), ListRecorder())
+        adapter = DocumentsAdapter("ged", peer.url + "/api", gateway, max_document_bytes=1024 * 1024)
+        with pytest.raises(PermanentError) as raised:
+            adapter.download("RetrieveDocument", "D-1", io.BytesIO(), ctx())
+        assert raised.value.code == "DOCUMENT_TOO_LARGE" and peer.bytes_sent < 50 * 1024 * 1024
+    lying = Answer(200, {"X-Content-SHA256": "0" * 64}, b"%PDF tampered")
+    with HostileServer(always(lying)).running() as peer:
+        gateway = Gateway("ged", SystemPolicy(max_attempts=1), ListRecorder())
+        adapter = DocumentsAdapter("ged", peer.url + "/api", gateway)
+        with pytest.raises(TransientError) as raised:
+            adapter.download("RetrieveDocument", "D-1", io.BytesIO(), ctx())
+        assert raised.value.code == "DIGEST_MISMATCH"
