@@ -2,8 +2,8 @@
 
 The sandbox finance server runs in its own process (``python -m sandbox``). Measured in one run:
 
-- ``hub``: lines rendered one by one (a generator; today with the ``csv`` module, to be replaced
-  by the mapping engine's CSV output), streamed by ``FinancesConnector.send_file`` into a spool
+- ``hub``: lines rendered one by one by the shipped mapping ``finances/billing-line`` (a
+  generator: one invoice document mapped per line), streamed by ``FinancesConnector.send_file`` into a spool
   file while hashed, uploaded through the gateway (temporary name, size check, rename); then the
   time until the finance system's acknowledgement is read back (``file_status`` = ACCEPTED);
 - ``bare``: the same lines rendered the same way into a local file, then ``paramiko``'s ``putfo``
@@ -19,8 +19,6 @@ larger ones (the spool keeps up to 1 MiB in memory, then goes to a temporary fil
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import tempfile
 import time
@@ -43,28 +41,28 @@ from connectors.sftp import SftpAdapter
 from hub.acks import SqlAckLedger
 from hub.db.engine import Database
 from hub.db.migrate import upgrade
+from hub.mapping import load_mapping
 
-HEADER = "reference;nom;prenom;adresse;montant"
+BILLING = load_mapping(Path(__file__).resolve().parent.parent / "mappings" / "finances" / "billing-line.yaml")
+HEADER = BILLING.renderer.header()
 
 
 def render(count: int, tag: str) -> Iterator[str]:
-    """Billing lines as the mapping engine will render them (``;``-separated CSV, quoted as needed);
-    ``tag`` makes each file's content unique (the finance system ignores a content seen before)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="")
+    """Billing lines rendered by the shipped mapping ``finances/billing-line`` (CSV, ';'), one
+    invoice document each; ``tag`` makes each file's content unique (the finance system ignores a
+    content seen before)."""
     for number in range(count):
-        writer.writerow(
-            [
-                f"FACT-{tag}-{number:07d}",
-                "Lefèvre",
-                "Élodie",
-                f"{number % 200} rue des Lilas, Bordeaux",
-                "42.50",
-            ]
-        )
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+        invoice = {
+            "invoice": {
+                "number": f"fa-{tag}-{number:07d}",
+                "family_id": f"FAM-{number % 5000:06d}",
+                "date": "2026-11-01",
+                "due_date": "2026-11-30",
+                "lines": [{"amount": 30 + number % 17}, {"amount": "12,50"}],
+            },
+            "payer": {"birth_name": "Lefèvre", "used_name": "d'Alembert", "given_names": ["Élodie"]},
+        }
+        yield BILLING.render(invoice)
 
 
 def hub_upload(connector: FinancesConnector, count: int, *, traced: bool = False) -> tuple[float, int, str]:

@@ -41,7 +41,8 @@ steps:
     set_status: completed
 """
 
-# The lines arrive rendered here; the mapping engine's CSV output (issue 3) will render them.
+# The lines arrive rendered here, so a test can send a line the finance software rejects; the
+# shipped aid-payment flow renders its line with the mapping finances/aid-payment-line.
 MAPPING = """
 mapping: paiement/lines
 description: The payment lines of the request -> the aid-payment file.
@@ -101,7 +102,9 @@ def run(live, flow: str, data: dict) -> dict:
 
 
 def test_accepted_payment_file_completes_the_request(live, sandbox) -> None:
-    state = run(live, "paiement-aide", {"lines": ["AIDE-1;Ndiaye;Awa;FR7630001007941234567890185;150.00"]})
+    state = run(
+        live, "paiement-aide", {"lines": ["AIDE-1;Ndiaye;Awa;FR7630001007941234567890185;150.00;AE03"]}
+    )
     assert state["status"] == "completed", state
     assert state["result"]["acknowledgement"]["status"] == "ACCEPTED"
     receipt = state["result"]["file"]
@@ -111,11 +114,27 @@ def test_accepted_payment_file_completes_the_request(live, sandbox) -> None:
 
 def test_rejected_payment_file_rejects_the_request(live) -> None:
     state = run(
-        live, "paiement-aide", {"lines": ["AIDE-2;Ndiaye;Awa;FR7630001007941234567890185;cent euros"]}
+        live, "paiement-aide", {"lines": ["AIDE-2;Ndiaye;Awa;FR7630001007941234567890185;cent euros;AE03"]}
     )
     assert state["status"] == "rejected", state
     steps = [event["step"] for event in state["timeline"]]
     assert steps[-1] == "acknowledged"
+
+
+def test_shipped_aid_payment_flow_writes_the_line_its_mapping_renders(live, sandbox) -> None:
+    state = run(
+        live,
+        "aid-payment",
+        {"aid": "aide_energie", "amount": 150.5, "iban": "fr76 3000 6000 0112 3456 7890 189"},
+    )
+    assert state["status"] == "completed", state
+    assert [event["step"] for event in state["timeline"]][-2:] == ["acknowledged", "paid"]
+    receipt = state["result"]["file"]
+    archived = sandbox.states["finances"].archive / receipt["name"]
+    assert archived.read_text(encoding="utf-8").splitlines() == [
+        "reference;nom;prenom;iban;montant;aide",
+        f"{state['id']};N'DIAYE;AISSATOU;FR7630006000011234567890189;150,50;AE03",
+    ]
 
 
 def test_ged_search_from_a_flow(live) -> None:

@@ -92,7 +92,7 @@ def test_apply_prints_the_output(tmp_path):
 
 def test_apply_a_file_line_mapping_prints_the_line(tmp_path):
     document = tmp_path / "aid.json"
-    case = ROOT / "mappings" / "tests" / "finances" / "aid-payment-line" / "energy-aid.yaml"
+    case = ROOT / "mappings" / "tests" / "finances" / "treasury-transfer-line" / "energy-aid.yaml"
     import yaml
 
     document.write_text(
@@ -103,7 +103,7 @@ def test_apply_a_file_line_mapping_prints_the_line(tmp_path):
         [
             "mappings",
             "apply",
-            str(ROOT / "mappings" / "finances" / "aid-payment-line.yaml"),
+            str(ROOT / "mappings" / "finances" / "treasury-transfer-line.yaml"),
             "-i",
             str(document),
         ],

@@ -86,3 +86,13 @@ def test_published_json_schema_flags_what_the_loader_refuses():
 def test_portal_request_schema_is_generated_from_the_citizen_model():
     shipped = json.loads((MAPPINGS / "schemas" / "portal-request.json").read_text(encoding="utf-8"))
     assert shipped == portal_request_schema()
+
+
+def test_finance_file_headers_in_hub_yaml_are_the_mappings_columns():
+    from hub.config import load_config
+    from tests.conftest import CONFIG
+
+    config, _ = load_config(CONFIG)
+    headers = config.systems["finances"].files.headers
+    assert headers["billing"] == SHIPPED["finances/billing-line"].renderer.header()
+    assert headers["aid_payment"] == SHIPPED["finances/aid-payment-line"].renderer.header()
