@@ -14,8 +14,8 @@ Each person is held by one to four systems (état civil, école/enfance, finance
 noise each system typically adds: an old address after a move, accents and case dropped, typos,
 used surname after marriage (sometimes in place of the birth name), given names truncated or
 reordered, surname and given name inverted, day and month swapped, 01/01 placeholders, missing
-birth place, missing contacts, and a few duplicates inside one system. Every record carries the id of the real person, so clusters can
-be scored exactly.
+birth place, missing contacts, and a few duplicates inside one system. Every record carries the id
+of the real person, so clusters can be scored exactly.
 """
 
 from __future__ import annotations
