@@ -1,8 +1,8 @@
 """A synthetic French municipality: people, households, and how four municipal systems record them.
 
 Names, streets and e-mail domains come from Faker's ``fr_FR`` providers (drawn once into pools so
-that a million records take seconds, not minutes). The town has one INSEE code, three postal codes
-and one name written several ways. People live in households (a couple, children); the hard
+that a million records take seconds, not minutes). The town has one INSEE code, a postal code per
+50,000 inhabitants and one name written several ways. People live in households (a couple, children); the hard
 negatives a municipality really has are planted on purpose:
 - twins: same surname, birth date, birth place and address, different given names (same sex half
   of the time);
@@ -33,7 +33,7 @@ from master_data.matching import IdentityRecord
 SYSTEMS = ("etat_civil", "ecole", "finances", "ged")
 TOWN_CODE = "44109"
 TOWN_NAMES = ("Nantes", "NANTES", "nantes")
-POSTAL_CODES = ("44000", "44100", "44200", "44300")
+PEOPLE_PER_POSTAL_CODE = 50_000  # Nantes: 4 codes for 320,000; Marseille: 16 for 870,000
 ABROAD = ("99134", "99139", "99350", "99351", "99352", "99109", "99127", "99131", "99216", "99243", "99324")
 
 
@@ -56,8 +56,11 @@ class Person:
 class Town:
     """Draws the people of one town; deterministic for a seed."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, people: int) -> None:
         self.rng = random.Random(seed)
+        self.postal_codes = [
+            f"44{n:03d}" for n in range(0, 100 * max(2, people // PEOPLE_PER_POSTAL_CODE), 100)
+        ]
         fake = Faker("fr_FR")
         fake.seed_instance(seed)
         self.surnames = list(PersonProvider.last_names)
@@ -115,7 +118,7 @@ class Town:
             "sex": sex,
             "birth_place": self._place(),
             "address": f"{self.rng.randint(1, 180)} {self.rng.choice(self.streets)}",
-            "postal_code": self.rng.choice(POSTAL_CODES),
+            "postal_code": self.rng.choice(self.postal_codes),
             "email": email,
             "phone": phone,
         }
@@ -289,7 +292,7 @@ class Systems:
 
 def population(people: int, seed: int = 7) -> Iterator[tuple[IdentityRecord, int]]:
     """(record, real person id) for ``people`` people over the four systems, about 2.3 records each."""
-    town = Town(seed)
+    town = Town(seed, people)
     systems = Systems(seed)
     for person in town.people(people):
         for system in systems.holders(person):

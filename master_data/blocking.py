@@ -5,20 +5,23 @@ they share a key. The same keys serve the batch (records grouped by key in memor
 (the golden store indexes every record's keys in the database and looks up the incoming record's).
 
 The rules are chosen so that each kind of noise leaves at least one key intact:
-- names (phonetic, surname/given order-free) alone and + birth year: typos in the date's day or month,
-  placeholder dates, swapped day/month;
+- names (phonetic, surname/given order-free) + birth year, + decade of birth: typos in the
+  date's day, month or last digit of the year, placeholder dates, swapped day/month;
 - birth date (day/month order-free) + given name sound: surname changed by marriage or mistyped;
 - birth date + surname sound: given names mistyped, truncated or reordered;
 - names + birth place, names + postal code: the birth year itself mistyped;
-- birth date + postal code, + city, + house number: both names mistyped;
-- house number + street, a name + house number, a name + street: the birth date missing or
-  wrong. (Not a name + postal code: in one municipality everybody shares two or three postal
-  codes, so such keys would compare every namesake of the town.)
+- birth date + postal code, + house number: both names mistyped;
+- house number + street, both names + house number, one name + house number + postal code, one
+  name + street: the birth date missing or wrong.
+Keys whose blocks grow with the whole population were left out on purpose: birth date + city (one
+town: the birth date alone), a name + house number without postal code, names alone. Streets
+enter as a CRC-32 of their normalised name, to keep keys short for the database index.
 - the national identifier, the e-mail and the phone as they are.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -39,8 +42,8 @@ def record_keys(row: Normalised) -> list[str]:
     for surname in surnames or [""]:
         if surname and given:
             a, b = sorted((surname, given))
-            keys.append(f"m:{a}:{b}")
             if row.year:
+                keys.append(f"m:{a}:{b}:{row.year // 10}")
                 keys.append(f"n:{a}:{b}:{row.year}")
             if row.place:
                 keys.append(f"p:{a}:{b}:{row.place}")
@@ -52,17 +55,20 @@ def record_keys(row: Normalised) -> list[str]:
         keys.append(f"g:{given}:{date}")
     if date and row.postal:
         keys.append(f"d:{date}:{row.postal}")
-    if date and row.city:
-        keys.append(f"v:{date}:{row.city}")
     if date and row.house:
         keys.append(f"x:{date}:{row.house}")
-    if row.house and row.street:
-        keys.append(f"h:{row.house}:{row.street}")
+    street = f"{zlib.crc32(row.street.encode()):08x}" if row.street else ""
+    if row.house and street:
+        keys.append(f"h:{row.house}:{street}")
+    for surname in surnames:
+        if surname and given and row.house:
+            a, b = sorted((surname, given))
+            keys.append(f"o:{a}:{b}:{row.house}")
     for name in [*surnames, given]:
-        if name and row.house:
-            keys.append(f"o:{name}:{row.house}")
-        if name and row.street:
-            keys.append(f"q:{name}:{row.street[:12]}")
+        if name and street:
+            keys.append(f"q:{name}:{street}")
+        if name and row.house and row.postal:
+            keys.append(f"r:{name}:{row.house}:{row.postal}")
     if row.national_id:
         keys.append(f"i:{row.national_id}")
     if row.email:
