@@ -19,11 +19,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from master_data.blocking import candidate_pairs, record_keys
+from master_data.blocking import candidate_pairs, key_arrays
 from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, compare
 from master_data.estimation import estimate_from_features
-from master_data.features import Features, normalise_record
+from master_data.features import Features
 from master_data.matcher import CONFLICT, Matcher
 from master_data.model import MatchModel
 from master_data.records import IdentityRecord
@@ -112,12 +112,11 @@ def _prepare(
     steps: _Steps,
 ) -> _Prepared:
     with steps.step("normalising"):
-        rows = [normalise_record(record, communes) for record in records]
-        features = Features(rows)
+        features = Features.of(records, communes)
     with steps.step("blocking"):
-        keys = [record_keys(row) for row in rows]
-        i, j, stats = candidate_pairs(keys, max_block=max_block, split=split)
-        del keys
+        owners, groups = key_arrays(features)
+        i, j, stats = candidate_pairs(owners, groups, features.n, max_block=max_block, split=split)
+        del owners, groups
     with steps.step("comparing pairs"):
         parts = [
             compare(features, i[s : s + _SCORE_CHUNK], j[s : s + _SCORE_CHUNK])
@@ -146,7 +145,7 @@ def estimate(
     communes = communes or default_table()
     with _Steps(progress, 2) as steps:
         with steps.step("normalising"):
-            features = Features([normalise_record(record, communes) for record in records])
+            features = Features.of(records, communes)
         with steps.step("estimating weights (EM)"):
             model = estimate_from_features(features, None, seed=seed)
             model.notes["records"] = features.n
