@@ -13,6 +13,7 @@ code on a column of one.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -150,9 +151,7 @@ def normalise_columns(
 
 
 def _transpose(rows: list[tuple], width: int) -> tuple[list, ...]:
-    if not rows:
-        return tuple([] for _ in range(width))
-    return tuple(list(column) for column in zip(*rows, strict=True))
+    return tuple(list(map(itemgetter(k), rows)) for k in range(width))
 
 
 def normalise_record(record: IdentityRecord, communes: CommuneTable | None = None) -> Normalised:
