@@ -28,7 +28,10 @@ from master_data.matcher import CONFLICT, Matcher
 from master_data.model import MatchModel
 from master_data.records import IdentityRecord
 
-DEFAULT_UPPER = 0.99
+# Chosen on the synthetic town (100,000 people): 0.99 left 1.04 % of people split and 2.6 % of
+# records in review; 0.95 gives 0.78 % and 2.0 % for 1.6 more collisions per 10,000 golden records.
+# FEBRL F1 is higher at 0.95 than at 0.99 on all four data sets, precision unchanged (1.0).
+DEFAULT_UPPER = 0.95
 DEFAULT_LOWER = 0.5
 _SCORE_CHUNK = 500_000
 

@@ -12,7 +12,7 @@ The rules are chosen so that each kind of noise leaves at least one key intact:
 - birth date (day/month order-free) + given name sound: surname changed by marriage or mistyped;
 - birth date + surname sound: given names mistyped, truncated or reordered;
 - names + birth place, names + postal code: the birth year itself mistyped;
-- birth date + postal code, + house number: both names mistyped;
+- birth date + postal code, + birth place, + house number: both names mistyped;
 - house number + street, both names + house number, one name + house number + postal code, one
   name + street: the birth date missing or wrong;
 - the national identifier, the e-mail and the phone (nine digits or more) as they are.
@@ -52,6 +52,7 @@ RULES = (
     Rule("s", ("surname", "date")),
     Rule("g", ("given", "date")),
     Rule("d", ("date", "postal")),
+    Rule("b", ("date", "place")),
     Rule("x", ("date", "house")),
     Rule("h", ("house", "street")),
     Rule("o", ("names", "house")),

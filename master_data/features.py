@@ -238,6 +238,9 @@ class Features:
         self.month = np.array(columns["month"], dtype=np.int32)
         self.day = np.array(columns["day"], dtype=np.int32)
         self.placeholder = np.array(columns["placeholder"], dtype=bool)
+        # The eight digits of yyyymmdd per record, for the one-digit typo level.
+        value = self.year.astype(np.int64) * 10000 + self.month * 100 + self.day
+        self.date_digits = ((value[:, None] // 10 ** np.arange(7, -1, -1)) % 10).astype(np.int8)
 
     @classmethod
     def of(cls, records: Sequence[IdentityRecord], communes: CommuneTable | None = None) -> Features:

@@ -50,7 +50,7 @@ class Matcher:
     def __init__(
         self,
         model: MatchModel,
-        upper: float = 0.99,
+        upper: float = 0.95,
         lower: float = 0.5,
         *,
         communes: CommuneTable | None = None,
