@@ -152,11 +152,12 @@ class Town:
                     birth_name=husband.birth_name,
                     sex=child_sex,
                     given_names=given,
-                    birth_date=self._date(youngest, 2023),
+                    birth_date=self._date(youngest, min(youngest + 6, 2023)),
                     address=first.address,
                     postal_code=first.postal_code,
                 )
                 members.append(child)
+                youngest = child.birth_date[0] + 1  # siblings at least a year apart, twins aside
                 if self.rng.random() < 0.02:  # twins
                     twin_sex = child_sex if self.rng.random() < 0.5 else ("F" if child_sex == "M" else "M")
                     twin_given = self._given(twin_sex)
@@ -290,11 +291,28 @@ class Systems:
         )
 
 
-def population(people: int, seed: int = 7) -> Iterator[tuple[IdentityRecord, int]]:
-    """(record, real person id) for ``people`` people over the four systems, about 2.3 records each."""
+def namesake_groups(people: list[Person]) -> dict[int, int]:
+    """Person id -> group id, for the people sharing surname, first given name and birth date with
+    someone else (the planted namesakes and any coincidence)."""
+    groups: dict[tuple, list[int]] = {}
+    for person in people:
+        groups.setdefault((person.birth_name, person.given_names[0], person.birth_date), []).append(
+            person.pid
+        )
+    return {pid: n for n, pids in enumerate(g for g in groups.values() if len(g) > 1) for pid in pids}
+
+
+def population(
+    people: int, seed: int = 7, residents: list[Person] | None = None
+) -> Iterator[tuple[IdentityRecord, int]]:
+    """(record, real person id) for ``people`` people over the four systems, about 2.1 records each
+    (``residents``, when given, receives the people drawn)."""
     town = Town(seed, people)
     systems = Systems(seed)
-    for person in town.people(people):
+    drawn = town.people(people)
+    if residents is not None:
+        residents.extend(drawn)
+    for person in drawn:
         for system in systems.holders(person):
             yield systems.record(person, system), person.pid
             if systems.rng.random() < 0.01:  # registered twice in the same system

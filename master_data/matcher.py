@@ -51,7 +51,7 @@ class Matcher:
         self,
         model: MatchModel,
         upper: float = 0.95,
-        lower: float = 0.5,
+        lower: float = 0.7,
         *,
         communes: CommuneTable | None = None,
         strict_traits: Sequence[str] = STRICT_TRAITS,
