@@ -5,15 +5,20 @@ Rules, in order, for a pair:
 2. same NIR, valid with its key and consistent with both records' sex and birth date;
 3. same full pivot identity (birth name, all given names, full birth date, sex, birth place);
 4. otherwise the probability from the model: >= ``upper`` link, >= ``lower`` review, else new.
-A pair of identity-grade records (both state the sex, as civil-registry and INS-qualified records
-do) whose strict traits clearly disagree (sex, given names, birth date or birth place at their
-'else' level, or the same first name followed by other ones: twins, parent and child with the
-same name, namesakes born elsewhere) is never linked
-automatically by the score: at best it goes to review. In such records a wholly different first
-name or birth date is almost never a typing error, while a household shares every other trait,
-which a model assuming independent fields cannot see. Looser lists (no sex: address files, FEBRL)
-are left to the score, where a replaced first name is a common data-entry error. (Requiring two
-conflicts there cost 0.4 to 0.8 point of F1 on FEBRL and saved 3 collisions in 20,000 people.)
+Default thresholds 0.95 and 0.7 (see master_data.batch for how they were chosen).
+
+A pair of identity-grade records (both carry a sex: stated, as civil-registry and INS-qualified
+records do, or given by a first name the population shows to be one sex's) whose strict traits
+clearly disagree (sex, given names, birth date or birth place at their 'else' level, or the same
+first name followed by other ones) is a *conflict*: twins, parent and child with the same name,
+namesakes born elsewhere. A conflict is never linked by the score; it goes to review only when
+the identity traits alone, household traits (address, phone, e-mail) left out, pass the lower
+threshold, and is another person otherwise. In such records a wholly different first name or
+birth date is almost never a typing error, while a household shares every other trait, which a
+model assuming independent fields cannot see. Looser lists (no sex: address files, FEBRL) are left
+to the score, where a replaced first name is a common data-entry error. (Requiring two conflicts
+there cost 0.4 to 0.8 point of F1 on FEBRL and saved 3 collisions in 20,000 people.) Batch
+clustering also refuses any merge that would put two conflicting records in one golden record.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 
 from master_data.blocking import record_keys
 from master_data.communes import CommuneTable, default_table
-from master_data.comparison import FIELDS, MISSING, compare
+from master_data.comparison import FIELDS, GIVEN_NAMES, MISSING, compare
 from master_data.features import Features, normalise_record
 from master_data.model import MatchModel
 from master_data.records import Decision, Explanation, FieldComparison, IdentityRecord
@@ -38,9 +43,7 @@ HOUSEHOLD_TRAITS = ("address", "postal_code", "city", "phone", "email")
 # Levels that mean "another person" for a strict trait: its 'else', and for given names also the
 # same first name followed by different ones ("Paul Emmanuel" / "Paul Guillaume": namesakes).
 CONFLICT_LEVELS = {spec.name: {len(spec.levels) - 1} for spec in FIELDS}
-CONFLICT_LEVELS["given_names"].add(
-    FIELDS[[f.name for f in FIELDS].index("given_names")].levels.index("first_same_others_differ")
-)
+CONFLICT_LEVELS["given_names"].add(GIVEN_NAMES.levels.index("first_same_others_differ"))
 _FIELD_INDEX = {spec.name: k for k, spec in enumerate(FIELDS)}
 
 
