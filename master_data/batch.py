@@ -259,10 +259,13 @@ def _run(
         if matcher is None:
             matcher = Matcher(_estimate(prepared, seed, steps), upper, lower, communes=communes)
         with steps.step("scoring and deciding"):
-            totals = matcher.model.totals(prepared.levels)
+            adjustments = matcher.term_frequency(prepared.features, prepared.i, prepared.levels)
+            totals = matcher.model.totals(prepared.levels) + sum(
+                adjustments.values(), np.zeros(len(prepared.i))
+            )
             probabilities = matcher.model.probability(totals)
             rules = matcher.rules(prepared.features, prepared.i, prepared.j, prepared.levels)
-            outcomes = matcher.outcomes(probabilities, rules, prepared.levels)
+            outcomes = matcher.outcomes(probabilities, rules, prepared.levels, adjustments)
             pairs = np.stack([prepared.i, prepared.j], axis=1)
             clusters: list[list[int]] = []
             if split is None:
