@@ -1,10 +1,11 @@
 """Whole imports: estimate the weights, deduplicate one source or link two, as arrays.
 
-A run normalises every record once, generates candidate pairs from the blocking keys, compares all
-pairs column by column (numpy, rapidfuzz's ``cpdist``), estimates m/u by EM on the distinct level
-patterns, then scores and clusters. Memory is a few hundred bytes per record plus ~20 bytes per
-candidate pair; progress goes to a rich progress bar on stderr and a summary comes back with the
-result.
+A run normalises every record once (each distinct value once), generates candidate pairs from the
+blocking keys, compares all pairs column by column (numpy, rapidfuzz's ``cpdist``), estimates the
+weights (master_data.estimation), then scores and clusters. A million records of a town (11
+million candidate pairs) take about 45 s and 2.7 GB on two cores, the records themselves included
+(bench/batch_dedup.py). Progress goes to a rich progress bar on stderr and a summary (counts,
+seconds per step) comes back with the result.
 """
 
 from __future__ import annotations
