@@ -48,16 +48,23 @@ SESSIONS = (
 )
 
 
-def _session_keys(features: Features, columns: tuple[str, ...], sample: np.ndarray) -> list[list[str]]:
-    parts = []
+def _session_keys(
+    features: Features, columns: tuple[str, ...], sample: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(position in the sample, key) of the sampled records having every column of the session."""
+    key = np.zeros(len(sample), dtype=np.int64)
+    present = np.ones(len(sample), dtype=bool)
     for column in columns:
         if column == "birth_date":
-            full = (features.year != 0) & (features.month != 0) & (features.day != 0)
+            full = (features.month != 0) & (features.day != 0)
             values = np.where(full, features.year * 10000 + features.month * 100 + features.day, 0)
         else:
             values = features.codes[column]
-        parts.append(values[sample].tolist())
-    return [[":".join(map(str, key))] if all(key) else [] for key in zip(*parts, strict=True)]
+        chosen = values[sample].astype(np.int64)
+        present &= chosen != 0
+        key = key * (int(values.max(initial=0)) + 1) + chosen
+    positions = np.flatnonzero(present)
+    return positions, key[positions]
 
 
 def _sample(
@@ -104,8 +111,8 @@ def estimate_from_features(
     found: dict[str, tuple[float, tuple[str, ...]]] = {}
     notes: dict[str, object] = {"random_pairs": int(keep.sum()), "sessions": {}}
     for session in SESSIONS:
-        keys = _session_keys(features, session.columns, sample)
-        si, sj, _ = candidate_pairs(keys, max_block=max_block, split=sample_split)
+        owners, keys = _session_keys(features, session.columns, sample)
+        si, sj, _ = candidate_pairs(owners, keys, len(sample), max_block=max_block, split=sample_split)
         if len(si) < 50:
             continue
         if len(si) > session_pairs:
@@ -146,7 +153,35 @@ def estimate_from_features(
         pairs=int(sample_pairs_total),
         notes={"source": "em", **notes},
         given_name_sex=given_name_sexes(features),
+        **term_frequencies(features),
     )
+
+
+# Field -> the feature column whose value carries the term frequency.
+TF_COLUMNS = {"birth_name": "surname", "given_names": "given_first"}
+TF_TABLE_SIZE = 20_000
+
+
+def term_frequencies(features: Features) -> dict[str, dict]:
+    """Share of records holding each surname and first given name (the most frequent
+    ``TF_TABLE_SIZE`` values seen at least twice; others get the floor of a value seen once)."""
+    tables: dict[str, dict[str, float]] = {}
+    floors: dict[str, float] = {}
+    for field_name, column in TF_COLUMNS.items():
+        codes = features.codes[column]
+        present = codes[codes != 0]
+        if len(present) == 0:
+            continue
+        counts = np.bincount(present)
+        common = np.flatnonzero(counts >= 2)
+        common = common[np.argsort(-counts[common], kind="stable")][:TF_TABLE_SIZE]
+        first_of = {}
+        for index, code in enumerate(codes.tolist()):
+            first_of.setdefault(code, index)
+        strings = features.strings[column]
+        tables[field_name] = {strings[first_of[c]]: counts[c] / len(present) for c in common.tolist()}
+        floors[field_name] = 1 / len(present)
+    return {"term_frequencies": tables, "term_frequency_floor": floors}
 
 
 def given_name_sexes(features: Features, minimum: int = 5, purity: float = 0.98) -> dict[str, str]:
