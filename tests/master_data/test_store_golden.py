@@ -250,3 +250,16 @@ def test_reindex_rebuilds_the_blocking_keys_of_current_records_only(golden):
     )
     again = golden.resolve(person("portal", "cit_x", postal_code="75001"))
     assert again.golden_id == moved.golden_id  # found again through the rebuilt index
+
+
+def test_candidates_are_those_sharing_the_most_keys_not_the_first_stored(golden):
+    golden.store.max_candidates = 2
+    for i in range(5):  # namesakes stored first: same names, other birth dates and places
+        golden.resolve(
+            person("finances", f"T-{i}", birth_date=f"19{60 + i}-0{i + 1}-1{i}", birth_place="13055")
+        )
+    same = golden.resolve(person("etat_civil", "N-1"))
+    incoming = person("ecole", "F-77", given_names=("Elodie",))
+    with golden.db.sessions() as session:
+        found = golden.store.candidates(session.connection(), golden.matcher.blocking_keys(incoming))
+    assert len(found) == 2 and found[0][0].id == same.source_record_id
