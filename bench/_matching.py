@@ -84,12 +84,17 @@ def quiet_splink() -> None:
 
 
 def cluster_figures(
-    labels: list[int], truth: list[int], review_pairs: Iterable[tuple[int, int]]
+    labels: list[int],
+    truth: list[int],
+    review_pairs: Iterable[tuple[int, int]],
+    namesakes: dict[int, int] | None = None,
 ) -> dict[str, float]:
     """Pairwise and B³ scores of a clustering, collisions, residual duplicates and review share.
 
     ``labels[k]`` is the predicted cluster of record k, ``truth[k]`` its real person; a review pair
-    counts for both its records when they ended in different clusters.
+    counts for both its records when they ended in different clusters. With ``namesakes`` (person
+    -> namesake group), collisions joining only people of one namesake group (same surname, first
+    given name and birth date) are also counted apart.
     """
     by_label: dict[int, list[int]] = {}
     by_person: dict[int, list[int]] = {}
@@ -100,7 +105,11 @@ def cluster_figures(
     real = pairs_of_clusters([[str(r) for r in group] for group in by_person.values() if len(group) > 1])
     precision, recall, f1 = scores(predicted, real)
     b_precision, b_recall, b_f1 = b_cubed(dict(enumerate(labels)), dict(enumerate(truth)))
-    collisions = sum(1 for group in by_label.values() if len({truth[r] for r in group}) > 1)
+    mixed = [{truth[r] for r in group} for group in by_label.values()]
+    mixed = [people for people in mixed if len(people) > 1]
+    collisions = len(mixed)
+    namesakes = namesakes or {}
+    between_namesakes = sum(1 for people in mixed if len({namesakes.get(p, -1 - p) for p in people}) == 1)
     split = sum(1 for group in by_person.values() if len({labels[r] for r in group}) > 1)
     in_review = {r for a, b in review_pairs if labels[a] != labels[b] for r in (a, b)}
     return {
@@ -111,6 +120,7 @@ def cluster_figures(
         "b3.recall": b_recall,
         "b3.f1": b_f1,
         "collisions_per_10000": 10_000 * collisions / len(by_label),
+        "collisions_between_namesakes_per_10000": 10_000 * between_namesakes / len(by_label),
         "residual_duplicates": split / len(by_person),
         "review_share": len(in_review) / len(labels),
         "golden_records": len(by_label),

@@ -1,8 +1,8 @@
 """A synthetic French municipality: people, households, and how four municipal systems record them.
 
 Names, streets and e-mail domains come from Faker's ``fr_FR`` providers (drawn once into pools so
-that a million records take seconds, not minutes). The town has one INSEE code, three postal codes
-and one name written several ways. People live in households (a couple, children); the hard
+that a million records take seconds, not minutes). The town has one INSEE code, a postal code per
+50,000 inhabitants and one name written several ways. People live in households (a couple, children); the hard
 negatives a municipality really has are planted on purpose:
 - twins: same surname, birth date, birth place and address, different given names (same sex half
   of the time);
@@ -14,8 +14,8 @@ Each person is held by one to four systems (état civil, école/enfance, finance
 noise each system typically adds: an old address after a move, accents and case dropped, typos,
 used surname after marriage (sometimes in place of the birth name), given names truncated or
 reordered, surname and given name inverted, day and month swapped, 01/01 placeholders, missing
-birth place, missing contacts, and a few duplicates inside one system. Every record carries the id of the real person, so clusters can
-be scored exactly.
+birth place, missing contacts, and a few duplicates inside one system. Every record carries the id
+of the real person, so clusters can be scored exactly.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from master_data.matching import IdentityRecord
 SYSTEMS = ("etat_civil", "ecole", "finances", "ged")
 TOWN_CODE = "44109"
 TOWN_NAMES = ("Nantes", "NANTES", "nantes")
-POSTAL_CODES = ("44000", "44100", "44200", "44300")
+PEOPLE_PER_POSTAL_CODE = 50_000  # Nantes: 4 codes for 320,000; Marseille: 16 for 870,000
 ABROAD = ("99134", "99139", "99350", "99351", "99352", "99109", "99127", "99131", "99216", "99243", "99324")
 
 
@@ -56,8 +56,11 @@ class Person:
 class Town:
     """Draws the people of one town; deterministic for a seed."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, people: int) -> None:
         self.rng = random.Random(seed)
+        self.postal_codes = [
+            f"44{n:03d}" for n in range(0, 100 * max(2, people // PEOPLE_PER_POSTAL_CODE), 100)
+        ]
         fake = Faker("fr_FR")
         fake.seed_instance(seed)
         self.surnames = list(PersonProvider.last_names)
@@ -115,7 +118,7 @@ class Town:
             "sex": sex,
             "birth_place": self._place(),
             "address": f"{self.rng.randint(1, 180)} {self.rng.choice(self.streets)}",
-            "postal_code": self.rng.choice(POSTAL_CODES),
+            "postal_code": self.rng.choice(self.postal_codes),
             "email": email,
             "phone": phone,
         }
@@ -149,11 +152,12 @@ class Town:
                     birth_name=husband.birth_name,
                     sex=child_sex,
                     given_names=given,
-                    birth_date=self._date(youngest, 2023),
+                    birth_date=self._date(youngest, min(youngest + 6, 2023)),
                     address=first.address,
                     postal_code=first.postal_code,
                 )
                 members.append(child)
+                youngest = child.birth_date[0] + 1  # siblings at least a year apart, twins aside
                 if self.rng.random() < 0.02:  # twins
                     twin_sex = child_sex if self.rng.random() < 0.5 else ("F" if child_sex == "M" else "M")
                     twin_given = self._given(twin_sex)
@@ -287,11 +291,28 @@ class Systems:
         )
 
 
-def population(people: int, seed: int = 7) -> Iterator[tuple[IdentityRecord, int]]:
-    """(record, real person id) for ``people`` people over the four systems, about 2.3 records each."""
-    town = Town(seed)
+def namesake_groups(people: list[Person]) -> dict[int, int]:
+    """Person id -> group id, for the people sharing surname, first given name and birth date with
+    someone else (the planted namesakes and any coincidence)."""
+    groups: dict[tuple, list[int]] = {}
+    for person in people:
+        groups.setdefault((person.birth_name, person.given_names[0], person.birth_date), []).append(
+            person.pid
+        )
+    return {pid: n for n, pids in enumerate(g for g in groups.values() if len(g) > 1) for pid in pids}
+
+
+def population(
+    people: int, seed: int = 7, residents: list[Person] | None = None
+) -> Iterator[tuple[IdentityRecord, int]]:
+    """(record, real person id) for ``people`` people over the four systems, about 2.1 records each
+    (``residents``, when given, receives the people drawn)."""
+    town = Town(seed, people)
     systems = Systems(seed)
-    for person in town.people(people):
+    drawn = town.people(people)
+    if residents is not None:
+        residents.extend(drawn)
+    for person in drawn:
         for system in systems.holders(person):
             yield systems.record(person, system), person.pid
             if systems.rng.random() < 0.01:  # registered twice in the same system

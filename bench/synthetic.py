@@ -3,12 +3,14 @@
 The population (bench/_population.py: Faker fr_FR names and streets, households, twins, parent and
 child with the same name, namesakes with the same birth date, and the noise of each system) is
 deduplicated as one import, weights estimated by EM on the data itself, by:
-- hub: master_data.matching.deduplicate at its default thresholds (link >= 0.99, review >= 0.5);
+- hub: master_data.matching.deduplicate at its default thresholds (link >= 0.95, review >= 0.7);
 - splink 5 (DuckDB) with a comparable configuration: the same traits, cleaned the same way
   (upper-case, accents stripped), Name/DateOfBirth/Email comparisons with term-frequency
-  adjustments on names, blocking on names (either order), birth date, address, e-mail and phone,
+  adjustments on names, blocking on names (either order), birth date with the given name, the
+  surname or the postal code (as the hub's keys: birth date alone grows with the square of the
+  town), address, e-mail and phone,
   prior from deterministic rules, u by random sampling, m by EM sessions on birth date and on
-  names; clusters at 0.99, review band [0.5, 0.99).
+  names; clusters at the hub's thresholds (0.95, review band [0.7, 0.95)).
 Figures per tool: pairwise and B³ precision/recall/F1 of the clusters against the real people,
 collisions (golden records holding two real people, per 10,000), residual duplicates (share of
 people split over several golden records), review share (records with a pair in the review band
@@ -31,11 +33,12 @@ from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._matching import cluster_figures, emit, machine_load, note, timed
-from bench._population import population
+from bench._population import namesake_groups, population
+from master_data.batch import DEFAULT_LOWER, DEFAULT_UPPER
 from master_data.matching import IdentityRecord, deduplicate
 from master_data.normalise import fold, given_name_list, normalise_birth_date
 
-UPPER, LOWER = 0.99, 0.5
+UPPER, LOWER = DEFAULT_UPPER, DEFAULT_LOWER
 
 
 def run_hub(records: list[IdentityRecord]) -> tuple[list[int], list[tuple[int, int]]]:
@@ -81,7 +84,9 @@ def run_splink(records: list[IdentityRecord]) -> tuple[list[int], list[tuple[int
         blocking_rules_to_generate_predictions=[
             block_on("birth_name", "given_first"),
             "l.birth_name = r.given_first and l.given_first = r.birth_name",
-            block_on("birth_date"),
+            block_on("birth_date", "given_first"),
+            block_on("birth_date", "birth_name"),
+            block_on("birth_date", "postal_code"),
             block_on("address"),
             block_on("email"),
             block_on("phone"),
@@ -129,8 +134,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     note(machine_load())
+    residents: list = []
     with timed() as generating:
-        data = list(population(args.people, args.seed))
+        data = list(population(args.people, args.seed, residents))
+    namesakes = namesake_groups(residents)
     records = [record for record, _ in data]
     truth = [person for _, person in data]
     note(f"{len(records)} records of {args.people} people over 4 systems, generated in {generating[0]:.1f} s")
@@ -140,7 +147,7 @@ def main() -> None:
     for tool in args.tools.split(","):
         with timed() as seconds:
             labels, reviews = runners[tool](records)
-        figures = cluster_figures(labels, truth, reviews)
+        figures = cluster_figures(labels, truth, reviews, namesakes)
         for name, value in figures.items():
             emit(f"synthetic.{tool}.{name}", value if isinstance(value, float) else int(value))
         emit(f"synthetic.{tool}.seconds", f"{seconds[0]:.1f}", "s")

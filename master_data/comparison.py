@@ -219,25 +219,20 @@ BIRTH_DATE = FieldSpec(
 
 def _digit_distance_one(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """One digit differs among the eight of yyyymmdd, or two adjacent digits are transposed."""
-
-    def digits(index: np.ndarray) -> np.ndarray:
-        value = f.year[index].astype(np.int64) * 10000 + f.month[index] * 100 + f.day[index]
-        return (value[:, None] // (10 ** np.arange(7, -1, -1))) % 10
-
-    da, db = digits(i), digits(j)
+    digits = f.date_digits
+    da, db = digits[i], digits[j]
     differ = da != db
-    count = differ.sum(axis=1)
-    one = count == 1
-    transposed = np.zeros(len(i), dtype=bool)
-    for k in range(7):
-        transposed |= (
-            (count == 2)
-            & differ[:, k]
-            & differ[:, k + 1]
-            & (da[:, k] == db[:, k + 1])
-            & (da[:, k + 1] == db[:, k])
-        )
-    return one | transposed
+    count = differ.sum(axis=1, dtype=np.int8)
+    result = count == 1
+    two = np.flatnonzero(count == 2)
+    if len(two):
+        da, db, differ = da[two], db[two], differ[two]
+        transposed = np.zeros(len(two), dtype=bool)
+        for k in range(7):
+            crossed = (da[:, k] == db[:, k + 1]) & (da[:, k + 1] == db[:, k])
+            transposed |= differ[:, k] & differ[:, k + 1] & crossed
+        result[two] = transposed
+    return result
 
 
 def _days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -261,7 +256,10 @@ def compare_birth_date(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     placeholder = (yi == yj) & (f.placeholder[i] | f.placeholder[j])
     full = (mi != 0) & (mj != 0) & (di != 0) & (dj != 0)
     one_day = full & (np.abs(_days(yi, mi, di) - _days(yj, mj, dj)) == 1)
-    typo = _digit_distance_one(f, i, j) | one_day
+    typo = np.zeros(len(i), dtype=bool)
+    pending = np.flatnonzero(present & ~exact & ~swapped & ~placeholder)
+    typo[pending] = _digit_distance_one(f, i[pending], j[pending])
+    typo |= one_day
     levels = _assign(present, [exact, swapped, placeholder, typo])
     levels[~present] = MISSING
     return levels

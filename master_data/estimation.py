@@ -48,16 +48,23 @@ SESSIONS = (
 )
 
 
-def _session_keys(features: Features, columns: tuple[str, ...], sample: np.ndarray) -> list[list[str]]:
-    parts = []
+def _session_keys(
+    features: Features, columns: tuple[str, ...], sample: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(position in the sample, key) of the sampled records having every column of the session."""
+    key = np.zeros(len(sample), dtype=np.int64)
+    present = np.ones(len(sample), dtype=bool)
     for column in columns:
         if column == "birth_date":
-            full = (features.year != 0) & (features.month != 0) & (features.day != 0)
+            full = (features.month != 0) & (features.day != 0)
             values = np.where(full, features.year * 10000 + features.month * 100 + features.day, 0)
         else:
             values = features.codes[column]
-        parts.append(values[sample].tolist())
-    return [[":".join(map(str, key))] if all(key) else [] for key in zip(*parts, strict=True)]
+        chosen = values[sample].astype(np.int64)
+        present &= chosen != 0
+        key = key * (int(values.max(initial=0)) + 1) + chosen
+    positions = np.flatnonzero(present)
+    return positions, key[positions]
 
 
 def _sample(
@@ -104,8 +111,8 @@ def estimate_from_features(
     found: dict[str, tuple[float, tuple[str, ...]]] = {}
     notes: dict[str, object] = {"random_pairs": int(keep.sum()), "sessions": {}}
     for session in SESSIONS:
-        keys = _session_keys(features, session.columns, sample)
-        si, sj, _ = candidate_pairs(keys, max_block=max_block, split=sample_split)
+        owners, keys = _session_keys(features, session.columns, sample)
+        si, sj, _ = candidate_pairs(owners, keys, len(sample), max_block=max_block, split=sample_split)
         if len(si) < 50:
             continue
         if len(si) > session_pairs:

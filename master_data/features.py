@@ -1,16 +1,20 @@
 """Records normalised once into columns, so that a million pairs compare as arrays, not as objects.
 
 Each column holds the comparison form of one trait for every record (strings in numpy object
-arrays, integer codes for exact comparisons, birth dates as three integer arrays). Strings of one
-kind share one vocabulary, so equal values get equal codes across the left and right sides of a
-link.
+arrays, integer codes for exact comparisons, birth dates as integer arrays). Strings of one kind
+share one vocabulary, so equal values get equal codes across the left and right sides of a link.
+
+Normalisation runs column by column over the *distinct* values of each source field: a million
+records hold a few thousand surnames, so each is folded, stripped and keyed once. The one-record
+view (:func:`normalise_record`, for real time and the blocking keys of one record) is the same
+code on a column of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable, Hashable, Sequence
+from operator import itemgetter
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -31,8 +35,7 @@ from master_data.phonetics import phonetic
 from master_data.records import IdentityRecord
 
 
-@dataclass(frozen=True)
-class Normalised:
+class Normalised(NamedTuple):
     """The comparison form of one record."""
 
     surname: str
@@ -65,73 +68,96 @@ class Normalised:
     source: str
 
 
-# Names, dates and streets repeat across a population (a few thousand surnames for a million
-# people): each distinct value is normalised once.
-_CACHE = 1 << 20
-
-
-@lru_cache(maxsize=_CACHE)
 def _surname_forms(text: str | None) -> tuple[str, str, str]:
     return surname_key(text), surname_core(text), phonetic(text or "")
 
 
-@lru_cache(maxsize=_CACHE)
-def _given_forms(names: tuple[str, ...]) -> tuple[str, ...]:
-    return given_name_list(names)
+def _given_forms(names: tuple[str, ...]) -> tuple[tuple[str, ...], str, str, str, str, str, str]:
+    given = given_name_list(names)
+    return (
+        given,
+        given[0] if given else "",
+        given[1] if len(given) > 1 else "",
+        given[2] if len(given) > 2 else "",
+        " ".join(given[:2]),
+        " ".join(given),
+        phonetic(given[0]) if given else "",
+    )
 
 
-@lru_cache(maxsize=_CACHE)
 def _date_parts(text: str | None) -> tuple[int, int, int, bool]:
     date = parse_birth_date(text)
     return (date.year, date.month, date.day, date.placeholder) if date else (0, 0, 0, False)
 
 
-_address_parts = lru_cache(maxsize=_CACHE)(address_parts)
-_city = lru_cache(maxsize=_CACHE)(normalise_city)
-_postal = lru_cache(maxsize=_CACHE)(normalise_postal_code)
+def _sex(text: str | None) -> str:
+    sex = (text or "").strip().upper()[:1]
+    return sex if sex in ("M", "F") else ""
+
+
+def _national_id(text: str | None) -> str:
+    return "".join(ch for ch in text.upper() if ch.isalnum()) if text else ""
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def _mapped(values: list[K], function: Callable[[K], V]) -> list[V]:
+    """``function`` applied once per distinct value, then looked up for every record."""
+    results = {value: function(value) for value in set(values)}
+    return [results[value] for value in values]
+
+
+def normalise_columns(
+    records: Sequence[IdentityRecord], communes: CommuneTable | None = None
+) -> dict[str, list]:
+    """Every trait of every record in its comparison form ('' / 0 when absent), by column; the
+    keys are the fields of :class:`Normalised`."""
+    communes = communes or default_table()
+    columns: dict[str, list] = {}
+    surnames = _mapped([r.birth_name for r in records], _surname_forms)
+    columns["surname"], columns["surname_core"], columns["surname_phon"] = _transpose(surnames, 3)
+    used = _mapped([r.used_name for r in records], _surname_forms)
+    columns["used"], _, columns["used_phon"] = _transpose(used, 3)
+    given = _mapped([tuple(r.given_names) for r in records], _given_forms)
+    (
+        columns["given"],
+        columns["given_first"],
+        columns["given_second"],
+        columns["given_third"],
+        columns["given_two"],
+        columns["given_all"],
+        columns["given_phon"],
+    ) = _transpose(given, 7)
+    dates = _mapped([r.birth_date for r in records], _date_parts)
+    columns["year"], columns["month"], columns["day"], columns["placeholder"] = _transpose(dates, 4)
+    sexes = [r.sex for r in records]
+    columns["sex"] = _mapped(sexes, _sex)
+    columns["place"] = _mapped([r.birth_place for r in records], communes.current)
+    columns["department"] = _mapped(columns["place"], department)
+    columns["house"], columns["street"] = _transpose(_mapped([r.address for r in records], address_parts), 2)
+    columns["postal"] = _mapped([r.postal_code for r in records], normalise_postal_code)
+    columns["city"] = _mapped([r.city for r in records], normalise_city)
+    columns["email"] = _mapped([r.email for r in records], normalise_email)
+    columns["phone"] = _mapped([r.phone for r in records], normalise_phone)
+    nirs = [r.nir for r in records]
+    columns["national_id"] = _mapped(nirs, _national_id)
+    columns["trusted_nir"] = [
+        (trusted_nir(r.nir, r.sex, r.birth_date) or "") if r.nir else "" for r in records
+    ]
+    columns["source"] = [f"{r.system}\x1f{r.local_id}" for r in records]
+    return columns
+
+
+def _transpose(rows: list[tuple], width: int) -> tuple[list, ...]:
+    return tuple(list(map(itemgetter(k), rows)) for k in range(width))
 
 
 def normalise_record(record: IdentityRecord, communes: CommuneTable | None = None) -> Normalised:
-    """Every trait of ``record`` in its comparison form ('' / 0 when absent)."""
-    communes = communes or default_table()
-    given = _given_forms(tuple(record.given_names))
-    year, month, day, placeholder = _date_parts(record.birth_date)
-    place = communes.current(record.birth_place)
-    house, street = _address_parts(record.address)
-    surname, core, surname_phon = _surname_forms(record.birth_name)
-    used, _, used_phon = _surname_forms(record.used_name)
-    nir_raw = "".join(ch for ch in record.nir.upper() if ch.isalnum()) if record.nir else ""
-    sex = (record.sex or "").strip().upper()[:1]
-    return Normalised(
-        surname=surname,
-        surname_core=core,
-        used=used,
-        surname_phon=surname_phon,
-        used_phon=used_phon,
-        given=given,
-        given_first=given[0] if given else "",
-        given_second=given[1] if len(given) > 1 else "",
-        given_third=given[2] if len(given) > 2 else "",
-        given_two=" ".join(given[:2]),
-        given_all=" ".join(given),
-        given_phon=phonetic(given[0]) if given else "",
-        year=year,
-        month=month,
-        day=day,
-        placeholder=placeholder,
-        sex=sex if sex in ("M", "F") else "",
-        place=place,
-        department=department(place),
-        house=house,
-        street=street,
-        postal=_postal(record.postal_code),
-        city=_city(record.city),
-        email=normalise_email(record.email),
-        phone=normalise_phone(record.phone),
-        national_id=nir_raw,
-        trusted_nir=(trusted_nir(record.nir, record.sex, record.birth_date) or "") if record.nir else "",
-        source=f"{record.system}\x1f{record.local_id}",
-    )
+    """Every trait of one record in its comparison form (the column code on a column of one)."""
+    columns = normalise_columns([record], communes)
+    return Normalised(*(columns[name][0] for name in Normalised._fields))
 
 
 class Vocabulary:
@@ -142,9 +168,9 @@ class Vocabulary:
 
     def encode(self, values: Sequence[str]) -> np.ndarray:
         codes = self.codes
-        return np.fromiter(
-            (codes.setdefault(v, len(codes)) for v in values), dtype=np.int64, count=len(values)
-        )
+        for value in dict.fromkeys(values):  # first-appearance order: codes are reproducible
+            codes.setdefault(value, len(codes))
+        return np.fromiter(map(codes.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 _STRING_COLUMNS = (
@@ -152,6 +178,7 @@ _STRING_COLUMNS = (
     "surname_core",
     "used",
     "surname_phon",
+    "used_phon",
     "given_first",
     "given_second",
     "given_third",
@@ -172,7 +199,8 @@ _STRING_COLUMNS = (
     "source",
 )
 # Columns compared with each other share a vocabulary (a surname against a given name when the
-# two were swapped, a birth name against a used name after marriage).
+# two were swapped, a birth name against a used name after marriage; phonetic keys of both for
+# blocking keys that do not care which is which).
 _VOCABULARY_OF = {
     "surname": "name",
     "surname_core": "name",
@@ -180,37 +208,40 @@ _VOCABULARY_OF = {
     "given_first": "name",
     "given_second": "name",
     "given_third": "name",
+    "surname_phon": "phon",
+    "used_phon": "phon",
+    "given_phon": "phon",
 }
 
 
 class Features:
     """Column view of normalised records: ``strings[col]`` (object array) and ``codes[col]`` (int64)."""
 
-    def __init__(self, rows: Sequence[Normalised]) -> None:
-        self.n = len(rows)
-        self.rows = rows
+    def __init__(self, columns: dict[str, list]) -> None:
+        self.n = len(columns["source"])
         vocabularies: dict[str, Vocabulary] = {}
         self.strings: dict[str, np.ndarray] = {}
         self.codes: dict[str, np.ndarray] = {}
         for column in _STRING_COLUMNS:
-            values = [getattr(row, column) for row in rows]
+            values = columns[column]
             vocabulary = vocabularies.setdefault(_VOCABULARY_OF.get(column, column), Vocabulary())
             self.strings[column] = np.array(values, dtype=object)
             self.codes[column] = vocabulary.encode(values)
-        self.given = [row.given for row in rows]
+        self.given = columns["given"]
         # First letters (as code points, 0 when absent) of the names a swap may cross.
         self.initials = {
-            column: np.fromiter(
-                (ord(v[0]) if v else 0 for v in self.strings[column].tolist()), np.int32, self.n
-            )
+            column: np.fromiter((ord(v[0]) if v else 0 for v in columns[column]), np.int32, self.n)
             for column in ("surname", "used", "given_first")
         }
-        self.given_count = np.fromiter((len(row.given) for row in rows), dtype=np.int8, count=self.n)
-        self.year = np.fromiter((row.year for row in rows), dtype=np.int32, count=self.n)
-        self.month = np.fromiter((row.month for row in rows), dtype=np.int32, count=self.n)
-        self.day = np.fromiter((row.day for row in rows), dtype=np.int32, count=self.n)
-        self.placeholder = np.fromiter((row.placeholder for row in rows), dtype=bool, count=self.n)
+        self.given_count = np.fromiter(map(len, self.given), dtype=np.int8, count=self.n)
+        self.year = np.array(columns["year"], dtype=np.int32)
+        self.month = np.array(columns["month"], dtype=np.int32)
+        self.day = np.array(columns["day"], dtype=np.int32)
+        self.placeholder = np.array(columns["placeholder"], dtype=bool)
+        # The eight digits of yyyymmdd per record, for the one-digit typo level.
+        value = self.year.astype(np.int64) * 10000 + self.month * 100 + self.day
+        self.date_digits = ((value[:, None] // 10 ** np.arange(7, -1, -1)) % 10).astype(np.int8)
 
     @classmethod
     def of(cls, records: Sequence[IdentityRecord], communes: CommuneTable | None = None) -> Features:
-        return cls([normalise_record(record, communes) for record in records])
+        return cls(normalise_columns(records, communes))

@@ -50,8 +50,8 @@ class Matcher:
     def __init__(
         self,
         model: MatchModel,
-        upper: float = 0.99,
-        lower: float = 0.5,
+        upper: float = 0.95,
+        lower: float = 0.7,
         *,
         communes: CommuneTable | None = None,
         strict_traits: Sequence[str] = STRICT_TRAITS,
@@ -73,7 +73,7 @@ class Matcher:
     # ----------------------------------------------------------------------------- building blocks
 
     def features(self, records: Sequence[IdentityRecord]) -> Features:
-        return Features([normalise_record(record, self.communes) for record in records])
+        return Features.of(records, self.communes)
 
     def blocking_keys(self, record: IdentityRecord) -> frozenset[str]:
         """Short strings; two records are candidates when they share one (see master_data.blocking)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdentityRecord:
     """One source record as a system knows it; every field but ``system``/``local_id`` is optional.
 

@@ -263,6 +263,25 @@ def test_two_candidates_above_the_threshold_go_to_review(matcher: Matcher) -> No
     assert decision.outcome == "review" and decision.candidate in (first, second)
 
 
+def test_several_records_of_one_golden_record_are_one_answer(matcher: Matcher) -> None:
+    first = base(system="ecole", local_id="A", address=None)
+    second = base(system="finances", local_id="B", city=None)
+    incoming = base(system="ged", local_id="Z", sex=None)
+    decision = matcher.decide(incoming, [first, second], groups=["G1", "G1"])
+    assert decision.outcome == "link" and decision.candidate in (first, second)
+
+
+def test_a_golden_record_holding_a_conflicting_record_cannot_take_the_record(matcher: Matcher) -> None:
+    # The school record has no sex and matches; but its golden record also holds the twin sister.
+    brother = base(system="ecole", local_id="A", sex=None, birth_place=None)
+    sister = base(system="etat_civil", local_id="B", given_names=("Jeanne",), sex="F")
+    incoming = base(system="ged", local_id="Z")
+    decision = matcher.decide(incoming, [brother, sister], groups=["G1", "G1"])
+    assert decision.outcome == "review"
+    with pytest.raises(ValueError, match="groups"):
+        matcher.decide(incoming, [brother, sister], groups=["G1"])
+
+
 # ------------------------------------------------------------------------- explanation, model
 
 

@@ -1,0 +1,95 @@
+"""The batch path: its blocking, clustering and normalisation agree with the one-record path."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+
+from master_data.batch import _clusters
+from master_data.blocking import candidate_pairs, key_arrays, record_keys, text_key_arrays
+from master_data.features import Features, Normalised, normalise_columns, normalise_record
+from master_data.matching import IdentityRecord, Matcher, MatchModel, deduplicate, link
+from tests.master_data.test_matching import noisy, person
+
+
+@pytest.fixture(scope="module")
+def records() -> list[IdentityRecord]:
+    rng = random.Random(11)
+    people = [person(rng, n) for n in range(800)]
+    out = list(people)
+    for n, p in enumerate(people):
+        for system in ("ecole", "finances"):
+            if rng.random() < 0.6:
+                out.append(noisy(rng, p, system, f"{system}-{n}"))
+    return out
+
+
+def pairs(i: np.ndarray, j: np.ndarray) -> set[tuple[int, int]]:
+    return set(zip(i.tolist(), j.tolist(), strict=True))
+
+
+def test_batch_keys_group_records_exactly_as_the_text_keys_real_time_indexes(
+    records: list[IdentityRecord],
+) -> None:
+    features = Features.of(records)
+    batch = candidate_pairs(*key_arrays(features), features.n)
+    text = candidate_pairs(*text_key_arrays([record_keys(normalise_record(r)) for r in records]), features.n)
+    assert pairs(*batch[:2]) == pairs(*text[:2])
+    assert batch[2]["pairs"] > len(records) // 2
+
+
+def test_columnar_normalisation_equals_one_record_at_a_time(records: list[IdentityRecord]) -> None:
+    columns = normalise_columns(records)
+    for k in range(0, len(records), 37):
+        assert Normalised(*(columns[name][k] for name in Normalised._fields)) == normalise_record(records[k])
+
+
+def test_link_keeps_only_cross_pairs_and_blocks_are_capped() -> None:
+    owners = np.array([0, 1, 2, 3, 4, 0, 1])
+    groups = np.array([7, 7, 7, 7, 7, 9, 9])
+    i, j, stats = candidate_pairs(owners, groups, 5, max_block=4)
+    assert pairs(i, j) == {(0, 1)} and stats["skipped_blocks"] == 1
+    i, j, _ = candidate_pairs(owners, groups, 5, split=2)
+    assert pairs(i, j) == {(0, 2), (0, 3), (0, 4), (1, 2), (1, 3), (1, 4)}
+
+
+def test_clusters_never_join_two_records_in_conflict_even_through_a_third() -> None:
+    # 0-1 and 1-2 are links, 0-2 a conflict (twins): the weaker link is refused.
+    links = np.array([[0, 1], [1, 2], [3, 4]])
+    strength = np.array([0.999, 0.995, 0.99])
+    clusters, refused = _clusters(5, links, strength, np.array([[0, 2]]))
+    assert sorted(map(sorted, clusters)) == [[0, 1], [2], [3, 4]]
+    assert refused.tolist() == [False, True, False]
+
+
+def test_deduplicate_twins_stay_apart_in_a_batch(records: list[IdentityRecord]) -> None:
+    twin_a = IdentityRecord(
+        "etat_civil", "T1", birth_name="Moreau", given_names=("Léa",), birth_date="2012-05-03",
+        sex="F", birth_place="44109", address="4 rue des Lilas", postal_code="44000", city="Nantes",
+    )  # fmt: skip
+    twin_b = dataclasses.replace(twin_a, local_id="T2", given_names=("Zoé",))
+    school_a = dataclasses.replace(twin_a, system="ecole", local_id="S1", sex=None)
+    school_b = dataclasses.replace(twin_b, system="ecole", local_id="S2", birth_place=None)
+    batch = [*records, twin_a, twin_b, school_a, school_b]
+    result = deduplicate(batch)
+    cluster_of = {k: c for c, members in enumerate(result.clusters) for k in members}
+    n = len(records)
+    assert cluster_of[n] == cluster_of[n + 2]
+    assert cluster_of[n + 1] == cluster_of[n + 3]
+    assert cluster_of[n] != cluster_of[n + 1]
+
+
+def test_link_with_a_given_matcher_reports_its_summary(records: list[IdentityRecord]) -> None:
+    left = [r for r in records if r.system == "etat_civil"]
+    right = [r for r in records if r.system == "ecole"]
+    matcher = Matcher(MatchModel.from_json(deduplicate(records).model.to_json()))
+    result = link(left, right, matcher)
+    assert result.summary["records"] == len(left) + len(right)
+    assert (result.links[:, 0] < len(left)).all() and (result.links[:, 1] < len(right)).all()
+    found = {(left[a].local_id, right[b].local_id) for a, b in result.links.tolist()}
+    truth = {(f"EC{r.local_id.split('-')[1]}", r.local_id) for r in right}
+    assert len(found & truth) >= 0.95 * len(truth)
+    assert len(found - truth) <= 0.01 * len(found)
