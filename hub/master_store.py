@@ -149,11 +149,15 @@ class GoldenStore:
 
         keys = matcher.blocking_keys(record)
         candidates = self.candidates(connection, keys)
-        decision: Decision = matcher.decide(record, [c.record for c, _golden in candidates])
+        # Candidates grouped by golden record: two records of one person are one answer, not an
+        # ambiguity, and a golden record holding a conflicting record cannot take this one blindly.
+        decision: Decision = matcher.decide(
+            record, [c.record for c, _golden in candidates], [golden for _c, golden in candidates]
+        )
         source = self._add_source(connection, record, digest, 1, now, exchange_id)
         self._index(connection, source.id, keys)
         linked_to: str | None = None
-        if decision.outcome == "link" and decision.candidate is not None:
+        if decision.outcome in ("link", "review") and decision.candidate is not None:
             linked_to = _golden_of(candidates, decision.candidate)
             decision = self._check_against_golden(connection, record, linked_to, decision, matcher)
         explanation = decision.explanation
@@ -181,7 +185,8 @@ class GoldenStore:
         matcher: Matcher,
     ) -> Decision:
         """A scored link must also hold against the golden record as a whole: a school record
-        without a birth place must not vouch for a record born elsewhere than the registry says."""
+        without a birth place must not vouch for a record born elsewhere than the registry says.
+        A pair in conflict goes to review, explained against the golden record (conflict named)."""
         explanation = decision.explanation
         if explanation is not None and explanation.rule and not explanation.rule.startswith("conflict"):
             return decision  # a deterministic rule (same NIR, same pivot identity) links anyway
