@@ -229,6 +229,11 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
     assert report["decided"] == 1 and report["pending"] == 0
     assert sum(b["linked"] for b in report["bands"]) == 1
     assert absorbed.status_code == 403  # stewardship:write does not grant the 360° view
+    with live_api.hub.db.sessions() as session:
+        shown = session.scalars(
+            select(JournalEntry.citizen_ref).where(JournalEntry.operation == "GET /v1/stewardship/tasks")
+        ).all()
+    assert sorted(shown) == sorted([task["golden_id"], loaded])  # each citizen shown is journaled
 
 
 def test_merge_and_unmerge_over_http(live_api, loaded):
