@@ -153,7 +153,35 @@ def estimate_from_features(
         pairs=int(sample_pairs_total),
         notes={"source": "em", **notes},
         given_name_sex=given_name_sexes(features),
+        **term_frequencies(features),
     )
+
+
+# Field -> the feature column whose value carries the term frequency.
+TF_COLUMNS = {"birth_name": "surname", "given_names": "given_first"}
+TF_TABLE_SIZE = 20_000
+
+
+def term_frequencies(features: Features) -> dict[str, dict]:
+    """Share of records holding each surname and first given name (the most frequent
+    ``TF_TABLE_SIZE`` values seen at least twice; others get the floor of a value seen once)."""
+    tables: dict[str, dict[str, float]] = {}
+    floors: dict[str, float] = {}
+    for field_name, column in TF_COLUMNS.items():
+        codes = features.codes[column]
+        present = codes[codes != 0]
+        if len(present) == 0:
+            continue
+        counts = np.bincount(present)
+        common = np.flatnonzero(counts >= 2)
+        common = common[np.argsort(-counts[common], kind="stable")][:TF_TABLE_SIZE]
+        first_of = {}
+        for index, code in enumerate(codes.tolist()):
+            first_of.setdefault(code, index)
+        strings = features.strings[column]
+        tables[field_name] = {strings[first_of[c]]: counts[c] / len(present) for c in common.tolist()}
+        floors[field_name] = 1 / len(present)
+    return {"term_frequencies": tables, "term_frequency_floor": floors}
 
 
 def given_name_sexes(features: Features, minimum: int = 5, purity: float = 0.98) -> dict[str, str]:

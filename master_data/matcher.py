@@ -5,15 +5,20 @@ Rules, in order, for a pair:
 2. same NIR, valid with its key and consistent with both records' sex and birth date;
 3. same full pivot identity (birth name, all given names, full birth date, sex, birth place);
 4. otherwise the probability from the model: >= ``upper`` link, >= ``lower`` review, else new.
-A pair of identity-grade records (both state the sex, as civil-registry and INS-qualified records
-do) whose strict traits clearly disagree (sex, given names, birth date or birth place at their
-'else' level, or the same first name followed by other ones: twins, parent and child with the
-same name, namesakes born elsewhere) is never linked
-automatically by the score: at best it goes to review. In such records a wholly different first
-name or birth date is almost never a typing error, while a household shares every other trait,
-which a model assuming independent fields cannot see. Looser lists (no sex: address files, FEBRL)
-are left to the score, where a replaced first name is a common data-entry error. (Requiring two
-conflicts there cost 0.4 to 0.8 point of F1 on FEBRL and saved 3 collisions in 20,000 people.)
+Default thresholds 0.95 and 0.7 (see master_data.batch for how they were chosen).
+
+A pair of identity-grade records (both carry a sex: stated, as civil-registry and INS-qualified
+records do, or given by a first name the population shows to be one sex's) whose strict traits
+clearly disagree (sex, given names, birth date or birth place at their 'else' level, or the same
+first name followed by other ones) is a *conflict*: twins, parent and child with the same name,
+namesakes born elsewhere. A conflict is never linked by the score; it goes to review only when
+the identity traits alone, household traits (address, phone, e-mail) left out, pass the lower
+threshold, and is another person otherwise. In such records a wholly different first name or
+birth date is almost never a typing error, while a household shares every other trait, which a
+model assuming independent fields cannot see. Looser lists (no sex: address files, FEBRL) are left
+to the score, where a replaced first name is a common data-entry error. (Requiring two conflicts
+there cost 0.4 to 0.8 point of F1 on FEBRL and saved 3 collisions in 20,000 people.) Batch
+clustering also refuses any merge that would put two conflicting records in one golden record.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from master_data.arrays import unique_inverse
 from master_data.blocking import record_keys
 from master_data.communes import CommuneTable, default_table
-from master_data.comparison import FIELDS, MISSING, compare
+from master_data.comparison import FIELDS, GIVEN_NAMES, MISSING, compare
+from master_data.estimation import TF_COLUMNS
 from master_data.features import Features, normalise_record
 from master_data.model import MatchModel
 from master_data.records import Decision, Explanation, FieldComparison, IdentityRecord
@@ -38,10 +45,12 @@ HOUSEHOLD_TRAITS = ("address", "postal_code", "city", "phone", "email")
 # Levels that mean "another person" for a strict trait: its 'else', and for given names also the
 # same first name followed by different ones ("Paul Emmanuel" / "Paul Guillaume": namesakes).
 CONFLICT_LEVELS = {spec.name: {len(spec.levels) - 1} for spec in FIELDS}
-CONFLICT_LEVELS["given_names"].add(
-    FIELDS[[f.name for f in FIELDS].index("given_names")].levels.index("first_same_others_differ")
-)
+CONFLICT_LEVELS["given_names"].add(GIVEN_NAMES.levels.index("first_same_others_differ"))
 _FIELD_INDEX = {spec.name: k for k, spec in enumerate(FIELDS)}
+# Levels where a pair agrees on the value that term frequencies weigh, and the largest adjustment
+# in bits either way (a value seen once in a million records would otherwise add 11 bits).
+TF_LEVELS = {"birth_name": [0], "given_names": [0, 1]}
+TF_CLIP = 6.0
 
 
 class Matcher:
@@ -122,15 +131,50 @@ class Matcher:
             known[missing] = [firsts[k] in table for k in missing.tolist()]
         return known
 
+    def term_frequency(self, features: Features, i: np.ndarray, levels: np.ndarray) -> dict[int, np.ndarray]:
+        """Per field with a term-frequency table, the weight added to each pair: log2(u / f) where f
+        is the share of records holding the agreed value and u the chance that two random records
+        agree on that field (the sum of f squared). Agreeing on "Martin" weighs less than agreeing
+        on "Kerbiriou". Applies where the pair agrees exactly on the value (birth name exact; given
+        names exact or truncated, on the first given name); 0 elsewhere."""
+        out: dict[int, np.ndarray] = {}
+        for name, column in TF_COLUMNS.items():
+            table = self.model.term_frequencies.get(name)
+            if not table:
+                continue
+            k = _FIELD_INDEX[name]
+            agreeing = np.flatnonzero(np.isin(levels[:, k], TF_LEVELS[name]))
+            adjust = np.zeros(len(levels))
+            if len(agreeing):
+                expected = sum(f * f for f in table.values()) + self.model.term_frequency_floor[name] * (
+                    1 - sum(table.values())
+                )
+                records = i[agreeing]
+                _, first, inverse = unique_inverse(features.codes[column][records])
+                floor = self.model.term_frequency_floor[name]
+                values = features.strings[column][records[first]].tolist()
+                shares = np.array([table.get(value, floor) for value in values])
+                adjust[agreeing] = np.clip(np.log2(expected / shares), -TF_CLIP, TF_CLIP)[inverse]
+            out[k] = adjust
+        return out
+
     def score(
         self, features: Features, i: np.ndarray, j: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(levels, totals, probabilities, rules) of the pairs (i[k], j[k])."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+        """(levels, totals, probabilities, rules, term-frequency adjustments) of the pairs."""
         levels = compare(features, i, j)
-        totals = self.model.totals(levels)
-        return levels, totals, self.model.probability(totals), self.rules(features, i, j, levels)
+        adjustments = self.term_frequency(features, i, levels)
+        totals = self.model.totals(levels) + sum(adjustments.values(), np.zeros(len(levels)))
+        rules = self.rules(features, i, j, levels)
+        return levels, totals, self.model.probability(totals), rules, adjustments
 
-    def outcomes(self, probabilities: np.ndarray, rules: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    def outcomes(
+        self,
+        probabilities: np.ndarray,
+        rules: np.ndarray,
+        levels: np.ndarray,
+        adjustments: dict[int, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """2 = link, 1 = review, 0 = new, per pair, from the thresholds and the rules.
 
         A conflict is never linked automatically. It goes to review only when the identity traits
@@ -142,18 +186,24 @@ class Matcher:
         if len(conflict):
             identity = levels[conflict].copy()
             identity[:, self.household] = MISSING
-            alone = self.model.probability(self.model.totals(identity))
+            identity_totals = self.model.totals(identity)
+            for adjust in (adjustments or {}).values():
+                identity_totals += adjust[conflict]
+            alone = self.model.probability(identity_totals)
             out[conflict] = np.where((out[conflict] >= 1) & (alone >= self.lower), 1, 0)
         return np.where(rules > 0, 2, out).astype(np.int8)
 
     # ----------------------------------------------------------------------------------- one pair
 
-    def _explanation(self, levels: np.ndarray, total: float, probability: float, rule: int) -> Explanation:
+    def _explanation(
+        self, levels: np.ndarray, total: float, probability: float, rule: int, adjust: dict[int, float]
+    ) -> Explanation:
         comparisons = []
         for k, spec in enumerate(FIELDS):
             level = int(levels[k])
             label = "missing" if level == MISSING else spec.levels[level]
-            comparisons.append(FieldComparison(spec.name, label, round(self.model.weight(k, level), 4)))
+            weight = self.model.weight(k, level) + adjust.get(k, 0.0)
+            comparisons.append(FieldComparison(spec.name, label, round(weight, 4)))
         if rule > 0:
             rule_name: str | None = RULE_NAMES[rule]
         elif rule == CONFLICT:
@@ -167,8 +217,9 @@ class Matcher:
         """Each field's comparison level and weight, the total and the probability (symmetric)."""
         features = self.features([a, b])
         i, j = np.array([0]), np.array([1])
-        levels, totals, probabilities, rules = self.score(features, i, j)
-        return self._explanation(levels[0], totals[0], probabilities[0], int(rules[0]))
+        levels, totals, probabilities, rules, adjustments = self.score(features, i, j)
+        adjust = {k: float(a[0]) for k, a in adjustments.items()}
+        return self._explanation(levels[0], totals[0], probabilities[0], int(rules[0]), adjust)
 
     def decide(
         self,
@@ -196,16 +247,17 @@ class Matcher:
         features = self.features([record, *candidates])
         j = np.arange(1, len(candidates) + 1)
         i = np.zeros(len(candidates), dtype=np.int64)
-        levels, totals, probabilities, rules = self.score(features, i, j)
+        levels, totals, probabilities, rules, adjustments = self.score(features, i, j)
 
         def explained(k: int) -> Explanation:
-            return self._explanation(levels[k], totals[k], probabilities[k], int(rules[k]))
+            adjust = {field: float(a[k]) for field, a in adjustments.items()}
+            return self._explanation(levels[k], totals[k], probabilities[k], int(rules[k]), adjust)
 
         positive = np.flatnonzero(rules > 0)
         if len(positive):
             best = int(positive[np.argmin(rules[positive])])
             return Decision("link", candidates[best], explained(best))
-        outcomes = self.outcomes(probabilities, rules, levels)
+        outcomes = self.outcomes(probabilities, rules, levels, adjustments)
         conflicted = {labels[k] for k in np.flatnonzero(rules == CONFLICT).tolist()}
         for k in range(len(candidates)):
             if labels[k] in conflicted and outcomes[k] == 2:

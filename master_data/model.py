@@ -39,6 +39,11 @@ class MatchModel:
     # First given names the population shows to be unambiguously one sex (folded name -> 'M'/'F'):
     # lets a record without a stated sex still count as identity-grade (see master_data.matcher).
     given_name_sex: dict[str, str] = field(default_factory=dict)
+    # Term frequencies (field -> normalised value -> share of records), for the fields whose exact
+    # agreement is worth more on a rare value than on a common one (see master_data.matcher).
+    term_frequencies: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Share assumed for a value absent from the table (seen once in the estimation records).
+    term_frequency_floor: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.weights = np.full((len(self.fields), max(len(f.levels) for f in self.fields) + 1), 0.0)
@@ -79,6 +84,8 @@ class MatchModel:
                 "pairs": self.pairs,
                 "notes": self.notes,
                 "given_name_sex": self.given_name_sex,
+                "term_frequencies": self.term_frequencies,
+                "term_frequency_floor": self.term_frequency_floor,
             },
             ensure_ascii=False,
         )
@@ -102,6 +109,8 @@ class MatchModel:
             pairs=data.get("pairs", 0),
             notes=data.get("notes", {}),
             given_name_sex=data.get("given_name_sex", {}),
+            term_frequencies=data.get("term_frequencies", {}),
+            term_frequency_floor=data.get("term_frequency_floor", {}),
         )
 
     @classmethod

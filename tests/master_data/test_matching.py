@@ -304,6 +304,15 @@ def test_the_estimated_model_ranks_levels_sensibly(matcher: Matcher) -> None:
     assert 1e-6 < model.prior < 1e-2
 
 
+def test_agreeing_on_a_rare_surname_weighs_more_than_on_a_common_one(matcher: Matcher) -> None:
+    def surname_weight(name: str) -> float:
+        a, b = base(birth_name=name), base(system="ecole", birth_name=name.upper())
+        return {c.field: c.weight for c in matcher.explain(a, b).comparisons}["birth_name"]
+
+    assert "MARTIN" in matcher.model.term_frequencies["birth_name"]
+    assert surname_weight("Kerbiriou") > surname_weight("Martin") + 2
+
+
 def test_model_json_round_trip_and_rejects_other_fields(matcher: Matcher) -> None:
     restored = MatchModel.from_json(matcher.model.to_json())
     a, b = base(), base(system="ecole", birth_name="Fontaine")
