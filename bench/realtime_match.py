@@ -59,13 +59,8 @@ except ImportError:  # pragma: no cover - faker is a bench extra
     SURNAMES = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy"]
     FEMALE = ["Marie", "Élodie", "Camille", "Léa", "Chloé", "Manon", "Inès", "Sarah", "Jeanne", "Hélène"]
     MALE = ["Jean", "Pierre", "Louis", "Gabriel", "Léo", "Hugo", "Paul", "Lucas", "Nicolas", "Étienne"]
-STREETS = [
-    "rue des Lilas",
-    "avenue Jean Jaurès",
-    "rue de la République",
-    "place du Marché",
-    "chemin des Vignes",
-]
+STREET_KINDS = ["rue", "avenue", "place", "chemin", "allée", "boulevard", "impasse", "route"]
+TOWN_PREFIXES = ["Saint", "Villeneuve", "Mont", "Bourg", "Font", "Roche", "Pont", "Val", "Beau", "Sainte"]
 
 
 # ------------------------------------------------------------------------------------ population
@@ -77,8 +72,14 @@ class People:
     def __init__(self, seed: int) -> None:
         self.rnd = random.Random(seed)
         rnd = random.Random(seed + 1)
+        # ~2,000 communes (INSEE code, postal code, name) and ~5,000 street names, as a region has.
         self.places = [f"{rnd.randint(1, 95):02d}{rnd.randint(1, 700):03d}" for _ in range(2000)]
         self.postal = [f"{p[:2]}{rnd.randint(0, 9)}{rnd.randint(0, 9)}0" for p in self.places]
+        self.towns = [f"{rnd.choice(TOWN_PREFIXES)}-{rnd.choice(SURNAMES)}" for _ in self.places]
+        self.streets = [
+            f"{rnd.choice(STREET_KINDS)} {rnd.choice(FEMALE + MALE)} {rnd.choice(SURNAMES)}"
+            for _ in range(5000)
+        ]
 
     def person(self, system: str, local_id: str) -> IdentityRecord:
         r = self.rnd
@@ -98,9 +99,9 @@ class People:
             birth_date=birth,
             sex=sex,
             birth_place=self.places[place],
-            address=f"{r.randint(1, 120)} {r.choice(STREETS)}",
+            address=f"{r.randint(1, 120)} {r.choice(self.streets)}",
             postal_code=self.postal[place],
-            city=f"Commune {self.places[place]}",
+            city=self.towns[place],
             email=f"{given[0].lower()}.{surname.lower()}{r.randint(1, 999)}@example.org"
             if r.random() < 0.5
             else None,
@@ -125,7 +126,7 @@ class People:
             birth_date=record.birth_date,
             sex=record.sex,
             birth_place=None if kind == 3 else record.birth_place,
-            address=f"{r.randint(1, 120)} {r.choice(STREETS)}",
+            address=f"{r.randint(1, 120)} {r.choice(self.streets)}",
             postal_code=record.postal_code,
             city=record.city,
         )

@@ -426,6 +426,14 @@ class Citizens:
         with self.hub.db.connection(single_statement=True) as connection:
             self._journal(connection, client, operation, golden_id, outcome)
 
+    def journal_shown(self, client: str, operation: str, tasks: list[dict[str, Any]]) -> None:
+        """Journal a review queue read: one row per citizen shown, so each person's report (RGPD
+        art. 15) lists the stewards who saw them."""
+        shown = sorted({t["golden_id"] for t in tasks} | {t["candidate_golden_id"] for t in tasks})
+        with self.hub.db.connection() as connection:
+            for golden_id in shown or [None]:
+                self._journal(connection, client, operation, golden_id)
+
     # ------------------------------------------------------------------ views
 
     def view(self, golden_id: str) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def review_command(
     """Go through open review tasks: l = link (same person), n = not the same, s = skip, q = quit."""
     citizens = _citizens(config)
     tasks = citizens.tasks("open", limit)
-    citizens.journal_access(actor, f"hub citizens review ({len(tasks)} tasks)", None)
+    citizens.journal_shown(actor, "hub citizens review", tasks)
     if not tasks:
         console.print("no open review task")
         return

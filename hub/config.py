@@ -252,7 +252,9 @@ class MasterDataSettings(Strict):
     thresholds: MatchThresholds = MatchThresholds()
     trusted_sources: list[Name] = Field(default_factory=lambda: ["etat_civil"])
     survivorship: dict[Attribute, SurvivorshipRule] = Field(default_factory=dict)
-    max_candidates: int = Field(200, ge=1, le=10_000, description="candidates scored per record")
+    max_candidates: int = Field(
+        50, ge=1, le=10_000, description="candidates scored per record: those sharing the most blocking keys"
+    )
     merge_event_flow: str | None = Field(
         None, description="flow run for every merge/unmerge, to tell the systems concerned"
     )

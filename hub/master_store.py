@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_, update
 
 from hub.db.master_models import EVENTS, GOLDEN, KEYS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
@@ -109,7 +109,7 @@ def record_digest(record: IdentityRecord) -> str:
 class GoldenStore:
     """Reads and writes the master-data tables; ``policy`` derives golden values from sources."""
 
-    def __init__(self, policy: SurvivorshipPolicy, max_candidates: int = 200) -> None:
+    def __init__(self, policy: SurvivorshipPolicy, max_candidates: int = 50) -> None:
         self.policy = policy
         self.max_candidates = max_candidates
 
@@ -149,11 +149,15 @@ class GoldenStore:
 
         keys = matcher.blocking_keys(record)
         candidates = self.candidates(connection, keys)
-        decision: Decision = matcher.decide(record, [c.record for c, _golden in candidates])
+        # Candidates grouped by golden record: two records of one person are one answer, not an
+        # ambiguity, and a golden record holding a conflicting record cannot take this one blindly.
+        decision: Decision = matcher.decide(
+            record, [c.record for c, _golden in candidates], [golden for _c, golden in candidates]
+        )
         source = self._add_source(connection, record, digest, 1, now, exchange_id)
         self._index(connection, source.id, keys)
         linked_to: str | None = None
-        if decision.outcome == "link" and decision.candidate is not None:
+        if decision.outcome in ("link", "review") and decision.candidate is not None:
             linked_to = _golden_of(candidates, decision.candidate)
             decision = self._check_against_golden(connection, record, linked_to, decision, matcher)
         explanation = decision.explanation
@@ -181,7 +185,8 @@ class GoldenStore:
         matcher: Matcher,
     ) -> Decision:
         """A scored link must also hold against the golden record as a whole: a school record
-        without a birth place must not vouch for a record born elsewhere than the registry says."""
+        without a birth place must not vouch for a record born elsewhere than the registry says.
+        A pair in conflict goes to review, explained against the golden record (conflict named)."""
         explanation = decision.explanation
         if explanation is not None and explanation.rule and not explanation.rule.startswith("conflict"):
             return decision  # a deterministic rule (same NIR, same pivot identity) links anyway
@@ -197,13 +202,23 @@ class GoldenStore:
         return decision
 
     def candidates(self, connection: Connection, keys: Iterable[str]) -> list[tuple[SourceVersion, str]]:
-        """Current source records sharing a blocking key with the incoming one, with their golden id."""
+        """Current source records sharing blocking keys with the incoming one, with their golden id:
+        the ``max_candidates`` sharing the most keys (the same person shares several; a namesake in
+        a large block shares one), read through the key index, then by primary keys only."""
         keys = sorted(set(keys))
         if not keys:
             return []
-        matching = select(KEYS.c.source_record_id).where(KEYS.c.key.in_(keys))
-        # Driven by the key index, then primary keys only: source by id, cross-reference by
-        # (system, local id). Only a record's current version is indexed, and only it may match.
+        shared = func.count().label("shared")
+        ranked = (
+            select(KEYS.c.source_record_id, shared)
+            .where(KEYS.c.key.in_(keys))
+            .group_by(KEYS.c.source_record_id)
+            .order_by(shared.desc(), KEYS.c.source_record_id)
+            .limit(self.max_candidates)
+            .subquery()
+        )
+        # Only a record's current version is indexed and may match; the cross-reference is found
+        # by its primary key (system, local id).
         current = and_(
             XREFS.c.system == SOURCES.c.system,
             XREFS.c.local_id == SOURCES.c.local_id,
@@ -217,10 +232,8 @@ class GoldenStore:
                 SOURCES.c.exchange_id,
                 XREFS.c.golden_id,
             )
-            .join(XREFS, current)
-            .where(SOURCES.c.id.in_(matching))
-            .order_by(SOURCES.c.id)
-            .limit(self.max_candidates)
+            .select_from(ranked.join(SOURCES, SOURCES.c.id == ranked.c.source_record_id).join(XREFS, current))
+            .order_by(ranked.c.shared.desc(), SOURCES.c.id)
         ).all()
         return [(_version(row), row.golden_id) for row in rows]
 

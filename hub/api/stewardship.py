@@ -46,7 +46,7 @@ def list_tasks(
 ) -> dict[str, Any]:
     citizens = citizens_of(request)
     tasks = citizens.tasks(status, limit, after)
-    citizens.journal_access(principal.name, f"GET /v1/stewardship/tasks ({len(tasks)} tasks)", None)
+    citizens.journal_shown(principal.name, "GET /v1/stewardship/tasks", tasks)
     return {"tasks": tasks, "next_after": tasks[-1]["id"] if len(tasks) == limit else None}
 
 

@@ -229,6 +229,11 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
     assert report["decided"] == 1 and report["pending"] == 0
     assert sum(b["linked"] for b in report["bands"]) == 1
     assert absorbed.status_code == 403  # stewardship:write does not grant the 360° view
+    with live_api.hub.db.sessions() as session:
+        shown = session.scalars(
+            select(JournalEntry.citizen_ref).where(JournalEntry.operation == "GET /v1/stewardship/tasks")
+        ).all()
+    assert sorted(shown) == sorted([task["golden_id"], loaded])  # each citizen shown is journaled
 
 
 def test_merge_and_unmerge_over_http(live_api, loaded):
@@ -398,3 +403,20 @@ def test_the_documented_master_data_section_is_valid(tmp_path):
     assert rules["email"].rule == "most_frequent" and rules["email"].order == ("portal", "ecole")
     assert rules["birth_name"].order == ("etat_civil", "portal", "ecole", "finances")
     assert loaded.master_data.thresholds.upper == 0.95
+
+
+def test_config_names_a_misspelled_rule_and_crossed_thresholds_at_their_lines(event_project):
+    text = event_project.read_text(encoding="utf-8")
+    event_project.write_text(
+        text.replace("address: {rule: most_recent}", "address: {rule: most_recnt}").replace(
+            "thresholds: {upper: 0.95, lower: 0.5}", "thresholds: {upper: 0.5, lower: 0.95}"
+        ),
+        encoding="utf-8",
+    )
+    messages, lines = config_errors(event_project, "birth_nam", "birth_nam")  # no further change
+    rule = next(i for i, t in enumerate(lines, 1) if "most_recnt" in t)
+    thresholds = next(i for i, t in enumerate(lines, 1) if "thresholds:" in t and "upper" in t)
+    assert any(f"hub.yaml:{rule}:" in m and "most_recent" in m for m in messages), messages
+    assert any(
+        f"hub.yaml:{thresholds}:" in m and "lower (0.95) must not exceed upper (0.5)" in m for m in messages
+    )

@@ -227,6 +227,7 @@ def test_a_record_without_birth_place_cannot_vouch_for_one_born_elsewhere(golden
     # according to the registry) the birth place does: a steward decides.
     elsewhere = golden.resolve(person("finances", "T-3", given_names=("Elodie",), birth_place="13055"))
     assert elsewhere.outcome == "review" and elsewhere.golden_id != registry.golden_id
+    # The steward is shown the comparison with the golden record as a whole, conflict named.
     assert elsewhere.explanation.rule == "conflict:birth_place"
 
 
@@ -250,3 +251,14 @@ def test_reindex_rebuilds_the_blocking_keys_of_current_records_only(golden):
     )
     again = golden.resolve(person("portal", "cit_x", postal_code="75001"))
     assert again.golden_id == moved.golden_id  # found again through the rebuilt index
+
+
+def test_candidates_are_those_sharing_the_most_keys_not_the_first_stored(golden):
+    golden.store.max_candidates = 2
+    for i in range(5):  # namesakes stored first: same names and decade, other birth dates and places
+        golden.resolve(person("finances", f"T-{i}", birth_date=f"198{i}-0{i + 1}-1{i}", birth_place="13055"))
+    same = golden.resolve(person("etat_civil", "N-1"))
+    incoming = person("ecole", "F-77", given_names=("Elodie",))
+    with golden.db.sessions() as session:
+        found = golden.store.candidates(session.connection(), golden.matcher.blocking_keys(incoming))
+    assert len(found) == 2 and found[0][0].id == same.source_record_id
