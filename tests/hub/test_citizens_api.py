@@ -383,7 +383,7 @@ def test_config_names_an_unknown_event_flow_at_its_line(event_project):
     )
     line = next(i for i, text in enumerate(lines, 1) if "merge_event_flow" in text)
     assert len(messages) == 1 and f"hub.yaml:{line}:" in messages[0], messages
-    assert "no flow 'fused'; valid: birth-certificate, citizen-merged" in messages[0]
+    assert "no flow 'fused'; valid: aid-payment, birth-certificate, citizen-merged" in messages[0]
 
 
 def test_the_documented_master_data_section_is_valid(tmp_path):
