@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
+from hub.config import load_config
 from hub.db.models import OutboxMessage
-from hub.mapping import load_mapping
+from hub.flows import load_flow
+from hub.mapping import load_mapping, load_mappings
 from hub.mapping.tables import load_tables
-from tests.conftest import ROOT, sample
+from hub.yamlfile import ConfigError, ConfigIssue
+from tests.conftest import CONFIG, ROOT, sample
 from tests.hub.test_birth_certificate_flow import acts_for, wait_for
 
 ANSWER = "etat-civil/act-request-created"
@@ -68,50 +72,30 @@ def test_a_status_read_from_the_answer_must_be_a_hub_status(live_hub, tmp_path):
     assert message.state == "dead" and message.last_error.startswith("invalid_status")
 
 
-def test_set_status_from_an_invalid_path_is_a_load_error(tmp_path):
-    import pytest
-
-    from hub.config import load_config
-    from hub.flows import load_flow
-    from hub.mapping import load_mappings
-    from hub.yamlfile import ConfigError
-    from tests.conftest import CONFIG
-
+def flow_issue(tmp_path, old: str, new: str) -> tuple[ConfigIssue, list[str]]:
+    """The one load error of the shipped birth-certificate flow with ``old`` replaced by ``new``."""
     shipped = (ROOT / "flows" / "birth-certificate.yaml").read_text(encoding="utf-8")
-    broken = shipped.replace("{from: $.steps.act_status.status}", "{from: 'steps.act_status'}")
+    assert old in shipped
+    broken = shipped.replace(old, new)
     path = tmp_path / "flow.yaml"
     path.write_text(broken, encoding="utf-8")
     config, _ = load_config(CONFIG)
     with pytest.raises(ConfigError) as caught:
         load_flow(path, config, load_mappings(ROOT / "mappings"))
     [issue] = caught.value.issues
-    assert (
-        issue.line
-        == broken.splitlines().index(
-            next(line for line in broken.splitlines() if "steps.act_status'" in line)
-        )
-        + 1
-        and "starts with $" in issue.message
-    )
+    return issue, broken.splitlines()
+
+
+def test_set_status_from_an_invalid_path_is_a_load_error(tmp_path):
+    issue, lines = flow_issue(tmp_path, "{from: $.steps.act_status.status}", "{from: 'steps.act_status'}")
+    assert "steps.act_status'" in lines[issue.line - 1] and "starts with $" in issue.message
 
 
 def test_a_mapping_built_for_another_soap_operation_is_a_load_error(tmp_path):
-    import pytest
-
-    from hub.config import load_config
-    from hub.flows import load_flow
-    from hub.mapping import load_mappings
-    from hub.yamlfile import ConfigError
-    from tests.conftest import CONFIG
-
-    shipped = (ROOT / "flows" / "birth-certificate.yaml").read_text(encoding="utf-8")
-    broken = shipped.replace("mapping: etat-civil/act-request-status", "mapping: etat-civil/request-act-copy")
-    path = tmp_path / "flow.yaml"
-    path.write_text(broken, encoding="utf-8")
-    config, _ = load_config(CONFIG)
-    with pytest.raises(ConfigError) as caught:
-        load_flow(path, config, load_mappings(ROOT / "mappings"))
-    [issue] = caught.value.issues
+    issue, lines = flow_issue(
+        tmp_path, "mapping: etat-civil/act-request-status", "mapping: etat-civil/request-act-copy"
+    )
+    assert "etat-civil/request-act-copy" in lines[issue.line - 1]
     assert issue.message == (
         "mapping etat-civil/request-act-copy is for RequestActCopy (input) "
         "but this step calls GetActRequestStatus"
