@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -62,6 +62,23 @@ class _Scope:
     item_schema: dict[str, Any] | None
     indexes: tuple[str, ...]  # loop index variables, outermost first
     in_array: bool
+
+
+@dataclass(frozen=True)
+class _Site:
+    """One target field being compiled: its spec and place in the file, the dict variable it is
+    written into, its target path (``{}`` where item indexes go), the scope its ``@`` paths read,
+    the indentation of its code and the schema of its target (None when undeclared)."""
+
+    name: str
+    spec: FieldSpec
+    document: YamlDocument
+    location: Location
+    out: str
+    target: str
+    scope: _Scope
+    indent: int
+    schema: dict[str, Any] | None
 
 
 @dataclass
@@ -165,11 +182,11 @@ class Compiler:
                     continue
                 self._emit(indent, f"if {predicate}(doc, {scope.item}):")
                 body_indent += 1
-            target = f"{prefix}{name}"
+            site = _Site(name, spec, document, here, out, f"{prefix}{name}", scope, body_indent, child_schema)
             if spec.each is not None:
-                self._each(name, spec, document, here, out, target, scope, body_indent, child_schema)
+                self._each(site)
             else:
-                self._single(name, spec, document, here, out, target, scope, body_indent, child_schema)
+                self._single(site)
             if spec.when is not None:
                 self._emit(body_indent, "pass")
 
@@ -190,51 +207,32 @@ class Compiler:
             )
         return None
 
-    def _single(
-        self,
-        name: str,
-        spec: FieldSpec,
-        document: YamlDocument,
-        location: Location,
-        out: str,
-        target: str,
-        scope: _Scope,
-        indent: int,
-        schema: dict[str, Any] | None,
-    ) -> None:
-        key = self._const(name)
-        if spec.fields is not None or spec.fragment is not None:
+    def _single(self, site: _Site) -> None:
+        key, indent, out = self._const(site.name), site.indent, site.out
+        if site.spec.fields is not None or site.spec.fragment is not None:
             inner = self._var("o")
             self._emit(indent, f"{inner} = {{}}")
-            if not scope.in_array:
-                self.declared[target] = inner
-            self._block(spec, document, location, inner, target, scope, indent, schema)
+            if not site.scope.in_array:
+                self.declared[site.target] = inner
+            self._block(site, inner)
             self._emit(indent, f"if {inner}:")
             self._emit(indent + 1, f"{out}[{key}] = {inner}")
-            self._empty_branch(spec, indent, out, key, target, scope, "is empty")
+            self._empty_branch(site, key, "is empty")
             return
-        meta = self._leaf_value(spec, document, location, target, scope, indent)
+        meta = self._leaf_value(site)
         if meta is None:
             return
         self._emit(indent, "if v is M or v is None or v == '' or v == [] or v == {}:")
-        self._missing(spec, indent + 1, f"{out}[{key}] = ", meta, scope)
+        self._missing(site.spec, indent + 1, f"{out}[{key}] = ", meta, site.scope)
         self._emit(indent, "else:")
         self._emit(indent + 1, f"{out}[{key}] = v")
-        if not scope.in_array:
-            self.declared[target] = f"{out}[{key}]"
+        if not site.scope.in_array:
+            self.declared[site.target] = f"{out}[{key}]"
 
-    def _block(
-        self,
-        spec: FieldSpec,
-        document: YamlDocument,
-        location: Location,
-        inner: str,
-        target: str,
-        scope: _Scope,
-        indent: int,
-        schema: dict[str, Any] | None,
-    ) -> None:
+    def _block(self, site: _Site, inner: str) -> None:
         """A nested ``fields`` block or a ``fragment``, writing into the dict ``inner``."""
+        spec, document, location, target = site.spec, site.document, site.location, site.target
+        scope, indent, schema = site.scope, site.indent, site.schema
         if spec.fields is not None:
             self._fields(
                 spec.fields,
@@ -291,22 +289,13 @@ class Compiler:
             self._fragment_stack = self._fragment_stack[:-1]
         self._emit(indent, "pass")
 
-    def _each(
-        self,
-        name: str,
-        spec: FieldSpec,
-        document: YamlDocument,
-        location: Location,
-        out: str,
-        target: str,
-        scope: _Scope,
-        indent: int,
-        schema: dict[str, Any] | None,
-    ) -> None:
+    def _each(self, site: _Site) -> None:
+        spec, document, location, out = site.spec, site.document, site.location, site.out
+        target, scope, indent, schema = site.target, site.scope, site.indent, site.schema
         path = self._path(spec.each or "", document, (*location, "each"), scope)
         if path is None:
             return
-        key, array, item, index = self._const(name), self._var("a"), self._var("i"), self._var("x")
+        key, array, item, index = self._const(site.name), self._var("a"), self._var("i"), self._var("x")
         base = scope.item_schema if path.relative else self.source_schema
         try:
             reached = sub_schema(path, base, self.source_schema or {})
@@ -333,16 +322,17 @@ class Compiler:
             if predicate is not None:
                 self._emit(body, f"if not {predicate}(doc, {item}):")
                 self._emit(body + 1, "continue")
-        item_target = f"{target}[{{}}]"
-        item_schema_target = _items(schema)
+        item_site = replace(
+            site, target=f"{target}[{{}}]", scope=inner_scope, indent=body, schema=_items(schema)
+        )
         if spec.fields is not None or spec.fragment is not None:
             inner = self._var("o")
             self._emit(body, f"{inner} = {{}}")
-            self._block(spec, document, location, inner, item_target, inner_scope, body, item_schema_target)
+            self._block(item_site, inner)
             self._emit(body, f"if {inner}:")
             self._emit(body + 1, f"{array}.append({inner})")
         else:
-            meta = self._leaf_value(spec, document, location, item_target, inner_scope, body)
+            meta = self._leaf_value(item_site)
             if meta is None:
                 return
             self._emit(body, "if not (v is M or v is None or v == '' or v == [] or v == {}):")
@@ -355,23 +345,21 @@ class Compiler:
                 )
         self._emit(indent, f"if {array}:")
         self._emit(indent + 1, f"{out}[{key}] = {array}")
-        self._empty_branch(spec, indent, out, key, target, scope, "has no items")
+        self._empty_branch(site, key, "has no items")
         if not scope.in_array:
             self.declared[target] = f"{out}[{key}]"
 
-    def _empty_branch(
-        self, spec: FieldSpec, indent: int, out: str, key: str, target: str, scope: _Scope, what: str
-    ) -> None:
+    def _empty_branch(self, site: _Site, key: str, what: str) -> None:
+        """The ``else:`` of a block or an array left empty: its default, or the required error."""
+        spec, indent, out = site.spec, site.indent, site.out
         if spec.explicit_default:
             self._emit(indent, "else:")
             self._emit(indent + 1, f"{out}[{key}] = deepcopy({self._const(spec.default)})")
         elif spec.required:
-            meta = self._meta(FieldMeta(target, None, ()))
+            meta = self._meta(FieldMeta(site.target, None, ()))
+            indexes = "".join(i + ", " for i in site.scope.indexes)
             self._emit(indent, "else:")
-            self._emit(
-                indent + 1,
-                f"fail({meta}, ({''.join(i + ', ' for i in scope.indexes)}), None, 'required block {what}')",
-            )
+            self._emit(indent + 1, f"fail({meta}, ({indexes}), None, 'required block {what}')")
 
     def _missing(self, spec: FieldSpec, indent: int, assign: str, meta: int, scope: _Scope) -> None:
         if spec.explicit_default:
@@ -396,16 +384,10 @@ class Compiler:
 
     # ------------------------------------------------------------------ leaf values
 
-    def _leaf_value(
-        self,
-        spec: FieldSpec,
-        document: YamlDocument,
-        location: Location,
-        target: str,
-        scope: _Scope,
-        indent: int,
-    ) -> int | None:
+    def _leaf_value(self, site: _Site) -> int | None:
         """Emit code leaving the field's transformed value in ``v``; return its meta index."""
+        spec, document, location = site.spec, site.document, site.location
+        target, scope, indent = site.target, site.scope, site.indent
         meta = self._meta(FieldMeta(target, None, ()))
         source = self._source(spec, document, location, scope, indent, meta)
         functions, names = self._transforms(spec, document, location)
