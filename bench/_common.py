@@ -167,8 +167,9 @@ def write_config(workdir: Path, *, concurrency: int | None = None) -> Path:
         "data": str(workdir / "var"),
     }
     for system in data.get("systems", {}).values():
-        if system.get("wsdl"):
-            system["wsdl"] = str((source.parent / system["wsdl"]).resolve())
+        for key in ("wsdl", "openapi"):  # files named relative to config/
+            if system.get(key):
+                system[key] = str((source.parent / system[key]).resolve())
     if concurrency is not None:
         data.setdefault("worker", {})["concurrency"] = concurrency
     suffix = f"-c{concurrency}" if concurrency else ""
@@ -177,11 +178,16 @@ def write_config(workdir: Path, *, concurrency: int | None = None) -> Path:
     return path
 
 
-def hub_env(url: str, config: Path, sandbox_urls: dict[str, str] | None = None) -> dict[str, str]:
+def hub_env(url: str, config: Path, sandbox: Sandbox | None = None) -> dict[str, str]:
+    """The environment of ``hub serve`` / ``hub clients add``: the database, the config, and the
+    sandbox's addresses (free ports) with its SFTP host key line when a sandbox runs."""
     env = dict(os.environ)
     env.update(HUB_DATABASE_URL=url, HUB_CONFIG=str(config), HUB_PSEUDONYM_KEY=PSEUDONYM_KEY)
-    for name, value in (sandbox_urls or {}).items():
-        env[f"HUB_{name.upper()}_URL"] = value
+    if sandbox is not None:
+        for name, value in sandbox.urls.items():
+            env[f"HUB_{name.upper()}_URL"] = value
+        if sandbox.finances_known_hosts:
+            env["HUB_FINANCES_KNOWN_HOSTS"] = sandbox.finances_known_hosts
     return env
 
 
@@ -293,6 +299,7 @@ def baseline_server(config: Path, workdir: Path) -> Iterator[Server]:
 class Sandbox:
     process: subprocess.Popen
     urls: dict[str, str]
+    finances_known_hosts: str = ""  # the pinned host key line of its SFTP server (free port)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -312,6 +319,7 @@ def sandbox_process(issue_delay_s: float = 0.0) -> Iterator[Sandbox]:
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
     )
     urls: dict[str, str] = {}
+    known_hosts = ""
     timer = threading.Timer(STARTUP_TIMEOUT_S, process.kill)  # readline cannot block forever
     timer.start()
     try:
@@ -320,11 +328,13 @@ def sandbox_process(issue_delay_s: float = 0.0) -> Iterator[Sandbox]:
             name, _, value = line.strip().partition(": ")
             if name in ("etat_civil", "ecole", "ged", "finances"):
                 urls[name] = value
+            elif name == "finances known_hosts":
+                known_hosts = value
             if line.startswith("Ctrl-C"):
                 break
     finally:
         timer.cancel()
-    sandbox = Sandbox(process, urls)
+    sandbox = Sandbox(process, urls, known_hosts)
     try:
         if "etat_civil" not in urls:
             raise RuntimeError(f"sandbox did not start (exit {process.poll()})")

@@ -99,7 +99,7 @@ def run_hub(
     config = c.write_config(workdir, concurrency=concurrency)
     bodies = c.sample_bodies()
     with c.fresh_database(kind, workdir) as url:
-        env = c.hub_env(url, config, sandbox.urls)
+        env = c.hub_env(url, config, sandbox)
         key = c.add_client(env)
         with c.hub_server(env, workdir, worker=True, processes=args.processes) as server:
             first_post = datetime.now(UTC)
