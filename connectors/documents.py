@@ -25,11 +25,12 @@ from connectors.gateway import Gateway
 from connectors.httpguard import (
     DEFAULT_MAX_RESPONSE_BYTES,
     HttpAuth,
+    call_headers,
     classify,
+    error_body,
     guarded_client,
     is_under,
-    parse_json,
-    read_capped,
+    send_json,
     status_error,
 )
 from connectors.rest import path_segment
@@ -147,9 +148,9 @@ class DocumentsAdapter:
             destination.seek(0)
             destination.truncate()
             try:
-                with self._client.stream("GET", url, headers=_headers(context, "GET")) as response:
+                with self._client.stream("GET", url, headers=call_headers(context, "GET")) as response:
                     if response.status_code >= 300:
-                        raise status_error(response, _small_body(response))
+                        raise status_error(response, error_body(response))
                     declared = response.headers.get("x-content-sha256")
                     digest = hashlib.sha256()
                     size = 0
@@ -226,35 +227,7 @@ class DocumentsAdapter:
         return f"{self.endpoint}/{path}"
 
     def _json(self, method: str, url: str, context: CallContext, **kwargs: Any) -> dict[str, Any]:
-        try:
-            request = self._client.build_request(method, url, headers=_headers(context, method), **kwargs)
-            response = self._client.send(request, stream=True)
-            try:
-                if response.status_code >= 300:
-                    raise status_error(response, _small_body(response))
-                data = parse_json(read_capped(response, self.max_response_bytes), response)
-            finally:
-                response.close()
-        except ConnectorError:
-            raise
-        except Exception as exc:
-            raise classify(exc) from exc
+        data = send_json(self._client, method, url, context, self.max_response_bytes, **kwargs)
         if not isinstance(data, dict):
             raise PermanentError("INVALID_RESPONSE", "expected a JSON object")
         return data
-
-
-def _headers(context: CallContext, method: str) -> dict[str, str]:
-    headers = {"X-Correlation-Id": context.correlation_id}
-    if context.idempotency_key and method != "GET":
-        headers["Idempotency-Key"] = context.idempotency_key
-    return headers
-
-
-def _small_body(response: httpx.Response) -> bytes:
-    if response.status_code < 400:
-        return b""
-    try:
-        return read_capped(response, 65536)
-    except ConnectorError:
-        return b""

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from connectors.errors import CallTimeoutError, ConnectorError, PermanentError, TransientError
+from connectors.exchange import CallContext
 from connectors.gateway import require_attempt
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -186,6 +187,53 @@ def parse_json(body: bytes, response: httpx.Response) -> Any:
         raise PermanentError(
             "INVALID_RESPONSE", f"the answer is not valid JSON ({type(exc).__name__})"
         ) from None
+
+
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def call_headers(context: CallContext, method: str) -> dict[str, str]:
+    """What every call carries: the correlation id, and the idempotency key on methods that act
+    (a retried POST must not act twice)."""
+    headers = {}
+    if context.correlation_id:
+        headers["X-Correlation-Id"] = context.correlation_id
+    if context.idempotency_key and method in UNSAFE_METHODS:
+        headers["Idempotency-Key"] = context.idempotency_key
+    return headers
+
+
+def send_json(
+    client: httpx.Client, method: str, url: str, context: CallContext, max_bytes: int, **kwargs: Any
+) -> Any:
+    """One request and its JSON answer read within ``max_bytes``; any failure as a typed
+    :class:`ConnectorError` (a redirect or a status >= 300 carries the back-end's error code)."""
+    try:
+        # No params argument when there are none: httpx would re-parse the URL to merge them.
+        if not kwargs.get("params"):
+            kwargs.pop("params", None)
+        request = client.build_request(method, url, headers=call_headers(context, method), **kwargs)
+        response = client.send(request, stream=True)
+        try:
+            if response.is_redirect or response.status_code >= 300:
+                raise status_error(response, error_body(response))
+            return parse_json(read_capped(response, max_bytes), response)
+        finally:
+            response.close()
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        raise classify(exc) from exc
+
+
+def error_body(response: httpx.Response) -> bytes:
+    """Up to 64 KiB of an error answer, to read the back-end's error code; more is not read."""
+    if response.status_code < 400:
+        return b""
+    try:
+        return read_capped(response, 65536)
+    except ConnectorError:
+        return b""
 
 
 def status_error(response: httpx.Response, body: bytes) -> ConnectorError:

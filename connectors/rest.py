@@ -27,24 +27,20 @@ from urllib.parse import quote
 import httpx
 import yaml
 
-from connectors.errors import ConnectorError, PermanentError
+from connectors.errors import PermanentError
 from connectors.exchange import CallContext
 from connectors.gateway import Gateway
 from connectors.httpguard import (
     DEFAULT_MAX_RESPONSE_BYTES,
     HttpAuth,
-    classify,
     guarded_client,
     is_under,
-    parse_json,
-    read_capped,
-    status_error,
+    send_json,
 )
 
 METHODS = ("get", "post", "put", "patch", "delete")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
-_UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -278,39 +274,12 @@ class RestAdapter:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> dict[str, Any]:
-        headers = {}
-        if context.idempotency_key and method in _UNSAFE_METHODS:
-            headers["Idempotency-Key"] = context.idempotency_key
-        if context.correlation_id:
-            headers["X-Correlation-Id"] = context.correlation_id
-        try:
-            # No params argument when there are none: httpx would re-parse the URL to merge them.
-            extra = {"params": params} if params else {}
-            request = self._client.build_request(method, url, json=json, headers=headers, **extra)
-            response = self._client.send(request, stream=True)
-            try:
-                if response.is_redirect or response.status_code >= 300:
-                    raise status_error(response, _error_body(response))
-                data = parse_json(read_capped(response, self.max_response_bytes), response)
-            finally:
-                response.close()
-        except ConnectorError:
-            raise
-        except Exception as exc:
-            raise classify(exc) from exc
+        data = send_json(
+            self._client, method, url, context, self.max_response_bytes, params=params, json=json
+        )
         if isinstance(data, dict):
             return data
         return {"items": data} if isinstance(data, list) else {"value": data}
-
-
-def _error_body(response: httpx.Response) -> bytes:
-    """Up to 64 KiB of an error answer, to read the back-end's error code; more is not read."""
-    if response.status_code < 400:
-        return b""
-    try:
-        return read_capped(response, 65536)
-    except ConnectorError:
-        return b""
 
 
 def path_segment(value: Any, name: str) -> str:
