@@ -6,8 +6,11 @@ PostgreSQL (``.ci/run`` does both). With ``CI=true`` a missing peer fails instea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -170,3 +173,23 @@ def sample(name: str) -> dict:
     import json
 
     return json.loads((ROOT / "sandbox" / "samples" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def worker_process(database_url: str, config: Path) -> Iterator[subprocess.Popen]:
+    """``hub worker`` in its own process, as operators run it, for tests that kill it mid-flow;
+    killed at the end if the test left it running."""
+    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(config)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield worker
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)

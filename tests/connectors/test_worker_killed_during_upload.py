@@ -3,11 +3,8 @@ finance system, and the worker that takes the request over delivers the file onc
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from sqlalchemy import select
 from hub.db.models import OutboxMessage, Request
 from hub.runtime import build_hub
 from hub.worker import Worker
-from tests.conftest import ROOT, _live, sample
+from tests.conftest import ROOT, _live, sample, worker_process
 from tests.connectors.test_file_flows import FLOW, MAPPING
 
 LINES = [f"AIDE-{n};Ndiaye;Awa;FR7630001007941234567890185;{n % 90 + 10}.00;AE03" for n in range(10)]
@@ -60,15 +57,7 @@ def test_worker_killed_mid_upload_leaves_no_visible_file_and_the_file_is_deliver
             temporary[0] = found[0] if found else None
             return bool(found) and found[0].stat().st_size > 0
 
-        env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(config)}
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
+        with worker_process(database_url, config) as worker:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not partial_written():
                 assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
@@ -76,9 +65,6 @@ def test_worker_killed_mid_upload_leaves_no_visible_file_and_the_file_is_deliver
             assert temporary[0] is not None, "the worker never started the upload"
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
         sandbox.knobs["finances"].update({"latency_ms": 0})
         time.sleep(0.3)  # the intake polls every 50 ms: it must leave the partial file alone
         assert [p.name for p in finances.inbox.iterdir()] == [temporary[0].name]

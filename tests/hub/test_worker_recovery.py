@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +11,7 @@ from sqlalchemy import select
 
 from hub.db.models import OutboxMessage, Request
 from hub.worker import Worker
-from tests.conftest import ROOT, sample
+from tests.conftest import ROOT, sample, worker_process
 from tests.hub.test_birth_certificate_flow import acts_for
 
 
@@ -35,15 +32,7 @@ def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(
         request_id = client.post("/v1/requests", json=sample("05-garcia-lopez-ne-a-l-etranger")).json()["id"]
     # The registry answers slowly: the worker is killed while its RequestActCopy is in flight.
     sandbox.knobs["etat_civil"].update({"latency_ms": 2000})
-    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(config)}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "worker"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with worker_process(database_url, config) as worker:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not _claimed(live_api.hub, request_id):
             time.sleep(0.05)
@@ -51,9 +40,6 @@ def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(
         time.sleep(0.5)  # inside the slow call
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
     sandbox.knobs["etat_civil"].update({"latency_ms": 0})
     time.sleep(1.6)  # the registry finishes the call the dead worker made
 
