@@ -107,6 +107,15 @@ class Citizens:
 
     # ------------------------------------------------------------------ real time
 
+    def known_golden_id(self, citizen: dict[str, Any], citizen_ref: str) -> str | None:
+        """The golden id of a portal citizen already resolved with the same identity, read without
+        a write transaction (the common case: a citizen filing another request); else None."""
+        record = from_identity(
+            CitizenIdentity.model_validate(citizen), self.settings.portal_system, citizen_ref
+        )
+        with self.hub.db.sessions() as session:
+            return self.store.unchanged_golden_id(session.connection(), record)
+
     def resolve_request(self, request_id: str, citizen: dict[str, Any], citizen_ref: str) -> str:
         """The golden id of a request's citizen (the portal's identity), stored on the request in
         the same transaction; the request's inbound journal row is the lineage's exchange."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, tuple_, update
 
 from hub.db.master_models import EVENTS, GOLDEN, KEYS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
@@ -115,6 +115,19 @@ class GoldenStore:
 
     # ------------------------------------------------------------------ resolution (real time)
 
+    def unchanged_golden_id(self, connection: Connection, record: IdentityRecord) -> str | None:
+        """The golden id of a (system, local id) already attached with this very content: a read,
+        so a citizen filing again costs no write transaction; None when a resolution must write."""
+        known = self._known(connection, record)
+        return known.golden_id if known is not None and known.digest == record_digest(record) else None
+
+    def _known(self, connection: Connection, record: IdentityRecord) -> Row[Any] | None:
+        return connection.execute(
+            select(XREFS.c.golden_id, XREFS.c.source_record_id, SOURCES.c.digest, SOURCES.c.version)
+            .join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id)
+            .where(XREFS.c.system == record.system, XREFS.c.local_id == record.local_id)
+        ).first()
+
     def resolve(
         self,
         connection: Connection,
@@ -128,11 +141,7 @@ class GoldenStore:
         """Attach ``record`` to its golden record: known (system, local id) first, then the matcher
         on candidates read through the blocking index; link, create + review task, or create."""
         digest = record_digest(record)
-        known = connection.execute(
-            select(XREFS.c.golden_id, XREFS.c.source_record_id, SOURCES.c.digest, SOURCES.c.version)
-            .join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id)
-            .where(XREFS.c.system == record.system, XREFS.c.local_id == record.local_id)
-        ).first()
+        known = self._known(connection, record)
         if known is not None:
             if known.digest == digest:
                 return Resolution(known.golden_id, "unchanged", known.source_record_id)

@@ -49,6 +49,7 @@ class _Progress:
     target_system: str | None
     leased_until: float = 0.0  # time.monotonic() by which this run's lease surely holds
     events: list[_Event] = field(default_factory=list)
+    golden_id: str | None = None  # the citizen's, when found by a read: written with the checkpoint
 
     def event(self, step: str, outcome: str, detail: str | None = None) -> None:
         self.events.append(_Event(utcnow(), step, outcome, detail))
@@ -121,10 +122,15 @@ class FlowRunner:
         try:
             if snapshot["golden_id"] is None and snapshot["citizen"]:
                 # The citizen's golden id, resolved before the first call: the journal then follows
-                # one person across systems and spellings (RGPD art. 15), not one spelling.
-                golden_id = self.citizens.resolve_request(
-                    claim.request_id, snapshot["citizen"], snapshot["citizen_ref"]
-                )
+                # one person across systems and spellings (RGPD art. 15), not one spelling. A citizen
+                # already known with this identity is only read; its id goes with the next checkpoint.
+                golden_id = self.citizens.known_golden_id(snapshot["citizen"], snapshot["citizen_ref"])
+                if golden_id is None:
+                    golden_id = self.citizens.resolve_request(
+                        claim.request_id, snapshot["citizen"], snapshot["citizen_ref"]
+                    )
+                else:
+                    progress.golden_id = golden_id
                 context = replace(context, citizen_ref=golden_id)
             return self._run(_Run(flow, claim, context, document, progress))
         except _Rescheduled as wait:
@@ -287,6 +293,8 @@ class FlowRunner:
             "target_system": progress.target_system,
             "updated_at": now,
         }
+        if progress.golden_id is not None:
+            request["golden_id"] = progress.golden_id
         outcome = "running"
         if dead is not None:
             request.update(error_code=dead[0], error_message=dead[1], completed_at=now)

@@ -185,8 +185,9 @@ def test_a_demarche_resolves_a_citizen_known_under_other_spellings(live_hub, loa
         again = client.post("/v1/requests", json=sample("01-lefevre-copie-integrale")).json()["id"]
         wait_for(client, again)
     with live_hub.hub.db.sessions() as session:
-        assert session.get(Request, again).golden_id == loaded
+        assert session.get(Request, again).golden_id == loaded  # read, written by the checkpoint
         assert session.scalar(select(func.count()).select_from(GOLDEN)) == 2
+        assert session.scalar(select(func.count()).where(SOURCES.c.system == "portal")) == 1
 
 
 REVIEW_JSON = [
