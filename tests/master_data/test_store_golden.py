@@ -185,14 +185,27 @@ def test_property_a_reimported_record_resolves_to_the_same_golden_id(golden, row
     assert {r.outcome for r in again} == {"unchanged"}
 
 
+PICKS = st.tuples(st.integers(0, 10**6), st.integers(0, 10**6))
+
+
+def two_of(ids: list[str], picks: tuple[int, int]) -> tuple[str, str]:
+    """Two different ids of ``ids`` (at least two), chosen by two drawn integers."""
+    first = picks[0] % len(ids)
+    second = (first + 1 + picks[1] % (len(ids) - 1)) % len(ids)
+    return ids[first], ids[second]
+
+
 @PROPERTY
 @given(st.lists(identity, min_size=2, max_size=8), st.data())
 def test_property_unmerge_after_merge_restores_the_previous_state(golden, rows, data):
     batch = records(rows, uuid.uuid4().hex[:8])
     ids = sorted({golden.resolve(r).golden_id for r in batch})
+    # Drawn whatever the store holds: the database outlives one example, so a draw shaped by its
+    # content would differ when hypothesis replays the example (FlakyStrategyDefinition).
+    picks = data.draw(PICKS)
     if len(ids) < 2:
         return
-    survivor, absorbed = data.draw(st.permutations(ids))[:2]
+    survivor, absorbed = two_of(ids, picks)
     before = state(golden, ids)
     with golden.db.connection() as connection:
         golden.store.merge(connection, survivor, absorbed, now=utcnow(), actor="p")
@@ -212,8 +225,9 @@ def test_property_lineage_always_points_to_an_existing_current_source_record(gol
         golden.resolve(IdentityRecord(local_id=local, **row), now + timedelta(seconds=i))
     with golden.db.sessions() as session:
         actives = session.execute(select(GOLDEN.c.id).where(GOLDEN.c.status == "active")).scalars().all()
+    picks = data.draw(PICKS)  # drawn whatever the store holds (see above)
     if len(actives) >= 2:
-        survivor, absorbed = data.draw(st.permutations(sorted(actives)))[:2]
+        survivor, absorbed = two_of(sorted(actives), picks)
         with golden.db.connection() as connection:
             golden.store.merge(connection, survivor, absorbed, now=now, actor="p")
     assert lineage_dangling(golden) == 0
