@@ -23,7 +23,7 @@ from connectors.exchange import CallContext
 from hub.citizens import Citizens
 from hub.db.models import EVENTS, OUTBOX, REQUESTS, utcnow
 from hub.flows import SETTABLE, CallSpec, Flow, Step, WaitUntil
-from hub.mapping import MappingFailed
+from hub.mapping import MappingFailed, mask
 from hub.mapping.paths import MISSING
 from hub.outbox import Claim, extend
 from hub.runtime import Hub
@@ -363,7 +363,8 @@ class InvalidStatus(MappingFailed):
 
     def __init__(self, flow: str, step: str, source: str, value: Any) -> None:
         super().__init__(flow, step, source, "not a hub status")
-        shown = "nothing" if value is MISSING else repr(value)  # a status word, not personal data
+        # Masked like any mapped value: a wrong path could read personal data instead of a status.
+        shown = "nothing" if value is MISSING else mask(value)
         self.args = (f"flow {flow}: step {step}: {source} gave {shown}, not one of {', '.join(SETTABLE)}",)
 
     def __str__(self) -> str:
