@@ -81,3 +81,14 @@ class CircuitOpenError(TransientError):
             details={"system": system, "retry_after_s": round(retry_after_s, 3)},
         )
         self.retry_after_s = retry_after_s
+
+
+def declared_categories(declared: dict[str, tuple[str, ...]], operation: str, system: str) -> tuple[str, ...]:
+    """The personal-data categories a connector declares for ``operation``; an operation it does
+    not declare is ``UNKNOWN_OPERATION`` (a flow must not send data nobody registered)."""
+    try:
+        return declared[operation]
+    except KeyError:
+        raise PermanentError(
+            "UNKNOWN_OPERATION", f"{system} has no operation {operation!r}; valid: {', '.join(declared)}"
+        ) from None

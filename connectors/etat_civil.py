@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, ClassVar, Literal, NotRequired, TypedDict
 
-from connectors.errors import PermanentError
+from connectors.errors import declared_categories
 from connectors.exchange import CallContext
 from connectors.soap import SoapAdapter
 
@@ -77,13 +77,7 @@ class EtatCivilConnector:
 
     @classmethod
     def data_categories(cls, operation: str) -> tuple[str, ...]:
-        try:
-            return cls.DATA_CATEGORIES[operation]
-        except KeyError:
-            raise PermanentError(
-                "UNKNOWN_OPERATION",
-                f"état-civil has no operation {operation!r}; valid: {', '.join(cls.DATA_CATEGORIES)}",
-            ) from None
+        return declared_categories(cls.DATA_CATEGORIES, operation, "état-civil")
 
     def call(
         self, operation: str, message: Mapping[str, Any], context: CallContext, *, retry: bool = True

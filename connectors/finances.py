@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
-from connectors.errors import PermanentError
+from connectors.errors import PermanentError, declared_categories
 from connectors.exchange import CallContext
 from connectors.sftp import FileReceipt, SftpAdapter, validate_remote_dir, validate_remote_name
 
@@ -145,13 +145,7 @@ class FinancesConnector:
         self.adapter.close()
 
     def data_categories(self, operation: str) -> tuple[str, ...]:
-        try:
-            return self.DATA_CATEGORIES[operation]
-        except KeyError:
-            raise PermanentError(
-                "UNKNOWN_OPERATION",
-                f"finances has no operation {operation!r}; valid: {', '.join(self.DATA_CATEGORIES)}",
-            ) from None
+        return declared_categories(self.DATA_CATEGORIES, operation, "finances")
 
     def call(
         self, operation: str, message: Any, context: CallContext, *, retry: bool = True

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, BinaryIO, ClassVar, Literal
 
 from connectors.documents import DocumentRef, DocumentsAdapter
-from connectors.errors import PermanentError
+from connectors.errors import PermanentError, declared_categories
 from connectors.exchange import CallContext
 
 DocumentType = Literal["justificatif", "acte", "courrier", "decision", "autre"]
@@ -41,13 +41,7 @@ class GedConnector:
         self.adapter.close()
 
     def data_categories(self, operation: str) -> tuple[str, ...]:
-        try:
-            return self.DATA_CATEGORIES[operation]
-        except KeyError:
-            raise PermanentError(
-                "UNKNOWN_OPERATION",
-                f"the GED has no operation {operation!r}; valid: {', '.join(self.DATA_CATEGORIES)}",
-            ) from None
+        return declared_categories(self.DATA_CATEGORIES, operation, "the GED")
 
     def call(
         self, operation: str, message: Mapping[str, Any], context: CallContext, *, retry: bool = True
