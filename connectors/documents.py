@@ -28,7 +28,7 @@ from connectors.httpguard import (
     call_headers,
     classify,
     error_body,
-    guarded_client,
+    gateway_client,
     is_under,
     send_json,
     status_error,
@@ -80,21 +80,19 @@ class DocumentsAdapter:
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
         timeout_s: float | None = None,
     ) -> None:
-        if gateway.system != system:
-            raise ValueError(f"gateway is for system {gateway.system!r}, adapter for {system!r}")
         self.system = system
         self.endpoint = endpoint.rstrip("/")
         self.max_response_bytes = max_response_bytes
         self.max_document_bytes = max_document_bytes
         self._gateway = gateway
-        self._client = guarded_client(
+        self._client = gateway_client(
             system,
             self.endpoint,
-            timeout_s=timeout_s if timeout_s is not None else gateway.policy.timeout_s,
-            max_concurrency=gateway.policy.max_concurrency,
+            gateway,
             auth=auth,
             allow_hosts=allow_hosts,
             allow_redirects=allow_redirects,
+            timeout_s=timeout_s,
         )
 
     def close(self) -> None:

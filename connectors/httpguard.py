@@ -29,7 +29,7 @@ import httpx
 
 from connectors.errors import CallTimeoutError, ConnectorError, PermanentError, TransientError
 from connectors.exchange import CallContext
-from connectors.gateway import require_attempt
+from connectors.gateway import Gateway, require_attempt
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
@@ -144,6 +144,31 @@ def guarded_client(
         max_redirects=5,
         trust_env=False,
         headers=headers,
+    )
+
+
+def gateway_client(
+    system: str,
+    endpoint: str,
+    gateway: Gateway,
+    *,
+    auth: HttpAuth | None = None,
+    allow_hosts: Iterable[str] = (),
+    allow_redirects: bool = False,
+    timeout_s: float | None = None,
+) -> httpx.Client:
+    """The guarded client of an HTTP adapter, sized by its system's gateway policy (timeout, one
+    connection per concurrency slot); the gateway must be the same system's."""
+    if gateway.system != system:
+        raise ValueError(f"gateway is for system {gateway.system!r}, adapter for {system!r}")
+    return guarded_client(
+        system,
+        endpoint,
+        timeout_s=timeout_s if timeout_s is not None else gateway.policy.timeout_s,
+        max_concurrency=gateway.policy.max_concurrency,
+        auth=auth,
+        allow_hosts=allow_hosts,
+        allow_redirects=allow_redirects,
     )
 
 

@@ -33,7 +33,7 @@ from connectors.gateway import Gateway
 from connectors.httpguard import (
     DEFAULT_MAX_RESPONSE_BYTES,
     HttpAuth,
-    guarded_client,
+    gateway_client,
     is_under,
     send_json,
 )
@@ -142,21 +142,19 @@ class RestAdapter:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         timeout_s: float | None = None,
     ) -> None:
-        if gateway.system != system:
-            raise ValueError(f"gateway is for system {gateway.system!r}, adapter for {system!r}")
         self.system = system
         self.endpoint = endpoint.rstrip("/")
         self.operations: dict[str, RestOperation] = dict(operations or {})
         self.max_response_bytes = max_response_bytes
         self._gateway = gateway
-        self._client = guarded_client(
+        self._client = gateway_client(
             system,
             self.endpoint,
-            timeout_s=timeout_s if timeout_s is not None else gateway.policy.timeout_s,
-            max_concurrency=gateway.policy.max_concurrency,
+            gateway,
             auth=auth,
             allow_hosts=allow_hosts,
             allow_redirects=allow_redirects,
+            timeout_s=timeout_s,
         )
 
     def close(self) -> None:
