@@ -304,25 +304,24 @@ def compare_address(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 POSTAL_CODE = FieldSpec("postal_code", ("exact", "one_digit", "else"))
 
 
-def compare_postal_code(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    present = _present(f, "postal", i, j)
-    exact = _equal(f, "postal", i, j)
-    near = _fuzzy(f, "postal", i, j, present & ~exact, (0.80,))[0]
-    levels = _assign(present, [exact, near])
-    levels[~present] = MISSING
-    return levels
+def _exact_or_near(column: str, threshold: float) -> Callable[[Features, np.ndarray, np.ndarray], np.ndarray]:
+    """Levels exact / Jaro-Winkler >= ``threshold`` / else / missing on one text column."""
 
+    def compare(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        present = _present(f, column, i, j)
+        exact = _equal(f, column, i, j)
+        near = _fuzzy(f, column, i, j, present & ~exact, (threshold,))[0]
+        levels = _assign(present, [exact, near])
+        levels[~present] = MISSING
+        return levels
+
+    return compare
+
+
+compare_postal_code = _exact_or_near("postal", 0.80)  # one digit off in a 5-digit code
 
 CITY = FieldSpec("city", ("exact", "jaro_winkler>=0.90", "else"))
-
-
-def compare_city(f: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    present = _present(f, "city", i, j)
-    exact = _equal(f, "city", i, j)
-    near = _fuzzy(f, "city", i, j, present & ~exact, (0.90,))[0]
-    levels = _assign(present, [exact, near])
-    levels[~present] = MISSING
-    return levels
+compare_city = _exact_or_near("city", 0.90)
 
 
 EMAIL = FieldSpec("email", ("exact", "else"))
