@@ -49,8 +49,11 @@ def act_messages(config: Path) -> list[dict]:
     return messages
 
 
-def zeep_baseline(endpoint: str, messages: list[dict], pairs: int, threads: int) -> tuple[float, int]:
-    """``pairs`` RequestActCopy + GetActRequestStatus with bare zeep; (pairs/s, pairs not ISSUED)."""
+def zeep_baseline(
+    endpoint: str, messages: list[dict], pairs: int, threads: int
+) -> tuple[float, int, float]:
+    """``pairs`` RequestActCopy + GetActRequestStatus with bare zeep; (pairs/s, pairs not ISSUED,
+    client CPU ms per pair)."""
     session = requests.Session()
     session.trust_env = False
     session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=threads, max_retries=0))
@@ -64,11 +67,11 @@ def zeep_baseline(endpoint: str, messages: list[dict], pairs: int, threads: int)
         return status["status"] == "ISSUED"
 
     pair(0)  # warm the connection and zeep's caches, like the hub's first call
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(threads) as pool:
         issued = sum(pool.map(pair, range(pairs)))
     elapsed = time.perf_counter() - started
-    return pairs / elapsed, pairs - issued
+    return pairs / elapsed, pairs - issued, (time.process_time() - cpu) * 1000 / pairs
 
 
 def statuses(url: str) -> dict[str, int]:
@@ -94,14 +97,18 @@ def last_completed_at(url: str) -> datetime | None:
 
 def run_hub(
     kind: str, concurrency: int, sandbox: c.Sandbox, workdir: Path, args: argparse.Namespace
-) -> tuple[float, int]:
-    """One hub run; return (completed per second, requests not completed)."""
+) -> tuple[float, int, float]:
+    """One hub run; return (completed per second, requests not completed, hub CPU ms per request:
+    the steadier figure on a shared machine, API and worker together)."""
     config = c.write_config(workdir, concurrency=concurrency)
     bodies = c.sample_bodies()
     with c.fresh_database(kind, workdir) as url:
         env = c.hub_env(url, config, sandbox)
         key = c.add_client(env)
-        with c.hub_server(env, workdir, worker=True, processes=args.processes) as server:
+        with (
+            c.hub_server(env, workdir, worker=True, processes=args.processes) as server,
+            c.CpuMeter(server.pid) as hub_cpu,
+        ):
             first_post = datetime.now(UTC)
             load = c.load_with(server, key, bodies, args, count=args.requests)
             intake_s = load.elapsed_s
@@ -118,7 +125,7 @@ def run_hub(
         c.note(f"{prefix}: intake took {intake_s:.1f} s; statuses {seen}; answers {dict(load.statuses)}")
         elapsed = (last - first_post).total_seconds() if last else float("nan")
         per_s = completed / elapsed if last and elapsed > 0 else 0.0
-        return per_s, args.requests - completed
+        return per_s, args.requests - completed, hub_cpu.used_s * 1000 / max(completed, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,17 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         messages = act_messages(c.write_config(workdir))
         baselines: dict[int, float] = {}
         for threads in settings:
-            per_s, not_issued = zeep_baseline(sandbox.urls["etat_civil"], messages, args.requests, threads)
+            per_s, not_issued, cpu_ms = zeep_baseline(
+                sandbox.urls["etat_civil"], messages, args.requests, threads
+            )
             baselines[threads] = per_s
             c.emit(f"e2e.baseline_zeep.c{threads}.pairs_per_s", per_s, "pairs/s")
+            c.emit(f"e2e.baseline_zeep.c{threads}.client_cpu_per_pair", cpu_ms, "ms")
             c.emit(f"e2e.baseline_zeep.c{threads}.not_issued", not_issued, "pairs")
         for kind in c.databases(args.database):
             results: dict[int, float] = {}
             for concurrency in settings:
-                per_s, not_completed = run_hub(kind, concurrency, sandbox, workdir, args)
+                per_s, not_completed, cpu_ms = run_hub(kind, concurrency, sandbox, workdir, args)
                 results[concurrency] = per_s
                 prefix = f"e2e.{kind}.c{concurrency}"
                 c.emit(f"{prefix}.completed_per_s", per_s, "req/s")
+                c.emit(f"{prefix}.hub_cpu_per_request", cpu_ms, "ms")
                 c.emit(f"{prefix}.not_completed", not_completed, "requests")
                 c.emit(f"{prefix}.vs_baseline", c.ratio(per_s, baselines[concurrency]), "ratio")
             best = max(results, key=lambda k: results[k])

@@ -26,20 +26,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from urllib.request import url2pathname
 
-import requests
+import urllib3
 import zeep
 import zeep.exceptions
 from lxml import etree
-from requests.adapters import HTTPAdapter
 from zeep.helpers import serialize_object
 from zeep.wsse.username import UsernameToken
 
@@ -53,11 +53,27 @@ _IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("soap_idempotency_key", de
 _CLIENT_FAULTS = ("Client", "VersionMismatch", "MustUnderstand")
 
 
+class _Answer:
+    """The part of a ``requests.Response`` that zeep's ``process_reply`` reads."""
+
+    __slots__ = ("content", "encoding", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers  # urllib3's HTTPHeaderDict: case-insensitive, as zeep expects
+        self.content = content
+        self.encoding = _charset(headers.get("Content-Type", ""))
+
+
 class GuardedTransport(zeep.Transport):
     """A zeep transport confined to one endpoint and one directory, adding ``Idempotency-Key``.
 
     With ``system`` set, it sends only inside a gateway attempt for that system; answers are
     streamed and refused beyond ``max_response_bytes`` before zeep parses anything.
+
+    HTTP goes through a urllib3 connection pool for the endpoint's host, not a ``requests``
+    session: zeep only needs status, headers and body, and requests' per-call preparation (merging
+    session settings, hooks, cookie jar) cost as much client CPU as zeep's own XML work.
     """
 
     def __init__(
@@ -70,19 +86,28 @@ class GuardedTransport(zeep.Transport):
         system: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        session = requests.Session()
-        session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        super().__init__(session=session, timeout=timeout_s, operation_timeout=timeout_s)
-        self.session.headers["User-Agent"] = "municipal-hub (zeep)"
+        # zeep.Transport.__init__ would build a requests session this transport never uses.
+        self.cache = None
+        self.load_timeout = timeout_s
+        self.operation_timeout = timeout_s
+        self.logger = logging.getLogger("connectors.soap")
+        self._close_session = False  # read by zeep.Transport.__del__
         self.endpoint = endpoint
         self.document_root = document_root.resolve()
         self.system = system
         self.max_response_bytes = max_response_bytes
+        # Proxies from the environment are ignored (urllib3 reads none); redirects and retries are
+        # off per call; the pool keeps up to ``pool_size`` idle connections to the one host.
+        self.pool = urllib3.connection_from_url(
+            endpoint,
+            maxsize=pool_size,
+            retries=False,
+            timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
+            headers={"User-Agent": "municipal-hub (zeep)"},
+        )
 
-    def _check(self, address: str) -> None:
+    def _check(self, address: str) -> str:
+        """The path and query to send, once ``address`` is known to be under the endpoint."""
         if self.system is not None:
             require_attempt(self.system)
         if not is_under(address, self.endpoint):
@@ -91,34 +116,38 @@ class GuardedTransport(zeep.Transport):
                 "refusing a URL outside the configured endpoint",
                 details={"url": address, "endpoint": self.endpoint},
             )
+        parts = urlsplit(address)
+        return f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
 
-    def get(self, address: str, params: Any, headers: dict[str, str]) -> requests.Response:
-        self._check(address)
-        response = self.session.get(
-            address,
-            params=params,
-            headers=self._with_key(headers),
-            timeout=self.operation_timeout,
-            allow_redirects=False,
-            stream=True,
+    def get(self, address: str, params: Any, headers: dict[str, str]) -> _Answer:
+        target = self._check(address)
+        if params:
+            target += ("&" if "?" in target else "?") + urlencode(params)
+        return self._send("GET", target, None, headers)
+
+    def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> _Answer:
+        target = self._check(address)
+        body = message.encode() if isinstance(message, str) else message
+        return self._send("POST", target, body, headers)
+
+    def _send(
+        self, method: str, target: str, body: bytes | None, headers: Mapping[str, str] | None
+    ) -> _Answer:
+        response = self.pool.urlopen(
+            method,
+            target,
+            body=body,
+            headers={**self.pool.headers, **self._with_key(headers)},
+            redirect=False,
+            retries=False,
+            preload_content=False,
         )
-        return self._capped(response)
+        return _Answer(response.status, response.headers, self._capped(response))
 
-    def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> requests.Response:
-        self._check(address)
-        response = self.session.post(
-            address,
-            data=message,
-            headers=self._with_key(headers),
-            timeout=self.operation_timeout,
-            allow_redirects=False,
-            stream=True,
-        )
-        return self._capped(response)
-
-    def _capped(self, response: requests.Response) -> requests.Response:
+    def _capped(self, response: urllib3.BaseHTTPResponse) -> bytes:
         """Read the streamed body, up to the limit; a larger answer is refused, not held."""
         limit = self.max_response_bytes
+        complete = False
         try:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > limit:
@@ -128,17 +157,22 @@ class GuardedTransport(zeep.Transport):
                     details={"limit": limit},
                 )
             chunks, size = [], 0
-            for chunk in response.iter_content(64 * 1024):
+            for chunk in response.stream(64 * 1024):
                 size += len(chunk)
                 if size > limit:
                     raise PermanentError(
                         "RESPONSE_TOO_LARGE", f"answer exceeds {limit} bytes", details={"limit": limit}
                     )
                 chunks.append(chunk)
-            response._content = b"".join(chunks)
+            complete = True
+            return b"".join(chunks)
         finally:
-            response.close()
-        return response
+            if not complete:  # never hand a connection with unread bytes back to the pool
+                response.close()
+            response.release_conn()
+
+    def close(self) -> None:
+        self.pool.close()
 
     def load(self, url: str) -> bytes:
         """Read a WSDL or schema document, only from the WSDL's directory, never from the network."""
@@ -252,7 +286,7 @@ class SoapAdapter:
         return self._gateway.call(operation, fields, context, send, retry=retry)
 
     def close(self) -> None:
-        self.transport.session.close()
+        self.transport.close()
 
     def check(self, context: CallContext) -> dict[str, Any]:
         """A harmless call for ``hub systems check``: fetch the service's WSDL (``?wsdl``) through
@@ -308,7 +342,7 @@ def _fault_error(fault: zeep.exceptions.Fault) -> ConnectorError:
 
 
 def _classify(exc: Exception) -> ConnectorError:
-    """Class what zeep and requests raise as transient or permanent; messages name no values."""
+    """Class what zeep and urllib3 raise as transient or permanent; messages name no values."""
     if isinstance(exc, zeep.exceptions.Fault):
         return _fault_error(exc)
     if isinstance(exc, zeep.exceptions.TransportError):
@@ -320,9 +354,11 @@ def _classify(exc: Exception) -> ConnectorError:
         if status and status != 200:
             return PermanentError("HTTP_ERROR", f"HTTP {status}", details={"status": status})
         return PermanentError("INVALID_RESPONSE", "the answer is not a SOAP envelope")
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError subclass
+        return TransientError("CONNECTION_FAILED", f"network error ({type(exc).__name__})")
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
         return CallTimeoutError(f"no answer in time ({type(exc).__name__})")
-    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return TransientError("CONNECTION_FAILED", f"network error ({type(exc).__name__})")
     if isinstance(exc, zeep.exceptions.ValidationError | TypeError):
         return PermanentError("INVALID_MESSAGE", f"message does not match the WSDL: {exc}")
@@ -354,3 +390,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, etree._Element):
         return etree.tostring(value, encoding="unicode")
     return value
+
+
+def _charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"') or None
+    return None
