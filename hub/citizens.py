@@ -113,8 +113,8 @@ class Citizens:
         record = from_identity(
             CitizenIdentity.model_validate(citizen), self.settings.portal_system, citizen_ref
         )
-        with self.hub.db.sessions() as session:
-            return self.store.unchanged_golden_id(session.connection(), record)
+        with self.hub.db.reading() as connection:
+            return self.store.unchanged_golden_id(connection, record)
 
     def resolve_request(self, request_id: str, citizen: dict[str, Any], citizen_ref: str) -> str:
         """The golden id of a request's citizen (the portal's identity), stored on the request in

@@ -16,13 +16,15 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from connectors.exchange import CallContext, Exchange
 from hub.db.engine import Database
 from hub.db.models import JOURNAL, JournalEntry, JournalHead, utcnow
+from hub.db.prebuilt import insert_into, update_where
 
+HEAD = JournalHead.__table__
 GENESIS = "ae2b7f0a1bd6a6fa3fe94cd5e3b0c5d1b2d1a2f5d76fd0f3c0a9c73a8a6e4b10"
 SEAL_BATCH = 2000
 
@@ -50,7 +52,11 @@ _HASHED_FIELDS = (
 
 def entry_hash(entry: JournalEntry, prev_hash: str) -> str:
     """SHA-256 over the previous hash and the row's canonical content."""
-    content = {name: getattr(entry, name) for name in _HASHED_FIELDS}
+    return _content_hash({name: getattr(entry, name) for name in _HASHED_FIELDS}, prev_hash)
+
+
+def _content_hash(content: dict[str, Any], prev_hash: str) -> str:
+    content = {name: content[name] for name in _HASHED_FIELDS}
     at: datetime = content["at"]
     content["at"] = at.isoformat(timespec="microseconds")
     content["latency_ms"] = round(float(content["latency_ms"]), 3)
@@ -127,30 +133,49 @@ class JournalRecorder:
             exchange.error_code,
         )
         with self.db.connection() as connection:
-            connection.execute(insert(JOURNAL), row)
+            connection.execute(insert_into(JOURNAL), row)
         if self.counter is not None:
             self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 
 
 def seal(db: Database, batch: int = SEAL_BATCH) -> int:
-    """Chain every unsealed row, oldest first; return how many were sealed."""
+    """Chain every unsealed row, oldest first; return how many were sealed.
+
+    Core statements, not the ORM: at a few hundred exchanges a second the seal runs every half
+    second under the write lock, and one executemany UPDATE costs a fraction of a unit-of-work flush.
+    """
     total = 0
     while True:
-        with db.transaction() as session:
-            head = session.execute(
-                select(JournalHead).where(JournalHead.id == 1).with_for_update()
-            ).scalar_one()
-            rows = session.scalars(
-                select(JournalEntry).where(JournalEntry.seq.is_(None)).order_by(JournalEntry.id).limit(batch)
-            ).all()
+        with db.connection() as connection:
+            head = connection.execute(_READ_HEAD).one()
+            seq, running = head.seq, head.hash
+            rows = connection.execute(_UNSEALED, {"batch": batch}).all()
+            sealed = []
             for row in rows:
-                row.seq = head.seq + 1
-                row.prev_hash = head.hash
-                row.hash = entry_hash(row, head.hash)
-                head.seq, head.hash = row.seq, row.hash
+                seq += 1
+                content = row._asdict()
+                content["seq"] = seq
+                digest = _content_hash(content, running)
+                sealed.append({"k_id": row.id, "v_seq": seq, "v_prev_hash": running, "v_hash": digest})
+                running = digest
+            if sealed:
+                connection.execute(update_where(JOURNAL, ("id",), ("seq", "prev_hash", "hash")), sealed)
+                connection.execute(
+                    update_where(HEAD, ("id",), ("seq", "hash")),
+                    {"k_id": 1, "v_seq": seq, "v_hash": running},
+                )
             total += len(rows)
         if len(rows) < batch:
             return total
+
+
+_READ_HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
+_UNSEALED = (
+    select(*(JOURNAL.c[name] for name in _HASHED_FIELDS if name != "seq"))
+    .where(JOURNAL.c.seq.is_(None))
+    .order_by(JOURNAL.c.id)
+    .limit(bindparam("batch"))
+)
 
 
 @dataclass(frozen=True)

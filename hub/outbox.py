@@ -8,15 +8,17 @@ at back-ends are made once by idempotency keys.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Update, bindparam, or_, select, update
 
 from hub.db.engine import Database
 from hub.db.models import OUTBOX, utcnow
+from hub.db.prebuilt import update_params, update_where
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,30 @@ def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
     now = utcnow()
     leased_until = time.monotonic() + lease_s  # taken before the claim: never later than the real one
     token = f"{worker}/{uuid.uuid4().hex[:12]}"
+    params = {"now": now, "lease_until": now + timedelta(seconds=lease_s), "token": token}
+    with db.connection() as connection:
+        rows = connection.execute(_claim_statement(limit), params).all()
+    return [
+        Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at, leased_until)
+        for row in rows
+    ]
+
+
+def extend(db: Database, claim: Claim, lease_s: float) -> bool:
+    """Keep a long-running claim: push its lease further, if it is still this claim's."""
+    fence = {"id": claim.message_id, "claimed_by": claim.token}
+    lease = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
+    with db.connection() as connection:
+        result = connection.execute(
+            update_where(OUTBOX, tuple(fence), tuple(lease)), update_params(fence, lease)
+        )
+        return result.rowcount == 1
+
+
+@functools.cache
+def _claim_statement(limit: int) -> Update:
+    """Built once per batch size; binds ``now``, ``lease_until`` and ``token``."""
+    now = bindparam("now", type_=OUTBOX.c.available_at.type)
     ready = (
         select(OUTBOX.c.id)
         .where(
@@ -48,28 +74,11 @@ def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    statement = (
+    return (
         update(OUTBOX)
         .where(OUTBOX.c.id.in_(ready))
-        .values(lease_until=now + timedelta(seconds=lease_s), claimed_by=token)
+        .values(lease_until=bindparam("lease_until"), claimed_by=bindparam("token"))
         .returning(
             OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.step, OUTBOX.c.attempts, OUTBOX.c.first_failure_at
         )
     )
-    with db.connection() as connection:
-        rows = connection.execute(statement).all()
-    return [
-        Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at, leased_until)
-        for row in rows
-    ]
-
-
-def extend(db: Database, claim: Claim, lease_s: float) -> bool:
-    """Keep a long-running claim: push its lease further, if it is still this claim's."""
-    with db.connection() as connection:
-        result = connection.execute(
-            update(OUTBOX)
-            .where(OUTBOX.c.id == claim.message_id, OUTBOX.c.claimed_by == claim.token)
-            .values(lease_until=utcnow() + timedelta(seconds=lease_s))
-        )
-        return result.rowcount == 1

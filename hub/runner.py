@@ -15,13 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
 from hub.citizens import Citizens
 from hub.db.models import EVENTS, OUTBOX, REQUESTS, utcnow
+from hub.db.prebuilt import insert_into, update_params, update_where
 from hub.flows import SETTABLE, CallSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed, mask
 from hub.mapping.paths import MISSING
@@ -80,8 +81,8 @@ class FlowRunner:
 
     def process(self, claim: Claim) -> str:
         """Run the claimed message's flow as far as it goes; return the message's new state."""
-        with self.hub.db.sessions() as session:
-            request = session.execute(select(REQUESTS).where(REQUESTS.c.id == claim.request_id)).first()
+        with self.hub.db.reading() as connection:
+            request = connection.execute(_READ_REQUEST, {"id": claim.request_id}).first()
         if request is None:
             raise LookupError(f"outbox message {claim.message_id} names a missing request")
         flow = self.hub.flows.get(request.flow)
@@ -315,17 +316,19 @@ class FlowRunner:
         with self.hub.db.connection() as connection:
             # The claim token in the WHERE clause is the fence: a worker whose lease was taken over
             # updates nothing, and writes nothing else either.
+            fence = {"id": claim.message_id, "claimed_by": claim.token}
             mine = connection.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id == claim.message_id, OUTBOX.c.claimed_by == claim.token)
-                .values(message)
+                update_where(OUTBOX, tuple(fence), tuple(message)), update_params(fence, message)
             ).rowcount
             if mine != 1:
                 return "lost"
-            connection.execute(update(REQUESTS).where(REQUESTS.c.id == claim.request_id).values(request))
+            connection.execute(
+                update_where(REQUESTS, ("id",), tuple(request)),
+                update_params({"id": claim.request_id}, request),
+            )
             if progress.events:
                 connection.execute(
-                    insert(EVENTS),
+                    insert_into(EVENTS),
                     [
                         {
                             "request_id": claim.request_id,
@@ -341,6 +344,9 @@ class FlowRunner:
         if outcome == "running":
             progress.leased_until = renewed_at + lease_s
         return outcome
+
+
+_READ_REQUEST = select(REQUESTS).where(REQUESTS.c.id == bindparam("id"))
 
 
 class _Finished(Exception):

@@ -119,6 +119,13 @@ class Database:
         with self._write_turn, self.engine.begin() as connection:
             yield connection
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A Core connection for reads (no ORM session): on SQLite's WAL it never waits for the
+        writer; nothing it does is committed."""
+        with self._read_engine.connect() as connection:
+            yield connection
+
     def dispose(self) -> None:
         self.engine.dispose()
         self._read_engine.dispose()
