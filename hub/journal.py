@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from connectors.exchange import CallContext, Exchange
@@ -132,8 +132,12 @@ class JournalRecorder:
             exchange.response_digest,
             exchange.error_code,
         )
-        with self.db.connection() as connection:
+
+        def write(connection: Connection) -> None:
             connection.execute(insert_into(JOURNAL), row)
+
+        # Durable before the gateway goes on, committed together with other flows' writes.
+        self.db.write(write)
         if self.counter is not None:
             self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 

@@ -39,8 +39,7 @@ def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
     leased_until = time.monotonic() + lease_s  # taken before the claim: never later than the real one
     token = f"{worker}/{uuid.uuid4().hex[:12]}"
     params = {"now": now, "lease_until": now + timedelta(seconds=lease_s), "token": token}
-    with db.connection() as connection:
-        rows = connection.execute(_claim_statement(limit), params).all()
+    rows = db.write(lambda connection: connection.execute(_claim_statement(limit), params).all())
     return [
         Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at, leased_until)
         for row in rows
@@ -51,11 +50,10 @@ def extend(db: Database, claim: Claim, lease_s: float) -> bool:
     """Keep a long-running claim: push its lease further, if it is still this claim's."""
     fence = {"id": claim.message_id, "claimed_by": claim.token}
     lease = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
-    with db.connection() as connection:
-        result = connection.execute(
-            update_where(OUTBOX, tuple(fence), tuple(lease)), update_params(fence, lease)
-        )
-        return result.rowcount == 1
+    statement = update_where(OUTBOX, tuple(fence), tuple(lease))
+    return db.write(
+        lambda connection: connection.execute(statement, update_params(fence, lease)).rowcount == 1
+    )
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import CircuitOpenError, ConnectorError
@@ -313,33 +313,36 @@ class FlowRunner:
             if available_at is not None:
                 message.update(available_at=available_at, lease_until=None, claimed_by=None)
                 outcome = "scheduled"
-        with self.hub.db.connection() as connection:
+        events = [
+            {
+                "request_id": claim.request_id,
+                "at": e.at,
+                "step": e.step,
+                "outcome": e.outcome,
+                "detail": e.detail,
+            }
+            for e in progress.events
+        ]
+        fence = {"id": claim.message_id, "claimed_by": claim.token}
+
+        def write(connection: Connection) -> bool:
             # The claim token in the WHERE clause is the fence: a worker whose lease was taken over
             # updates nothing, and writes nothing else either.
-            fence = {"id": claim.message_id, "claimed_by": claim.token}
             mine = connection.execute(
                 update_where(OUTBOX, tuple(fence), tuple(message)), update_params(fence, message)
             ).rowcount
             if mine != 1:
-                return "lost"
+                return False
             connection.execute(
                 update_where(REQUESTS, ("id",), tuple(request)),
                 update_params({"id": claim.request_id}, request),
             )
-            if progress.events:
-                connection.execute(
-                    insert_into(EVENTS),
-                    [
-                        {
-                            "request_id": claim.request_id,
-                            "at": e.at,
-                            "step": e.step,
-                            "outcome": e.outcome,
-                            "detail": e.detail,
-                        }
-                        for e in progress.events
-                    ],
-                )
+            if events:
+                connection.execute(insert_into(EVENTS), events)
+            return True
+
+        if not self.hub.db.write(write):
+            return "lost"
         progress.events.clear()
         if outcome == "running":
             progress.leased_until = renewed_at + lease_s

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.db.batched import BatchedWriter
+
 DEFAULT_SQLITE = Path("var/hub.db")
+T = TypeVar("T")
 
 
 def database_url(default_path: Path | None = None) -> str:
@@ -83,6 +86,7 @@ class Database:
         self._write_turn: AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
+        self._batched = BatchedWriter(self.engine, self._write_turn)
 
     @property
     def dialect(self) -> str:
@@ -119,6 +123,11 @@ class Database:
         with self._write_turn, self.engine.begin() as connection:
             yield connection
 
+    def write(self, unit: Callable[[Connection], T]) -> T:
+        """Run ``unit`` in a transaction shared with other threads' units (group commit) and
+        return its result once committed: for the many small writes of the worker's flows."""
+        return self._batched.run(unit)
+
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """A Core connection for reads (no ORM session): on SQLite's WAL it never waits for the
@@ -127,5 +136,6 @@ class Database:
             yield connection
 
     def dispose(self) -> None:
+        self._batched.close()
         self.engine.dispose()
         self._read_engine.dispose()
