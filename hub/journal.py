@@ -137,7 +137,7 @@ class JournalRecorder:
             connection.execute(insert_into(JOURNAL), row)
 
         # Durable before the gateway goes on, committed together with other flows' writes.
-        self.db.write(write)
+        self.db.write(write, single_statement=True)
         if self.counter is not None:
             self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 

@@ -39,7 +39,9 @@ def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
     leased_until = time.monotonic() + lease_s  # taken before the claim: never later than the real one
     token = f"{worker}/{uuid.uuid4().hex[:12]}"
     params = {"now": now, "lease_until": now + timedelta(seconds=lease_s), "token": token}
-    rows = db.write(lambda connection: connection.execute(_claim_statement(limit), params).all())
+    rows = db.write(
+        lambda connection: connection.execute(_claim_statement(limit), params).all(), single_statement=True
+    )
     return [
         Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at, leased_until)
         for row in rows
@@ -52,7 +54,8 @@ def extend(db: Database, claim: Claim, lease_s: float) -> bool:
     lease = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
     statement = update_where(OUTBOX, tuple(fence), tuple(lease))
     return db.write(
-        lambda connection: connection.execute(statement, update_params(fence, lease)).rowcount == 1
+        lambda connection: connection.execute(statement, update_params(fence, lease)).rowcount == 1,
+        single_statement=True,
     )
 
 
