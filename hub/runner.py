@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
+from hub.checkpoint import write_checkpoint
 from hub.citizens import Citizens
-from hub.db.models import EVENTS, OUTBOX, REQUESTS, utcnow
-from hub.db.prebuilt import insert_into, update_params, update_where
+from hub.db.models import REQUESTS, utcnow
 from hub.flows import SETTABLE, CallSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed, mask
 from hub.mapping.paths import MISSING
@@ -314,34 +314,16 @@ class FlowRunner:
                 message.update(available_at=available_at, lease_until=None, claimed_by=None)
                 outcome = "scheduled"
         events = [
-            {
-                "request_id": claim.request_id,
-                "at": e.at,
-                "step": e.step,
-                "outcome": e.outcome,
-                "detail": e.detail,
-            }
-            for e in progress.events
+            {"at": e.at, "step": e.step, "outcome": e.outcome, "detail": e.detail} for e in progress.events
         ]
         fence = {"id": claim.message_id, "claimed_by": claim.token}
-
-        def write(connection: Connection) -> bool:
-            # The claim token in the WHERE clause is the fence: a worker whose lease was taken over
-            # updates nothing, and writes nothing else either.
-            mine = connection.execute(
-                update_where(OUTBOX, tuple(fence), tuple(message)), update_params(fence, message)
-            ).rowcount
-            if mine != 1:
-                return False
-            connection.execute(
-                update_where(REQUESTS, ("id",), tuple(request)),
-                update_params({"id": claim.request_id}, request),
-            )
-            if events:
-                connection.execute(insert_into(EVENTS), events)
-            return True
-
-        if not self.hub.db.write(write):
+        held = self.hub.db.write(
+            lambda connection: write_checkpoint(
+                connection, fence, message, claim.request_id, request, events
+            ),
+            single_statement=self.hub.db.dialect == "postgresql",  # one statement there (hub.checkpoint)
+        )
+        if not held:
             return "lost"
         progress.events.clear()
         if outcome == "running":
