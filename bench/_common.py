@@ -282,6 +282,30 @@ def hub_server(env: dict[str, str], workdir: Path, *, worker: bool, processes: i
 
 
 @contextlib.contextmanager
+def hub_workers(env: dict[str, str], workdir: Path, count: int) -> Iterator[list[subprocess.Popen]]:
+    """``count`` standalone ``hub worker`` processes (beside ``hub serve --no-worker``)."""
+    processes = []
+    try:
+        for number in range(count):
+            with (workdir / f"worker-{number}.log").open("wb") as handle:
+                processes.append(
+                    subprocess.Popen(
+                        [HUB_CLI, "worker"], env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
+                    )
+                )
+        yield processes
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@contextlib.contextmanager
 def baseline_server(config: Path, workdir: Path) -> Iterator[Server]:
     """The no-database intake (bench/_baseline_server.py) under the same uvicorn settings."""
     port = free_port()
@@ -587,16 +611,17 @@ class RssSampler:
 
 
 class CpuMeter:
-    """CPU seconds used by a process between enter and exit (server-side share of the load)."""
+    """CPU seconds used by processes between enter and exit (server-side share of the load)."""
 
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
+    def __init__(self, *pids: int) -> None:
+        self.processes = [psutil.Process(pid) for pid in pids]
         self.used_s = 0.0
 
     def _total(self) -> float:
-        # The process and its children (``hub serve --processes N`` forks uvicorn workers).
+        # The processes and their children (``hub serve --processes N`` forks uvicorn workers).
         total = 0.0
-        for process in [self.process, *self.process.children(recursive=True)]:
+        family = [p for process in self.processes for p in (process, *process.children(recursive=True))]
+        for process in family:
             with contextlib.suppress(psutil.Error):
                 times = process.cpu_times()
                 total += times.user + times.system

@@ -49,9 +49,7 @@ def act_messages(config: Path) -> list[dict]:
     return messages
 
 
-def zeep_baseline(
-    endpoint: str, messages: list[dict], pairs: int, threads: int
-) -> tuple[float, int, float]:
+def zeep_baseline(endpoint: str, messages: list[dict], pairs: int, threads: int) -> tuple[float, int, float]:
     """``pairs`` RequestActCopy + GetActRequestStatus with bare zeep; (pairs/s, pairs not ISSUED,
     client CPU ms per pair)."""
     session = requests.Session()
@@ -105,9 +103,11 @@ def run_hub(
     with c.fresh_database(kind, workdir) as url:
         env = c.hub_env(url, config, sandbox)
         key = c.add_client(env)
+        embedded = args.worker_processes == 0
         with (
-            c.hub_server(env, workdir, worker=True, processes=args.processes) as server,
-            c.CpuMeter(server.pid) as hub_cpu,
+            c.hub_server(env, workdir, worker=embedded, processes=args.processes) as server,
+            c.hub_workers(env, workdir, args.worker_processes) as workers,
+            c.CpuMeter(server.pid, *(w.pid for w in workers)) as hub_cpu,
         ):
             first_post = datetime.now(UTC)
             load = c.load_with(server, key, bodies, args, count=args.requests)
@@ -146,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients posting")
     parser.add_argument(
         "--processes", type=int, default=1, help="`hub serve --processes`: API + embedded worker processes"
+    )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="run the flows in N `hub worker` processes beside `hub serve --no-worker` instead of the "
+        "worker embedded in `hub serve` (default 0: embedded)",
     )
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator client")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for completion per run")

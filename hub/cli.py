@@ -201,10 +201,12 @@ def worker_command(
     import signal
     import threading
 
+    from hub.server import tune_for_serving
     from hub.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     hub = _hub(config)
+    tune_for_serving()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

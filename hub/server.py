@@ -23,10 +23,10 @@ _WORKER_VARIABLE = "HUB_SERVE_EMBEDDED_WORKER"
 _UVICORN = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5}
 
 
-def _tune_for_serving() -> None:
-    """Tune the interpreter for serving: start-up objects (config, WSDLs, models) moved out of the
-    garbage collector's way, young objects collected less often (full collections were the API's
-    tail latency), and a shorter GIL switch interval."""
+def tune_for_serving() -> None:
+    """Tune the interpreter for serving (the API, standalone workers): start-up objects (config,
+    WSDLs, models) moved out of the garbage collector's way, young objects collected less often
+    (full collections were the API's tail latency), and a shorter GIL switch interval."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
@@ -48,7 +48,7 @@ def serve(
     print(f"hub: API on {base} (docs: {base}/docs, metrics: {base}/metrics)", flush=True)
     if processes == 1:
         app = create_app(hub, embedded_worker=with_worker)
-        _tune_for_serving()
+        tune_for_serving()
         try:
             uvicorn.Server(uvicorn.Config(app, host=host, port=port, **_UVICORN)).run()
         finally:
@@ -69,5 +69,5 @@ def app_from_environment() -> FastAPI:
     """The app of one ``--processes`` worker process (called by uvicorn in each process)."""
     hub = build_hub(migrate=False)
     app = create_app(hub, embedded_worker=os.environ.get(_WORKER_VARIABLE, "1") == "1")
-    _tune_for_serving()
+    tune_for_serving()
     return app
