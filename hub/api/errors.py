@@ -5,11 +5,13 @@ Codes are stable and documented in docs/api.md; clients branch on ``code``, peop
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 STATUS_CODES = {
@@ -24,6 +26,9 @@ STATUS_CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+log = logging.getLogger("hub.api")
 
 
 class ApiError(Exception):
@@ -64,6 +69,15 @@ def install(app: FastAPI) -> None:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # The hub's own database failed (restarted, unreachable, disk full): nothing was changed
+        # (the unit of work rolled back), and the same call will work once it is back.
+        log.warning("database error answered 503: %s", type(exc.orig).__name__ if exc.orig else exc)
+        return error_response(
+            503, "unavailable", "the database is unavailable; retry shortly", headers={"Retry-After": "5"}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:

@@ -254,3 +254,20 @@ def test_control_characters_in_the_identity_are_refused_by_field(live_api):
     assert response.status_code == 422
     fields = {d["field"] for d in response.json()["error"]["details"]}
     assert fields == {"citizen.birth_name", "citizen.given_names"}
+
+
+def test_a_database_failure_on_a_read_is_503_unavailable_not_500(live_api, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    with live_api.client() as client:
+        request_id = client.post("/v1/requests", json=sample(VALID)).json()["id"]
+
+    def unreachable(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(live_api.hub.db, "sessions", unreachable)
+    with live_api.client() as client:
+        answer = client.get(f"/v1/requests/{request_id}")
+    assert answer.status_code == 503 and error_code(answer) == "unavailable"
+    assert answer.headers["retry-after"] == "5"
+    assert "server closed" not in answer.text  # the driver's message stays in the log
