@@ -34,5 +34,8 @@ def update_params(keys: dict[str, object], values: dict[str, object]) -> dict[st
 
 @functools.cache
 def insert_into(table: Table) -> Insert:
-    """``INSERT INTO table``; the columns come from the parameters (one dict, or a list of them)."""
-    return insert(table)
+    """``INSERT INTO table``; the columns come from the parameters (one dict, or a list of them).
+
+    Inline: the generated primary key is not fetched back (no ``RETURNING`` on PostgreSQL), since
+    the hot path never reads it."""
+    return insert(table).inline()
