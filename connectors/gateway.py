@@ -52,7 +52,7 @@ from connectors.errors import (
     PermanentError,
     TransientError,
 )
-from connectors.exchange import CallContext, Exchange, ExchangeRecorder, Outcome, digest
+from connectors.exchange import CallContext, Exchange, ExchangeRecorder, Outcome, Received, digest
 
 T = TypeVar("T")
 BreakerState = Literal["closed", "open", "half_open"]
@@ -269,12 +269,14 @@ class Gateway:
         operation: str,
         payload: Any,
         context: CallContext,
-        send: Callable[[int], T],
+        send: Callable[[int], T | Received[T]],
         *,
         retry: bool = True,
     ) -> T:
         """Run ``send(attempt)`` under the system's policy; return its result or raise
-        :class:`ConnectorError` (the last attempt's, when retries are exhausted)."""
+        :class:`ConnectorError` (the last attempt's, when retries are exhausted). ``send`` may
+        return :class:`~connectors.exchange.Received` to have the answer's raw bytes journaled
+        (digested) instead of its value."""
         payload_digest = digest(payload, self._digest_key)
         max_attempts = self.policy.max_attempts if retry else 1
         started = time.monotonic()
@@ -310,7 +312,7 @@ class Gateway:
         operation: str,
         payload_digest: str,
         context: CallContext,
-        send: Callable[[int], T],
+        send: Callable[[int], T | Received[T]],
         number: int,
     ) -> T:
         started = time.perf_counter()
@@ -349,14 +351,13 @@ class Gateway:
         finally:
             self._slots.release()
         self.breaker.on_success()
+        if isinstance(result, Received):  # the adapter kept the answer's bytes: digest those
+            response_digest = digest(result.raw, self._digest_key)
+            result = result.value
+        else:
+            response_digest = digest(result, self._digest_key)
         self._record(
-            operation,
-            number,
-            "ok",
-            started,
-            payload_digest,
-            context,
-            response_digest=digest(result, self._digest_key),
+            operation, number, "ok", started, payload_digest, context, response_digest=response_digest
         )
         return result
 

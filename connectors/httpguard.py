@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from connectors.errors import CallTimeoutError, ConnectorError, PermanentError, TransientError
-from connectors.exchange import CallContext
+from connectors.exchange import CallContext, Received
 from connectors.gateway import Gateway, require_attempt
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -230,9 +230,10 @@ def call_headers(context: CallContext, method: str) -> dict[str, str]:
 
 def send_json(
     client: httpx.Client, method: str, url: str, context: CallContext, max_bytes: int, **kwargs: Any
-) -> Any:
-    """One request and its JSON answer read within ``max_bytes``; any failure as a typed
-    :class:`ConnectorError` (a redirect or a status >= 300 carries the back-end's error code)."""
+) -> Received[Any]:
+    """One request and its JSON answer read within ``max_bytes``, with the bytes received (the
+    journal digests those); any failure as a typed :class:`ConnectorError` (a redirect or a
+    status >= 300 carries the back-end's error code)."""
     try:
         # No params argument when there are none: httpx would re-parse the URL to merge them.
         if not kwargs.get("params"):
@@ -242,7 +243,8 @@ def send_json(
         try:
             if response.is_redirect or response.status_code >= 300:
                 raise status_error(response, error_body(response))
-            return parse_json(read_capped(response, max_bytes), response)
+            body = read_capped(response, max_bytes)
+            return Received(parse_json(body, response), body)
         finally:
             response.close()
     except ConnectorError:

@@ -28,7 +28,7 @@ import httpx
 import yaml
 
 from connectors.errors import PermanentError
-from connectors.exchange import CallContext
+from connectors.exchange import CallContext, Received
 from connectors.gateway import Gateway
 from connectors.httpguard import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -271,13 +271,14 @@ class RestAdapter:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-    ) -> dict[str, Any]:
-        data = send_json(
+    ) -> Received[dict[str, Any]]:
+        answer = send_json(
             self._client, method, url, context, self.max_response_bytes, params=params, json=json
         )
+        data = answer.value
         if isinstance(data, dict):
-            return data
-        return {"items": data} if isinstance(data, list) else {"value": data}
+            return answer
+        return Received({"items": data} if isinstance(data, list) else {"value": data}, answer.raw)
 
 
 def path_segment(value: Any, name: str) -> str:

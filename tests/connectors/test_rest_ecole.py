@@ -14,7 +14,7 @@ import pytest
 
 from connectors.ecole import EcoleConnector
 from connectors.errors import CircuitOpenError, ConnectorError, PermanentError, TransientError
-from connectors.exchange import CallContext
+from connectors.exchange import CallContext, digest
 from connectors.gateway import Gateway, SystemPolicy
 from connectors.httpguard import HttpAuth
 from connectors.rest import RestAdapter, load_openapi
@@ -350,3 +350,15 @@ def test_auth_kinds_and_idempotency_key_reach_the_wire(auth: HttpAuth, header: s
     assert peer.paths == ["/api/v1/enrolments"]
     assert "t0k" not in repr(auth) and "s3cret" not in repr(auth) and "k3y" not in repr(auth)
     assert recorder.outcomes() == ["ok"]
+
+
+def test_the_journal_digests_the_bytes_received_keyed() -> None:
+    body = b'{"status":  "ok", "b": 1}'  # not canonical JSON: the digest is of these exact bytes
+    with HostileServer(always(Answer(200, {"Content-Type": "application/json"}, body))).running() as peer:
+        recorder = ListRecorder()
+        gateway = Gateway("ecole", SystemPolicy(max_attempts=1), recorder, digest_key=b"k" * 32)
+        adapter = RestAdapter("ecole", peer.url + "/api/v1", gateway, operations=OPERATIONS)
+        assert adapter.call("Health", {}, ctx()) == {"status": "ok", "b": 1}
+    [exchange] = recorder.exchanges
+    assert exchange.response_digest == digest(body, b"k" * 32)
+    assert exchange.response_digest.startswith("hmac-sha256:")
