@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
@@ -148,7 +149,7 @@ class DocumentsAdapter:
             destination.seek(0)
             destination.truncate()
             try:
-                with self._client.stream("GET", url, headers=call_headers(context, "GET")) as response:
+                with closing(self._client.open("GET", url, call_headers(context, "GET"))) as response:
                     if response.status_code >= 300:
                         raise status_error(response, error_body(response))
                     declared = response.headers.get("x-content-sha256")

@@ -352,6 +352,18 @@ def test_auth_kinds_and_idempotency_key_reach_the_wire(auth: HttpAuth, header: s
     assert recorder.outcomes() == ["ok"]
 
 
+def test_a_cookie_set_by_the_back_end_is_never_sent_with_a_later_call() -> None:
+    """A session cookie from one citizen's call must not ride along with the next one's."""
+    answer = Answer(
+        200, {"Content-Type": "application/json", "Set-Cookie": "session=citizen-1; Path=/"}, b"{}"
+    )
+    with HostileServer(always(answer)).running() as peer:
+        adapter, _ = rest_on(peer.url + "/api/v1")
+        adapter.call("Health", {}, ctx())
+        adapter.call("Health", {}, ctx())
+    assert [seen.get("cookie") for seen in peer.headers] == [None, None]
+
+
 def test_the_journal_digests_the_bytes_received_keyed() -> None:
     body = b'{"status":  "ok", "b": 1}'  # not canonical JSON: the digest is of these exact bytes
     with HostileServer(always(Answer(200, {"Content-Type": "application/json"}, body))).running() as peer:
