@@ -132,9 +132,19 @@ def rest_calls(sandbox: Sandbox, recorder_for) -> dict[str, Callable[[], object]
         json={"responsible": {"birth_name": "Bench", "first_names": "Marc", "birth_date": "1980-01-01"}},
         headers=headers,
     ).json()
-    bare_client = httpx.Client(headers=headers, timeout=10, trust_env=False, follow_redirects=False)
+    # The same request on the wire as the hub's: its static headers on the client, the
+    # correlation id per call (the hub sends one with every call).
+    bare_client = httpx.Client(
+        headers={**headers, "User-Agent": "municipal-hub (httpx)", "Accept": "application/json"},
+        timeout=10,
+        trust_env=False,
+        follow_redirects=False,
+    )
     url = f"{endpoint}/families/{family['id']}"
-    calls: dict[str, Callable[[], object]] = {"bare": lambda: bare_client.get(url).raise_for_status().json()}
+    per_call = {"X-Correlation-Id": CONTEXT.correlation_id}
+    calls: dict[str, Callable[[], object]] = {
+        "bare": lambda: bare_client.get(url, headers=per_call).raise_for_status().json()
+    }
     operations = load_openapi(OPENAPI)
     for variant in ("hub", "hub_journal"):
         adapter = RestAdapter(
