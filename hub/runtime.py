@@ -126,6 +126,16 @@ def load_definitions(config_path: str | Path | None = None) -> Definitions:
     for flow in flows.values():
         allowed = set(config.purposes[flow.spec.purpose].data_categories)
         for index, step in enumerate(flow.steps):
+            filed = step.file_document
+            if filed is not None and not set(filed.data_categories) <= allowed:
+                outside = ", ".join(sorted(set(filed.data_categories) - allowed))
+                issues.append(
+                    flow.document.issue(
+                        ("steps", index, "file_document", "data_categories"),
+                        f"the document holds {outside}, outside the data categories of purpose "
+                        f"{flow.spec.purpose!r} ({', '.join(sorted(allowed))})",
+                    )
+                )
             call = step.call or step.wait_until
             if call is None or call.system not in catalogue:
                 continue
