@@ -11,9 +11,11 @@ connection, by:
 - ``hub_journal``: the same with the hub's real journal recorder on a SQLite file (one durable
   INSERT per attempt), i.e. what a worker pays per call in the embedded setup.
 
-Rounds alternate between the variants so drift on a shared machine hits them alike.
+Rounds alternate between the variants so drift on a shared machine hits them alike, and their
+order turns each round (a variant running right after ``hub_journal`` meets its SQLite fsyncs
+still draining).
 
-    .venv/bin/python bench/connectors.py [--calls 400] [--rounds 4]
+    .venv/bin/python bench/connectors.py [--calls 400] [--rounds 6] [--protocols rest,soap]
 """
 
 from __future__ import annotations
@@ -257,8 +259,11 @@ def measure(
     latencies: dict[str, list[float]] = {name: [] for name in calls}
     cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
     per_round = max(1, count // rounds)
-    for _ in range(rounds):
-        for name, call in calls.items():
+    names = list(calls)
+    for number in range(rounds):
+        # The order turns each round, so no variant always follows the journal's fsyncs.
+        for name in names[number % len(names) :] + names[: number % len(names)]:
+            call = calls[name]
             cpu_started = time.process_time()
             for _ in range(per_round):
                 started = time.perf_counter()
@@ -287,7 +292,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, default=400, help="calls per variant and protocol")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per protocol")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per protocol")
     parser.add_argument(
         "--protocols", default="soap,rest,sftp,documents", help="comma-separated subset to run"
     )
