@@ -260,16 +260,27 @@ def call_headers(context: CallContext, method: str) -> dict[str, str]:
 
 
 def send_json(
-    client: GuardedClient, method: str, url: str, context: CallContext, max_bytes: int, **kwargs: Any
+    client: GuardedClient,
+    method: str,
+    url: str,
+    context: CallContext,
+    max_bytes: int,
+    *,
+    body: bytes | None = None,
+    **kwargs: Any,
 ) -> Received[Any]:
     """One request and its JSON answer read within ``max_bytes``, with the bytes received (the
     journal digests those); any failure as a typed :class:`ConnectorError` (a redirect or a
-    status >= 300 carries the back-end's error code)."""
+    status >= 300 carries the back-end's error code). ``body``: JSON bytes to send."""
     try:
         # No params argument when there are none: httpx would re-parse the URL to merge them.
         if not kwargs.get("params"):
             kwargs.pop("params", None)
-        response = client.open(method, url, call_headers(context, method), **kwargs)
+        headers = call_headers(context, method)
+        if body is not None:  # JSON already encoded by the caller (who digested these bytes)
+            headers["Content-Type"] = "application/json"
+            kwargs["content"] = body
+        response = client.open(method, url, headers, **kwargs)
         try:
             if response.status_code >= 300:  # redirects included: followed only by ``open``
                 raise status_error(response, error_body(response))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 import tracemalloc
@@ -374,3 +375,25 @@ def test_the_journal_digests_the_bytes_received_keyed() -> None:
     [exchange] = recorder.exchanges
     assert exchange.response_digest == digest(body, b"k" * 32)
     assert exchange.response_digest.startswith("hmac-sha256:")
+
+
+def test_the_journal_digests_the_request_as_sent_body_encoded_once() -> None:
+    ok = Answer(201, {"Content-Type": "application/json"}, b'{"id": "E-1"}')
+    with HostileServer(always(ok)).running() as peer:
+        recorder = ListRecorder()
+        gateway = Gateway("ecole", SystemPolicy(max_attempts=1), recorder, digest_key=b"k" * 32)
+        adapter = RestAdapter("ecole", peer.url + "/api/v1", gateway, operations=OPERATIONS)
+        adapter.call("CreateEnrolment", {"child_id": "C-1", "kind": "creche", "note": "Léa"}, ctx("k"))
+    [sent] = peer.bodies
+    assert json.loads(sent) == {"child_id": "C-1", "kind": "creche", "note": "Léa"}
+    assert peer.headers[0]["content-type"] == "application/json"
+    [exchange] = recorder.exchanges
+    assert exchange.payload_digest == digest(b"POST /enrolments\n" + sent, b"k" * 32)
+
+
+def test_a_body_that_is_not_json_is_refused_before_the_wire() -> None:
+    with HostileServer(always(Answer(201))).running() as peer:
+        adapter, _ = rest_on(peer.url + "/api/v1")
+        with pytest.raises(PermanentError) as raised:
+            adapter.call("CreateEnrolment", {"child_id": "C-1", "kind": float("nan")}, ctx("k"))
+    assert raised.value.code == "INVALID_MESSAGE" and peer.hits == 0
