@@ -84,6 +84,12 @@ def retrieve(hub: Hub, request_id: str, document_id: str, agent: str) -> Retriev
         _journal(hub, context, document_id, "not_found", started)
         raise DocumentError(404, "not_found", f"request {request_id!r} filed no document {document_id!r}")
     # Closed by Retrieved.chunks once the answer is streamed, or below on failure.
+    system = hub.config.systems.get(claim["system"])
+    if system is None or system.kind != "documents":
+        _journal(hub, context, document_id, "system_unknown", started)
+        raise DocumentError(
+            409, "system_unknown", f"the document was filed in {claim['system']!r}, no documents system now"
+        )
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
     try:
         filed = hub.adapter(claim["system"]).retrieve(context, document_id, spool)

@@ -22,6 +22,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "unauthorized"},
     403: {"description": "forbidden"},
     404: {"description": "not_found: no such request, or it filed no such document"},
+    409: {"description": "system_unknown: the GED it was filed in is no longer configured"},
     502: {"description": "document_changed / the GED's error code"},
     503: {"description": "system_unavailable: the GED's circuit is open; Retry-After given"},
 }
