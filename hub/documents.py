@@ -26,6 +26,7 @@ from hub.journal import inbound_row
 from hub.runtime import Hub
 
 SPOOL_MEMORY_BYTES = 1024 * 1024
+API_OPERATION = "GET /v1/requests/{id}/documents/{document_id}"
 CHUNK = 64 * 1024
 
 
@@ -61,9 +62,12 @@ def filed_documents(context: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
-def retrieve(hub: Hub, request_id: str, document_id: str, agent: str) -> Retrieved:
+def retrieve(
+    hub: Hub, request_id: str, document_id: str, agent: str, *, channel: str = API_OPERATION
+) -> Retrieved:
     """Fetch a document the request filed, for ``agent``; raise :class:`DocumentError` or the
-    connector's :class:`~connectors.errors.ConnectorError`."""
+    connector's :class:`~connectors.errors.ConnectorError`. ``channel`` names the way in (the API
+    route, the CLI) in the inbound journal row."""
     started = time.perf_counter()
     with hub.db.sessions() as session:
         row = session.execute(select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
@@ -81,12 +85,12 @@ def retrieve(hub: Hub, request_id: str, document_id: str, agent: str) -> Retriev
     if row is not None:
         claim = next((c for c in filed_documents(row.context) if c["document_id"] == document_id), None)
     if claim is None:
-        _journal(hub, context, document_id, "not_found", started)
+        _journal(hub, channel, context, document_id, "not_found", started)
         raise DocumentError(404, "not_found", f"request {request_id!r} filed no document {document_id!r}")
     # Closed by Retrieved.chunks once the answer is streamed, or below on failure.
     system = hub.config.systems.get(claim["system"])
     if system is None or system.kind != "documents":
-        _journal(hub, context, document_id, "system_unknown", started)
+        _journal(hub, channel, context, document_id, "system_unknown", started)
         raise DocumentError(
             409, "system_unknown", f"the document was filed in {claim['system']!r}, no documents system now"
         )
@@ -99,17 +103,19 @@ def retrieve(hub: Hub, request_id: str, document_id: str, agent: str) -> Retriev
             )
     except Exception as exc:
         spool.close()
-        _journal(hub, context, document_id, getattr(exc, "code", "failed"), started)
+        _journal(hub, channel, context, document_id, getattr(exc, "code", "failed"), started)
         raise
-    _journal(hub, context, document_id, "ok", started)
+    _journal(hub, channel, context, document_id, "ok", started)
     spool.seek(0)
     return Retrieved(spool, claim)
 
 
-def _journal(hub: Hub, context: CallContext, document_id: str, outcome: str, started: float) -> None:
+def _journal(
+    hub: Hub, channel: str, context: CallContext, document_id: str, outcome: str, started: float
+) -> None:
     row = inbound_row(
         context=context,
-        operation="GET /v1/requests/{id}/documents/{document_id}",
+        operation=channel,
         outcome=outcome[:32],
         latency_ms=(time.perf_counter() - started) * 1000,
         payload_digest=digest(f"{context.request_id}/{document_id}", hub.digest_key),

@@ -75,3 +75,30 @@ def test_bytes_changed_in_the_ged_are_refused_not_served(live_hub, sandbox):
         response = agent.get(f"/v1/requests/{request_id}/documents/{claim['document_id']}")
     assert response.status_code == 502 and response.json()["error"]["code"] == "document_changed"
     assert b"forged" not in response.content
+
+
+def test_the_cli_writes_the_document_for_a_named_agent_journaled(
+    live_hub, sandbox, tmp_path, monkeypatch, database_url
+):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+    from tests.conftest import CONFIG
+
+    request_id, claim = filed(live_hub)
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    out = tmp_path / "acte.xml"
+    args = ["documents", "get", request_id, claim["document_id"], "-o", str(out), "--agent", "agent.martin"]
+    result = CliRunner().invoke(app, [*args, "--config", str(CONFIG)])
+    assert result.exit_code == 0, result.output
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == claim["sha256"]
+    refused = CliRunner().invoke(
+        app, ["documents", "get", request_id, "nope", "-o", str(tmp_path / "x"), "--config", str(CONFIG)]
+    )
+    assert refused.exit_code == 1 and "not_found" in refused.output
+    with live_hub.hub.db.sessions() as session:
+        rows = session.scalars(select(JournalEntry).where(JournalEntry.client == "agent.martin")).all()
+    assert {(r.system, r.operation, r.outcome) for r in rows} == {
+        ("ged", "RetrieveDocument", "ok"),
+        ("hub", "hub documents get", "ok"),
+    }
