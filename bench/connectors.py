@@ -11,9 +11,11 @@ connection, by:
 - ``hub_journal``: the same with the hub's real journal recorder on a SQLite file (one durable
   INSERT per attempt), i.e. what a worker pays per call in the embedded setup.
 
-Rounds alternate between the variants so drift on a shared machine hits them alike.
+Rounds alternate between the variants so drift on a shared machine hits them alike, and their
+order turns each round (a variant running right after ``hub_journal`` meets its SQLite fsyncs
+still draining).
 
-    .venv/bin/python bench/connectors.py [--calls 400] [--rounds 4]
+    .venv/bin/python bench/connectors.py [--calls 400] [--rounds 6] [--protocols rest,soap]
 """
 
 from __future__ import annotations
@@ -132,9 +134,19 @@ def rest_calls(sandbox: Sandbox, recorder_for) -> dict[str, Callable[[], object]
         json={"responsible": {"birth_name": "Bench", "first_names": "Marc", "birth_date": "1980-01-01"}},
         headers=headers,
     ).json()
-    bare_client = httpx.Client(headers=headers, timeout=10, trust_env=False, follow_redirects=False)
+    # The same request on the wire as the hub's: its static headers on the client, the
+    # correlation id per call (the hub sends one with every call).
+    bare_client = httpx.Client(
+        headers={**headers, "User-Agent": "municipal-hub (httpx)", "Accept": "application/json"},
+        timeout=10,
+        trust_env=False,
+        follow_redirects=False,
+    )
     url = f"{endpoint}/families/{family['id']}"
-    calls: dict[str, Callable[[], object]] = {"bare": lambda: bare_client.get(url).raise_for_status().json()}
+    per_call = {"X-Correlation-Id": CONTEXT.correlation_id}
+    calls: dict[str, Callable[[], object]] = {
+        "bare": lambda: bare_client.get(url, headers=per_call).raise_for_status().json()
+    }
     operations = load_openapi(OPENAPI)
     for variant in ("hub", "hub_journal"):
         adapter = RestAdapter(
@@ -247,8 +259,11 @@ def measure(
     latencies: dict[str, list[float]] = {name: [] for name in calls}
     cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
     per_round = max(1, count // rounds)
-    for _ in range(rounds):
-        for name, call in calls.items():
+    names = list(calls)
+    for number in range(rounds):
+        # The order turns each round, so no variant always follows the journal's fsyncs.
+        for name in names[number % len(names) :] + names[: number % len(names)]:
+            call = calls[name]
             cpu_started = time.process_time()
             for _ in range(per_round):
                 started = time.perf_counter()
@@ -277,7 +292,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, default=400, help="calls per variant and protocol")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per protocol")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per protocol")
     parser.add_argument(
         "--protocols", default="soap,rest,sftp,documents", help="comma-separated subset to run"
     )

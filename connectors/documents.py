@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
 import httpx
 
 from connectors.errors import ConnectorError, PermanentError, TransientError
-from connectors.exchange import CallContext
+from connectors.exchange import CallContext, Received
 from connectors.gateway import Gateway
 from connectors.httpguard import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -121,7 +122,9 @@ class DocumentsAdapter:
 
         def send(attempt: int) -> dict[str, Any]:
             files = {"file": (filename, source, content_type)}
-            answer = self._json("POST", self._url("documents"), context, data=dict(metadata), files=files)
+            answer = self._json(
+                "POST", self._url("documents"), context, data=dict(metadata), files=files
+            ).value
             if answer.get("sha256") != sha256:
                 # The GED stored other bytes than we sent: corrupted on the way; send again.
                 raise TransientError("DIGEST_MISMATCH", "the GED reports another digest than sent")
@@ -146,7 +149,7 @@ class DocumentsAdapter:
             destination.seek(0)
             destination.truncate()
             try:
-                with self._client.stream("GET", url, headers=call_headers(context, "GET")) as response:
+                with closing(self._client.open("GET", url, call_headers(context, "GET"))) as response:
                     if response.status_code >= 300:
                         raise status_error(response, error_body(response))
                     declared = response.headers.get("x-content-sha256")
@@ -224,8 +227,8 @@ class DocumentsAdapter:
     def _url(self, path: str) -> str:
         return f"{self.endpoint}/{path}"
 
-    def _json(self, method: str, url: str, context: CallContext, **kwargs: Any) -> dict[str, Any]:
-        data = send_json(self._client, method, url, context, self.max_response_bytes, **kwargs)
-        if not isinstance(data, dict):
+    def _json(self, method: str, url: str, context: CallContext, **kwargs: Any) -> Received[dict[str, Any]]:
+        answer = send_json(self._client, method, url, context, self.max_response_bytes, **kwargs)
+        if not isinstance(answer.value, dict):
             raise PermanentError("INVALID_RESPONSE", "expected a JSON object")
-        return data
+        return answer

@@ -10,9 +10,10 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 Outcome = Literal["ok", "transient_error", "permanent_error", "rejected"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,16 @@ class Exchange:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Received(Generic[T]):
+    """What an attempt returns when it holds the answer's bytes as they came off the wire: the
+    gateway hands ``value`` to the caller and journals the digest of ``raw`` (what was received,
+    hashed once, instead of the value encoded again as canonical JSON)."""
+
+    value: T
+    raw: bytes
+
+
 class ExchangeRecorder(Protocol):
     """Receives every attempt of every outbound call. The hub's journal implements it."""
 
@@ -61,6 +72,11 @@ class NullRecorder:
         return None
 
 
+# One encoder for every digest: ``json.dumps`` with these options would build a new encoder per
+# call, a measurable share of a fast back-end's answer time. Same bytes as ``json.dumps``.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def digest(payload: Any, key: bytes | None = None) -> str:
     """Digest of a payload in canonical JSON (or raw bytes): what the journal keeps, not the data.
 
@@ -72,7 +88,7 @@ def digest(payload: Any, key: bytes | None = None) -> str:
     elif isinstance(payload, str):
         raw = payload.encode()
     else:
-        raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+        raw = _CANONICAL.encode(payload).encode()
     if key is not None:
-        return "hmac-sha256:" + hmac.new(key, raw, hashlib.sha256).hexdigest()
+        return "hmac-sha256:" + hmac.digest(key, raw, "sha256").hex()
     return "sha256:" + hashlib.sha256(raw).hexdigest()

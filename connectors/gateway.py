@@ -28,6 +28,8 @@ interrupt a blocking call and does not pretend to.
 
 from __future__ import annotations
 
+import logging
+import queue
 import random
 import threading
 import time
@@ -35,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import (
@@ -52,10 +54,32 @@ from connectors.errors import (
     PermanentError,
     TransientError,
 )
-from connectors.exchange import CallContext, Exchange, ExchangeRecorder, Outcome, digest
+from connectors.exchange import CallContext, Exchange, ExchangeRecorder, Outcome, Received, digest
 
 T = TypeVar("T")
 BreakerState = Literal["closed", "open", "half_open"]
+log = logging.getLogger("connectors.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerChange:
+    """A breaker entered ``state``: ``open`` (calls refused for ``retry_after_s``), ``half_open``
+    (one probe goes through) or ``closed``."""
+
+    system: str
+    state: BreakerState
+    consecutive_failures: int
+    opened_count: int
+    retry_after_s: float | None = None
+
+
+class BreakerListener(Protocol):
+    """Told of every state change of a breaker (the hub persists them, so that ``hub systems
+    status`` shows the real state of every process's breaker). Called outside the breaker's
+    lock, in the thread of the call that caused the change; it must not raise."""
+
+    def breaker_changed(self, change: BreakerChange) -> None: ...
+
 
 # The system whose attempt is running in this thread (or task): set by the gateway around
 # ``send``, checked by every adapter's wire transport. An adapter method that reached the wire
@@ -135,12 +159,15 @@ class CircuitBreaker:
         *,
         failure_rate: float | None = None,
         window: int = 20,
+        listener: BreakerListener | None = None,
     ) -> None:
         self.system = system
         self.failures_to_open = failures
         self.reset_s = reset_s
         self.failure_rate = failure_rate
         self._clock = clock
+        self._listener = listener
+        self._reported: BreakerState = "closed"  # the last state the listener was told
         self._lock = threading.Lock()
         self._consecutive_failures = 0
         self._opened_at: float | None = None
@@ -171,23 +198,30 @@ class CircuitBreaker:
             state = self._state()
             if state == "closed":
                 return
-            if state == "half_open" and not self._probe_in_flight:
-                self._probe_in_flight = True
-                return
-            assert self._opened_at is not None
-            remaining = max(0.0, self._opened_at + self.reset_s - self._clock())
-            raise CircuitOpenError(self.system, remaining)
+            if state != "half_open" or self._probe_in_flight:
+                assert self._opened_at is not None
+                remaining = max(0.0, self._opened_at + self.reset_s - self._clock())
+                raise CircuitOpenError(self.system, remaining)
+            self._probe_in_flight = True  # this call is the probe
+            change = self._change("half_open")
+        if change is not None:
+            self._tell(change)
 
     def on_success(self) -> None:
         with self._lock:
             self._consecutive_failures = 0
+            change = None
             if self._opened_at is not None:
                 self._recent.clear()  # a successful probe starts a fresh window
-            self._opened_at = None
+                self._opened_at = None
+                change = self._change("closed")
             self._probe_in_flight = False
             self._recent.append(False)
+        if change is not None:
+            self._tell(change)
 
     def on_failure(self) -> None:
+        change = None
         with self._lock:
             self._consecutive_failures += 1
             self._recent.append(True)
@@ -199,7 +233,30 @@ class CircuitBreaker:
                 if self._opened_at is None or self._probe_in_flight:
                     self.opened_count += 1
                 self._opened_at = self._clock()
+                change = self._change("open")
             self._probe_in_flight = False
+        if change is not None:
+            self._tell(change)
+
+    def _change(self, state: BreakerState) -> BreakerChange | None:
+        """The change to report (under the lock), or None when the listener already knows."""
+        if self._listener is None or state == self._reported:
+            return None
+        self._reported = state
+        return BreakerChange(
+            self.system,
+            state,
+            self._consecutive_failures,
+            self.opened_count,
+            self.reset_s if state == "open" else None,
+        )
+
+    def _tell(self, change: BreakerChange) -> None:
+        assert self._listener is not None
+        try:
+            self._listener.breaker_changed(change)
+        except Exception:  # the breaker's own decision stands whatever the listener does
+            log.exception("breaker listener failed for system %s", self.system)
 
     def _rate_hit(self) -> bool:
         if self.failure_rate is None or len(self._recent) < (self._recent.maxlen or 0):
@@ -242,13 +299,18 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         digest_key: bytes | None = None,
+        breaker_listener: BreakerListener | None = None,
     ) -> None:
         self.system = system
         self.policy = policy
         self._recorder = recorder
         self._digest_key = digest_key  # keyed digests in the journal (see connectors.exchange.digest)
         self._sleep = sleep
-        self._slots = threading.BoundedSemaphore(policy.max_concurrency)
+        # The concurrency slots as tokens in a C-level queue: taking and giving back one costs a
+        # tenth of a threading.BoundedSemaphore's (pure Python, with a Condition) per call.
+        self._slots: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(policy.max_concurrency):
+            self._slots.put(None)
         self.stats = GatewayStats()
         self._stats_lock = threading.Lock()
         self.breaker = CircuitBreaker(
@@ -258,6 +320,7 @@ class Gateway:
             clock,
             failure_rate=policy.breaker_failure_rate,
             window=policy.breaker_window,
+            listener=breaker_listener,
         )
 
     @property
@@ -269,12 +332,14 @@ class Gateway:
         operation: str,
         payload: Any,
         context: CallContext,
-        send: Callable[[int], T],
+        send: Callable[[int], T | Received[T]],
         *,
         retry: bool = True,
     ) -> T:
         """Run ``send(attempt)`` under the system's policy; return its result or raise
-        :class:`ConnectorError` (the last attempt's, when retries are exhausted)."""
+        :class:`ConnectorError` (the last attempt's, when retries are exhausted). ``send`` may
+        return :class:`~connectors.exchange.Received` to have the answer's raw bytes journaled
+        (digested) instead of its value."""
         payload_digest = digest(payload, self._digest_key)
         max_attempts = self.policy.max_attempts if retry else 1
         started = time.monotonic()
@@ -310,17 +375,19 @@ class Gateway:
         operation: str,
         payload_digest: str,
         context: CallContext,
-        send: Callable[[int], T],
+        send: Callable[[int], T | Received[T]],
         number: int,
     ) -> T:
         started = time.perf_counter()
-        if not self._slots.acquire(timeout=self.policy.timeout_s):
+        try:
+            self._slots.get(timeout=self.policy.timeout_s)
+        except queue.Empty:
             error = TransientError(
                 "CONCURRENCY_LIMIT",
                 f"no free slot among {self.policy.max_concurrency} for system {self.system}",
             )
             self._record(operation, number, "rejected", started, payload_digest, context, error=error)
-            raise error
+            raise error from None
         try:
             try:
                 self.breaker.before_call()
@@ -347,16 +414,15 @@ class Gateway:
             finally:
                 _ATTEMPT.reset(token)
         finally:
-            self._slots.release()
+            self._slots.put(None)
         self.breaker.on_success()
+        if isinstance(result, Received):  # the adapter kept the answer's bytes: digest those
+            response_digest = digest(result.raw, self._digest_key)
+            result = result.value
+        else:
+            response_digest = digest(result, self._digest_key)
         self._record(
-            operation,
-            number,
-            "ok",
-            started,
-            payload_digest,
-            context,
-            response_digest=digest(result, self._digest_key),
+            operation, number, "ok", started, payload_digest, context, response_digest=response_digest
         )
         return result
 

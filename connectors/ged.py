@@ -17,6 +17,7 @@ from connectors.errors import PermanentError, declared_categories
 from connectors.exchange import CallContext
 
 DocumentType = Literal["justificatif", "acte", "courrier", "decision", "autre"]
+FILING_FIELDS = ("title", "type", "filename")
 
 
 class GedConnector:
@@ -84,6 +85,30 @@ class GedConnector:
             metadata["request_ref"] = request_ref or context.request_id or ""
         return self.adapter.upload(
             "FileDocument", content, metadata, context, filename=filename, content_type=content_type
+        )
+
+    def file(
+        self, context: CallContext, content: BinaryIO, fields: Mapping[str, Any], *, content_type: str
+    ) -> DocumentRef:
+        """File what a flow step produced or received, with the metadata its mapping built
+        (``title``, ``type``, optional ``filename``). The citizen is named by the context's
+        pseudonymous reference and the request by its id, never by identity."""
+        unknown = sorted(set(fields) - set(FILING_FIELDS))
+        missing = [name for name in ("title", "type") if not fields.get(name)]
+        if unknown or missing:
+            raise PermanentError(
+                "INVALID_MESSAGE",
+                f"document metadata: unknown {unknown}, missing {missing}; "
+                f"valid: {', '.join(FILING_FIELDS)} (title and type required)",
+            )
+        filename = str(fields.get("filename") or "document")
+        return self.file_document(
+            context,
+            content,
+            title=str(fields["title"]),
+            doc_type=str(fields["type"]),  # type: ignore[arg-type]  # the GED checks its own types
+            filename=filename,
+            content_type=content_type,
         )
 
     def retrieve(self, context: CallContext, document_id: str, destination: BinaryIO) -> DocumentRef:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from json import JSONEncoder
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +29,7 @@ import httpx
 import yaml
 
 from connectors.errors import PermanentError
-from connectors.exchange import CallContext
+from connectors.exchange import CallContext, Received
 from connectors.gateway import Gateway
 from connectors.httpguard import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -42,6 +43,9 @@ METHODS = ("get", "post", "put", "patch", "delete")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")  # RFC 3986 unreserved: never percent-encoded
+# httpx's own JSON encoding of a request body (json=...), done once per call by the adapter.
+_JSON = JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -204,14 +208,28 @@ class RestAdapter:
         json: Any = None,
         retry: bool = True,
     ) -> dict[str, Any]:
-        """One JSON request (``path`` relative to the endpoint) through the gateway."""
-        url = self._url(path)
-        payload = {"method": method, "path": path, "params": dict(params or {}), "body": json}
+        """One JSON request (``path`` relative to the endpoint) through the gateway.
+
+        The query string and the body are encoded once, here: those bytes go on the wire and
+        their digest (with the method and path) into the journal."""
+        target = path.lstrip("/")
+        if params:
+            target += "?" + str(httpx.QueryParams(params))
+        body = None
+        if json is not None:
+            try:
+                body = _JSON.encode(json).encode("utf-8")
+            except (TypeError, ValueError) as exc:
+                raise PermanentError(
+                    "INVALID_MESSAGE", f"{operation}: the body is not JSON ({type(exc).__name__})"
+                ) from None
+        url = self._url(target)
+        sent = f"{method} /{target}\n".encode() + (body or b"")
         return self._gateway.call(
             operation,
-            payload,
+            sent,
             context,
-            lambda attempt: self._send(method, url, context, params=params, json=json),
+            lambda attempt: self._send(method, url, context, body=body),
             retry=retry,
         )
 
@@ -269,20 +287,20 @@ class RestAdapter:
         url: str,
         context: CallContext,
         *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-    ) -> dict[str, Any]:
-        data = send_json(
-            self._client, method, url, context, self.max_response_bytes, params=params, json=json
-        )
+        body: bytes | None = None,
+    ) -> Received[dict[str, Any]]:
+        answer = send_json(self._client, method, url, context, self.max_response_bytes, body=body)
+        data = answer.value
         if isinstance(data, dict):
-            return data
-        return {"items": data} if isinstance(data, list) else {"value": data}
+            return answer
+        return Received({"items": data} if isinstance(data, list) else {"value": data}, answer.raw)
 
 
 def path_segment(value: Any, name: str) -> str:
     """A path parameter encoded as one segment; ``.``, ``..`` and control characters refused."""
     text = str(value)
+    if _UNRESERVED.fullmatch(text) and text not in (".", ".."):
+        return text  # what quote() would return, without its cost
     if text in (".", "..") or _CONTROL.search(text):
         raise PermanentError(
             "INVALID_MESSAGE", f"path parameter {name!r} is not a valid segment", details={"field": name}

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub.documents_cli import documents_app
 from hub.mapping_cli import app as mappings_app
 from hub.systems_cli import systems_app
 from hub.yamlfile import ConfigError
@@ -31,6 +32,7 @@ dead_app = typer.Typer(
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(systems_app, name="systems")
+app.add_typer(documents_app, name="documents")
 
 console = Console()
 errors = Console(stderr=True)

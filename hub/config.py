@@ -31,7 +31,14 @@ _DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
 Scope = Literal[
-    "portal", "requests:read_all", "audit", "admin", "citizens:read", "stewardship:read", "stewardship:write"
+    "portal",
+    "requests:read_all",
+    "audit",
+    "admin",
+    "citizens:read",
+    "stewardship:read",
+    "stewardship:write",
+    "documents:read",
 ]
 # RGPD art. 6(1) (a) to (f)
 LegalBasis = Literal[

@@ -64,7 +64,36 @@ class MapSpec(_Strict):
     mapping: str
 
 
+class DocumentContent(_Strict):
+    """Where the bytes of a document to file come from: exactly one of the two."""
+
+    mapping: str | None = Field(None, description="a mapping that renders the document (its target format)")
+    base64: str | None = Field(
+        None, description="JSONPath to base64 text in the request (a justificatif the portal attached)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DocumentContent:
+        if (self.mapping is None) == (self.base64 is None):
+            raise ValueError("a document's content needs exactly one of 'mapping' or 'base64'")
+        return self
+
+
+class FileDocumentSpec(_Strict):
+    """File a document the request produced or attached into a documents (GED) system; the step
+    keeps its claim check (reference, digest, size), never its bytes."""
+
+    system: str
+    content: DocumentContent
+    metadata: str = Field(description="mapping that builds the GED metadata: title, type, filename")
+    content_type: str = Field("application/octet-stream", pattern=r"^[\w.+-]+/[\w.+-]+$")
+    data_categories: list[str] = Field(
+        description="personal-data categories the document holds (checked against the flow's purpose)"
+    )
+
+
 SETTABLE = ("processing", "submitted", "completed", "rejected")
+STEP_KINDS = ("map", "call", "wait_until", "set_status", "file_document")
 
 
 class StatusFrom(_Strict):
@@ -79,21 +108,22 @@ class Step(_Strict):
     call: CallSpec | None = None
     wait_until: WaitUntil | None = None
     set_status: Literal["processing", "submitted", "completed", "rejected"] | StatusFrom | None = None
+    file_document: FileDocumentSpec | None = None
     save_as: StepId | None = Field(None, description="keep the step's result under steps.<name>")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        kinds = [k for k in ("map", "call", "wait_until", "set_status") if getattr(self, k) is not None]
+        kinds = [k for k in STEP_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                f"step {self.id!r} needs exactly one of map, call, wait_until, set_status"
+                f"step {self.id!r} needs exactly one of {', '.join(STEP_KINDS)}"
                 f" (got {', '.join(kinds) or 'none'})"
             )
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("map", "call", "wait_until", "set_status") if getattr(self, k) is not None)
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
 
 
 class FlowFile(_Strict):
@@ -114,7 +144,8 @@ class Flow:
     mappings: dict[str, Mapping]
     conditions: dict[str, JSONPath]
     document: YamlDocument  # to locate later cross-checks at file:line
-    status_paths: dict[str, CompiledPath] = field(default_factory=dict)  # step id -> set_status.from
+    # step id -> set_status.from, or file_document.content.base64
+    status_paths: dict[str, CompiledPath] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -167,6 +198,13 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
                 status_paths[step.id] = compile_path(step.set_status.from_)
             except PathError as exc:
                 issues.append(document.issue(("steps", index, "set_status", "from"), str(exc)))
+        elif step.file_document is not None and step.file_document.content.base64 is not None:
+            try:
+                status_paths[step.id] = compile_path(step.file_document.content.base64)
+            except PathError as exc:
+                issues.append(
+                    document.issue(("steps", index, "file_document", "content", "base64"), str(exc))
+                )
     if issues:
         raise ConfigError(issues)
     used = {name: mappings[name] for name in _mapping_names(spec)}
@@ -225,6 +263,8 @@ def _mapping_names(spec: FlowFile) -> list[str]:
             if part is None:
                 continue
             names += [n for n in (part.mapping, getattr(part, "response_mapping", None)) if n]
+        if step.file_document is not None:
+            names += [n for n in (step.file_document.content.mapping, step.file_document.metadata) if n]
     return names
 
 
@@ -281,8 +321,45 @@ def _check_references(
                 )
         if isinstance(part, CallSpec):
             issues += _check_wsdl_messages(part, step.kind, where, document, mappings)
+        if step.file_document is not None:
+            issues += _check_file_document(step.file_document, where, document, config, mappings)
         if step.save_as:
             saved.add(step.save_as)
+    return issues
+
+
+def _check_file_document(
+    spec: FileDocumentSpec,
+    where: tuple,
+    document: YamlDocument,
+    config: HubConfig,
+    mappings: dict[str, Mapping],
+) -> list[ConfigIssue]:
+    """The system must be a documents (GED) one, the mappings known, and what the document holds
+    within the categories of the flow's purpose (checked with the purpose, in hub.runtime)."""
+    issues = []
+    here = (*where, "file_document")
+    system = config.systems.get(spec.system)
+    documents = [name for name, s in config.systems.items() if s.kind == "documents"]
+    if system is None or system.kind != "documents":
+        problem = "unknown system" if system is None else f"system of kind {system.kind!r}"
+        issues.append(
+            document.issue(
+                (*here, "system"),
+                f"{problem} {spec.system!r}: documents are filed into a documents system; "
+                f"valid: {', '.join(documents) or 'none (add a system of kind documents)'}",
+            )
+        )
+    for location, name in (
+        ((*here, "content", "mapping"), spec.content.mapping),
+        ((*here, "metadata"), spec.metadata),
+    ):
+        if name is not None and name not in mappings:
+            issues.append(
+                document.issue(
+                    location, f"unknown mapping {name!r}; valid: {', '.join(sorted(mappings)) or 'none'}"
+                )
+            )
     return issues
 
 

@@ -8,6 +8,10 @@ key (request id + step id), so the back-end makes its effect once.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import json
 import logging
 import random
 import time
@@ -23,7 +27,7 @@ from connectors.exchange import CallContext
 from hub.checkpoint import write_checkpoint
 from hub.citizens import Citizens
 from hub.db.models import REQUESTS, utcnow
-from hub.flows import SETTABLE, CallSpec, Flow, Step, WaitUntil
+from hub.flows import SETTABLE, CallSpec, FileDocumentSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed, mask
 from hub.mapping.paths import MISSING
 from hub.outbox import Claim, extend
@@ -176,6 +180,8 @@ class FlowRunner:
             elif step.wait_until is not None:
                 result = self._wait(run, step, step.wait_until)
                 effect = False  # a poll reads; redoing it after a crash changes nothing
+            elif step.file_document is not None:
+                result = self._file(run, step, step.file_document)
             if step.save_as:
                 progress.context[step.save_as] = result
             progress.step += 1
@@ -213,15 +219,39 @@ class FlowRunner:
             )
         raise _Rescheduled(utcnow() + timedelta(seconds=wait.every_s))
 
-    def _send(self, run: _Run, step: Step, call: CallSpec) -> Any:
-        """Map the message and call the system through its instrumented client, under a lease that
-        outlasts the call: a worker that lost its claim must not call a back-end for the message."""
+    def _file(self, run: _Run, step: Step, spec: FileDocumentSpec) -> dict[str, Any]:
+        """File the document into the GED; what the request keeps (and the journal digests) is
+        its claim check, never its bytes. The idempotency key (request + step) makes a retried
+        upload file it once."""
+        content = _document_bytes(run.flow, step, spec, run.document)
+        fields = run.flow.mappings[spec.metadata].apply(run.document)
+        self._renew_lease(run, spec.system)
+        keyed = replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
+        ged = self.hub.adapter(spec.system)
+        filed = ged.file(keyed, io.BytesIO(content), fields, content_type=spec.content_type)
+        run.progress.event(step.id, "ok", f"{spec.system}.FileDocument {filed.id}")
+        return {
+            "system": spec.system,
+            "document_id": filed.id,
+            "sha256": filed.sha256,
+            "size": filed.size,
+            "content_type": filed.content_type,
+        }
+
+    def _renew_lease(self, run: _Run, system: str) -> None:
+        """Make the lease outlast the coming call: a worker that lost its claim must not call a
+        back-end for the message."""
         lease_s = self.hub.config.worker.lease_s
-        if run.progress.leased_until - time.monotonic() < self.hub.config.systems[call.system].timeout_s + 1:
+        if run.progress.leased_until - time.monotonic() < self.hub.config.systems[system].timeout_s + 1:
             renewed_at = time.monotonic()
             if not extend(self.hub.db, run.claim, lease_s):
                 raise _LeaseLost()
             run.progress.leased_until = renewed_at + lease_s
+
+    def _send(self, run: _Run, step: Step, call: CallSpec) -> Any:
+        """Map the message and call the system through its instrumented client, under a lease that
+        outlasts the call."""
+        self._renew_lease(run, call.system)
         if call.mapping is not None:
             # the target format's form: a dict (json, soap), a line (csv, fixed_width) or XML text
             message = run.flow.mappings[call.mapping].render(run.document)
@@ -370,6 +400,26 @@ def _status(flow: Flow, step: Step, document: dict[str, Any]) -> str:
     if value not in SETTABLE:
         raise InvalidStatus(flow.name, step.id, path.text, value)
     return value
+
+
+def _document_bytes(flow: Flow, step: Step, spec: FileDocumentSpec, document: dict[str, Any]) -> bytes:
+    """The bytes to file: a mapping's rendering (XML or a line as UTF-8 text, a dict as JSON) or
+    base64 text the request carries (a failure names the path, never the value)."""
+    if spec.content.mapping is not None:
+        rendered = flow.mappings[spec.content.mapping].render(document)
+        if isinstance(rendered, bytes):
+            return rendered
+        if isinstance(rendered, str):
+            return rendered.encode("utf-8")
+        return json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    path = flow.status_paths[step.id]
+    value = path.get(document)
+    if not isinstance(value, str) or not value:
+        raise MappingFailed(flow.name, f"{step.id}.content", path.text, "no base64 document there")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise MappingFailed(flow.name, f"{step.id}.content", path.text, "not valid base64") from None
 
 
 def _snapshot(request: Row[Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -25,6 +26,7 @@ from connectors.rest import load_openapi
 from connectors.sftp import SftpEndpoint, pinned_key
 from connectors.soap import wsdl_operations
 from hub.auth import ClientExists, ClientRegistry
+from hub.breakers import SqlBreakerBoard
 from hub.config import HubConfig, load_config
 from hub.db.engine import Database, database_url
 from hub.db.migrate import upgrade
@@ -34,6 +36,8 @@ from hub.mapping import Mapping, load_mappings
 from hub.metrics import Metrics
 from hub.systems import build_client, policy_of
 from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument
+
+log = logging.getLogger("hub.runtime")
 
 CALLABLE_KINDS = ("soap", "rest", "sftp", "documents")
 
@@ -126,6 +130,16 @@ def load_definitions(config_path: str | Path | None = None) -> Definitions:
     for flow in flows.values():
         allowed = set(config.purposes[flow.spec.purpose].data_categories)
         for index, step in enumerate(flow.steps):
+            filed = step.file_document
+            if filed is not None and not set(filed.data_categories) <= allowed:
+                outside = ", ".join(sorted(set(filed.data_categories) - allowed))
+                issues.append(
+                    flow.document.issue(
+                        ("steps", index, "file_document", "data_categories"),
+                        f"the document holds {outside}, outside the data categories of purpose "
+                        f"{flow.spec.purpose!r} ({', '.join(sorted(allowed))})",
+                    )
+                )
             call = step.call or step.wait_until
             if call is None or call.system not in catalogue:
                 continue
@@ -187,6 +201,7 @@ class Hub:
     pseudonym_key: bytes
     recorder: JournalRecorder
     metrics: Metrics
+    breakers: SqlBreakerBoard
     _adapters: dict[str, SystemClient] = field(default_factory=dict)
     _gateways: dict[str, Gateway] = field(default_factory=dict)
     _adapters_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -214,7 +229,11 @@ class Hub:
         gateway = self._gateways.get(system)
         if gateway is None:
             gateway = self._gateways[system] = Gateway(
-                system, policy_of(self.config.systems[system]), self.recorder, digest_key=self.digest_key
+                system,
+                policy_of(self.config.systems[system]),
+                self.recorder,
+                digest_key=self.digest_key,
+                breaker_listener=self.breakers,
             )
         return gateway
 
@@ -234,6 +253,11 @@ class Hub:
             close = getattr(adapter, "close", None)
             if close is not None:
                 close()
+        if self._gateways:  # this process's breakers end with it
+            try:
+                self.breakers.forget()
+            except Exception:
+                log.exception("could not remove this process's breaker states")
         self.db.dispose()
 
 
@@ -264,6 +288,7 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
         pseudonym_key=pseudonym_key(data_dir, url),
         recorder=recorder,
         metrics=metrics,
+        breakers=SqlBreakerBoard(db),
         _gateways=gateways,
     )
 

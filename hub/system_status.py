@@ -1,8 +1,9 @@
 """How each back-end system is doing, for ``hub systems status`` and ``hub systems check``.
 
-Status reads the journal (every process journals there; breakers live per process), so an
-operator sees the breaker, the last error and recent latency of the workers from any shell; a
-check is a harmless call through the system's gateway, journaled like any other.
+Status reads the database every process writes to, so an operator sees the workers from any
+shell: the breakers' real states from the breaker board (:mod:`hub.breakers`: each process's
+gateways report their state changes there), the last error and recent latency from the journal.
+A check is a harmless call through the system's gateway, journaled like any other.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class SystemStatus:
     endpoint: str
     reachable: bool
     reach_detail: str
-    breaker: str  # closed | open | half_open, from this process or the journal's recent attempts
+    breaker: str  # closed | open | half_open: the worst among the processes' breakers
+    breaker_detail: str  # e.g. "open in 1 of 2 process(es) (since 10:41:02, probe at 10:41:12 UTC)"
     last_error: str | None
     last_error_at: datetime | None
     last_exchange_at: datetime | None
@@ -60,8 +62,8 @@ def reachability(spec: SystemConfig, timeout_s: float = 2.0) -> tuple[bool, str]
 
 
 def status_of(hub: Hub, name: str, *, window: int = 200, probe: bool = True) -> SystemStatus:
-    """Reachability now, and the breaker, last error and latency from the journal's last
-    ``window`` attempts (every process journals there; breakers themselves are per process)."""
+    """Reachability now, the breakers of every process (the breaker board), and the last error
+    and latency from the journal's last ``window`` attempts (every process journals there)."""
     spec = hub.config.systems[name]
     with hub.db.sessions() as session:
         rows = session.execute(
@@ -73,15 +75,15 @@ def status_of(hub: Hub, name: str, *, window: int = 200, probe: bool = True) -> 
     latencies = sorted(r.latency_ms for r in rows if r.outcome != "rejected")
     failures = [r for r in rows if r.error_code]
     reachable, detail = reachability(spec) if probe else (False, "not probed")
-    gateway = hub.built_gateway(name)
-    breaker = gateway.breaker_state if gateway is not None else _breaker_from_journal(spec, rows)
+    breakers = hub.breakers.summary(name)
     return SystemStatus(
         name=name,
         kind=spec.kind,
         endpoint=spec.endpoint,
         reachable=reachable,
         reach_detail=detail,
-        breaker=breaker,
+        breaker=breakers.state,
+        breaker_detail=breakers.detail,
         last_error=failures[0].error_code if failures else None,
         last_error_at=_aware(failures[0].at) if failures else None,
         last_exchange_at=_aware(rows[0].at) if rows else None,
@@ -90,23 +92,6 @@ def status_of(hub: Hub, name: str, *, window: int = 200, probe: bool = True) -> 
         recent_calls=len(rows),
         recent_failures=sum(1 for r in rows if r.outcome == "transient_error"),
     )
-
-
-def _breaker_from_journal(spec: SystemConfig, rows: list[Any]) -> str:
-    """The breaker as the journal shows it: open while attempts are refused with CIRCUIT_OPEN or
-    the last ``failures`` attempts all failed transiently, half-open once ``reset_s`` has passed."""
-    if not rows:
-        return "closed"
-    tail = 0
-    for row in rows:
-        if row.outcome == "transient_error" or row.error_code == "CIRCUIT_OPEN":
-            tail += 1
-        else:
-            break
-    if tail == 0 or (tail < spec.breaker.failures and rows[0].error_code != "CIRCUIT_OPEN"):
-        return "closed"
-    age = (datetime.now(UTC) - _aware(rows[0].at)).total_seconds()
-    return "open" if age < spec.breaker.reset_s else "half_open"
 
 
 def check_system(hub: Hub, name: str) -> dict[str, Any]:

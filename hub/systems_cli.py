@@ -52,8 +52,9 @@ def systems_status(
 ) -> None:
     """Reachability, circuit breaker, last error and recent latency of every system.
 
-    Breaker, errors and latency come from the journal's last 200 attempts (all processes);
-    reachability is a TCP connection made now, nothing sent."""
+    The breaker is the real state of every running process's breaker (they record their state
+    changes in the database), the worst first; errors and latency come from the journal's last
+    200 attempts (all processes); reachability is a TCP connection made now, nothing sent."""
     from hub.system_status import status_of
 
     hub = _hub(config)
@@ -68,7 +69,7 @@ def systems_status(
             name,
             status.kind,
             reach,
-            status.breaker,
+            status.breaker_detail,
             error,
             "-" if status.p50_ms is None else f"{status.p50_ms:g}",
             "-" if status.p99_ms is None else f"{status.p99_ms:g}",

@@ -72,7 +72,7 @@ def database_url(database_template: str, tmp_path: Path) -> str:
             sa.text(
                 "TRUNCATE requests, request_events, outbox, journal, api_clients, md_blocking_keys, md_xrefs,"
                 " md_golden_values, md_golden_versions, md_review_tasks, md_events, md_match_models,"
-                " md_golden_records, md_source_records RESTART IDENTITY CASCADE"
+                " md_golden_records, md_source_records, connector_breaker_states RESTART IDENTITY CASCADE"
             )
         )
         connection.execute(

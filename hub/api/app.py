@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
-from hub.api import citizens, errors, ops, requests, stewardship
+from hub.api import citizens, documents, errors, ops, requests, stewardship
 from hub.api.threads import limiter_for
 from hub.group_commit import GroupCommitter
 from hub.runtime import Hub
@@ -56,6 +56,7 @@ def create_app(hub: Hub, *, embedded_worker: bool = False) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(requests.router)
+    app.include_router(documents.router)
     app.include_router(ops.router)
     app.include_router(citizens.router)
     app.include_router(stewardship.router)

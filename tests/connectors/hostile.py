@@ -28,6 +28,7 @@ class HostileServer:
     bytes_sent: int = 0
     paths: list[str] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     url: str = ""
 
     @contextmanager
@@ -42,8 +43,7 @@ class HostileServer:
                 outer.paths.append(self.path)
                 outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
+                outer.bodies.append(self.rfile.read(length) if length else b"")
                 answer = outer.answer(self.command, self.path)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():

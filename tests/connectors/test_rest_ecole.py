@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 import tracemalloc
@@ -14,7 +15,7 @@ import pytest
 
 from connectors.ecole import EcoleConnector
 from connectors.errors import CircuitOpenError, ConnectorError, PermanentError, TransientError
-from connectors.exchange import CallContext
+from connectors.exchange import CallContext, digest
 from connectors.gateway import Gateway, SystemPolicy
 from connectors.httpguard import HttpAuth
 from connectors.rest import RestAdapter, load_openapi
@@ -350,3 +351,49 @@ def test_auth_kinds_and_idempotency_key_reach_the_wire(auth: HttpAuth, header: s
     assert peer.paths == ["/api/v1/enrolments"]
     assert "t0k" not in repr(auth) and "s3cret" not in repr(auth) and "k3y" not in repr(auth)
     assert recorder.outcomes() == ["ok"]
+
+
+def test_a_cookie_set_by_the_back_end_is_never_sent_with_a_later_call() -> None:
+    """A session cookie from one citizen's call must not ride along with the next one's."""
+    answer = Answer(
+        200, {"Content-Type": "application/json", "Set-Cookie": "session=citizen-1; Path=/"}, b"{}"
+    )
+    with HostileServer(always(answer)).running() as peer:
+        adapter, _ = rest_on(peer.url + "/api/v1")
+        adapter.call("Health", {}, ctx())
+        adapter.call("Health", {}, ctx())
+    assert [seen.get("cookie") for seen in peer.headers] == [None, None]
+
+
+def test_the_journal_digests_the_bytes_received_keyed() -> None:
+    body = b'{"status":  "ok", "b": 1}'  # not canonical JSON: the digest is of these exact bytes
+    with HostileServer(always(Answer(200, {"Content-Type": "application/json"}, body))).running() as peer:
+        recorder = ListRecorder()
+        gateway = Gateway("ecole", SystemPolicy(max_attempts=1), recorder, digest_key=b"k" * 32)
+        adapter = RestAdapter("ecole", peer.url + "/api/v1", gateway, operations=OPERATIONS)
+        assert adapter.call("Health", {}, ctx()) == {"status": "ok", "b": 1}
+    [exchange] = recorder.exchanges
+    assert exchange.response_digest == digest(body, b"k" * 32)
+    assert exchange.response_digest.startswith("hmac-sha256:")
+
+
+def test_the_journal_digests_the_request_as_sent_body_encoded_once() -> None:
+    ok = Answer(201, {"Content-Type": "application/json"}, b'{"id": "E-1"}')
+    with HostileServer(always(ok)).running() as peer:
+        recorder = ListRecorder()
+        gateway = Gateway("ecole", SystemPolicy(max_attempts=1), recorder, digest_key=b"k" * 32)
+        adapter = RestAdapter("ecole", peer.url + "/api/v1", gateway, operations=OPERATIONS)
+        adapter.call("CreateEnrolment", {"child_id": "C-1", "kind": "creche", "note": "Léa"}, ctx("k"))
+    [sent] = peer.bodies
+    assert json.loads(sent) == {"child_id": "C-1", "kind": "creche", "note": "Léa"}
+    assert peer.headers[0]["content-type"] == "application/json"
+    [exchange] = recorder.exchanges
+    assert exchange.payload_digest == digest(b"POST /enrolments\n" + sent, b"k" * 32)
+
+
+def test_a_body_that_is_not_json_is_refused_before_the_wire() -> None:
+    with HostileServer(always(Answer(201))).running() as peer:
+        adapter, _ = rest_on(peer.url + "/api/v1")
+        with pytest.raises(PermanentError) as raised:
+            adapter.call("CreateEnrolment", {"child_id": "C-1", "kind": float("nan")}, ctx("k"))
+    assert raised.value.code == "INVALID_MESSAGE" and peer.hits == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from connectors.errors import TransientError
+from connectors.exchange import CallContext
 from hub import systems_cli
 from hub.cli import app
 from tests.conftest import CONFIG
@@ -45,13 +47,39 @@ def test_check_of_a_failing_system_exits_1_with_its_error(cli, knobs_reset) -> N
     assert "ecole: FAILED (transient) HTTP_5XX" in result.output
 
 
-def test_status_shows_the_breaker_opened_by_repeated_failures(cli, knobs_reset) -> None:
+def test_status_shows_the_breaker_a_running_hub_opened(cli, hub, knobs_reset) -> None:
+    """The breaker lives in the worker's process; the operator's shell sees its real state."""
+    knobs_reset.knobs["ged"].down_for(30)
+    context = CallContext(correlation_id="corr-status")
+    for _ in range(hub.config.systems["ged"].breaker.failures):
+        with pytest.raises(TransientError):
+            hub.adapter("ged").call("Health", {}, context)
+    result = cli("status", "--no-probe")
+    ged = row_of(result.output, "ged")
+    assert ged["breaker"].startswith("open in 1 of 1 process(es)") and "probe at" in ged["breaker"]
+    assert ged["last error"].startswith("HTTP_5XX")
+    assert row_of(result.output, "ecole")["breaker"] == "closed"
+
+
+def test_failures_spread_over_processes_open_no_breaker_and_status_says_so(cli, knobs_reset) -> None:
+    """Five one-call processes (five ``hub systems check``) each saw one failure: no breaker
+    opened anywhere, and status no longer guesses one from the journal; the failures show."""
     knobs_reset.knobs["ged"].down_for(30)
     for _ in range(5):
         assert cli("check", "ged").exit_code == 1
-    result = cli("status", "--no-probe")
-    line = next(line for line in result.output.splitlines() if "ged" in line)
-    assert "open" in line and "HTTP_5XX" in line
+    ged = row_of(cli("status", "--no-probe").output, "ged")
+    assert ged["breaker"] == "closed" and ged["last error"].startswith("HTTP_5XX")
+    assert ged["recent"] == "5 calls, 5 transient failures"
+
+
+def row_of(table: str, system: str) -> dict[str, str]:
+    """One system's row of the status table, by column name."""
+    rows = [
+        [cell.strip() for cell in line.split("│" if "│" in line else "┃")[1:-1]]
+        for line in table.splitlines()
+    ]
+    header = next(r for r in rows if r and r[0] == "system")
+    return dict(zip(header, next(r for r in rows if r and r[0] == system), strict=True))
 
 
 def test_check_names_the_valid_systems(cli) -> None:

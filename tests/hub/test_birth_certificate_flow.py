@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -39,7 +40,42 @@ def test_birth_certificate_completes_with_the_registry_request_number(live_hub, 
     assert state["result"]["act_request"]["request_number"] == act.request_number
     assert act.copy_type == "COPIE_INTEGRALE" and act.act_number == "N-75056-1985-0412"
     steps = [event["step"] for event in state["timeline"]]
-    assert steps == ["received", "processing", "request-copy", "submitted", "wait-issued", "completed"]
+    assert steps == [
+        "received",
+        "processing",
+        "request-copy",
+        "submitted",
+        "wait-issued",
+        "file-issued-act",
+        "completed",
+    ]
+
+
+def test_the_issued_act_is_filed_in_the_ged_and_the_request_keeps_only_its_claim_check(live_hub, sandbox):
+    with live_hub.client() as client:
+        request_id = client.post("/v1/requests", json=sample("02-de-la-fontaine-extrait-filiation")).json()[
+            "id"
+        ]
+        state = wait_for(client, request_id)
+    assert state["status"] == "completed", state
+    claim = state["result"]["issued_act"]
+    assert set(claim) == {"system", "document_id", "sha256", "size", "content_type"}
+    ged = sandbox.states["ged"]
+    filed = ged.documents[claim["document_id"]]
+    content = ged.content_path(claim["document_id"]).read_bytes()
+    assert hashlib.sha256(content).hexdigest() == claim["sha256"] == filed["sha256"]
+    assert filed["request_ref"] == request_id and filed["type"] == "acte"
+    assert filed["citizen_ref"] == state_golden_id(live_hub, request_id)  # a pseudonym, not a name
+    [act] = acts_for(sandbox, request_id)
+    assert f"<numeroDemandeRegistre>{act.request_number}</numeroDemandeRegistre>".encode() in content
+    assert b"FONTAINE" not in content.upper()  # references only, never the identity
+    [row] = [r for r in _outbound(live_hub, request_id) if r.system == "ged"]
+    assert (row.operation, row.outcome, row.purpose) == ("FileDocument", "ok", "etat_civil_delivrance_actes")
+
+
+def state_golden_id(live_hub, request_id: str) -> str:
+    with live_hub.hub.db.sessions() as session:
+        return session.get(Request, request_id).golden_id
 
 
 def test_every_exchange_is_journaled_with_purpose_and_citizen_reference(live_hub):
@@ -55,6 +91,7 @@ def test_every_exchange_is_journaled_with_purpose_and_citizen_reference(live_hub
         ("inbound", "hub", "POST /v1/requests (birth-certificate)", "accepted"),
         ("outbound", "etat_civil", "RequestActCopy", "ok"),
         ("outbound", "etat_civil", "GetActRequestStatus", "ok"),
+        ("outbound", "ged", "FileDocument", "ok"),
     ]
     # The intake journals the identity's pseudonym; from the first call on, the worker has resolved
     # the citizen's golden id, and the pseudonym is the portal's cross-reference to it.

@@ -249,3 +249,56 @@ def test_sftp_host_key_line_for_another_host_is_refused_at_load(project, monkeyp
     edit(hub_yaml, "[127.0.0.1]:2222 ssh-ed25519 AAAA", "[127.0.0.1]:8104 ssh-ed25519 !!!!")
     [error] = errors_of(project)
     assert "known_hosts" in error
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "expected"),
+    [
+        ("      system: ged\n", "      system: etat_civil  # not a GED\n", "not a GED", "valid: ged"),
+        ("      system: ged\n", "      system: gde\n", "system: gde", "unknown system 'gde'"),
+        (
+            "content: {mapping: etat-civil/issued-act-record}",
+            "content: {mapping: etat-civil/issued-act-recrd}",
+            "issued-act-recrd",
+            "unknown mapping 'etat-civil/issued-act-recrd'",
+        ),
+        ("metadata: ged/issued-act-fields", "metadata: ged/nope", "ged/nope", "unknown mapping 'ged/nope'"),
+        (
+            "content: {mapping: etat-civil/issued-act-record}",
+            "content: {base64: '$.data[?(@'}",
+            "base64:",
+            "JSONPath",
+        ),
+        (
+            "content: {mapping: etat-civil/issued-act-record}",
+            "content: {}",
+            "content: {}",
+            "exactly one of 'mapping' or 'base64'",
+        ),
+        (
+            "data_categories: [etat_civil]",
+            "data_categories: [etat_civil, sante]",
+            "sante",
+            "the document holds sante, outside the data categories of purpose",
+        ),
+        ("      data_categories: [etat_civil]\n", "", "file_document:", "data_categories"),
+        ("content_type: application/xml", "content_type: xml", "content_type: xml", "content_type"),
+    ],
+    ids=[
+        "not-a-documents-system",
+        "unknown-system",
+        "unknown-content-mapping",
+        "unknown-metadata-mapping",
+        "bad-base64-path",
+        "no-content-source",
+        "categories-outside-purpose",
+        "categories-missing",
+        "bad-content-type",
+    ],
+)
+def test_file_document_step_errors_name_file_and_line(project, old, new, needle, expected):
+    flow = project / "flows" / "birth-certificate.yaml"
+    edit(flow, old, new)
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, needle)}:"), error
+    assert expected in error, error
