@@ -110,6 +110,11 @@ class Step(_Strict):
     set_status: Literal["processing", "submitted", "completed", "rejected"] | StatusFrom | None = None
     file_document: FileDocumentSpec | None = None
     save_as: StepId | None = Field(None, description="keep the step's result under steps.<name>")
+    when: Condition | None = Field(
+        None,
+        description="run the step only when the value at 'path' equals 'equals'; otherwise it is skipped "
+        "(the timeline says so, and its save_as stays unset)",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -176,21 +181,19 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
         issues.append(document.issue(location, problem))
     conditions: dict[str, JSONPath] = {}
     for index, step in enumerate(spec.steps):
-        if step.wait_until is None:
-            continue
-        for key in ("until", "fail_when"):
-            condition = getattr(step.wait_until, key)
+        located: list[tuple[str, Condition | None, tuple]] = [("when", step.when, ("steps", index, "when"))]
+        if step.wait_until is not None:
+            located += [
+                (key, getattr(step.wait_until, key), ("steps", index, "wait_until", key))
+                for key in ("until", "fail_when")
+            ]
+        for key, condition, where in located:
             if condition is None:
                 continue
             try:
                 conditions[f"{step.id}.{key}"] = parse_jsonpath(condition.path)
             except Exception as exc:
-                issues.append(
-                    document.issue(
-                        ("steps", index, "wait_until", key, "path"),
-                        f"invalid JSONPath {condition.path!r}: {exc}",
-                    )
-                )
+                issues.append(document.issue((*where, "path"), f"invalid JSONPath {condition.path!r}: {exc}"))
     status_paths: dict[str, CompiledPath] = {}
     for index, step in enumerate(spec.steps):
         if isinstance(step.set_status, StatusFrom):

@@ -166,6 +166,12 @@ class FlowRunner:
         flow, progress = run.flow, run.progress
         while progress.step < len(flow.steps):
             step = flow.steps[progress.step]
+            if step.when is not None and not _matches(
+                flow, f"{step.id}.when", step.when.equals, run.document
+            ):
+                progress.event(step.id, "skipped", f"when {step.when.path} is not {step.when.equals!r}")
+                progress.step += 1  # written with the next checkpoint: skipping has no effect to redo
+                continue
             result: Any = None
             effect = True
             if step.map is not None:

@@ -39,23 +39,26 @@ def test_birth_certificate_completes_with_the_registry_request_number(live_hub, 
     [act] = acts_for(sandbox, request_id)
     assert state["result"]["act_request"]["request_number"] == act.request_number
     assert act.copy_type == "COPIE_INTEGRALE" and act.act_number == "N-75056-1985-0412"
-    steps = [event["step"] for event in state["timeline"]]
+    steps = [(event["step"], event["outcome"]) for event in state["timeline"]]
     assert steps == [
-        "received",
-        "processing",
-        "request-copy",
-        "submitted",
-        "wait-issued",
-        "file-issued-act",
-        "completed",
+        ("received", "ok"),
+        ("processing", "ok"),
+        ("request-copy", "ok"),
+        ("submitted", "ok"),
+        ("wait-issued", "ok"),
+        ("file-issued-act", "skipped"),  # delivery by post: nothing filed in the GED
+        ("completed", "ok"),
     ]
+    assert "issued_act" not in state["result"]
+    ged = sandbox.states["ged"].documents
+    assert [d for d in ged.values() if d["request_ref"] == request_id] == []
 
 
 def test_the_issued_act_is_filed_in_the_ged_and_the_request_keeps_only_its_claim_check(live_hub, sandbox):
+    body = sample("02-de-la-fontaine-extrait-filiation")
+    body["data"]["delivery"] = "espace_citoyen"  # delivered into the citizen's online space
     with live_hub.client() as client:
-        request_id = client.post("/v1/requests", json=sample("02-de-la-fontaine-extrait-filiation")).json()[
-            "id"
-        ]
+        request_id = client.post("/v1/requests", json=body).json()["id"]
         state = wait_for(client, request_id)
     assert state["status"] == "completed", state
     claim = state["result"]["issued_act"]
@@ -80,7 +83,9 @@ def state_golden_id(live_hub, request_id: str) -> str:
 
 def test_every_exchange_is_journaled_with_purpose_and_citizen_reference(live_hub):
     with live_hub.client() as client:
-        request_id = client.post("/v1/requests", json=sample("04-santoni-corse")).json()["id"]
+        body = sample("04-santoni-corse")
+        body["data"]["delivery"] = "espace_citoyen"  # the GED filing is an exchange too
+        request_id = client.post("/v1/requests", json=body).json()["id"]
         assert wait_for(client, request_id)["status"] == "completed"
     journal.seal(live_hub.hub.db)
     with live_hub.hub.db.sessions() as session:

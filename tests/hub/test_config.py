@@ -102,6 +102,14 @@ def test_flow_naming_an_unknown_mapping(project):
     assert "unknown mapping" in error
 
 
+def test_invalid_jsonpath_in_a_step_condition(project):
+    flow = project / "flows" / "birth-certificate.yaml"
+    edit(flow, "when: {path: $.data.delivery,", "when: {path: '$.data[?(@.delivery ==',")
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, '$.data[?(@.delivery')}:")
+    assert "invalid JSONPath" in error
+
+
 def test_invalid_jsonpath_in_a_mapping(project):
     mapping = project / "mappings" / "etat-civil" / "request-act-copy.yaml"
     edit(mapping, "path: $.citizen.sex", "path: '$.citizen[?(@.sex =='")
