@@ -235,7 +235,7 @@ def _conflicts_within(
     )
     if len(i) == 0:
         return candidate_conflicts
-    levels = compare(features, i, j)
+    levels = matcher.refine(features, i, j, compare(features, i, j))
     rules = matcher.rules(features, i, j, levels)
     found = np.stack([i, j], axis=1)[rules == CONFLICT]
     return np.concatenate([candidate_conflicts, found]) if len(found) else candidate_conflicts
@@ -260,6 +260,7 @@ def _run(
         if matcher is None:
             matcher = Matcher(_estimate(prepared, seed, steps), upper, lower, communes=communes)
         with steps.step("scoring and deciding"):
+            matcher.refine(prepared.features, prepared.i, prepared.j, prepared.levels)
             adjustments = matcher.term_frequency(prepared.features, prepared.i, prepared.levels)
             totals = matcher.model.totals(prepared.levels) + sum(
                 adjustments.values(), np.zeros(len(prepared.i))

@@ -7,11 +7,16 @@ Rules, in order, for a pair:
 4. otherwise the probability from the model: >= ``upper`` link, >= ``lower`` review, else new.
 Default thresholds 0.95 and 0.7 (see master_data.batch for how they were chosen).
 
-A pair of identity-grade records (both carry a sex: stated, as civil-registry and INS-qualified
-records do, or given by a first name the population shows to be one sex's) whose strict traits
-clearly disagree (sex, given names, birth date or birth place at their 'else' level, or the same
-first name followed by other ones) is a *conflict*: twins, parent and child with the same name,
-namesakes born elsewhere. A conflict is never linked by the score; it goes to review only when
+A pair where at least one record is identity-grade (it carries a sex: stated, as civil-registry
+and INS-qualified records do, or given by a first name the population shows to be one sex's) and
+whose strict traits clearly disagree (sex, given names, birth date or birth place at their 'else'
+level, the same first name followed by other ones, or given names that cross without one list
+holding the other) is a *conflict*: twins, parent and child with the same name, namesakes born
+elsewhere. (Both records identity-grade was required at first; one is enough: a school record
+without a sex and with a mistyped name does not make its twin's record less careful. Collisions
+4.5 -> 4.2 per 10,000 in the town, nothing lost.) Given names are compared with what the
+population knows first (:meth:`Matcher.refine`): two established, different first names are
+different names, however alike. A conflict is never linked by the score; it goes to review only when
 the identity traits alone, household traits (address, phone, e-mail) left out, pass the lower
 threshold, and is another person otherwise. In such records a wholly different first name or
 birth date is almost never a typing error, while a household shares every other trait, which a
@@ -26,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from rapidfuzz.distance import JaroWinkler, Levenshtein
 
 from master_data.arrays import unique_inverse
 from master_data.blocking import record_keys
@@ -51,6 +57,32 @@ _FIELD_INDEX = {spec.name: k for k, spec in enumerate(FIELDS)}
 # in bits either way (a value seen once in a million records would otherwise add 11 bits).
 TF_LEVELS = {"birth_name": [0], "given_names": [0, 1]}
 TF_CLIP = 6.0
+# Given-name levels that say "probably the same name, mistyped or heard differently".
+_GIVEN = _FIELD_INDEX["given_names"]
+_GIVEN_FUZZY = [
+    GIVEN_NAMES.levels.index(label) for label in ("jaro_winkler>=0.92", "phonetic", "jaro_winkler>=0.80")
+]
+_GIVEN_ELSE = len(GIVEN_NAMES.levels) - 1
+_GIVEN_OTHER_ORDER = GIVEN_NAMES.levels.index("other_order")
+_GIVEN_AGREE = [GIVEN_NAMES.levels.index(label) for label in ("exact", "truncated")]
+# A first name the population holds at least ESTABLISHED_COUNT times, and at least ESTABLISHED_RATIO
+# times as often as a similar one, is a name of its own, not a typing error of the other
+# ("BERNARD" / "BERTRAND", "LAURE" / "CLAIRE"); unless one could be the other mistyped (one edit:
+# "EMILIE" / "EMILE") or both spell one name (same sound, at most VARIANT_EDITS edits: "MATHIEU" /
+# "MATTHIEU").
+ESTABLISHED_COUNT = 5
+NESTED_SIMILARITY = 0.80
+ESTABLISHED_RATIO = 0.05
+VARIANT_EDITS = 2
+# Levels that tell two namesakes apart (same birth name, first given name and birth date): the same
+# birth place, a shared household trait (address, phone, e-mail), the same national identifier.
+_DISTINGUISHING = {
+    _FIELD_INDEX["birth_place"]: [0],
+    _FIELD_INDEX["address"]: [0, 1],
+    _FIELD_INDEX["phone"]: [0],
+    _FIELD_INDEX["email"]: [0],
+    _FIELD_INDEX["nir"]: [0],
+}
 
 
 class Matcher:
@@ -88,6 +120,41 @@ class Matcher:
         """Short strings; two records are candidates when they share one (see master_data.blocking)."""
         return frozenset(record_keys(normalise_record(record, self.communes)))
 
+    def refine(self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Comparison levels corrected by what the population knows: two first given names that are
+        each an established name (see ESTABLISHED_COUNT) and not spelling variants of one another
+        are different names, whatever their resemblance ('else', not a fuzzy level). Twins are
+        often given names that look alike; a typing error makes a name the population hardly
+        holds. Returns ``levels`` (changed in place)."""
+        table = self.model.term_frequencies.get("given_names")
+        if not table or len(levels) == 0:
+            return levels
+        floor = self.model.term_frequency_floor["given_names"]
+        fuzzy = np.flatnonzero(np.isin(levels[:, _GIVEN], _GIVEN_FUZZY))
+        if len(fuzzy) == 0:
+            return levels
+        codes = features.codes["given_first"]
+        a, b = codes[i[fuzzy]], codes[j[fuzzy]]
+        combined = np.minimum(a, b) * (int(codes.max()) + 1) + np.maximum(a, b)
+        _, first, inverse = unique_inverse(combined)
+        strings, sounds = features.strings["given_first"], features.strings["given_phon"]
+        left, right = i[fuzzy[first]].tolist(), j[fuzzy[first]].tolist()
+        distinct = np.zeros(len(first), dtype=bool)
+        for k, (x, y) in enumerate(zip(left, right, strict=True)):
+            name_x, name_y = strings[x], strings[y]
+            count_x = table.get(name_x, floor) / floor
+            count_y = table.get(name_y, floor) / floor
+            if min(count_x, count_y) < ESTABLISHED_COUNT:
+                continue
+            if min(count_x, count_y) < ESTABLISHED_RATIO * max(count_x, count_y):
+                continue
+            edits = Levenshtein.distance(name_x, name_y)
+            variant = edits <= 1 or (sounds[x] == sounds[y] and edits <= VARIANT_EDITS)
+            distinct[k] = not variant
+        changed = fuzzy[distinct[inverse]]
+        levels[changed, _GIVEN] = _GIVEN_ELSE
+        return levels
+
     def rules(self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """The deterministic rule of each pair: a positive rule code, CONFLICT, or NO_RULE."""
         c = features.codes
@@ -96,8 +163,10 @@ class Matcher:
             conflicting = np.zeros((len(i), len(self.strict)), dtype=bool)
             for column, k in enumerate(self.strict):
                 conflicting[:, column] = np.isin(levels[:, k], list(CONFLICT_LEVELS[FIELDS[k].name]))
+                if k == _GIVEN:
+                    conflicting[:, column] |= self._reordered_apart(features, i, j, levels)
             sexed = self.sex_known(features)
-            identity_grade = sexed[i] & sexed[j]
+            identity_grade = sexed[i] | sexed[j]
             conflicts = conflicting.sum(axis=1)
             out[(conflicts >= 1) & identity_grade] = CONFLICT
         pivot = (
@@ -118,6 +187,32 @@ class Matcher:
         out[pivot] = SAME_PIVOT
         out[(c["trusted_nir"][i] == c["trusted_nir"][j]) & (c["trusted_nir"][i] != 0)] = SAME_NIR
         out[c["source"][i] == c["source"][j]] = SAME_SYSTEM_ID
+        return out
+
+    @staticmethod
+    def _reordered_apart(features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Pairs whose given names cross ('other_order') but whose lists are not one within the
+        other: "THIERRY JULES" / "AUGUSTIN THIERRY ZACHARIE" are two people sharing a name (twins
+        named after a grandfather), while one person's names reordered or cut short stay nested.
+        Nested allows for typing errors (Jaro-Winkler >= 0.80) and for a surname in the list (the
+        surname and a given name inverted)."""
+        out = np.zeros(len(i), dtype=bool)
+        crossed = np.flatnonzero(levels[:, _GIVEN] == _GIVEN_OTHER_ORDER)
+        given, surname, used = features.given, features.strings["surname"], features.strings["used"]
+
+        def within(names: tuple[str, ...], others: list[str]) -> bool:
+            return all(
+                any(
+                    name == other or JaroWinkler.similarity(name, other) >= NESTED_SIMILARITY
+                    for other in others
+                )
+                for name in names
+            )
+
+        for k, x, y in zip(crossed.tolist(), i[crossed].tolist(), j[crossed].tolist(), strict=True):
+            a = [*given[x], surname[x], used[x]]
+            b = [*given[y], surname[y], used[y]]
+            out[k] = not (within(given[x], b) or within(given[y], a))
         return out
 
     def sex_known(self, features: Features) -> np.ndarray:
@@ -162,7 +257,7 @@ class Matcher:
         self, features: Features, i: np.ndarray, j: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """(levels, totals, probabilities, rules, term-frequency adjustments) of the pairs."""
-        levels = compare(features, i, j)
+        levels = self.refine(features, i, j, compare(features, i, j))
         adjustments = self.term_frequency(features, i, levels)
         totals = self.model.totals(levels) + sum(adjustments.values(), np.zeros(len(levels)))
         rules = self.rules(features, i, j, levels)
