@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._matching import cluster_figures, emit, machine_load, note
 from bench._population import namesake_groups, population
+from master_data.batch import DEFAULT_LOWER, DEFAULT_UPPER
 from master_data.matching import IdentityRecord, Matcher, deduplicate
 
 
@@ -43,6 +44,8 @@ def main() -> None:
     )
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--upper", type=float, default=DEFAULT_UPPER)
+    parser.add_argument("--lower", type=float, default=DEFAULT_LOWER)
     parser.add_argument("--show", type=int, default=40, help="collisions printed in full")
     args = parser.parse_args()
     note(machine_load())
@@ -51,8 +54,8 @@ def main() -> None:
     namesakes = namesake_groups(residents)
     records = [r for r, _ in data]
     truth = [p for _, p in data]
-    result = deduplicate(records)
-    matcher = Matcher(result.model)
+    result = deduplicate(records, upper=args.upper, lower=args.lower)
+    matcher = Matcher(result.model, args.upper, args.lower)
     position = {tuple(p): k for k, p in enumerate(result.pairs.tolist())}
     mixed = [c for c in result.clusters if len({truth[r] for r in c}) > 1]
     kinds: Counter[str] = Counter()
@@ -74,7 +77,8 @@ def main() -> None:
                     text = _explained(matcher, records[a], records[b])
                     evidence[text.split(" total")[0]] += 1
                     if shown < args.show:
-                        print(f"   link p{truth[a]}-p{truth[b]}: {text}")
+                        systems = f"{records[a].system}/{records[b].system}"
+                        print(f"   link p{truth[a]}-p{truth[b]} ({systems}): {text}")
     labels = [0] * len(records)
     for label, cluster in enumerate(result.clusters):
         for k in cluster:

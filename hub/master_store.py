@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Row, and_, delete, func, insert, select, tupl
 from hub.db.master_models import EVENTS, GOLDEN, KEYS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
 from hub.ids import new_id
+from master_data.matcher import RULE_NAMES
 from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
 from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
@@ -197,7 +198,7 @@ class GoldenStore:
         without a birth place must not vouch for a record born elsewhere than the registry says.
         A pair in conflict goes to review, explained against the golden record (conflict named)."""
         explanation = decision.explanation
-        if explanation is not None and explanation.rule and not explanation.rule.startswith("conflict"):
+        if explanation is not None and explanation.rule in RULE_NAMES.values():
             return decision  # a deterministic rule (same NIR, same pivot identity) links anyway
         values = {
             row.attribute: row.value

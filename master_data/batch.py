@@ -261,13 +261,17 @@ def _run(
             matcher = Matcher(_estimate(prepared, seed, steps), upper, lower, communes=communes)
         with steps.step("scoring and deciding"):
             matcher.refine(prepared.features, prepared.i, prepared.j, prepared.levels)
-            adjustments = matcher.term_frequency(prepared.features, prepared.i, prepared.levels)
+            adjustments = matcher.adjustments(prepared.features, prepared.i, prepared.j, prepared.levels)
             totals = matcher.model.totals(prepared.levels) + sum(
                 adjustments.values(), np.zeros(len(prepared.i))
             )
             probabilities = matcher.model.probability(totals)
             rules = matcher.rules(prepared.features, prepared.i, prepared.j, prepared.levels)
-            outcomes = matcher.outcomes(probabilities, rules, prepared.levels, adjustments)
+            known = matcher.known_homonyms(prepared.features, prepared.i, prepared.j, rules)
+            homonyms = matcher.unconfirmed_homonyms(
+                prepared.features, prepared.i, prepared.j, prepared.levels, known
+            )
+            outcomes = matcher.outcomes(probabilities, rules, prepared.levels, adjustments, homonyms)
             pairs = np.stack([prepared.i, prepared.j], axis=1)
             clusters: list[list[int]] = []
             if split is None:

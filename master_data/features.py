@@ -147,6 +147,7 @@ def normalise_columns(
         (trusted_nir(r.nir, r.sex, r.birth_date) or "") if r.nir else "" for r in records
     ]
     columns["source"] = [f"{r.system}\x1f{r.local_id}" for r in records]
+    columns["system"] = [r.system for r in records]
     return columns
 
 
@@ -197,6 +198,7 @@ _STRING_COLUMNS = (
     "national_id",
     "trusted_nir",
     "source",
+    "system",
 )
 # Columns compared with each other share a vocabulary (a surname against a given name when the
 # two were swapped, a birth name against a used name after marriage; phonetic keys of both for

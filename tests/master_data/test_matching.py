@@ -287,8 +287,10 @@ def test_a_golden_record_holding_a_conflicting_record_cannot_take_the_record(mat
 
 def test_explanation_lists_every_field_with_its_level_and_weight(matcher: Matcher) -> None:
     explanation = matcher.explain(base(), base(system="ecole", birth_date="1980-12-03", email=None))
-    assert [c.field for c in explanation.comparisons] == [f.name for f in FIELDS]
+    # Every field, then the source systems' weight when the model estimated one.
+    assert [c.field for c in explanation.comparisons] == [f.name for f in FIELDS] + ["system"]
     by_field = {c.field: c for c in explanation.comparisons}
+    assert by_field["system"].level == "else"
     assert by_field["birth_date"].level == "day_month_swapped" and by_field["birth_date"].weight > 0
     assert by_field["email"].level == "missing" and by_field["email"].weight == 0
     assert explanation.total == pytest.approx(sum(c.weight for c in explanation.comparisons), abs=1e-3)
