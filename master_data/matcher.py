@@ -66,11 +66,12 @@ _FIELD_INDEX = {spec.name: k for k, spec in enumerate(FIELDS)}
 # in bits either way (a value seen once in a million records would otherwise add 11 bits).
 TF_LEVELS = {"birth_name": [0], "given_names": [0, 1]}
 TF_CLIP = 6.0
-# Given-name levels that say "probably the same name, mistyped or heard differently".
 _GIVEN = _FIELD_INDEX["given_names"]
 _DATE = _FIELD_INDEX["birth_date"]
 _SEX = _FIELD_INDEX["sex"]
+# The fields of the identity key (Matcher.namesake_cap).
 _KEY_FIELDS = (_FIELD_INDEX["birth_name"], _GIVEN, _DATE)
+# Given-name levels that say "probably the same name, mistyped or heard differently".
 _GIVEN_FUZZY = [
     GIVEN_NAMES.levels.index(label) for label in ("jaro_winkler>=0.92", "phonetic", "jaro_winkler>=0.80")
 ]
@@ -83,11 +84,12 @@ _GIVEN_OTHERS_DIFFER = GIVEN_NAMES.levels.index("first_same_others_differ")
 # "EMILIE" / "EMILE") or both spell one name (same sound, at most VARIANT_EDITS edits: "MATHIEU" /
 # "MATTHIEU").
 ESTABLISHED_COUNT = 5
+ESTABLISHED_RATIO = 0.05
+VARIANT_EDITS = 2
+# Two given names alike enough to be one mistyped, when checking that two lists nest.
 NESTED_SIMILARITY = 0.80
 # Share of the identity key's weight above its ceiling that still counts (Matcher.namesake_cap).
 KEY_EXCESS_SHARE = 0.1
-ESTABLISHED_RATIO = 0.05
-VARIANT_EDITS = 2
 # Levels that tell two namesakes apart (same birth name, first given name and birth date): the same
 # birth place, a shared household trait (address, phone, e-mail), the same national identifier.
 _DISTINGUISHING = {
