@@ -233,7 +233,7 @@ class Features:
         # First letters (as code points, 0 when absent) of the names a swap may cross.
         self.initials = {
             column: np.fromiter((ord(v[0]) if v else 0 for v in columns[column]), np.int32, self.n)
-            for column in ("surname", "used", "given_first")
+            for column in ("surname", "used", "given_first", "given_second", "given_third")
         }
         self.given_count = np.fromiter(map(len, self.given), dtype=np.int8, count=self.n)
         self.year = np.array(columns["year"], dtype=np.int32)

@@ -248,9 +248,26 @@ class Matcher:
         given = levels[:, _GIVEN]
         crossed = np.isin(given, [_GIVEN_OTHERS_DIFFER, _GIVEN_OTHER_ORDER])
         different = given == _GIVEN_ELSE
-        dated = levels[:, _DATE] != len(FIELDS[_DATE].levels) - 1
-        apart = self._given_apart(features, i, j, crossed | (different & dated))
-        return (crossed & apart) | (different & (apart | ~dated))
+        # 'else' is checked where a typo or a swap may hide one person: same birth date in some way,
+        # a first name starting like one of the other's names.
+        check = different & (levels[:, _DATE] != len(FIELDS[_DATE].levels) - 1)
+        check &= self._may_nest(features, i, j)
+        apart = self._given_apart(features, i, j, crossed | check)
+        return (crossed & apart) | (different & (apart | ~check))
+
+    @staticmethod
+    def _may_nest(features: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """A cheap necessary condition for :meth:`_given_apart` to find the lists nested: one
+        record's first given name starts like one of the other's names (given or surnames). Two
+        strangers born the same day (most of the pairs at given names 'else') fail it."""
+        initials = features.initials
+        columns = ("given_first", "given_second", "given_third", "surname", "used")
+        out = np.zeros(len(i), dtype=bool)
+        for a, b in ((i, j), (j, i)):
+            first = initials["given_first"][a]
+            for column in columns:
+                out |= (first != 0) & (first == initials[column][b])
+        return out
 
     def sex_known(self, features: Features) -> np.ndarray:
         """Per record: the sex is stated, or the first given name is one the estimated population
