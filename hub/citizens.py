@@ -601,6 +601,11 @@ class Citizens:
                 .order_by(TASKS.c.id)
                 .limit(limit)
             ).all()
+            if status == "open" and rows:
+                # A task asking again what a steward answered "not the same person" is not shown.
+                goldens = self.store.task_goldens(connection, task_ids=[r.id for r in rows])
+                apart = self.store.not_same_between(connection, goldens.values())
+                rows = [r for r in rows if frozenset(goldens.get(r.id, ())) not in apart]
             ids = {r.source_record_id for r in rows} | {r.candidate_source_record_id for r in rows}
             records = {
                 row.id: row.record

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, tuple_, union_all, update
 
-from hub.db.master_models import EVENTS, GOLDEN, KEYS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
+from hub.db.master_models import EVENTS, GOLDEN, KEYS, NOT_SAME, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
 from hub.ids import new_id
+from master_data.matcher import RULE_NAMES
 from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
 from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
@@ -58,6 +59,10 @@ class UnknownTask(MasterDataError):
 
 class TaskDecided(MasterDataError):
     code = "task_already_decided"
+
+
+class DecidedNotSame(MasterDataError):
+    code = "decided_not_same"
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,10 @@ class GoldenStore:
 
         keys = matcher.blocking_keys(record)
         candidates = self.candidates(connection, keys)
+        # A steward said this record is not the person of some golden records: never again
+        # linked to them nor proposed with them.
+        apart = self.not_same_as_record(connection, record.key, {golden for _c, golden in candidates})
+        candidates = [(c, golden) for c, golden in candidates if golden not in apart]
         # Candidates grouped by golden record: two records of one person are one answer, not an
         # ambiguity, and a golden record holding a conflicting record cannot take this one blindly.
         decision: Decision = matcher.decide(
@@ -197,7 +206,7 @@ class GoldenStore:
         without a birth place must not vouch for a record born elsewhere than the registry says.
         A pair in conflict goes to review, explained against the golden record (conflict named)."""
         explanation = decision.explanation
-        if explanation is not None and explanation.rule and not explanation.rule.startswith("conflict"):
+        if explanation is not None and explanation.rule in RULE_NAMES.values():
             return decision  # a deterministic rule (same NIR, same pivot identity) links anyway
         values = {
             row.attribute: row.value
@@ -572,6 +581,14 @@ class GoldenStore:
                 f"task {task_id} was decided already ({task.status} by {task.decided_by})",
                 {"status": task.status, "decided_by": task.decided_by},
             )
+        survivor = self.current_id(connection, task.candidate_golden_id)
+        absorbed = self.current_id(connection, task.golden_id)
+        if decision == "link" and self.not_same_between(connection, [(survivor, absorbed)]):
+            raise DecidedNotSame(
+                f"task {task_id}: the golden records {survivor} and {absorbed} hold records a steward "
+                "decided are not the same person",
+                {"golden_id": absorbed, "candidate_golden_id": survivor},
+            )
         connection.execute(
             update(TASKS)
             .where(TASKS.c.id == task_id)
@@ -583,14 +600,144 @@ class GoldenStore:
             )
         )
         if decision != "link":
+            self._remember_not_same(connection, task, now=now, actor=actor, reason=reason)
             return None
-        survivor = self.current_id(connection, task.candidate_golden_id)
-        absorbed = self.current_id(connection, task.golden_id)
         if survivor == absorbed:
             return None
         return self.merge(
             connection, survivor, absorbed, now=now, actor=actor, reason=reason, task_id=task_id
         )
+
+    def _remember_not_same(
+        self, connection: Connection, task: Any, *, now: datetime, actor: str, reason: str | None
+    ) -> None:
+        """Keep a "not the same person" as a constraint on the task's two records, and close the
+        other open tasks that ask the same question (the same two golden records, as they are now)."""
+        keys = {
+            row.id: (row.system, row.local_id)
+            for row in connection.execute(
+                select(SOURCES.c.id, SOURCES.c.system, SOURCES.c.local_id).where(
+                    SOURCES.c.id.in_([task.source_record_id, task.candidate_source_record_id])
+                )
+            )
+        }
+        (a_system, a_local_id), (b_system, b_local_id) = (
+            keys[task.source_record_id],
+            keys[task.candidate_source_record_id],
+        )
+        connection.execute(
+            insert(NOT_SAME),
+            {
+                "a_system": a_system,
+                "a_local_id": a_local_id,
+                "b_system": b_system,
+                "b_local_id": b_local_id,
+                "task_id": task.id,
+                "decided_at": now,
+                "decided_by": actor[:100],
+                "reason": reason,
+            },
+        )
+        pair = {
+            self.current_id(connection, task.golden_id),
+            self.current_id(connection, task.candidate_golden_id),
+        }
+        same_question = [
+            task_id
+            for task_id, goldens in self.task_goldens(connection, open_only=True).items()
+            if set(goldens) == pair and task_id != task.id
+        ]
+        if same_question:
+            connection.execute(
+                update(TASKS)
+                .where(TASKS.c.id.in_(same_question), TASKS.c.status == "open")
+                .values(
+                    status="not_same",
+                    decided_at=now,
+                    decided_by=actor[:100],
+                    reason=f"as decided on task {task.id}",
+                )
+            )
+
+    def task_goldens(
+        self, connection: Connection, *, open_only: bool = False, task_ids: Sequence[int] | None = None
+    ) -> dict[int, tuple[str, str]]:
+        """Each task's two golden records as they are now (the current golden of its two records)."""
+        record, candidate = SOURCES.alias("record_source"), SOURCES.alias("candidate_source")
+        x_record, x_candidate = XREFS.alias("record_xref"), XREFS.alias("candidate_xref")
+        query = select(
+            TASKS.c.id, x_record.c.golden_id.label("a"), x_candidate.c.golden_id.label("b")
+        ).select_from(
+            TASKS.join(record, record.c.id == TASKS.c.source_record_id)
+            .join(candidate, candidate.c.id == TASKS.c.candidate_source_record_id)
+            .join(
+                x_record,
+                and_(x_record.c.system == record.c.system, x_record.c.local_id == record.c.local_id),
+            )
+            .join(
+                x_candidate,
+                and_(
+                    x_candidate.c.system == candidate.c.system,
+                    x_candidate.c.local_id == candidate.c.local_id,
+                ),
+            )
+        )
+        if open_only:
+            query = query.where(TASKS.c.status == "open")
+        if task_ids is not None:
+            query = query.where(TASKS.c.id.in_(list(task_ids)))
+        return {row.id: (row.a, row.b) for row in connection.execute(query)}
+
+    def not_same_between(
+        self, connection: Connection, pairs: Iterable[tuple[str, str]]
+    ) -> set[frozenset[str]]:
+        """Of these pairs of golden ids, those holding two records a steward decided are not the
+        same person (the decision follows the records through merges and unmerges)."""
+        wanted = {frozenset(pair) for pair in pairs if pair[0] != pair[1]}
+        if not wanted:
+            return set()
+        ids = sorted({golden for pair in wanted for golden in pair})
+        x_a, x_b = XREFS.alias("a_xref"), XREFS.alias("b_xref")
+        rows = connection.execute(
+            select(x_a.c.golden_id.label("a"), x_b.c.golden_id.label("b"))
+            .select_from(
+                NOT_SAME.join(
+                    x_a, and_(x_a.c.system == NOT_SAME.c.a_system, x_a.c.local_id == NOT_SAME.c.a_local_id)
+                ).join(
+                    x_b, and_(x_b.c.system == NOT_SAME.c.b_system, x_b.c.local_id == NOT_SAME.c.b_local_id)
+                )
+            )
+            .where(x_a.c.golden_id.in_(ids), x_b.c.golden_id.in_(ids))
+        )
+        return wanted & {frozenset((row.a, row.b)) for row in rows}
+
+    def not_same_as_record(
+        self, connection: Connection, key: tuple[str, str], golden_ids: set[str]
+    ) -> set[str]:
+        """Of these golden records, those holding a record a steward decided is not the same person
+        as the record ``key`` (system, local id); one round trip."""
+        if not golden_ids:
+            return set()
+        sides = []
+        for mine, theirs in (("a", "b"), ("b", "a")):
+            other = XREFS.alias(f"{theirs}_xref")
+            joined = NOT_SAME.join(
+                other,
+                and_(
+                    other.c.system == NOT_SAME.c[f"{theirs}_system"],
+                    other.c.local_id == NOT_SAME.c[f"{theirs}_local_id"],
+                ),
+            )
+            sides.append(
+                select(other.c.golden_id)
+                .select_from(joined)
+                .where(
+                    NOT_SAME.c[f"{mine}_system"] == key[0],
+                    NOT_SAME.c[f"{mine}_local_id"] == key[1],
+                    other.c.golden_id.in_(sorted(golden_ids)),
+                )
+            )
+        return set(connection.execute(union_all(*sides)).scalars())
 
     def _open_task(
         self,

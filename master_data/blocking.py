@@ -190,6 +190,20 @@ def key_arrays(features: Features) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(owners), np.concatenate(groups)
 
 
+def namesake_keys(features: Features) -> np.ndarray:
+    """Per record, a 64-bit hash of its identity key: birth name, first given name and full birth
+    date (0 when a part is missing or the date is a placeholder). Two people share it only as
+    namesakes; the matcher weighs it by how often the population does (master_data.matcher)."""
+    c = features.codes
+    year, month, day = features.year, features.month, features.day
+    dated = (year != 0) & (month != 0) & (day != 0) & ~features.placeholder
+    date = np.where(dated, year.astype(np.int64) * 10000 + month * 100 + day, 0)
+    surname, given = c["surname"], c["given_first"]
+    with np.errstate(over="ignore"):
+        key = _mix(_mix(_mix(np.ones(features.n, dtype=np.uint64), surname), given), date).view(np.int64)
+    return np.where(dated & (surname != 0) & (given != 0), key, 0)
+
+
 def text_key_arrays(keys: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
     """(record index, key hash) pairs of string keys (:func:`record_keys` of each record)."""
     counts = np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys))

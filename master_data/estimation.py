@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from master_data.blocking import candidate_pairs
+from master_data.blocking import candidate_pairs, namesake_keys
 from master_data.comparison import FIELDS, MISSING, compare
 from master_data.features import Features
-from master_data.model import MatchModel, frequencies, run_em
+from master_data.model import MatchModel, fixed_weights_prior, frequencies, run_em
 
 _FIELD_INDEX = {spec.name: k for k, spec in enumerate(FIELDS)}
 
@@ -99,6 +99,9 @@ def estimate_from_features(
     else:
         ri, rj = rng.integers(0, split, u_sample), rng.integers(split, n, u_sample)
     keep = ri != rj
+    systems = features.codes["system"]
+    same_system_random = float(np.mean(systems[ri[keep]] == systems[rj[keep]])) if keep.any() else 0.0
+    same_system_matches: list[float] = []
     random_levels = compare(features, ri[keep], rj[keep])
     u = frequencies(random_levels, np.ones(len(random_levels)), FIELDS)
 
@@ -129,6 +132,11 @@ def estimate_from_features(
             if k not in blocked and (levels[:, k] != MISSING).any():
                 m_estimates[k].append(fitted.m[k])
         found[session.name] = (fitted.prior * len(si) * scale, session.fields)
+        # The session's matches (EM posteriors): how often both records come from one system.
+        posterior = np.asarray(fitted.probability(fitted.totals(levels)))
+        one_system = systems[sample[si]] == systems[sample[sj]]
+        if posterior.sum() > 0:
+            same_system_matches.append(float((posterior * one_system).sum() / posterior.sum()))
         notes["sessions"][session.name] = {"pairs": int(len(si) * scale), "prior": fitted.prior}  # type: ignore[index]
 
     default = MatchModel.default()
@@ -145,7 +153,7 @@ def estimate_from_features(
     prior = float(np.mean(matches)) / sample_pairs_total if matches and sample_pairs_total else 1e-4
     prior = float(np.clip(prior, 1e-9, 0.5))
     notes["u_random"] = u
-    return MatchModel(
+    model = MatchModel(
         fields=FIELDS,
         m=m,
         u=u,
@@ -155,6 +163,36 @@ def estimate_from_features(
         given_name_sex=given_name_sexes(features),
         **term_frequencies(features),
     )
+    if same_system_matches:
+        model.same_system = (float(np.mean(same_system_matches)), same_system_random)
+        model.notes["same_system"] = list(model.same_system)
+    model.namesake_key_matches = _namesake_key_matches(features, sample, sample_split, model, max_block)
+    model.notes["namesake_key_matches"] = model.namesake_key_matches
+    return model
+
+
+# Fields a pair sharing the identity key agrees on by construction (sex: the same first name).
+_KEY_SESSION_BLOCKED = ("birth_name", "given_names", "birth_date", "sex")
+
+
+def _namesake_key_matches(
+    features: Features, sample: np.ndarray, split: int | None, model: MatchModel, max_block: int
+) -> float | None:
+    """Share of same-person pairs among the sampled pairs sharing the identity key (birth name,
+    first given name, full birth date) but no second given name, judged by their other traits
+    with m and u kept (model.fixed_weights_prior). None with fewer than 50 such pairs."""
+    keys = namesake_keys(features)[sample]
+    owners = np.flatnonzero(keys != 0)
+    si, sj, _ = candidate_pairs(owners, keys[owners], len(sample), max_block=max_block, split=split)
+    i, j = sample[si], sample[sj]
+    second = features.codes["given_second"]
+    keep = ~((second[i] == second[j]) & (second[i] != 0))
+    i, j = i[keep], j[keep]
+    if len(i) < 50:
+        return None
+    levels = compare(features, i, j)
+    levels[:, [_FIELD_INDEX[name] for name in _KEY_SESSION_BLOCKED]] = MISSING
+    return fixed_weights_prior(levels, model)
 
 
 # Field -> the feature column whose value carries the term frequency.

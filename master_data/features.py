@@ -147,6 +147,7 @@ def normalise_columns(
         (trusted_nir(r.nir, r.sex, r.birth_date) or "") if r.nir else "" for r in records
     ]
     columns["source"] = [f"{r.system}\x1f{r.local_id}" for r in records]
+    columns["system"] = [r.system for r in records]
     return columns
 
 
@@ -197,6 +198,7 @@ _STRING_COLUMNS = (
     "national_id",
     "trusted_nir",
     "source",
+    "system",
 )
 # Columns compared with each other share a vocabulary (a surname against a given name when the
 # two were swapped, a birth name against a used name after marriage; phonetic keys of both for
@@ -231,7 +233,7 @@ class Features:
         # First letters (as code points, 0 when absent) of the names a swap may cross.
         self.initials = {
             column: np.fromiter((ord(v[0]) if v else 0 for v in columns[column]), np.int32, self.n)
-            for column in ("surname", "used", "given_first")
+            for column in ("surname", "used", "given_first", "given_second", "given_third")
         }
         self.given_count = np.fromiter(map(len, self.given), dtype=np.int8, count=self.n)
         self.year = np.array(columns["year"], dtype=np.int32)

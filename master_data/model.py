@@ -44,6 +44,13 @@ class MatchModel:
     term_frequencies: dict[str, dict[str, float]] = field(default_factory=dict)
     # Share assumed for a value absent from the table (seen once in the estimation records).
     term_frequency_floor: dict[str, float] = field(default_factory=dict)
+    # Share of same-person pairs among the pairs sharing birth name, first given name and full
+    # birth date, estimated from the population (None: not estimated; the key is then weighed as
+    # the sum of its fields). See master_data.matcher.Matcher.namesake_cap.
+    namesake_key_matches: float | None = None
+    # Share of pairs of records from one system among the matches (m) and among random pairs (u):
+    # a system seldom holds one person twice (None: not estimated, system not weighed).
+    same_system: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self.weights = np.full((len(self.fields), max(len(f.levels) for f in self.fields) + 1), 0.0)
@@ -54,6 +61,13 @@ class MatchModel:
                 self.weights[k, level] = math.log2(m / u)
         # Column -1 (MISSING) stays 0: no evidence.
         self.prior_weight = math.log2(self.prior / (1 - self.prior))
+
+    def system_weights(self) -> tuple[float, float] | None:
+        """log2(m/u) of a pair from one system and of a pair from two systems, or None."""
+        if self.same_system is None:
+            return None
+        m, u = (min(max(v, _FLOOR), 1 - _FLOOR) for v in self.same_system)
+        return math.log2(m / u), math.log2((1 - m) / (1 - u))
 
     def weight(self, field_index: int, level: int) -> float:
         return 0.0 if level == MISSING else float(self.weights[field_index, level])
@@ -86,6 +100,8 @@ class MatchModel:
                 "given_name_sex": self.given_name_sex,
                 "term_frequencies": self.term_frequencies,
                 "term_frequency_floor": self.term_frequency_floor,
+                "namesake_key_matches": self.namesake_key_matches,
+                "same_system": self.same_system,
             },
             ensure_ascii=False,
         )
@@ -111,6 +127,8 @@ class MatchModel:
             given_name_sex=data.get("given_name_sex", {}),
             term_frequencies=data.get("term_frequencies", {}),
             term_frequency_floor=data.get("term_frequency_floor", {}),
+            namesake_key_matches=data.get("namesake_key_matches"),
+            same_system=tuple(data["same_system"]) if data.get("same_system") else None,  # type: ignore[arg-type]
         )
 
     @classmethod
@@ -213,6 +231,31 @@ def run_em(
         iterations=iteration,
         pairs=int(counts.sum()),
     )
+
+
+def fixed_weights_prior(
+    levels: np.ndarray, model: MatchModel, *, start: float = 0.5, iterations: int = 200
+) -> float:
+    """Share of matches among these pairs, by EM on the prior alone (m and u of ``model`` kept):
+    how many of the pairs sharing some traits are the same person, judged by their other traits
+    (the shared ones set to MISSING by the caller)."""
+    patterns, counts = level_patterns(levels)
+    ratio = np.zeros(len(patterns))
+    for k in range(len(model.fields)):
+        column = patterns[:, k].astype(np.int64)
+        present = column != MISSING
+        safe = np.maximum(column, 0)
+        m = np.maximum(np.asarray(model.m[k])[safe], _FLOOR)
+        u = np.maximum(np.asarray(model.u[k])[safe], _FLOOR)
+        ratio += np.where(present, np.log(m / u), 0.0)
+    share = start
+    for _ in range(iterations):
+        odds = np.exp(np.clip(ratio + np.log(share / (1 - share)), -700, 700))
+        updated = float(np.clip((odds / (1 + odds) * counts).sum() / counts.sum(), 1e-6, 1 - 1e-6))
+        if abs(updated - share) < 1e-9:
+            return updated
+        share = updated
+    return share
 
 
 _WIDTH = max(len(f.levels) for f in FIELDS)

@@ -7,7 +7,8 @@
   from (an ordinary B-tree on SQLite and PostgreSQL);
 - :class:`GoldenRecord`, :class:`GoldenValue` (current values with lineage) and
   :class:`GoldenVersion` (every version kept, for the history);
-- :class:`ReviewTask` (data stewards' queue), :class:`MasterEvent` (merges and unmerges),
+- :class:`ReviewTask` (data stewards' queue), :class:`NotSameDecision` (their "not the same
+  person", remembered), :class:`MasterEvent` (merges and unmerges),
   :class:`MatchModelRow` (the estimated m/u weights in use).
 """
 
@@ -116,6 +117,29 @@ class ReviewTask(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class NotSameDecision(Base):
+    """A steward's "not the same person" on a review task, kept as a constraint: the two source
+    records (by system and local id, so the decision follows them through merges and unmerges)
+    are never again linked automatically nor proposed together, nor are the golden records that
+    hold them."""
+
+    __tablename__ = "md_not_same"
+    __table_args__ = (
+        Index("ix_md_not_same_a", "a_system", "a_local_id"),
+        Index("ix_md_not_same_b", "b_system", "b_local_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    a_system: Mapped[str] = mapped_column(String(64))
+    a_local_id: Mapped[str] = mapped_column(String(200))
+    b_system: Mapped[str] = mapped_column(String(64))
+    b_local_id: Mapped[str] = mapped_column(String(200))
+    task_id: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
 class MasterEvent(Base):
     """A merge or an unmerge, with what it moved (so that an unmerge can put it back)."""
 
@@ -152,4 +176,5 @@ VALUES = GoldenValue.__table__
 VERSIONS = GoldenVersion.__table__
 TASKS = ReviewTask.__table__
 EVENTS = MasterEvent.__table__
+NOT_SAME = NotSameDecision.__table__
 MODELS = MatchModelRow.__table__

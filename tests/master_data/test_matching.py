@@ -250,6 +250,41 @@ def test_namesakes_born_the_same_day_elsewhere_are_not_linked(matcher: Matcher) 
     assert decision.explanation is not None and "birth_place" in (decision.explanation.rule or "")
 
 
+def test_a_known_homonym_needs_a_distinguishing_trait_to_be_linked(matcher: Matcher) -> None:
+    # Two people share name, first given name and birth date (born in Paris / in Marseille).
+    paris = base(given_names=("Jean-Pierre",))
+    marseille = base(
+        system="finances", local_id="F9", given_names=("Jean-Pierre",), birth_place="13055", address=None
+    )
+    # A record with nothing but that identity (no birth place, no address) cannot say which.
+    bare = base(system="ged", local_id="G1", given_names=("Jean-Pierre",), birth_place=None, address=None)
+    decision = matcher.decide(bare, [paris, marseille], groups=["P", "M"])
+    assert decision.outcome == "review"
+    assert decision.explanation is not None and decision.explanation.rule == "known_homonyms"
+    # With no known homonym, the same record links; with the birth place, it links to its person.
+    assert matcher.decide(bare, [paris]).outcome == "link"
+    born = dataclasses.replace(bare, birth_place="13055")
+    linked = matcher.decide(born, [paris, marseille], groups=["P", "M"])
+    assert linked.outcome == "link" and linked.candidate == marseille
+
+
+def test_established_different_first_names_are_not_a_typo() -> None:
+    names = ("BERNARD", "BERTRAND", "MATHIEU", "MATTHIEU", "EMILE", "EMILIE")
+    model = MatchModel.default()
+    model.term_frequencies = {"given_names": dict.fromkeys(names, 0.01)}  # 100 records each
+    model.term_frequency_floor = {"given_names": 0.0001}
+    knowing, blind = Matcher(model), Matcher(MatchModel.default())
+
+    def given(matcher: Matcher, a: str, b: str) -> str:
+        return levels(matcher, base(given_names=(a,)), base(given_names=(b,)))["given_names"]
+
+    # Twins' names: alike, but each a name of its own in the population.
+    assert given(blind, "Bernard", "Bertrand") != "else" and given(knowing, "Bernard", "Bertrand") == "else"
+    # One spelt two ways, or one edit apart (a typing error may make another name): still alike.
+    assert given(knowing, "Mathieu", "Matthieu") == given(blind, "Mathieu", "Matthieu") != "else"
+    assert given(knowing, "Emile", "Emilie") == given(blind, "Emile", "Emilie") != "else"
+
+
 def test_parent_and_child_with_the_same_name_are_not_linked(matcher: Matcher) -> None:
     son = base(system="ecole", local_id="E5", birth_date="2008-06-21", given_names=("Jean-Pierre",))
     assert matcher.decide(son, [base()]).outcome != "link"
@@ -287,8 +322,10 @@ def test_a_golden_record_holding_a_conflicting_record_cannot_take_the_record(mat
 
 def test_explanation_lists_every_field_with_its_level_and_weight(matcher: Matcher) -> None:
     explanation = matcher.explain(base(), base(system="ecole", birth_date="1980-12-03", email=None))
-    assert [c.field for c in explanation.comparisons] == [f.name for f in FIELDS]
+    # Every field, then the source systems' weight when the model estimated one.
+    assert [c.field for c in explanation.comparisons] == [f.name for f in FIELDS] + ["system"]
     by_field = {c.field: c for c in explanation.comparisons}
+    assert by_field["system"].level == "else"
     assert by_field["birth_date"].level == "day_month_swapped" and by_field["birth_date"].weight > 0
     assert by_field["email"].level == "missing" and by_field["email"].weight == 0
     assert explanation.total == pytest.approx(sum(c.weight for c in explanation.comparisons), abs=1e-3)

@@ -1,0 +1,24 @@
+"""The review queue does not ask again what a steward answered "not the same person" (issue 5)."""
+
+from __future__ import annotations
+
+from hub.citizens import Citizens
+from tests.master_data.conftest import person
+
+ELSEWHERE = {"given_names": ("Élodie",), "birth_date": "1985-03-15", "birth_place": "13055"}
+
+
+def test_the_queue_hides_a_task_whose_golden_records_were_decided_not_same(hub):
+    citizens = Citizens(hub)
+    a = citizens.resolve(person("etat_civil", "N-1"), actor="test")
+    b = citizens.resolve(person("finances", "T-3", **ELSEWHERE), actor="test")
+    assert b.outcome == "review" and b.task_id is not None
+    citizens.decide(b.task_id, "not_same", actor="steward")
+    # Later, a record born elsewhere again makes a task against A; its golden record is then merged
+    # into B: the task now asks whether A and B are one person, which was answered.
+    d = citizens.resolve(person("portal", "cit_4", birth_place="33063"), actor="test")
+    assert d.outcome == "review" and d.task_id is not None
+    assert d.task_id in [task["id"] for task in citizens.tasks()]
+    citizens.merge(b.golden_id, d.golden_id, actor="steward")
+    assert d.task_id not in [task["id"] for task in citizens.tasks()]
+    assert a.golden_id != b.golden_id
