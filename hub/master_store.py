@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text, tuple_, update
 
 from hub.db.master_models import EVENTS, GOLDEN, KEYS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
@@ -157,6 +157,7 @@ class GoldenStore:
             return Resolution(known.golden_id, "updated", source.id)
 
         keys = matcher.blocking_keys(record)
+        self._claim(connection, keys)
         candidates = self.candidates(connection, keys)
         # Candidates grouped by golden record: two records of one person are one answer, not an
         # ambiguity, and a golden record holding a conflicting record cannot take this one blindly.
@@ -184,6 +185,22 @@ class GoldenStore:
             task_id = self._open_task(connection, source.id, golden_id, candidates, decision, now)
             return Resolution(golden_id, "review", source.id, explanation, task_id)
         return Resolution(golden_id, "new", source.id, explanation)
+
+    def _claim(self, connection: Connection, keys: Iterable[str]) -> None:
+        """Take turns with every writer that could find this record among its candidates, or be
+        found among ours: two records of one new person resolved at once by two workers would
+        otherwise each read no candidate and make two golden records.
+
+        Two records are candidates of one another only if they share a blocking key, so a lock per
+        key suffices: PostgreSQL transaction-scoped advisory locks, taken in one order (no
+        deadlock between claimers), before the candidates are read (READ COMMITTED: that read then
+        sees what the previous holder committed). SQLite needs none: each write transaction begins
+        IMMEDIATE, so the whole resolution already runs alone."""
+        if connection.dialect.name != "postgresql":
+            return
+        locks = sorted({_lock_id(key) for key in keys})
+        if locks:
+            connection.execute(_CLAIM_KEYS, {"locks": locks})
 
     def _check_against_golden(
         self,
@@ -715,6 +732,17 @@ def _golden_of(candidates: list[tuple[SourceVersion, str]], record: IdentityReco
         if source.record.key == record.key:
             return golden_id
     raise LookupError(f"the matcher chose {record.key}, which is not among the candidates")
+
+
+# Locks taken in the order given (unnest keeps the array's order; the caller sorts it).
+_CLAIM_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:locks AS bigint[])) AS k")
+
+
+def _lock_id(key: str) -> int:
+    """A blocking key's advisory lock: 64 bits of a keyed hash, the same in every process (two keys
+    sharing a lock only make their writers take turns, never a wrong answer)."""
+    digest = hashlib.blake2b(key[:120].encode(), digest_size=8, person=b"md-blocking-key").digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
