@@ -447,6 +447,9 @@ def measure(
         commits.append((t2 - t_commit) * 1000)
         candidates.append(len(found))
         outcomes[resolution.outcome] = outcomes.get(resolution.outcome, 0) + 1
+    if kind == "sqlite":
+        wal = Path(url.removeprefix("sqlite:///") + "-wal")
+        c.note(f"sqlite: WAL file at the end of the run: {wal.stat().st_size / 1e6:.1f} MB")
     db.dispose()
     c.emit(f"{prefix}.p50", c.percentile(latencies, 50), "ms")
     c.emit(f"{prefix}.p99", c.percentile(latencies, 99), "ms")
