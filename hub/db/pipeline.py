@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Dialect, Executable, Select, TextClause
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
 
 Params = Mapping[str, Any]
@@ -94,14 +95,20 @@ def _run_postgresql(connection: Connection, items: list[_Item]) -> None:
     assert driver is not None
     compiled = [_compile(item.statement, dialect) for item in items]
     cursors = []
-    with driver.pipeline():
-        for item, statement in zip(items, compiled, strict=True):
-            cursor = driver.cursor(row_factory=namedtuple_row)
-            if item.many:
-                cursor.executemany(statement.sql, [_bind(statement, p) for p in item.params])  # type: ignore[union-attr]
-            else:
-                cursor.execute(statement.sql, _bind(statement, item.params))  # type: ignore[arg-type]
-            cursors.append(cursor)
+    try:
+        with driver.pipeline():
+            for item, statement in zip(items, compiled, strict=True):
+                cursor = driver.cursor(row_factory=namedtuple_row)
+                if item.many:
+                    cursor.executemany(statement.sql, [_bind(statement, p) for p in item.params])  # type: ignore[union-attr]
+                else:
+                    cursor.execute(statement.sql, _bind(statement, item.params))  # type: ignore[arg-type]
+                cursors.append(cursor)
+    except dialect.loaded_dbapi.Error as exc:
+        # The exceptions Connection.execute raises (IntegrityError for a key taken meanwhile...),
+        # so callers' retries and error handling see no difference.
+        sql = "; ".join(statement.sql for statement in compiled)
+        raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
     for item, statement, cursor in zip(items, compiled, cursors, strict=True):
         if cursor.description is None:
             continue

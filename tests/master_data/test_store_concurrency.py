@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from hub.citizens import Citizens
 from hub.db.engine import Database
@@ -68,3 +69,32 @@ def test_a_second_new_record_of_the_person_waits_for_the_first_transaction(golde
     assert (second.outcome, second.golden_id) == ("link", first.golden_id)
     with golden.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(GOLDEN)) == 1
+
+
+def test_a_local_id_taken_meanwhile_by_another_person_fails_as_integrity_error(golden, database_url):
+    """Two different people under one (system, local id) at once share no blocking key, so nothing
+    serialises them but the cross-reference's primary key: the second fails with SQLAlchemy's
+    IntegrityError (which Citizens retries, then finds an update), or on SQLite, whose writers
+    take turns, is an update straight away."""
+    other = Database(database_url)
+    pool = ThreadPoolExecutor(1)
+    stranger = person("ecole", "E-3", birth_name="Zidane", given_names=("Yazid",), birth_date="1972-06-23")
+
+    def second_worker() -> Resolution:
+        with other.connection() as connection:
+            return golden.store.resolve(connection, stranger, golden.matcher, now=utcnow())
+
+    try:
+        with golden.db.connection() as connection:
+            golden.store.resolve(connection, person("ecole", "E-3"), golden.matcher, now=utcnow())
+            second_future = pool.submit(second_worker)
+            time.sleep(0.3)
+        try:
+            outcome = second_future.result(timeout=30).outcome
+        except IntegrityError:
+            outcome = "integrity_error"
+    finally:
+        pool.shutdown()
+        other.dispose()
+    assert outcome in ("integrity_error", "updated")
+    assert golden.resolve(stranger).outcome in ("updated", "unchanged")
