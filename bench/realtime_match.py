@@ -428,7 +428,7 @@ def measure(
     prefix = f"realtime.{kind}"
     db = Database(url)
     keys = [matcher.blocking_keys(record) for record in incoming]
-    baseline, latencies, commits, candidates, outcomes = [], [], [], [], {}
+    baseline, latencies, commits, candidates, outcomes, cpu = [], [], [], [], {}, []
     for i, record in enumerate(incoming):
         # Baseline: the bare indexed candidate SELECT (keys computed beforehand), on a read session.
         t0 = time.perf_counter()
@@ -436,10 +436,12 @@ def measure(
             found = store.candidates(session.connection(), keys[i])
         t1 = time.perf_counter()
         # Measured: keys + candidates + scoring + golden-record update, committed.
+        cpu0 = time.thread_time()
         with db.connection() as connection:
             resolution = store.resolve(connection, record, matcher, now=datetime.now(UTC))
             t_commit = time.perf_counter()
         t2 = time.perf_counter()
+        cpu.append((time.thread_time() - cpu0) * 1000)
         if i < args.warmup:
             continue
         baseline.append((t1 - t0) * 1000)
@@ -457,6 +459,11 @@ def measure(
     # the part of the tail that is the disk's, not the matcher's.
     c.emit(f"{prefix}.commit.p50", c.percentile(commits, 50), "ms")
     c.emit(f"{prefix}.commit.p99", c.percentile(commits, 99), "ms")
+    # This thread's CPU time per operation: what the operation costs, whatever the machine's load
+    # (the latency of a shared machine is mostly waiting for a core).
+    cpu = cpu[args.warmup :]
+    c.emit(f"{prefix}.cpu.p50", c.percentile(cpu, 50), "ms")
+    c.emit(f"{prefix}.cpu.p99", c.percentile(cpu, 99), "ms")
     c.emit(f"{prefix}.baseline_select.p50", c.percentile(baseline, 50), "ms")
     c.emit(f"{prefix}.baseline_select.p99", c.percentile(baseline, 99), "ms")
     c.emit(
