@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ARRAY,
+    JSON,
     Connection,
     Insert,
     Row,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    column,
     delete,
     func,
     insert,
@@ -268,7 +270,7 @@ class GoldenStore:
 
     def _candidate_statement(self, dialect: str) -> Select[Any]:
         """The candidates' SELECT, built once per dialect: PostgreSQL takes the keys as one array
-        (``= ANY``), SQLite as an expanded ``IN`` list."""
+        (``= ANY``), SQLite as one JSON array (``IN json_each``): one parameter however many keys."""
         statement = self._candidates.get(dialect)
         if statement is not None:
             return statement
@@ -276,7 +278,8 @@ class GoldenStore:
         if dialect == "postgresql":
             matching = KEYS.c.key == any_(bindparam("keys", type_=ARRAY(KEYS.c.key.type)))
         else:
-            matching = KEYS.c.key.in_(bindparam("keys", expanding=True))
+            keys = select(column("value")).select_from(func.json_each(bindparam("keys", type_=JSON)))
+            matching = KEYS.c.key.in_(keys.scalar_subquery())
         ranked = (
             select(KEYS.c.source_record_id, shared)
             .where(matching)

@@ -15,6 +15,8 @@ a later statement of the same pipeline cannot use them (on PostgreSQL it was sen
 
 from __future__ import annotations
 
+import collections
+import functools
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -82,11 +84,48 @@ class Pipeline:
             return
         if self.connection.dialect.name == "postgresql":
             _run_postgresql(self.connection, items)
-            return
-        for item in items:
-            result = self.connection.execute(item.statement, item.params)  # type: ignore[arg-type]
-            if result.returns_rows:
-                item.pending.rows = result.all()
+        else:
+            _run_sqlite(self.connection, items)
+
+
+def _run_sqlite(connection: Connection, items: list[_Item]) -> None:
+    """sqlite3's cursor directly, in the transaction SQLAlchemy began: no round trip to save, but
+    SQLAlchemy's work around each execution costs more than SQLite's own for these statements."""
+    dialect = connection.dialect
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    for item in items:
+        statement = _compile(item.statement, dialect)
+        try:
+            cursor = driver.cursor()
+            if item.many:
+                cursor.executemany(statement.sql, [_bind(statement, p) for p in item.params])  # type: ignore[union-attr]
+            else:
+                cursor.execute(statement.sql, _bind(statement, item.params))  # type: ignore[arg-type]
+        except dialect.loaded_dbapi.Error as exc:
+            error = dialect.loaded_dbapi.Error
+            raise DBAPIError.instance(statement.sql, None, exc, error, dialect=dialect) from exc
+        if cursor.description is None:
+            continue
+        row = _row_type(item.statement, tuple(d[0] for d in cursor.description))
+        processors = statement.results or []
+        if any(processors):
+            item.pending.rows = [
+                row(*(p(v) if p else v for p, v in zip(processors, values, strict=True)))
+                for values in cursor.fetchall()
+            ]
+        else:
+            item.pending.rows = [row(*values) for values in cursor.fetchall()]
+
+
+_row_types: weakref.WeakKeyDictionary[Executable, type] = weakref.WeakKeyDictionary()
+
+
+def _row_type(statement: Executable, names: tuple[str, ...]) -> type:
+    found = _row_types.get(statement)
+    if found is None:
+        found = _row_types[statement] = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    return found
 
 
 def _run_postgresql(connection: Connection, items: list[_Item]) -> None:
@@ -126,11 +165,13 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     found = by_dialect.get(dialect.name)
     if found is not None:
         return found
-    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    if compiled.positiontup:  # pragma: no cover - psycopg's dialect is pyformat (named)
+    # Named parameters (psycopg's dialect has them; sqlite3 takes :name as well as ?).
+    named = dialect if dialect.name == "postgresql" else _named_sqlite()
+    compiled = statement.compile(dialect=named)  # type: ignore[attr-defined]
+    if compiled.positiontup:  # pragma: no cover - both dialects above are named
         raise ValueError("a pipeline statement needs named parameters")
     binds = {
-        name: dialect.type_descriptor(bind.type).bind_processor(dialect)
+        name: bind.type.dialect_impl(dialect).bind_processor(dialect)
         for bind, name in compiled.bind_names.items()
     }
     results = None
@@ -142,11 +183,18 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
         else None
     )
     if columns is not None and not isinstance(statement, TextClause):
-        results = [dialect.type_descriptor(c.type).result_processor(dialect, None) for c in columns]
+        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
     defaults = {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
     found = _Compiled(compiled.string, binds, defaults, results)
     by_dialect[dialect.name] = found
     return found
+
+
+@functools.cache
+def _named_sqlite() -> Dialect:
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    return SQLiteDialect_pysqlite(paramstyle="named")
 
 
 def _bind(compiled: _Compiled, params: Params) -> dict[str, Any]:
