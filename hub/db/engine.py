@@ -117,6 +117,10 @@ class Checkpointer:
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
         # The WAL's length (pages) as of the checkpoint's start: frames appended meanwhile remain.
         _busy, pages, _done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if pages >= self.RESTART_PAGES:
+            # A second pass copies what was appended during the first, so that the pass holding
+            # the write turn below (which a writer may wait for) has only a few pages left.
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         deadline = time.monotonic() + self._interval
         # Writers that never pause (or those of other processes) would let the WAL grow without
         # end: past FORCE_PAGES, this process's next writer waits for the checkpoint's last pages.
