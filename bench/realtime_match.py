@@ -16,20 +16,30 @@ built-in list; dates over 1930-2024; INSEE codes of ~2,000 communes) and bulk-lo
 store's own row formats (executemany on SQLite, COPY on PostgreSQL): one person = one source record,
 its blocking keys, a cross-reference, a golden record, its values with lineage and a first version.
 
+The loaded population is cached (it takes minutes to build at 1,000,000 people) under
+``var/bench-cache/`` (``HUB_BENCH_CACHE`` elsewhere): the SQLite file and a PostgreSQL template
+database, keyed by population size, seed, schema revision and a fingerprint of what the rows hold
+(blocking keys, survivorship policy). Each run measures on a copy, so every run starts from the same
+state; ``--rebuild`` builds the cache again.
+
     .venv/bin/python bench/realtime_match.py [--population 1000000] [--queries 1000]
-                                             [--database sqlite|postgres|both]
+                                             [--database sqlite|postgres|both] [--rebuild]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
+import pickle
 import random
+import shutil
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,10 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as c
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from hub.config import load_config
 from hub.db.engine import Database
-from hub.db.migrate import upgrade
+from hub.db.migrate import alembic_config, upgrade
 from hub.ids import new_id
 from hub.master_store import GoldenStore, record_digest, record_json
 from master_data.matching import IdentityRecord, Matcher, MatchModel, estimate_model
@@ -252,6 +264,126 @@ def _sqlite(value: object) -> object:
     return value
 
 
+# ------------------------------------------------------------------------------------ the cache
+
+CACHE = Path(os.environ.get("HUB_BENCH_CACHE", c.ROOT / "var" / "bench-cache"))
+# Bump when People or population_rows change what is generated.
+POPULATION_FORMAT = 1
+
+
+class PopulationCache:
+    """The loaded population, kept between runs: a SQLite file and a PostgreSQL template database.
+
+    Built under a temporary name and renamed when complete, so an interrupted build is never
+    taken for a cached one; measured on copies, so each run starts from the same state."""
+
+    def __init__(self, args: argparse.Namespace, store: GoldenStore, matcher: Matcher) -> None:
+        head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+        # What the stored rows depend on besides size and seed: the blocking keys of a few probe
+        # people and the survivorship policy (another branch's rules make another population).
+        probe = People(1)
+        probes = [probe.person("etat_civil", f"P-{i}") for i in range(50)]
+        fingerprint = hashlib.sha256(
+            repr(([sorted(matcher.blocking_keys(r)) for r in probes], store.policy)).encode()
+        ).hexdigest()[:12]
+        key = f"{args.population}-{args.seed}-r{head}-f{POPULATION_FORMAT}-{fingerprint}"
+        self.folder = CACHE / f"realtime-{key}"
+        self.sqlite = self.folder / "population.db"
+        self.state = self.folder / "people.pickle"
+        self.pg_name = "hub_rt_cache_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        self.pg_base = c.PG_ADMIN_URL.rsplit("/", 1)[0]
+
+    def missing(self, kinds: list[str]) -> list[str]:
+        if not self.state.exists():
+            return list(kinds)
+        return [kind for kind in kinds if not self._has(kind)]
+
+    def _has(self, kind: str) -> bool:
+        if kind == "sqlite":
+            return self.sqlite.exists()
+        with self._admin() as connection:
+            return bool(
+                connection.execute(
+                    sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": self.pg_name}
+                ).first()
+            )
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[sa.Connection]:
+        engine = sa.create_engine(c.sa_url(c.PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    def build(self, kinds: list[str], args: argparse.Namespace, store: GoldenStore, matcher: Matcher) -> None:
+        """Generate the population once, bulk-load it into each database, and keep the result."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        building = {}
+        for kind in kinds:
+            if kind == "sqlite":
+                path = self.sqlite.with_suffix(".building")
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                building[kind] = f"sqlite:///{path}"
+            else:
+                with self._admin() as connection:
+                    for name in (f"{self.pg_name}_building", self.pg_name):
+                        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    connection.execute(sa.text(f'CREATE DATABASE "{self.pg_name}_building"'))
+                building[kind] = f"{self.pg_base}/{self.pg_name}_building"
+        for url in building.values():
+            upgrade(url)
+        people, sample = load(building, args, store, matcher)
+        for kind in kinds:
+            if kind == "sqlite":
+                self.sqlite.with_suffix(".building").rename(self.sqlite)
+            else:
+                with self._admin() as connection:
+                    connection.execute(
+                        sa.text(f'ALTER DATABASE "{self.pg_name}_building" RENAME TO "{self.pg_name}"')
+                    )
+        with self.state.open("wb") as file:
+            pickle.dump({"rnd": people.rnd.getstate(), "sample": sample}, file)
+        c.note(f"population cached: {self.folder} and PostgreSQL database {self.pg_name}")
+
+    def people(self, args: argparse.Namespace) -> tuple[People, list[IdentityRecord]]:
+        """The generator where the population's generation left it, and the sample of stored people."""
+        with self.state.open("rb") as file:
+            state = pickle.load(file)  # our own cache file
+        people = People(args.seed)
+        people.rnd.setstate(state["rnd"])
+        return people, state["sample"]
+
+    @contextlib.contextmanager
+    def copy(self, kind: str, workdir: Path) -> Iterator[str]:
+        """A throw-away copy of the cached population to measure on."""
+        started = time.perf_counter()
+        if kind == "sqlite":
+            path = workdir / "population.db"
+            shutil.copyfile(self.sqlite, path)
+            c.note(f"sqlite: copied the cached population in {time.perf_counter() - started:.0f} s")
+            try:
+                yield f"sqlite:///{path}"
+            finally:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            return
+        name = f"hub_rt_run_{os.getpid()}"
+        with self._admin() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(
+                sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_name}" STRATEGY FILE_COPY')
+            )
+        c.note(f"postgres: copied the cached population in {time.perf_counter() - started:.0f} s")
+        try:
+            yield f"{self.pg_base}/{name}"
+        finally:
+            with self._admin() as connection:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 # ------------------------------------------------------------------------------------ measuring
 
 
@@ -280,8 +412,7 @@ def load(
         t0 = time.perf_counter()
         loader.finish(args.population)
         seconds[kind] += time.perf_counter() - t0
-        c.emit(f"realtime.{kind}.population", args.population, "people")
-        c.emit(f"realtime.{kind}.load_rows_s", seconds[kind], "s")
+        c.note(f"{kind}: {args.population:,} people, rows bulk-loaded in {seconds[kind]:.0f} s")
     c.note(f"generation and load: {time.perf_counter() - started:.0f} s")
     return people, sample
 
@@ -297,7 +428,7 @@ def measure(
     prefix = f"realtime.{kind}"
     db = Database(url)
     keys = [matcher.blocking_keys(record) for record in incoming]
-    baseline, latencies, commits, candidates, outcomes = [], [], [], [], {}
+    baseline, latencies, commits, candidates, outcomes, cpu = [], [], [], [], {}, []
     for i, record in enumerate(incoming):
         # Baseline: the bare indexed candidate SELECT (keys computed beforehand), on a read session.
         t0 = time.perf_counter()
@@ -305,10 +436,12 @@ def measure(
             found = store.candidates(session.connection(), keys[i])
         t1 = time.perf_counter()
         # Measured: keys + candidates + scoring + golden-record update, committed.
+        cpu0 = time.thread_time()
         with db.connection() as connection:
             resolution = store.resolve(connection, record, matcher, now=datetime.now(UTC))
             t_commit = time.perf_counter()
         t2 = time.perf_counter()
+        cpu.append((time.thread_time() - cpu0) * 1000)
         if i < args.warmup:
             continue
         baseline.append((t1 - t0) * 1000)
@@ -316,6 +449,9 @@ def measure(
         commits.append((t2 - t_commit) * 1000)
         candidates.append(len(found))
         outcomes[resolution.outcome] = outcomes.get(resolution.outcome, 0) + 1
+    if kind == "sqlite":
+        wal = Path(url.removeprefix("sqlite:///") + "-wal")
+        c.note(f"sqlite: WAL file at the end of the run: {wal.stat().st_size / 1e6:.1f} MB")
     db.dispose()
     c.emit(f"{prefix}.p50", c.percentile(latencies, 50), "ms")
     c.emit(f"{prefix}.p99", c.percentile(latencies, 99), "ms")
@@ -323,6 +459,11 @@ def measure(
     # the part of the tail that is the disk's, not the matcher's.
     c.emit(f"{prefix}.commit.p50", c.percentile(commits, 50), "ms")
     c.emit(f"{prefix}.commit.p99", c.percentile(commits, 99), "ms")
+    # This thread's CPU time per operation: what the operation costs, whatever the machine's load
+    # (the latency of a shared machine is mostly waiting for a core).
+    cpu = cpu[args.warmup :]
+    c.emit(f"{prefix}.cpu.p50", c.percentile(cpu, 50), "ms")
+    c.emit(f"{prefix}.cpu.p99", c.percentile(cpu, 99), "ms")
     c.emit(f"{prefix}.baseline_select.p50", c.percentile(baseline, 50), "ms")
     c.emit(f"{prefix}.baseline_select.p99", c.percentile(baseline, 99), "ms")
     c.emit(
@@ -359,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         "--estimate-sample", type=int, default=50_000, help="records the EM model learns from"
     )
     parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument(
+        "--rebuild", action="store_true", help="build the cached population again (minutes at 1,000,000)"
+    )
     args = parser.parse_args(argv)
     one, five, _ = os.getloadavg()
     c.note(f"machine load before: {one:.2f} (1 min), {five:.2f} (5 min), {os.cpu_count()} cores")
@@ -376,16 +520,18 @@ def main(argv: list[str] | None = None) -> int:
     c.note(f"model estimated (EM) on {len(training):,} records in {time.perf_counter() - started:.1f} s")
     matcher = Matcher(model, settings.thresholds.upper, settings.thresholds.lower)
 
-    with c.workspace("hub-bench-realtime-") as workdir, contextlib.ExitStack() as stack:
-        urls = {
-            kind: stack.enter_context(c.fresh_database(kind, workdir)) for kind in c.databases(args.database)
-        }
-        for url in urls.values():
-            upgrade(url)
-        people, sample = load(urls, args, store, matcher)
-        incoming = incoming_records(people, sample, args.queries + args.warmup, args.seed)
-        for kind, url in urls.items():
-            measure(kind, url, incoming, args, store, matcher)
+    kinds = c.databases(args.database)
+    cache = PopulationCache(args, store, matcher)
+    missing = kinds if args.rebuild else cache.missing(kinds)
+    if missing:
+        cache.build(missing, args, store, matcher)
+    people, sample = cache.people(args)
+    incoming = incoming_records(people, sample, args.queries + args.warmup, args.seed)
+    c.emit("realtime.population", args.population, "people")
+    with c.workspace("hub-bench-realtime-") as workdir:
+        for kind in kinds:
+            with cache.copy(kind, workdir) as url:
+                measure(kind, url, incoming, args, store, matcher)
     one, five, _ = os.getloadavg()
     c.note(f"machine load after: {one:.2f} (1 min), {five:.2f} (5 min)")
     c.emit("realtime.machine_load_1min", one, "load")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.exchange import CallContext, digest
 from hub.db.master_models import EVENTS, GOLDEN, MODELS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
@@ -149,13 +149,15 @@ class Citizens:
 
     def _retrying(self, work: Callable[[Connection], Any]) -> Any:
         """Two workers resolving the same new (system, local id) at once meet at its primary key:
-        the loser starts again and finds the winner's cross-reference."""
+        the loser starts again and finds the winner's cross-reference. A deadlock PostgreSQL broke
+        (a resolution's key locks against an import batch's row locks) is started again too."""
         for attempt in range(3):
             try:
                 with self.hub.db.connection() as connection:
                     return work(connection)
-            except IntegrityError:
-                if attempt == 2:
+            except (IntegrityError, OperationalError) as exc:
+                retry = isinstance(exc, IntegrityError) or getattr(exc.orig, "sqlstate", None) == "40P01"
+                if attempt == 2 or not retry:
                     raise
         raise AssertionError("unreachable")
 

@@ -17,10 +17,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, tuple_, union_all, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Connection,
+    Insert,
+    Row,
+    Select,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 
 from hub.db.master_models import EVENTS, GOLDEN, KEYS, NOT_SAME, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
+from hub.db.pipeline import Pipeline
 from hub.ids import new_id
 from master_data.matcher import RULE_NAMES
 from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
@@ -117,6 +138,7 @@ class GoldenStore:
     def __init__(self, policy: SurvivorshipPolicy, max_candidates: int = 50) -> None:
         self.policy = policy
         self.max_candidates = max_candidates
+        self._candidates: dict[str, Select[Any]] = {}
 
     # ------------------------------------------------------------------ resolution (real time)
 
@@ -146,13 +168,22 @@ class GoldenStore:
         """Attach ``record`` to its golden record: known (system, local id) first, then the matcher
         on candidates read through the blocking index; link, create + review task, or create."""
         digest = record_digest(record)
-        known = self._known(connection, record)
+        keys = sorted(matcher.blocking_keys(record))
+        dialect = connection.dialect.name
+        # Round trip 1: the key locks, the (system, local id) if known, the candidates, a new id.
+        reads = Pipeline(connection)
+        self._claim(reads, keys)
+        known_read = reads.add(_KNOWN, {"system": record.system, "local_id": record.local_id})
+        found = reads.add(self._candidate_statement(dialect), {"keys": keys}) if keys else None
+        next_id = reads.add(_NEXT_SOURCE_ID[dialect])
+        reads.run()
+        known = known_read.first()
         if known is not None:
             if known.digest == digest:
                 return Resolution(known.golden_id, "unchanged", known.source_record_id)
             source = self._add_source(connection, record, digest, known.version + 1, now, exchange_id)
             connection.execute(delete(KEYS).where(KEYS.c.source_record_id == known.source_record_id))
-            self._index(connection, source.id, matcher.blocking_keys(record))
+            self._index(connection, source.id, keys)
             connection.execute(
                 update(XREFS)
                 .where(XREFS.c.system == record.system, XREFS.c.local_id == record.local_id)
@@ -161,8 +192,7 @@ class GoldenStore:
             self.rederive(connection, known.golden_id, now=now, cause="source_updated", actor=actor)
             return Resolution(known.golden_id, "updated", source.id)
 
-        keys = matcher.blocking_keys(record)
-        candidates = self.candidates(connection, keys)
+        candidates = [(_version(row), row.golden_id) for row in found.rows] if found is not None else []
         # A steward said this record is not the person of some golden records: never again
         # linked to them nor proposed with them.
         apart = self.not_same_as_record(connection, record.key, {golden for _c, golden in candidates})
@@ -172,52 +202,69 @@ class GoldenStore:
         decision: Decision = matcher.decide(
             record, [c.record for c, _golden in candidates], [golden for _c, golden in candidates]
         )
-        source = self._add_source(connection, record, digest, 1, now, exchange_id)
-        self._index(connection, source.id, keys)
+        source = SourceVersion(next_id.scalar(), record, now, exchange_id)
         linked_to: str | None = None
+        golden, linked_sources = None, []
         if decision.outcome in ("link", "review") and decision.candidate is not None:
             linked_to = _golden_of(candidates, decision.candidate)
-            decision = self._check_against_golden(connection, record, linked_to, decision, matcher)
+            # Round trip 2: the golden record's values (to check the link against it as a whole)
+            # and, for a link, the record locked with its last version and its sources.
+            golden_reads = Pipeline(connection)
+            values = None
+            if _needs_golden_check(decision):
+                values = golden_reads.add(_GOLDEN_VALUES, {"golden_id": linked_to})
+            if decision.outcome == "link":
+                state = golden_reads.add(_GOLDEN_STATE, {"golden_id": linked_to})
+                sources = golden_reads.add(_SOURCES_OF, {"golden_id": linked_to})
+            golden_reads.run()
+            if values is not None:
+                decision = _checked_against_golden(record, linked_to, decision, matcher, values.rows)
+            if decision.outcome == "link":
+                golden = _Golden(*state.first())
+                linked_sources = [_version(row) for row in sources.rows] if golden.status == "active" else []
         explanation = decision.explanation
         probability = explanation.probability if explanation else None
-        if decision.outcome == "link" and linked_to is not None:
-            golden_id = linked_to
+        # Round trip 3: every write (the commit is the caller's).
+        writes = Pipeline(connection)
+        writes.add(_INSERT_SOURCE, _source_row(record, digest, 1, source))
+        writes.add_many(_INSERT_KEY, [{"key": key[:120], "source_record_id": source.id} for key in keys])
+        if decision.outcome == "link" and linked_to is not None and golden is not None:
             link = f"rule:{explanation.rule}" if explanation and explanation.rule else "score"
-            self._link(connection, record, source.id, golden_id, link, probability, now)
-            self.rederive(connection, golden_id, now=now, cause="source_linked", actor=actor)
-            return Resolution(golden_id, "link", source.id, explanation)
-        golden_id = self.create_golden(connection, now=now)
-        self._link(connection, record, source.id, golden_id, "new", probability, now)
-        self.rederive(connection, golden_id, now=now, cause="created", actor=actor, fresh=source)
+            writes.add(_INSERT_XREF, _xref_row(record, source.id, linked_to, link, probability, now))
+            if golden.status == "active":
+                linked_sources = sorted([*linked_sources, source], key=lambda s: s.id)
+            self._derive(
+                writes, linked_to, golden, linked_sources, now=now, cause="source_linked", actor=actor
+            )
+            writes.run()
+            return Resolution(linked_to, "link", source.id, explanation)
+        golden_id = new_id()
+        writes.add(_INSERT_GOLDEN, _golden_row(golden_id, now))
+        writes.add(_INSERT_XREF, _xref_row(record, source.id, golden_id, "new", probability, now))
+        self._derive(writes, golden_id, _NEW_GOLDEN, [source], now=now, cause="created", actor=actor)
+        task = None
         if decision.outcome == "review" and decision.candidate is not None and explanation is not None:
-            task_id = self._open_task(connection, source.id, golden_id, candidates, decision, now)
-            return Resolution(golden_id, "review", source.id, explanation, task_id)
+            task = writes.add(_INSERT_TASK, _task_row(source.id, golden_id, candidates, decision, now))
+        writes.run()
+        if task is not None:
+            return Resolution(golden_id, "review", source.id, explanation, task.scalar())
         return Resolution(golden_id, "new", source.id, explanation)
 
-    def _check_against_golden(
-        self,
-        connection: Connection,
-        record: IdentityRecord,
-        golden_id: str,
-        decision: Decision,
-        matcher: Matcher,
-    ) -> Decision:
-        """A scored link must also hold against the golden record as a whole: a school record
-        without a birth place must not vouch for a record born elsewhere than the registry says.
-        A pair in conflict goes to review, explained against the golden record (conflict named)."""
-        explanation = decision.explanation
-        if explanation is not None and explanation.rule in RULE_NAMES.values():
-            return decision  # a deterministic rule (same NIR, same pivot identity) links anyway
-        values = {
-            row.attribute: row.value
-            for row in connection.execute(
-                select(VALUES.c.attribute, VALUES.c.value).where(VALUES.c.golden_id == golden_id)
-            )
-        }
-        whole = matcher.explain(record, golden_record(golden_id, values))
-        if whole.rule and whole.rule.startswith("conflict"):
-            return Decision("review", decision.candidate, whole)
-        return decision
+    def _claim(self, pipeline: Pipeline, keys: Iterable[str]) -> None:
+        """Take turns with every writer that could find this record among its candidates, or be
+        found among ours: two records of one new person resolved at once by two workers would
+        otherwise each read no candidate and make two golden records.
+
+        Two records are candidates of one another only if they share a blocking key, so a lock per
+        key suffices: PostgreSQL transaction-scoped advisory locks, taken in one order (no
+        deadlock between claimers), before the candidates are read (READ COMMITTED: that read then
+        sees what the previous holder committed). SQLite needs none: each write transaction begins
+        IMMEDIATE, so the whole resolution already runs alone."""
+        if pipeline.connection.dialect.name != "postgresql":
+            return
+        locks = sorted({_lock_id(key) for key in keys})
+        if locks:
+            pipeline.add(_CLAIM_KEYS, {"locks": locks})
 
     def candidates(self, connection: Connection, keys: Iterable[str]) -> list[tuple[SourceVersion, str]]:
         """Current source records sharing blocking keys with the incoming one, with their golden id:
@@ -226,10 +273,26 @@ class GoldenStore:
         keys = sorted(set(keys))
         if not keys:
             return []
+        reads = Pipeline(connection)
+        found = reads.add(self._candidate_statement(connection.dialect.name), {"keys": keys})
+        reads.run()
+        return [(_version(row), row.golden_id) for row in found.rows]
+
+    def _candidate_statement(self, dialect: str) -> Select[Any]:
+        """The candidates' SELECT, built once per dialect: PostgreSQL takes the keys as one array
+        (``= ANY``), SQLite as one JSON array (``IN json_each``): one parameter however many keys."""
+        statement = self._candidates.get(dialect)
+        if statement is not None:
+            return statement
         shared = func.count().label("shared")
+        if dialect == "postgresql":
+            matching = KEYS.c.key == any_(bindparam("keys", type_=ARRAY(KEYS.c.key.type)))
+        else:
+            keys = select(column("value")).select_from(func.json_each(bindparam("keys", type_=JSON)))
+            matching = KEYS.c.key.in_(keys.scalar_subquery())
         ranked = (
             select(KEYS.c.source_record_id, shared)
-            .where(KEYS.c.key.in_(keys))
+            .where(matching)
             .group_by(KEYS.c.source_record_id)
             .order_by(shared.desc(), KEYS.c.source_record_id)
             .limit(self.max_candidates)
@@ -242,7 +305,7 @@ class GoldenStore:
             XREFS.c.local_id == SOURCES.c.local_id,
             XREFS.c.source_record_id == SOURCES.c.id,
         )
-        rows = connection.execute(
+        statement = (
             select(
                 SOURCES.c.id,
                 SOURCES.c.record,
@@ -252,8 +315,9 @@ class GoldenStore:
             )
             .select_from(ranked.join(SOURCES, SOURCES.c.id == ranked.c.source_record_id).join(XREFS, current))
             .order_by(ranked.c.shared.desc(), SOURCES.c.id)
-        ).all()
-        return [(_version(row), row.golden_id) for row in rows]
+        )
+        self._candidates[dialect] = statement
+        return statement
 
     def reindex(self, connection: Connection, matcher: Matcher, *, after: int, limit: int) -> list[int]:
         """Blocking keys of the next ``limit`` current source records (by id, after ``after``)
@@ -280,67 +344,35 @@ class GoldenStore:
 
     # ------------------------------------------------------------------ golden records
 
-    def create_golden(self, connection: Connection, *, now: datetime) -> str:
-        golden_id = new_id()
-        connection.execute(
-            insert(GOLDEN),
-            {
-                "id": golden_id,
-                "status": "active",
-                "merged_into": None,
-                "version": 0,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        return golden_id
-
     def sources_of(self, connection: Connection, golden_id: str) -> list[SourceVersion]:
-        rows = connection.execute(
-            select(SOURCES.c.id, SOURCES.c.record, SOURCES.c.received_at, SOURCES.c.exchange_id)
-            .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
-            .where(XREFS.c.golden_id == golden_id)
-            .order_by(SOURCES.c.id)
-        ).all()
-        return [_version(row) for row in rows]
+        return [_version(row) for row in connection.execute(_SOURCES_OF, {"golden_id": golden_id})]
 
     def rederive(
+        self, connection: Connection, golden_id: str, *, now: datetime, cause: str, actor: str
+    ) -> int:
+        """Golden values derived again from the current sources; a new version if anything changed.
+        Returns the golden record's version after the call."""
+        # The record, locked, and its last version in one round trip.
+        golden = connection.execute(_GOLDEN_STATE, {"golden_id": golden_id}).one()
+        sources = self.sources_of(connection, golden_id) if golden.status == "active" else []
+        writes = Pipeline(connection)
+        version = self._derive(writes, golden_id, golden, sources, now=now, cause=cause, actor=actor)
+        writes.run()
+        return version
+
+    def _derive(
         self,
-        connection: Connection,
+        writes: Pipeline,
         golden_id: str,
+        golden: _Golden,
+        sources: list[SourceVersion],
         *,
         now: datetime,
         cause: str,
         actor: str,
-        fresh: SourceVersion | None = None,
     ) -> int:
-        """Golden values derived again from the current sources; a new version if anything changed.
-
-        ``fresh``: the golden record was just created for this one source (nothing to read back).
-        Returns the golden record's version after the call."""
-        if fresh is not None:
-            golden = _Golden("active", None, 0, None, None, None)
-            sources = [fresh]
-        else:
-            # The record and its last version in one round trip.
-            golden = connection.execute(
-                select(
-                    GOLDEN.c.status,
-                    GOLDEN.c.merged_into,
-                    GOLDEN.c.version,
-                    VERSIONS.c.golden.label("last"),
-                    VERSIONS.c.status.label("last_status"),
-                    VERSIONS.c.merged_into.label("last_merged_into"),
-                )
-                .outerjoin(
-                    VERSIONS,
-                    and_(VERSIONS.c.golden_id == GOLDEN.c.id, VERSIONS.c.version == GOLDEN.c.version),
-                )
-                .where(GOLDEN.c.id == golden_id)
-                # Writers of one golden record take turns (PostgreSQL; SQLite has one writer).
-                .with_for_update(of=GOLDEN)
-            ).one()
-            sources = self.sources_of(connection, golden_id) if golden.status == "active" else []
+        """Add to ``writes`` the golden values derived from ``sources`` and a new version, unless
+        nothing changed since ``golden``'s last version; returns the version after the writes."""
         values = derive(sources, self.policy)
         snapshot = {
             "values": {
@@ -352,28 +384,27 @@ class GoldenStore:
             last = (golden.last, golden.last_status, golden.last_merged_into)
             if last == (snapshot, golden.status, golden.merged_into):
                 return golden.version
-            connection.execute(delete(VALUES).where(VALUES.c.golden_id == golden_id))
+            writes.add(_DELETE_VALUES, {"golden_id": golden_id})
         version = golden.version + 1
-        if values:
-            connection.execute(
-                insert(VALUES),
-                [
-                    {
-                        "golden_id": golden_id,
-                        "attribute": attribute,
-                        "value": value.value,
-                        "source_record_id": value.lineage.source_record_id,
-                        "system": value.lineage.system,
-                        "local_id": value.lineage.local_id,
-                        "exchange_id": value.lineage.exchange_id,
-                        "observed_at": value.lineage.observed_at,
-                        "rule": value.lineage.rule,
-                    }
-                    for attribute, value in values.items()
-                ],
-            )
-        connection.execute(
-            insert(VERSIONS),
+        writes.add_many(
+            _INSERT_VALUE,
+            [
+                {
+                    "golden_id": golden_id,
+                    "attribute": attribute,
+                    "value": value.value,
+                    "source_record_id": value.lineage.source_record_id,
+                    "system": value.lineage.system,
+                    "local_id": value.lineage.local_id,
+                    "exchange_id": value.lineage.exchange_id,
+                    "observed_at": value.lineage.observed_at,
+                    "rule": value.lineage.rule,
+                }
+                for attribute, value in values.items()
+            ],
+        )
+        writes.add(
+            _INSERT_VERSION,
             {
                 "golden_id": golden_id,
                 "version": version,
@@ -385,9 +416,7 @@ class GoldenStore:
                 "golden": snapshot,
             },
         )
-        connection.execute(
-            update(GOLDEN).where(GOLDEN.c.id == golden_id).values(version=version, updated_at=now)
-        )
+        writes.add(_SET_GOLDEN_VERSION, {"golden_id": golden_id, "new_version": version, "now": now})
         return version
 
     def current_id(self, connection: Connection, golden_id: str) -> str:
@@ -739,33 +768,6 @@ class GoldenStore:
             )
         return set(connection.execute(union_all(*sides)).scalars())
 
-    def _open_task(
-        self,
-        connection: Connection,
-        source_id: int,
-        golden_id: str,
-        candidates: list[tuple[SourceVersion, str]],
-        decision: Decision,
-        now: datetime,
-    ) -> int:
-        assert decision.candidate is not None and decision.explanation is not None
-        candidate = next(s for s, _g in candidates if s.record.key == decision.candidate.key)
-        explanation = decision.explanation
-        return connection.execute(
-            insert(TASKS).returning(TASKS.c.id),
-            {
-                "status": "open",
-                "created_at": now,
-                "source_record_id": source_id,
-                "golden_id": golden_id,
-                "candidate_source_record_id": candidate.id,
-                "candidate_golden_id": _golden_of(candidates, decision.candidate),
-                "probability": explanation.probability,
-                "total": explanation.total,
-                "explanation": explanation_json(explanation),
-            },
-        ).scalar_one()
-
     # ------------------------------------------------------------------ writes
 
     def _add_source(
@@ -796,28 +798,181 @@ class GoldenStore:
         if rows:
             connection.execute(insert(KEYS), rows)
 
-    def _link(
-        self,
-        connection: Connection,
-        record: IdentityRecord,
-        source_id: int,
-        golden_id: str,
-        link: str,
-        probability: float | None,
-        now: datetime,
-    ) -> None:
-        connection.execute(
-            insert(XREFS),
-            {
-                "system": record.system,
-                "local_id": record.local_id,
-                "golden_id": golden_id,
-                "source_record_id": source_id,
-                "link": link[:64],
-                "probability": probability,
-                "linked_at": now,
-            },
-        )
+
+# ---------------------------------------------------------------------- statements, built once
+# Bound parameters only: each is compiled once per dialect (see hub.db.pipeline).
+
+
+def _insert(table: Table, *columns: str) -> Insert:
+    return insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+
+
+_KNOWN = (
+    select(XREFS.c.golden_id, XREFS.c.source_record_id, SOURCES.c.digest, SOURCES.c.version)
+    .join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id)
+    .where(XREFS.c.system == bindparam("system"), XREFS.c.local_id == bindparam("local_id"))
+)
+# The id the new source record will have: taken before the writes, because the golden record's
+# lineage (written in the same round trip) names it. SQLite gives max(rowid) + 1 itself (the
+# table has no AUTOINCREMENT) and the write transaction holds the only writer's lock.
+_NEXT_SOURCE_ID = {
+    "postgresql": text("SELECT nextval(pg_get_serial_sequence('md_source_records', 'id'))"),
+    "sqlite": text("SELECT coalesce(max(id), 0) + 1 FROM md_source_records"),
+}
+_GOLDEN_STATE = (
+    select(
+        GOLDEN.c.status,
+        GOLDEN.c.merged_into,
+        GOLDEN.c.version,
+        VERSIONS.c.golden.label("last"),
+        VERSIONS.c.status.label("last_status"),
+        VERSIONS.c.merged_into.label("last_merged_into"),
+    )
+    .outerjoin(VERSIONS, and_(VERSIONS.c.golden_id == GOLDEN.c.id, VERSIONS.c.version == GOLDEN.c.version))
+    .where(GOLDEN.c.id == bindparam("golden_id"))
+    # Writers of one golden record take turns (PostgreSQL; SQLite has one writer).
+    .with_for_update(of=GOLDEN)
+)
+_SOURCES_OF = (
+    select(SOURCES.c.id, SOURCES.c.record, SOURCES.c.received_at, SOURCES.c.exchange_id)
+    .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+    .where(XREFS.c.golden_id == bindparam("golden_id"))
+    .order_by(SOURCES.c.id)
+)
+_GOLDEN_VALUES = select(VALUES.c.attribute, VALUES.c.value).where(
+    VALUES.c.golden_id == bindparam("golden_id")
+)
+_INSERT_SOURCE = _insert(
+    SOURCES, "id", "system", "local_id", "version", "record", "digest", "received_at", "exchange_id"
+)
+_INSERT_KEY = _insert(KEYS, "key", "source_record_id")
+_INSERT_GOLDEN = _insert(GOLDEN, "id", "status", "merged_into", "version", "created_at", "updated_at")
+_INSERT_XREF = _insert(
+    XREFS, "system", "local_id", "golden_id", "source_record_id", "link", "probability", "linked_at"
+)
+_INSERT_VALUE = _insert(
+    VALUES,
+    "golden_id",
+    "attribute",
+    "value",
+    "source_record_id",
+    "system",
+    "local_id",
+    "exchange_id",
+    "observed_at",
+    "rule",
+)
+_INSERT_VERSION = _insert(
+    VERSIONS, "golden_id", "version", "at", "cause", "actor", "status", "merged_into", "golden"
+)
+_INSERT_TASK = _insert(
+    TASKS,
+    "status",
+    "created_at",
+    "source_record_id",
+    "golden_id",
+    "candidate_source_record_id",
+    "candidate_golden_id",
+    "probability",
+    "total",
+    "explanation",
+).returning(TASKS.c.id)
+_DELETE_VALUES = delete(VALUES).where(VALUES.c.golden_id == bindparam("golden_id"))
+_SET_GOLDEN_VERSION = (
+    update(GOLDEN)
+    .where(GOLDEN.c.id == bindparam("golden_id"))
+    .values(
+        version=bindparam("new_version", type_=GOLDEN.c.version.type),
+        updated_at=bindparam("now", type_=GOLDEN.c.updated_at.type),
+    )
+)
+# A golden record just created: version 0 until its first derivation.
+_NEW_GOLDEN = _Golden("active", None, 0, None, None, None)
+
+
+def _source_row(record: IdentityRecord, digest: str, version: int, source: SourceVersion) -> dict[str, Any]:
+    return {
+        "id": source.id,
+        "system": record.system,
+        "local_id": record.local_id,
+        "version": version,
+        "record": record_json(record),
+        "digest": digest,
+        "received_at": source.received_at,
+        "exchange_id": source.exchange_id,
+    }
+
+
+def _golden_row(golden_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": golden_id,
+        "status": "active",
+        "merged_into": None,
+        "version": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _xref_row(
+    record: IdentityRecord,
+    source_id: int,
+    golden_id: str,
+    link: str,
+    probability: float | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "system": record.system,
+        "local_id": record.local_id,
+        "golden_id": golden_id,
+        "source_record_id": source_id,
+        "link": link[:64],
+        "probability": probability,
+        "linked_at": now,
+    }
+
+
+def _task_row(
+    source_id: int,
+    golden_id: str,
+    candidates: list[tuple[SourceVersion, str]],
+    decision: Decision,
+    now: datetime,
+) -> dict[str, Any]:
+    assert decision.candidate is not None and decision.explanation is not None
+    candidate = next(s for s, _g in candidates if s.record.key == decision.candidate.key)
+    explanation = decision.explanation
+    return {
+        "status": "open",
+        "created_at": now,
+        "source_record_id": source_id,
+        "golden_id": golden_id,
+        "candidate_source_record_id": candidate.id,
+        "candidate_golden_id": _golden_of(candidates, decision.candidate),
+        "probability": explanation.probability,
+        "total": explanation.total,
+        "explanation": explanation_json(explanation),
+    }
+
+
+def _needs_golden_check(decision: Decision) -> bool:
+    """A deterministic rule (same NIR, same pivot identity) links anyway; a score must also hold
+    against the golden record as a whole."""
+    explanation = decision.explanation
+    return not (explanation is not None and explanation.rule in RULE_NAMES.values())
+
+
+def _checked_against_golden(
+    record: IdentityRecord, golden_id: str, decision: Decision, matcher: Matcher, values: Sequence[Any]
+) -> Decision:
+    """A scored link must also hold against the golden record as a whole: a school record
+    without a birth place must not vouch for a record born elsewhere than the registry says.
+    A pair in conflict goes to review, explained against the golden record (conflict named)."""
+    whole = matcher.explain(record, golden_record(golden_id, {row.attribute: row.value for row in values}))
+    if whole.rule and whole.rule.startswith("conflict"):
+        return Decision("review", decision.candidate, whole)
+    return decision
 
 
 def golden_record(golden_id: str, values: dict[str, Any]) -> IdentityRecord:
@@ -862,6 +1017,17 @@ def _golden_of(candidates: list[tuple[SourceVersion, str]], record: IdentityReco
         if source.record.key == record.key:
             return golden_id
     raise LookupError(f"the matcher chose {record.key}, which is not among the candidates")
+
+
+# Locks taken in the order given (unnest keeps the array's order; the caller sorts it).
+_CLAIM_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:locks AS bigint[])) AS k")
+
+
+def _lock_id(key: str) -> int:
+    """A blocking key's advisory lock: 64 bits of a keyed hash, the same in every process (two keys
+    sharing a lock only make their writers take turns, never a wrong answer)."""
+    digest = hashlib.blake2b(key[:120].encode(), digest_size=8, person=b"md-blocking-key").digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:

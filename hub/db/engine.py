@@ -2,13 +2,18 @@
 
 SQLite (embedded default) runs with WAL and ``synchronous=FULL`` so an acknowledged request
 survives a power cut, and every transaction begins IMMEDIATE: one writer at a time, no
-"database is locked" surprises halfway through a unit of work. PostgreSQL is the production path.
+"database is locked" surprises halfway through a unit of work. WAL checkpoints (copying committed
+pages back into the database file) run in a background thread of :class:`Database`, not inside
+whichever commit crosses SQLite's automatic threshold. PostgreSQL is the production path.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -21,6 +26,10 @@ from hub.db.batched import BatchedWriter
 
 DEFAULT_SQLITE = Path("var/hub.db")
 T = TypeVar("T")
+# How often the background thread checkpoints the WAL of a SQLite database.
+CHECKPOINT_INTERVAL_S = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def database_url(default_path: Path | None = None) -> str:
@@ -33,13 +42,14 @@ def database_url(default_path: Path | None = None) -> str:
     return f"sqlite:///{path}"
 
 
-def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
-    """An engine for ``url``; on SQLite, ``immediate`` makes every transaction a writer's."""
+def make_engine(url: str, *, immediate: bool = True, auto_checkpoint: bool = True, **kwargs: Any) -> Engine:
+    """An engine for ``url``; on SQLite, ``immediate`` makes every transaction a writer's, and
+    ``auto_checkpoint=False`` leaves WAL checkpoints to someone else (:class:`Checkpointer`)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
-        _configure_sqlite(engine, immediate=immediate)
+        _configure_sqlite(engine, immediate=immediate, auto_checkpoint=auto_checkpoint)
         return engine
     # Enough for the API's db_concurrency plus a worker's flows; overflow connections are costly
     # to open (several ms on PostgreSQL), so the steady state must fit in the pool.
@@ -53,7 +63,7 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+def _configure_sqlite(engine: Engine, *, immediate: bool, auto_checkpoint: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide where transactions begin (see "begin" below).
@@ -63,11 +73,78 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if not auto_checkpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Checkpointer:
+    """Checkpoints a SQLite database's WAL from its own thread and connection, so that no
+    request's commit pays for it.
+
+    By default SQLite checkpoints inside the commit that makes the WAL exceed 1,000 pages: that
+    commit also copies the pages into the database file and fsyncs it (tens of ms, the tail of
+    every latency). Here a PASSIVE checkpoint every :data:`CHECKPOINT_INTERVAL_S` copies them while
+    writers go on. Durability is unchanged: a commit is durable once in the WAL, fsynced with
+    ``synchronous=FULL``.
+
+    The WAL only starts again from its beginning when a write finds every frame checkpointed, which
+    a checkpoint racing continuous writes never achieves: the file would grow without end. So once
+    the WAL holds :data:`RESTART_PAGES` pages, the checkpointer waits for a moment when this
+    process has no writer (``write_turn`` free) and checkpoints the few pages left while holding
+    it; the next write then reuses the file. Only past :attr:`FORCE_PAGES` (writers that never
+    pause) does it wait for the turn, making one writer wait. When the process stops, the last
+    connection to close checkpoints what is left, as SQLite always does."""
+
+    RESTART_PAGES = 1000  # SQLite's own automatic checkpoint threshold
+    FORCE_PAGES = 16_000  # 64 MB of 4 KiB pages
+
+    def __init__(self, path: str, write_turn: Any, interval: float | None = None) -> None:
+        self._path, self._write_turn = path, write_turn
+        self._interval = CHECKPOINT_INTERVAL_S if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    self._checkpoint(connection)
+                except sqlite3.Error as exc:  # pragma: no cover - e.g. the file was removed
+                    log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
+        finally:
+            connection.close()
+
+    def _checkpoint(self, connection: sqlite3.Connection) -> None:
+        # The WAL's length (pages) as of the checkpoint's start: frames appended meanwhile remain.
+        _busy, pages, _done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if pages >= self.RESTART_PAGES:
+            # A second pass copies what was appended during the first, so that the pass holding
+            # the write turn below (which a writer may wait for) has only a few pages left.
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        deadline = time.monotonic() + self._interval
+        # Writers that never pause (or those of other processes) would let the WAL grow without
+        # end: past FORCE_PAGES, this process's next writer waits for the checkpoint's last pages.
+        force = pages >= self.FORCE_PAGES
+        while pages >= self.RESTART_PAGES and (force or time.monotonic() < deadline):
+            if self._write_turn.acquire(blocking=force):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                finally:
+                    self._write_turn.release()
+                return
+            if self._stop.wait(0.002):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 class Database:
@@ -76,10 +153,11 @@ class Database:
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        path = _sqlite_path(url)
+        self.engine = make_engine(url, auto_checkpoint=path is None, **engine_kwargs)
         self._writers = sessionmaker(self.engine, expire_on_commit=False)
         self._read_engine = (
-            make_engine(url, immediate=False, **engine_kwargs)
+            make_engine(url, immediate=False, auto_checkpoint=False, **engine_kwargs)
             if self.engine.dialect.name == "sqlite"
             else self.engine
         )
@@ -91,6 +169,7 @@ class Database:
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
         self._batched = BatchedWriter(self.engine, self._write_turn) if self.dialect == "sqlite" else None
+        self._checkpointer = Checkpointer(path, self._write_turn) if path is not None else None
 
     @property
     def dialect(self) -> str:
@@ -152,5 +231,15 @@ class Database:
     def dispose(self) -> None:
         if self._batched is not None:
             self._batched.close()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
         self._read_engine.dispose()
+
+
+def _sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return path if path and path != ":memory:" else None

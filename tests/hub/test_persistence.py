@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -10,6 +12,8 @@ from typer.testing import CliRunner
 
 from hub.auth import hash_key
 from hub.cli import app
+from hub.db import engine as engine_module
+from hub.db.engine import Checkpointer, Database
 from hub.db.models import ApiClient, OutboxMessage
 from hub.outbox import claim
 from tests.conftest import CONFIG, sample
@@ -22,6 +26,35 @@ def test_sqlite_runs_in_wal_with_full_synchronous_commits(hub):
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        # Checkpoints are the background thread's (hub.db.engine.Checkpointer), never a commit's.
+        assert connection.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 0
+
+
+def test_sqlite_wal_is_checkpointed_in_the_background_and_starts_over(database_url, monkeypatch):
+    """Commits never checkpoint; the background checkpointer does, and once the WAL is long it
+    finds a pause between writes so that the WAL is reused from its beginning: the file stays far
+    smaller than everything written through it."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite-only behaviour (this run uses PostgreSQL)")
+    monkeypatch.setattr(Checkpointer, "RESTART_PAGES", 50)
+    monkeypatch.setattr(engine_module, "CHECKPOINT_INTERVAL_S", 0.05)
+    db = Database(database_url)
+    wal = Path(database_url.removeprefix("sqlite:///") + "-wal")
+    written = 0
+    try:
+        while written < 8_000_000:
+            model = '"' + "x" * 8000 + '"'
+            with db.connection() as connection:
+                connection.execute(
+                    text("INSERT INTO md_match_models (created_at, records, model) VALUES (:at, 1, :m)"),
+                    {"at": "2026-01-01 00:00:00", "m": model},
+                )
+            written += len(model)
+            time.sleep(0.002)  # a worker's pause between requests
+        size = wal.stat().st_size
+    finally:
+        db.dispose()
+    assert size < written / 2, f"the WAL grew to {size} bytes for {written} written: it never started over"
 
 
 def test_clients_add_prints_the_key_once_alone_on_the_last_line(hub, monkeypatch, database_url):
