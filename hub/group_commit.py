@@ -17,6 +17,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
+from hub.db.batched import next_batch
 from hub.intake import Accepted, Prepared, record_many, recorded
 from hub.runtime import Hub
 
@@ -63,20 +64,7 @@ class GroupCommitter:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(item)
+        while (batch := next_batch(self._queue, self.max_batch)) is not None:
             try:
                 self._write(batch)
             except Exception:  # never let the writer die: every later request would hang

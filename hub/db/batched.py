@@ -30,6 +30,29 @@ T = TypeVar("T")
 Unit = Callable[[Connection], Any]
 
 
+Q = TypeVar("Q")
+
+
+def next_batch(pending: queue.SimpleQueue[Q | None], max_batch: int) -> list[Q] | None:
+    """Wait for an item, then take whatever else has queued, up to ``max_batch``: what one commit
+    will carry. None once the stop marker (``None``) comes first; a marker found behind items is
+    put back, so the batch in hand is written before the writer stops."""
+    first = pending.get()
+    if first is None:
+        return None
+    batch = [first]
+    while len(batch) < max_batch:
+        try:
+            item = pending.get_nowait()
+        except queue.Empty:
+            break
+        if item is None:
+            pending.put(None)
+            break
+        batch.append(item)
+    return batch
+
+
 class BatchedWriter:
     """Runs units of work in shared transactions on a thread of its own (started on first use)."""
 
@@ -75,20 +98,7 @@ class BatchedWriter:
                 self._thread.start()
 
     def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)  # stop once this batch is written
-                    break
-                batch.append(item)
+        while (batch := next_batch(self._queue, self.max_batch)) is not None:
             try:
                 self._write(batch)
             except BaseException as exc:  # never let the writer die: every later unit would hang
