@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ARRAY,
     JSON,
+    CompoundSelect,
     Connection,
     Insert,
     Row,
@@ -744,26 +745,8 @@ class GoldenStore:
         as the record ``key`` (system, local id); one round trip."""
         if not golden_ids:
             return set()
-        sides = []
-        for mine, theirs in (("a", "b"), ("b", "a")):
-            other = XREFS.alias(f"{theirs}_xref")
-            joined = NOT_SAME.join(
-                other,
-                and_(
-                    other.c.system == NOT_SAME.c[f"{theirs}_system"],
-                    other.c.local_id == NOT_SAME.c[f"{theirs}_local_id"],
-                ),
-            )
-            sides.append(
-                select(other.c.golden_id)
-                .select_from(joined)
-                .where(
-                    NOT_SAME.c[f"{mine}_system"] == key[0],
-                    NOT_SAME.c[f"{mine}_local_id"] == key[1],
-                    other.c.golden_id.in_(sorted(golden_ids)),
-                )
-            )
-        return set(connection.execute(union_all(*sides)).scalars())
+        params = {"system": key[0], "local_id": key[1], "golden_ids": sorted(golden_ids)}
+        return set(connection.execute(_NOT_SAME_AS_RECORD, params).scalars())
 
     # ------------------------------------------------------------------ writes
 
@@ -804,6 +787,33 @@ def _insert(table: Table, *columns: str) -> Insert:
     return insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
 
 
+def _not_same_as_record() -> CompoundSelect:
+    """Built once (the real-time path runs it for every record with candidates): the golden ids,
+    among ``:golden_ids``, of records a steward decided are not the record (``:system``,
+    ``:local_id``), whichever side of the decision it was on."""
+    sides = []
+    for mine, theirs in (("a", "b"), ("b", "a")):
+        other = XREFS.alias(f"{theirs}_xref")
+        joined = NOT_SAME.join(
+            other,
+            and_(
+                other.c.system == NOT_SAME.c[f"{theirs}_system"],
+                other.c.local_id == NOT_SAME.c[f"{theirs}_local_id"],
+            ),
+        )
+        sides.append(
+            select(other.c.golden_id)
+            .select_from(joined)
+            .where(
+                NOT_SAME.c[f"{mine}_system"] == bindparam("system"),
+                NOT_SAME.c[f"{mine}_local_id"] == bindparam("local_id"),
+                other.c.golden_id.in_(bindparam("golden_ids", expanding=True)),
+            )
+        )
+    return union_all(*sides)
+
+
+_NOT_SAME_AS_RECORD = _not_same_as_record()
 _KNOWN = (
     select(XREFS.c.golden_id, XREFS.c.source_record_id, SOURCES.c.digest, SOURCES.c.version)
     .join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id)
