@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from hub.db.engine import Database
 from hub.db.models import EVENTS, OUTBOX, REQUESTS
 from hub.db.prebuilt import insert_into, update_params, update_where
 
@@ -63,6 +64,23 @@ def write_checkpoint(
     if events:
         connection.execute(insert_into(EVENTS), [{"request_id": request_id, **e} for e in events])
     return True
+
+
+def save_checkpoint(
+    db: Database,
+    fence: dict[str, Any],
+    message: dict[str, Any],
+    request_id: str,
+    request: dict[str, Any],
+    events: list[dict[str, Any]],
+) -> bool:
+    """:func:`write_checkpoint` as a unit of the database's worker writes, committed before it
+    returns: in autocommit on PostgreSQL, where it is one statement; in the batched writer's shared
+    transaction on SQLite."""
+    return db.write(
+        lambda connection: write_checkpoint(connection, fence, message, request_id, request, events),
+        single_statement=db.dialect == "postgresql",
+    )
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from hub.auth import Principal
-from hub.checkpoint import write_checkpoint
+from hub.checkpoint import save_checkpoint
 from hub.db.batched import BatchedWriter
 from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, utcnow
 from hub.intake import RequestBody, submit
@@ -39,19 +39,16 @@ def state(hub, request_id: str) -> tuple:
 
 def checkpoint(hub, claimed, request_id: str) -> bool:
     now = utcnow()
-    return hub.db.write(
-        lambda connection: write_checkpoint(
-            connection,
-            {"id": claimed.message_id, "claimed_by": claimed.token},
-            {"step": 2, "lease_until": now + timedelta(seconds=30)},
-            request_id,
-            {"status": "submitted", "context": {"act_request": {"number": "EC-1"}}, "updated_at": now},
-            [
-                {"at": now, "step": "request-copy", "outcome": "ok", "detail": "etat_civil.RequestActCopy"},
-                {"at": now, "step": "submitted", "outcome": "ok", "detail": None},
-            ],
-        ),
-        single_statement=hub.db.dialect == "postgresql",
+    return save_checkpoint(
+        hub.db,
+        {"id": claimed.message_id, "claimed_by": claimed.token},
+        {"step": 2, "lease_until": now + timedelta(seconds=30)},
+        request_id,
+        {"status": "submitted", "context": {"act_request": {"number": "EC-1"}}, "updated_at": now},
+        [
+            {"at": now, "step": "request-copy", "outcome": "ok", "detail": "etat_civil.RequestActCopy"},
+            {"at": now, "step": "submitted", "outcome": "ok", "detail": None},
+        ],
     )
 
 
