@@ -118,6 +118,12 @@ def sa_url(url: str) -> str:
     return url
 
 
+def remove_sqlite(path: Path) -> None:
+    """Delete a SQLite database file with its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
     """A new empty database URL (the hub migrates it at start); dropped or deleted at the end."""
@@ -127,8 +133,7 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
         try:
             yield f"sqlite:///{path}"
         finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            remove_sqlite(path)
         return
     if kind != "postgres":
         raise ValueError(f"unknown database kind {kind!r}")

@@ -324,8 +324,7 @@ class PopulationCache:
         for kind in kinds:
             if kind == "sqlite":
                 path = self.sqlite.with_suffix(".building")
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                c.remove_sqlite(path)
                 building[kind] = f"sqlite:///{path}"
             else:
                 with self._admin() as connection:
@@ -367,8 +366,7 @@ class PopulationCache:
             try:
                 yield f"sqlite:///{path}"
             finally:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                c.remove_sqlite(path)
             return
         name = f"hub_rt_run_{os.getpid()}"
         with self._admin() as connection:
