@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     DateTime,
-    Select,
     String,
     Text,
     bindparam,
@@ -31,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from hub.db.engine import Database
 from hub.db.models import EVENTS, OUTBOX, REQUESTS
-from hub.db.prebuilt import insert_into, update_params, update_where
+from hub.db.prebuilt import Direct, direct_insert, direct_update, update_params, update_where
 
 _FENCE = ("id", "claimed_by")
 
@@ -54,15 +53,17 @@ def write_checkpoint(
         params["r_id"] = request_id
         params["events"] = [{**e, "at": e["at"].isoformat()} for e in events]
         statement = _postgresql_statement(tuple(message), tuple(request))
-        return connection.execute(statement, params).scalar_one() == 1
-    mine = connection.execute(update_where(OUTBOX, _FENCE, tuple(message)), update_params(fence, message))
+        return statement.execute(connection, params).scalar_one() == 1
+    mine = direct_update(OUTBOX, _FENCE, tuple(message)).execute(connection, update_params(fence, message))
     if mine.rowcount != 1:
         return False
-    connection.execute(
-        update_where(REQUESTS, ("id",), tuple(request)), update_params({"id": request_id}, request)
+    direct_update(REQUESTS, ("id",), tuple(request)).execute(
+        connection, update_params({"id": request_id}, request)
     )
     if events:
-        connection.execute(insert_into(EVENTS), [{"request_id": request_id, **e} for e in events])
+        direct_insert(EVENTS, ("request_id", *events[0])).executemany(
+            connection, [{"request_id": request_id, **e} for e in events]
+        )
     return True
 
 
@@ -84,7 +85,7 @@ def save_checkpoint(
 
 
 @functools.cache
-def _postgresql_statement(message_columns: tuple[str, ...], request_columns: tuple[str, ...]) -> Select[Any]:
+def _postgresql_statement(message_columns: tuple[str, ...], request_columns: tuple[str, ...]) -> Direct:
     """Built once per shape; binds ``k_id``, ``k_claimed_by``, ``v_<column>``, ``r_id``,
     ``r_<column>`` and ``events`` (a JSON array)."""
     fenced = update_where(OUTBOX, _FENCE, message_columns).returning(OUTBOX.c.id).cte("fenced")
@@ -115,4 +116,4 @@ def _postgresql_statement(message_columns: tuple[str, ...], request_columns: tup
         )
         .cte("events")
     )
-    return select(func.count()).select_from(fenced).add_cte(request, events)
+    return Direct(select(func.count()).select_from(fenced).add_cte(request, events))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from connectors.exchange import CallContext, Exchange
 from hub.db.engine import Database
 from hub.db.models import JOURNAL, JournalEntry, JournalHead, utcnow
-from hub.db.prebuilt import insert_into, update_where
+from hub.db.prebuilt import direct_insert, direct_update
 
 HEAD = JournalHead.__table__
 GENESIS = "ae2b7f0a1bd6a6fa3fe94cd5e3b0c5d1b2d1a2f5d76fd0f3c0a9c73a8a6e4b10"
@@ -134,7 +134,7 @@ class JournalRecorder:
         )
 
         def write(connection: Connection) -> None:
-            connection.execute(insert_into(JOURNAL), row)
+            direct_insert(JOURNAL, tuple(row)).execute(connection, row)
 
         # Durable before the gateway goes on, committed together with other flows' writes.
         self.db.write(write, single_statement=True)
@@ -163,10 +163,9 @@ def seal(db: Database, batch: int = SEAL_BATCH) -> int:
                 sealed.append({"k_id": row.id, "v_seq": seq, "v_prev_hash": running, "v_hash": digest})
                 running = digest
             if sealed:
-                connection.execute(update_where(JOURNAL, ("id",), ("seq", "prev_hash", "hash")), sealed)
-                connection.execute(
-                    update_where(HEAD, ("id",), ("seq", "hash")),
-                    {"k_id": 1, "v_seq": seq, "v_hash": running},
+                direct_update(JOURNAL, ("id",), ("seq", "prev_hash", "hash")).executemany(connection, sealed)
+                direct_update(HEAD, ("id",), ("seq", "hash")).execute(
+                    connection, {"k_id": 1, "v_seq": seq, "v_hash": running}
                 )
             total += len(rows)
         if len(rows) < batch:

@@ -18,7 +18,7 @@ from sqlalchemy import Update, bindparam, or_, select, update
 
 from hub.db.engine import Database
 from hub.db.models import OUTBOX, utcnow
-from hub.db.prebuilt import update_params, update_where
+from hub.db.prebuilt import direct_update, update_params
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,9 @@ def extend(db: Database, claim: Claim, lease_s: float) -> bool:
     """Keep a long-running claim: push its lease further, if it is still this claim's."""
     fence = {"id": claim.message_id, "claimed_by": claim.token}
     lease = {"lease_until": utcnow() + timedelta(seconds=lease_s)}
-    statement = update_where(OUTBOX, tuple(fence), tuple(lease))
+    statement = direct_update(OUTBOX, tuple(fence), tuple(lease))
     return db.write(
-        lambda connection: connection.execute(statement, update_params(fence, lease)).rowcount == 1,
+        lambda connection: statement.execute(connection, update_params(fence, lease)).rowcount == 1,
         single_statement=True,
     )
 
