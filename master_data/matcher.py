@@ -295,9 +295,7 @@ class Matcher:
             agreeing = np.flatnonzero(np.isin(levels[:, k], TF_LEVELS[name]))
             adjust = np.zeros(len(levels))
             if len(agreeing):
-                expected = sum(f * f for f in table.values()) + self.model.term_frequency_floor[name] * (
-                    1 - sum(table.values())
-                )
+                expected = self.model.term_agreement[name]
                 records = i[agreeing]
                 _, first, inverse = unique_inverse(features.codes[column][records])
                 floor = self.model.term_frequency_floor[name]

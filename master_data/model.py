@@ -9,6 +9,7 @@ a few thousand distinct patterns cost milliseconds per iteration.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -61,6 +62,19 @@ class MatchModel:
                 self.weights[k, level] = math.log2(m / u)
         # Column -1 (MISSING) stays 0: no evidence.
         self.prior_weight = math.log2(self.prior / (1 - self.prior))
+
+    @functools.cached_property
+    def term_agreement(self) -> dict[str, float]:
+        """Per field with a term-frequency table, the chance that two random records agree on it:
+        the sum of the values' shares squared, the values outside the table at the floor share.
+        A constant of the model, summed once: the table holds thousands of names and real-time
+        matching scores a few pairs at a time (summing it per call was ~1 ms of each)."""
+        return {
+            name: sum(f * f for f in table.values())
+            + self.term_frequency_floor[name] * (1 - sum(table.values()))
+            for name, table in self.term_frequencies.items()
+            if table
+        }
 
     def system_weights(self) -> tuple[float, float] | None:
         """log2(m/u) of a pair from one system and of a pair from two systems, or None."""
