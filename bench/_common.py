@@ -640,6 +640,25 @@ class CpuMeter:
         self.used_s = self._total() - self._start
 
 
+class MachineCpuMeter:
+    """Busy CPU seconds of the whole machine (every core, every process, the kernel's network and
+    disk work included) between enter and exit: with the time a run took, what the run left of the
+    cores for anything else, and the ceiling of one request's total cost."""
+
+    @staticmethod
+    def _busy() -> float:
+        times = psutil.cpu_times()
+        return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+    def __enter__(self) -> MachineCpuMeter:
+        self._start = self._busy()
+        self.used_s = 0.0
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.used_s = self._busy() - self._start
+
+
 def postgres_backends_cpu_s(database: str) -> float:
     """CPU seconds of the PostgreSQL backends serving ``database`` (by their process title)."""
     total = 0.0

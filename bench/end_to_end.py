@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,11 +95,23 @@ def last_completed_at(url: str) -> datetime | None:
         engine.dispose()
 
 
+@dataclass
+class HubRun:
+    """One hub run's figures: per_s completed per second; CPU in ms per completed request."""
+
+    per_s: float
+    not_completed: int
+    hub_cpu_ms: float
+    sandbox_cpu_ms: float
+    machine_cpu_ms: float
+
+
 def run_hub(
     kind: str, concurrency: int, sandbox: c.Sandbox, workdir: Path, args: argparse.Namespace
-) -> tuple[float, int, float]:
-    """One hub run; return (completed per second, requests not completed, hub CPU ms per request:
-    the steadier figure on a shared machine, API and worker together)."""
+) -> HubRun:
+    """One hub run. The hub's CPU per request (API and worker together) is the steadier figure on
+    a shared machine; the machine's (every process, PostgreSQL and the kernel included) divided
+    into the cores gives the ceiling of this deployment on this machine."""
     config = c.write_config(workdir, concurrency=concurrency)
     bodies = c.sample_bodies()
     with c.fresh_database(kind, workdir) as url:
@@ -108,6 +122,8 @@ def run_hub(
             c.hub_server(env, workdir, worker=embedded, processes=args.processes) as server,
             c.hub_workers(env, workdir, args.worker_processes) as workers,
             c.CpuMeter(server.pid, *(w.pid for w in workers)) as hub_cpu,
+            c.CpuMeter(sandbox.process.pid) as sandbox_cpu,
+            c.MachineCpuMeter() as machine_cpu,
         ):
             first_post = datetime.now(UTC)
             load = c.load_with(server, key, bodies, args, count=args.requests)
@@ -125,7 +141,14 @@ def run_hub(
         c.note(f"{prefix}: intake took {intake_s:.1f} s; statuses {seen}; answers {dict(load.statuses)}")
         elapsed = (last - first_post).total_seconds() if last else float("nan")
         per_s = completed / elapsed if last and elapsed > 0 else 0.0
-        return per_s, args.requests - completed, hub_cpu.used_s * 1000 / max(completed, 1)
+        per_request = 1000 / max(completed, 1)
+        return HubRun(
+            per_s,
+            args.requests - completed,
+            hub_cpu.used_s * per_request,
+            sandbox_cpu.used_s * per_request,
+            machine_cpu.used_s * per_request,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,13 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         for kind in c.databases(args.database):
             results: dict[int, float] = {}
             for concurrency in settings:
-                per_s, not_completed, cpu_ms = run_hub(kind, concurrency, sandbox, workdir, args)
-                results[concurrency] = per_s
+                run = run_hub(kind, concurrency, sandbox, workdir, args)
+                results[concurrency] = run.per_s
                 prefix = f"e2e.{kind}.c{concurrency}"
-                c.emit(f"{prefix}.completed_per_s", per_s, "req/s")
-                c.emit(f"{prefix}.hub_cpu_per_request", cpu_ms, "ms")
-                c.emit(f"{prefix}.not_completed", not_completed, "requests")
-                c.emit(f"{prefix}.vs_baseline", c.ratio(per_s, baselines[concurrency]), "ratio")
+                c.emit(f"{prefix}.completed_per_s", run.per_s, "req/s")
+                c.emit(f"{prefix}.hub_cpu_per_request", run.hub_cpu_ms, "ms")
+                c.emit(f"{prefix}.sandbox_cpu_per_request", run.sandbox_cpu_ms, "ms")
+                c.emit(f"{prefix}.machine_cpu_per_request", run.machine_cpu_ms, "ms")
+                cores = os.cpu_count() or 1
+                c.emit(f"{prefix}.machine_ceiling", cores * 1000 / run.machine_cpu_ms, "req/s")
+                c.emit(f"{prefix}.not_completed", run.not_completed, "requests")
+                c.emit(f"{prefix}.vs_baseline", c.ratio(run.per_s, baselines[concurrency]), "ratio")
             best = max(results, key=lambda k: results[k])
             c.emit(f"e2e.{kind}.completed_per_s", results[best], "req/s")
             c.emit(f"e2e.{kind}.best_concurrency", best, "threads")
