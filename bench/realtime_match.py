@@ -251,8 +251,12 @@ class Loader:
                 cursor.execute(
                     "SELECT setval(pg_get_serial_sequence('md_source_records', 'id'), %s)", (count,)
                 )
-                cursor.execute("ANALYZE")
             self.conn.commit()
+            # A production table is kept vacuumed by autovacuum; one just bulk-loaded is not yet.
+            # VACUUM sets the visibility map, without which the candidate read (an index-only scan
+            # of md_blocking_keys) visits the table for every index entry it returns.
+            self.conn.autocommit = True
+            self.conn.execute("VACUUM (ANALYZE)")
         else:
             self.conn.execute("ANALYZE")
         self.conn.close()

@@ -33,6 +33,7 @@ from hub.db.models import EVENTS, OUTBOX, REQUESTS
 from hub.db.prebuilt import Direct, direct_insert, direct_update, update_params, update_where
 
 _FENCE = ("id", "claimed_by")
+_EVENT_COLUMNS = ("request_id", "at", "step", "outcome", "detail")
 
 
 def write_checkpoint(
@@ -61,8 +62,8 @@ def write_checkpoint(
         connection, update_params({"id": request_id}, request)
     )
     if events:
-        direct_insert(EVENTS, ("request_id", *events[0])).executemany(
-            connection, [{"request_id": request_id, **e} for e in events]
+        direct_insert(EVENTS, _EVENT_COLUMNS).executemany(
+            connection, [{"request_id": request_id, "detail": None, **e} for e in events]
         )
     return True
 

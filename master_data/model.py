@@ -68,7 +68,8 @@ class MatchModel:
         """Per field with a term-frequency table, the chance that two random records agree on it:
         the sum of the values' shares squared, the values outside the table at the floor share.
         A constant of the model, summed once: the table holds thousands of names and real-time
-        matching scores a few pairs at a time (summing it per call was ~1 ms of each)."""
+        matching scores a few pairs at a time (summed at every call, it cost 0.2-0.4 ms of each
+        incoming record's scoring)."""
         return {
             name: sum(f * f for f in table.values())
             + self.term_frequency_floor[name] * (1 - sum(table.values()))
