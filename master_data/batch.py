@@ -223,6 +223,64 @@ def _clusters(
     return [ordered[start:end] for start, end in pairwise(bounds) if end > start], refused
 
 
+def _ambiguous(
+    clusters: list[list[int]],
+    pairs: np.ndarray,
+    totals: np.ndarray,
+    plausible: np.ndarray,
+    conflicts: np.ndarray,
+    margin: float,
+) -> np.ndarray:
+    """Records that fit two golden records known to be two people, with nothing to choose between
+    them: a steward decides, the score does not.
+
+    A record X of golden record C is ambiguous when another golden record D, holding a record in
+    conflict with one of C's other records (two people: twins, namesakes born elsewhere), is a
+    plausible place for X too (a ``plausible`` pair to one of D's records, and no conflict of X
+    with D) and X's best pair into C beats its best pair into D by less than ``margin`` log-odds
+    bits. The two hypotheses exclude each other, so the margin is the upper threshold applied to
+    the choice between them (log2(upper / (1 - upper))): a link must be as sure against the other
+    golden record as it is against "a new person". The strongest-first clustering would otherwise
+    hand X to whichever side a typo or a missing birth place favoured by a fraction of a bit.
+    """
+    n = sum(len(c) for c in clusters)
+    label = np.empty(n, dtype=np.int64)
+    for k, members in enumerate(clusters):
+        label[members] = k
+    pairs = pairs[plausible]
+    totals = totals[plausible]
+    x = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    y = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    total = np.concatenate([totals, totals])
+    inside = label[x] == label[y]
+    own = np.full(n, -np.inf)
+    np.maximum.at(own, x[inside], total[inside])
+    rival = ~inside & (total >= own[x] - margin)
+    if not rival.any() or len(conflicts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    against: dict[int, set[int]] = {}  # record -> golden records holding a record it conflicts with
+    between: set[tuple[int, int]] = set()  # golden records in conflict, with the records that are
+    by_record: dict[tuple[int, int], set[int]] = {}
+    for a, b in zip(conflicts[:, 0].tolist(), conflicts[:, 1].tolist(), strict=True):
+        la, lb = int(label[a]), int(label[b])
+        if la == lb:
+            continue
+        against.setdefault(a, set()).add(lb)
+        against.setdefault(b, set()).add(la)
+        between.add((la, lb))
+        between.add((lb, la))
+        by_record.setdefault((la, lb), set()).add(a)
+        by_record.setdefault((lb, la), set()).add(b)
+    out = set()
+    for r, d in zip(x[rival].tolist(), label[y[rival]].tolist(), strict=True):
+        c = int(label[r])
+        if (c, d) not in between or d in against.get(r, ()):
+            continue
+        if by_record[(c, d)] - {r}:  # the conflict is between C's other records and D
+            out.add(r)
+    return np.array(sorted(out), dtype=np.int64)
+
+
 def _conflicts_within(
     matcher: Matcher, features: Features, component: np.ndarray, candidate_conflicts: np.ndarray
 ) -> np.ndarray:
@@ -274,20 +332,35 @@ def _run(
             outcomes = matcher.outcomes(probabilities, rules, prepared.levels, adjustments, homonyms)
             pairs = np.stack([prepared.i, prepared.j], axis=1)
             clusters: list[list[int]] = []
+            ambiguous_records = 0
             if split is None:
-                linked = np.flatnonzero(outcomes == 2)
                 candidate_conflicts = pairs[rules == CONFLICT]
+                found: list[np.ndarray] = []
 
                 def conflicts_within(component: np.ndarray) -> np.ndarray:
-                    return _conflicts_within(matcher, prepared.features, component, candidate_conflicts)
+                    found.append(
+                        _conflicts_within(matcher, prepared.features, component, candidate_conflicts)
+                    )
+                    return found[-1]
 
-                clusters, refused = _clusters(
-                    len(records),
-                    pairs[linked],
-                    np.where(rules[linked] > 0, np.inf, totals[linked]),  # rules, then log-odds
-                    conflicts_within,
-                )
+                strength = np.where(rules > 0, np.inf, totals)  # rules, then log-odds
+                linked = np.flatnonzero(outcomes == 2)
+                clusters, refused = _clusters(len(records), pairs[linked], strength[linked], conflicts_within)
                 outcomes[linked[refused]] = 1  # a steward decides between the two golden records
+                # Records as close to a golden record in conflict with theirs go to review, and the
+                # golden records are rebuilt without their links.
+                plausible = ((probabilities >= matcher.lower) & (rules != CONFLICT)) | (rules > 0)
+                margin = float(np.log2(matcher.upper / (1 - matcher.upper))) if matcher.upper < 1 else np.inf
+                ambiguous = _ambiguous(clusters, pairs, strength, plausible, found[-1], margin)
+                if len(ambiguous):
+                    touched = np.isin(pairs[:, 0], ambiguous) | np.isin(pairs[:, 1], ambiguous)
+                    outcomes[touched & (outcomes == 2) & (rules <= 0)] = 1
+                    linked = np.flatnonzero(outcomes == 2)
+                    clusters, refused = _clusters(
+                        len(records), pairs[linked], strength[linked], conflicts_within
+                    )
+                    outcomes[linked[refused]] = 1
+                ambiguous_records = len(ambiguous)
             else:
                 pairs = pairs - np.array([0, split])
     summary: dict[str, float | int] = {
@@ -301,6 +374,7 @@ def _run(
     }
     if split is None:
         summary["clusters"] = len(clusters)
+        summary["ambiguous_records"] = ambiguous_records
     if progress:
         Console(stderr=True).print(
             "[bold]summary[/]: " + ", ".join(f"{key} {value}" for key, value in summary.items())
