@@ -334,7 +334,13 @@ def _run(
             clusters: list[list[int]] = []
             ambiguous_records = 0
             if split is None:
-                candidate_conflicts = pairs[rules == CONFLICT]
+                # Cannot-link pairs: strict conflicts, and pairs the matcher compared and found
+                # as surely two people as a link must be one (probability below 1 - upper) when one
+                # record is identity-grade (the scope of conflicts, see master_data.matcher).
+                graded = matcher.sex_known(prepared.features)
+                decided_apart = (rules <= 0) & (probabilities < 1 - matcher.upper)
+                decided_apart &= graded[prepared.i] | graded[prepared.j]
+                candidate_conflicts = pairs[(rules == CONFLICT) | decided_apart]
                 found: list[np.ndarray] = []
 
                 def conflicts_within(component: np.ndarray) -> np.ndarray:

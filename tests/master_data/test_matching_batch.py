@@ -158,3 +158,34 @@ def test_a_record_that_could_be_either_namesake_goes_to_review_not_into_one(
     in_review = {tuple(p) for p in result.reviews.tolist()}
     assert {(n, n + 3), (n + 2, n + 3)} <= in_review or {(n + 1, n + 3), (n + 2, n + 3)} <= in_review
     assert result.summary["ambiguous_records"] >= 1
+
+
+def test_no_golden_record_holds_two_records_the_matcher_decided_are_two_people(
+    records: list[IdentityRecord],
+) -> None:
+    # One man known to finances (birth place) and the GED (address, e-mail, phone); a namesake known
+    # to the civil registry and the GED, living elsewhere, with another e-mail and phone. Compared
+    # directly, the two GED-side records are two people; the bare finances record bridges them.
+    botin = IdentityRecord(
+        "finances", "B1", birth_name="Botin", given_names=("Théodore",), birth_date="2003-02-15",
+        sex="M", birth_place="66303",
+    )  # fmt: skip
+    known = IdentityRecord(
+        "ged", "B2", birth_name="BOUTIN", given_names=("THEODORE",), birth_date="2003-02-15", sex="M",
+        address="12 rue des Lilas", postal_code="66000", city="Perpignan",
+        email="theodore.boutin12@example.fr", phone="0648317942",
+    )  # fmt: skip
+    namesake = IdentityRecord(
+        "etat_civil", "B3", birth_name="Boutin", given_names=("Théodore", "Olivier"),
+        birth_date="2003-02-15", sex="M", address="90 rue de Moulin", postal_code="44100",
+        city="Nantes", email="theodore.boutin52@example.fr", phone="0665444074",
+    )  # fmt: skip
+    namesake_ged = dataclasses.replace(namesake, system="ged", local_id="B4", email=None)
+    batch = [*records, botin, known, namesake, namesake_ged]
+    result = deduplicate(batch)
+    matcher = Matcher(result.model)
+    assert matcher.explain(known, namesake).probability < 1 - matcher.upper
+    n = len(records)
+    cluster_of = {k: c for c, members in enumerate(result.clusters) for k in members}
+    assert cluster_of[n + 1] != cluster_of[n + 2]
+    assert cluster_of[n + 2] == cluster_of[n + 3]
