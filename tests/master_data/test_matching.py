@@ -285,6 +285,23 @@ def test_established_different_first_names_are_not_a_typo() -> None:
     assert given(knowing, "Emile", "Emilie") == given(blind, "Emile", "Emilie") != "else"
 
 
+def test_an_established_name_starting_another_is_not_that_name_cut_short() -> None:
+    names = ("LUC", "LUCAS", "JEAN", "JEANPIERRE", "PIERRE", "MARGUERITE")
+    model = MatchModel.default()
+    model.term_frequencies = {"given_names": dict.fromkeys(names, 0.01)}  # 100 records each
+    model.term_frequency_floor = {"given_names": 0.0001}
+    knowing, blind = Matcher(model), Matcher(MatchModel.default())
+
+    def given(matcher: Matcher, a: str, b: str) -> str:
+        return levels(matcher, base(given_names=(a,)), base(given_names=(b,)))["given_names"]
+
+    # Twins Luc and Lucas: two names of the population, nothing left over that is a name.
+    assert given(blind, "Luc", "Lucas") == "truncated" and given(knowing, "Luc", "Lucas") == "else"
+    # A compound name cut short leaves a name ("PIERRE"); a name cut by a typist is no name.
+    assert given(knowing, "Jean", "Jean-Pierre") == "truncated"
+    assert given(knowing, "Marguerit", "Marguerite") == "truncated"
+
+
 def test_parent_and_child_with_the_same_name_are_not_linked(matcher: Matcher) -> None:
     son = base(system="ecole", local_id="E5", birth_date="2008-06-21", given_names=("Jean-Pierre",))
     assert matcher.decide(son, [base()]).outcome != "link"
