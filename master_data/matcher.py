@@ -268,7 +268,27 @@ class Matcher:
         check = different & (levels[:, _DATE] != len(FIELDS[_DATE].levels) - 1)
         check &= self._may_nest(features, i, j)
         apart = self._given_apart(features, i, j, crossed | check)
-        return (crossed & apart) | (different & (apart | ~check))
+        # A first name alike but mistyped, followed by other names on both sides, is the same
+        # first name followed by other names: two people when the later names do not nest
+        # ("ALICE CHANTAL" / "ALCIE JULIETTE", not "ZOE MADELEINE" / "ZE MADELEINE").
+        several = (features.given_count[i] >= 2) & (features.given_count[j] >= 2)
+        later = self._later_apart(features, i, j, np.isin(given, _GIVEN_FUZZY) & several)
+        return (crossed & apart) | (different & (apart | ~check)) | later
+
+    def _later_apart(self, features: Features, i: np.ndarray, j: np.ndarray, check: np.ndarray) -> np.ndarray:
+        """Among the pairs ``check``, those whose given names after the first are not one list
+        within the other (allowing typos, see :meth:`_alike`)."""
+        out = np.zeros(len(i), dtype=bool)
+        given = features.given
+
+        def within(names: tuple[str, ...], others: tuple[str, ...]) -> bool:
+            return all(any(self._alike(name, other) for other in others) for name in names)
+
+        index = np.flatnonzero(check)
+        for k, x, y in zip(index.tolist(), i[index].tolist(), j[index].tolist(), strict=True):
+            a, b = given[x][1:], given[y][1:]
+            out[k] = not (within(a, b) or within(b, a))
+        return out
 
     @staticmethod
     def _may_nest(features: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -241,6 +241,18 @@ def test_twins_are_not_linked(matcher: Matcher) -> None:
         assert decision.outcome != "link", decision.explanation
 
 
+def test_a_mistyped_first_name_followed_by_other_names_is_another_person(matcher: Matcher) -> None:
+    alice = base(given_names=("Alice", "Chantal"), sex="F", birth_place=None)
+    other = base(
+        system="finances", local_id="F1", given_names=("Alcie", "Juliette"), sex="F", birth_place=None
+    )
+    assert matcher.explain(alice, other).rule == "conflict:given_names"
+    # The same later names: one person whose first name was mistyped.
+    same = dataclasses.replace(other, given_names=("Alcie", "Chantal"))
+    assert matcher.explain(alice, same).rule is None
+    assert matcher.decide(same, [alice]).outcome == "link"
+
+
 def test_namesakes_born_the_same_day_elsewhere_are_not_linked(matcher: Matcher) -> None:
     namesake = base(
         system="ecole", local_id="E4", birth_place="13055", address="3 rue du Port", postal_code="13002"
