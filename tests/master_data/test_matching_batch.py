@@ -107,11 +107,19 @@ def test_a_record_as_close_to_a_golden_record_in_conflict_with_its_own_is_ambigu
 ) -> None:
     # Record 0 sits in {0, 1}; {2, 3} holds record 2, in conflict with 1 (namesakes born elsewhere).
     # Record 0 is ambiguous exactly when its pair into {2, 3} is within the margin of its own.
+    # The conflict is a compared pair (the mask ``separated``) or one found inside a component.
     clusters = [[0, 1], [2, 3]]
-    pairs = np.array([[0, 1], [0, 2], [2, 3]])
-    totals = np.array([own, rival, 40.0])
-    found = _ambiguous(clusters, pairs, totals, np.ones(3, dtype=bool), np.array([[1, 2]]), MARGIN)
-    assert found.tolist() == ([0] if rival >= own - MARGIN else [])
+    pairs = np.array([[0, 1], [0, 2], [2, 3], [1, 2]])
+    totals = np.array([own, rival, 40.0, -20.0])
+    plausible = np.array([True, True, True, False])
+    separated = np.array([False, False, False, True])
+    none = np.zeros((0, 2), dtype=np.int64)
+    expected = [0] if rival >= own - MARGIN else []
+    assert _ambiguous(clusters, pairs, totals, plausible, separated, none, MARGIN).tolist() == expected
+    found = _ambiguous(
+        clusters, pairs, totals, plausible, np.zeros(4, dtype=bool), np.array([[1, 2]]), MARGIN
+    )
+    assert found.tolist() == expected
 
 
 def test_no_ambiguity_without_a_conflict_or_with_the_record_itself_in_conflict() -> None:
@@ -119,13 +127,19 @@ def test_no_ambiguity_without_a_conflict_or_with_the_record_itself_in_conflict()
     pairs = np.array([[0, 1], [0, 2], [2, 3]])
     totals = np.array([23.5, 23.2, 40.0])
     plausible = np.ones(3, dtype=bool)
+    compared = np.zeros(3, dtype=bool)
+
+    def ambiguous(plausible: np.ndarray, conflicts: list[list[int]]) -> list[int]:
+        found = np.array(conflicts, dtype=np.int64).reshape(-1, 2)
+        return _ambiguous(clusters, pairs, totals, plausible, compared, found, MARGIN).tolist()
+
     # Nothing says {0, 1} and {2, 3} are two people: a missed link, not an ambiguity.
-    assert len(_ambiguous(clusters, pairs, totals, plausible, np.zeros((0, 2), dtype=np.int64), MARGIN)) == 0
+    assert ambiguous(plausible, []) == []
     # Record 0 is itself in conflict with 3: {2, 3} is no place for it.
-    assert len(_ambiguous(clusters, pairs, totals, plausible, np.array([[1, 2], [0, 3]]), MARGIN)) == 0
+    assert ambiguous(plausible, [[1, 2], [0, 3]]) == []
     # A pair below the lower threshold (not plausible) is no rival.
-    implausible = np.array([True, False, True])
-    assert len(_ambiguous(clusters, pairs, totals, implausible, np.array([[1, 2]]), MARGIN)) == 0
+    assert ambiguous(np.array([True, False, True]), [[1, 2]]) == []
+    assert ambiguous(plausible, [[1, 2]]) == [0]
 
 
 def _namesakes() -> list[IdentityRecord]:
