@@ -223,22 +223,77 @@ def _clusters(
     return [ordered[start:end] for start, end in pairwise(bounds) if end > start], refused
 
 
-def _conflicts_within(
-    matcher: Matcher, features: Features, component: np.ndarray, candidate_conflicts: np.ndarray
+def _ambiguous(
+    clusters: list[list[int]],
+    pairs: np.ndarray,
+    totals: np.ndarray,
+    plausible: np.ndarray,
+    separated: np.ndarray,
+    conflicts: np.ndarray,
+    margin: float,
 ) -> np.ndarray:
+    """Records that fit two golden records known to be two people, with nothing to choose between
+    them: a steward decides, the score does not.
+
+    A record X of golden record C is ambiguous when another golden record D, holding a record in
+    conflict with one of C's other records (two people: twins, namesakes born elsewhere), is a
+    plausible place for X too (a ``plausible`` pair to one of D's records, and no conflict of X
+    with D) and X's best pair into C beats its best pair into D by less than ``margin`` log-odds
+    bits. The two hypotheses exclude each other, so the margin is the upper threshold applied to
+    the choice between them (log2(upper / (1 - upper))): a link must be as sure against the other
+    golden record as it is against "a new person". The strongest-first clustering would otherwise
+    hand X to whichever side a typo or a missing birth place favoured by a fraction of a bit.
+    Records in conflict are the ``separated`` pairs (a mask over ``pairs``) and ``conflicts``.
+    """
+    n = sum(len(c) for c in clusters)
+    label = np.empty(n, dtype=np.int64)
+    for k, members in enumerate(clusters):
+        label[members] = k
+    scored, scores = pairs[plausible], totals[plausible]
+    x = np.concatenate([scored[:, 0], scored[:, 1]])
+    y = np.concatenate([scored[:, 1], scored[:, 0]])
+    total = np.concatenate([scores, scores])
+    inside = label[x] == label[y]
+    own = np.full(n, -np.inf)
+    np.maximum.at(own, x[inside], total[inside])
+    rival = np.flatnonzero(~inside & (total >= own[x] - margin))
+    if len(rival) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x, d = x[rival], label[y[rival]]
+    # Only conflicts touching a golden record some record hesitates over matter (most conflicts
+    # are within households no record hesitates between): select them with array operations.
+    hesitant = np.isin(label, np.unique(label[x]))
+    chosen = np.flatnonzero(separated & (hesitant[pairs[:, 0]] | hesitant[pairs[:, 1]]))
+    conflicts = np.concatenate([pairs[chosen], conflicts])
+    holders: dict[tuple[int, int], set[int]] = {}  # (C, D) -> C's records in conflict with D's
+    for a, b in zip(conflicts[:, 0].tolist(), conflicts[:, 1].tolist(), strict=True):
+        ca, cb = int(label[a]), int(label[b])
+        if ca != cb:
+            holders.setdefault((ca, cb), set()).add(a)
+            holders.setdefault((cb, ca), set()).add(b)
+    out = set()
+    for r, dr in zip(x.tolist(), d.tolist(), strict=True):
+        mine = holders.get((int(label[r]), dr), set())
+        # Ambiguous when other records of C conflict with D; not when X itself does (D is then
+        # no place for X).
+        if mine and r not in mine:
+            out.add(r)
+    return np.array(sorted(out), dtype=np.int64)
+
+
+def _conflicts_within(matcher: Matcher, features: Features, component: np.ndarray) -> np.ndarray:
     """Conflicting pairs among ALL pairs inside each component of the links, not only the blocked
     candidates: a namesake's records may share no key with the other person's, yet a link through
     a third record would put them in one golden record. Components larger than
-    ``_COMPONENT_LIMIT`` keep only their candidate conflicts."""
+    ``_COMPONENT_LIMIT`` are left to their candidate conflicts."""
     i, j, _ = candidate_pairs(
         np.arange(features.n, dtype=np.int64), component, features.n, max_block=_COMPONENT_LIMIT
     )
     if len(i) == 0:
-        return candidate_conflicts
+        return np.zeros((0, 2), dtype=np.int64)
     levels = matcher.refine(features, i, j, compare(features, i, j))
     rules = matcher.rules(features, i, j, levels)
-    found = np.stack([i, j], axis=1)[rules == CONFLICT]
-    return np.concatenate([candidate_conflicts, found]) if len(found) else candidate_conflicts
+    return np.stack([i, j], axis=1)[rules == CONFLICT]
 
 
 def _run(
@@ -274,20 +329,44 @@ def _run(
             outcomes = matcher.outcomes(probabilities, rules, prepared.levels, adjustments, homonyms)
             pairs = np.stack([prepared.i, prepared.j], axis=1)
             clusters: list[list[int]] = []
+            ambiguous_records = 0
             if split is None:
-                linked = np.flatnonzero(outcomes == 2)
-                candidate_conflicts = pairs[rules == CONFLICT]
+                # Cannot-link pairs: strict conflicts, and pairs the matcher compared and found
+                # as surely two people as a link must be one (probability below 1 - upper) when one
+                # record is identity-grade (the scope of conflicts, see master_data.matcher).
+                graded = matcher.sex_known(prepared.features)
+                decided_apart = (rules <= 0) & (probabilities < 1 - matcher.upper)
+                decided_apart &= graded[prepared.i] | graded[prepared.j]
+                separated = (rules == CONFLICT) | decided_apart
+                del decided_apart
+                found: list[np.ndarray] = []
 
                 def conflicts_within(component: np.ndarray) -> np.ndarray:
-                    return _conflicts_within(matcher, prepared.features, component, candidate_conflicts)
+                    # the candidate conflicts inside one component of the links, and the others
+                    # there (found once: removing links only splits components)
+                    inside = separated & (component[prepared.i] == component[prepared.j])
+                    if not found:
+                        found.append(_conflicts_within(matcher, prepared.features, component))
+                    return np.concatenate([pairs[inside], found[0]])
 
-                clusters, refused = _clusters(
-                    len(records),
-                    pairs[linked],
-                    np.where(rules[linked] > 0, np.inf, totals[linked]),  # rules, then log-odds
-                    conflicts_within,
-                )
+                strength = np.where(rules > 0, np.inf, totals)  # rules, then log-odds
+                linked = np.flatnonzero(outcomes == 2)
+                clusters, refused = _clusters(len(records), pairs[linked], strength[linked], conflicts_within)
                 outcomes[linked[refused]] = 1  # a steward decides between the two golden records
+                # Records as close to a golden record in conflict with theirs go to review, and the
+                # golden records are rebuilt without their links.
+                plausible = ((probabilities >= matcher.lower) & (rules != CONFLICT)) | (rules > 0)
+                margin = float(np.log2(matcher.upper / (1 - matcher.upper))) if matcher.upper < 1 else np.inf
+                ambiguous = _ambiguous(clusters, pairs, strength, plausible, separated, found[0], margin)
+                if len(ambiguous):
+                    touched = np.isin(pairs[:, 0], ambiguous) | np.isin(pairs[:, 1], ambiguous)
+                    outcomes[touched & (outcomes == 2) & (rules <= 0)] = 1
+                    linked = np.flatnonzero(outcomes == 2)
+                    clusters, refused = _clusters(
+                        len(records), pairs[linked], strength[linked], conflicts_within
+                    )
+                    outcomes[linked[refused]] = 1
+                ambiguous_records = len(ambiguous)
             else:
                 pairs = pairs - np.array([0, split])
     summary: dict[str, float | int] = {
@@ -301,6 +380,7 @@ def _run(
     }
     if split is None:
         summary["clusters"] = len(clusters)
+        summary["ambiguous_records"] = ambiguous_records
     if progress:
         Console(stderr=True).print(
             "[bold]summary[/]: " + ", ".join(f"{key} {value}" for key, value in summary.items())

@@ -77,6 +77,7 @@ _GIVEN_FUZZY = [
 ]
 _GIVEN_ELSE = len(GIVEN_NAMES.levels) - 1
 _GIVEN_OTHER_ORDER = GIVEN_NAMES.levels.index("other_order")
+_GIVEN_TRUNCATED = GIVEN_NAMES.levels.index("truncated")
 _GIVEN_OTHERS_DIFFER = GIVEN_NAMES.levels.index("first_same_others_differ")
 # A first name the population holds at least ESTABLISHED_COUNT times, and at least ESTABLISHED_RATIO
 # times as often as a similar one, is a name of its own, not a typing error of the other
@@ -140,15 +141,19 @@ class Matcher:
     def refine(self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """Comparison levels corrected by what the population knows: two first given names that are
         each an established name (see ESTABLISHED_COUNT) and not spelling variants of one another
-        are different names, whatever their resemblance ('else', not a fuzzy level). Twins are
-        often given names that look alike; a typing error makes a name the population hardly
-        holds. Returns ``levels`` (changed in place)."""
+        are different names, whatever their resemblance ('else', not a fuzzy level), and so are
+        two whose shorter starts the longer with no established name left over ("LUC" / "LUCAS",
+        unlike "JEAN" / "JEANPIERRE"). Twins are often given names that look alike; a typing
+        error makes a name the population hardly holds. Returns ``levels`` (changed in place)."""
         if not self.model.term_frequencies.get("given_names") or len(levels) == 0:
             return levels
-        fuzzy = np.flatnonzero(np.isin(levels[:, _GIVEN], _GIVEN_FUZZY))
+        codes = features.codes["given_first"]
+        # A first name that starts another ("LUC" / "LUCAS") was taken for a compound name cut
+        # short ("JEAN" / "JEANPIERRE"); two established names with no name left over are two.
+        cut = (levels[:, _GIVEN] == _GIVEN_TRUNCATED) & (codes[i] != codes[j])
+        fuzzy = np.flatnonzero(np.isin(levels[:, _GIVEN], _GIVEN_FUZZY) | cut)
         if len(fuzzy) == 0:
             return levels
-        codes = features.codes["given_first"]
         a, b = codes[i[fuzzy]], codes[j[fuzzy]]
         combined = np.minimum(a, b) * (int(codes.max()) + 1) + np.maximum(a, b)
         _, first, inverse = unique_inverse(combined)
@@ -156,9 +161,19 @@ class Matcher:
         left, right = i[fuzzy[first]].tolist(), j[fuzzy[first]].tolist()
         pairs = zip(left, right, strict=True)
         distinct = np.array([self._distinct(strings[x], strings[y]) for x, y in pairs], dtype=bool)
+        prefixed = np.flatnonzero(distinct & cut[fuzzy[first]])
+        for k in prefixed.tolist():
+            x, y = sorted((strings[left[k]], strings[right[k]]), key=len)
+            distinct[k] = not self._established(y[len(x) :])
         changed = fuzzy[distinct[inverse]]
         levels[changed, _GIVEN] = _GIVEN_ELSE
         return levels
+
+    def _established(self, name: str) -> bool:
+        """A first name the population holds at least ESTABLISHED_COUNT times."""
+        table = self.model.term_frequencies.get("given_names") or {}
+        floor = self.model.term_frequency_floor.get("given_names")
+        return bool(floor) and table.get(name, 0.0) / floor >= ESTABLISHED_COUNT
 
     def _distinct(self, x: str, y: str) -> bool:
         """Two different first names, each established in the population (see ESTABLISHED_COUNT),
@@ -253,7 +268,27 @@ class Matcher:
         check = different & (levels[:, _DATE] != len(FIELDS[_DATE].levels) - 1)
         check &= self._may_nest(features, i, j)
         apart = self._given_apart(features, i, j, crossed | check)
-        return (crossed & apart) | (different & (apart | ~check))
+        # A first name alike but mistyped, followed by other names on both sides, is the same
+        # first name followed by other names: two people when the later names do not nest
+        # ("ALICE CHANTAL" / "ALCIE JULIETTE", not "ZOE MADELEINE" / "ZE MADELEINE").
+        several = (features.given_count[i] >= 2) & (features.given_count[j] >= 2)
+        later = self._later_apart(features, i, j, np.isin(given, _GIVEN_FUZZY) & several)
+        return (crossed & apart) | (different & (apart | ~check)) | later
+
+    def _later_apart(self, features: Features, i: np.ndarray, j: np.ndarray, check: np.ndarray) -> np.ndarray:
+        """Among the pairs ``check``, those whose given names after the first are not one list
+        within the other (allowing typos, see :meth:`_alike`)."""
+        out = np.zeros(len(i), dtype=bool)
+        given = features.given
+
+        def within(names: tuple[str, ...], others: tuple[str, ...]) -> bool:
+            return all(any(self._alike(name, other) for other in others) for name in names)
+
+        index = np.flatnonzero(check)
+        for k, x, y in zip(index.tolist(), i[index].tolist(), j[index].tolist(), strict=True):
+            a, b = given[x][1:], given[y][1:]
+            out[k] = not (within(a, b) or within(b, a))
+        return out
 
     @staticmethod
     def _may_nest(features: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:

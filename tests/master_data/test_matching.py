@@ -241,6 +241,18 @@ def test_twins_are_not_linked(matcher: Matcher) -> None:
         assert decision.outcome != "link", decision.explanation
 
 
+def test_a_mistyped_first_name_followed_by_other_names_is_another_person(matcher: Matcher) -> None:
+    alice = base(given_names=("Alice", "Chantal"), sex="F", birth_place=None)
+    other = base(
+        system="finances", local_id="F1", given_names=("Alcie", "Juliette"), sex="F", birth_place=None
+    )
+    assert matcher.explain(alice, other).rule == "conflict:given_names"
+    # The same later names: one person whose first name was mistyped.
+    same = dataclasses.replace(other, given_names=("Alcie", "Chantal"))
+    assert matcher.explain(alice, same).rule is None
+    assert matcher.decide(same, [alice]).outcome == "link"
+
+
 def test_namesakes_born_the_same_day_elsewhere_are_not_linked(matcher: Matcher) -> None:
     namesake = base(
         system="ecole", local_id="E4", birth_place="13055", address="3 rue du Port", postal_code="13002"
@@ -283,6 +295,23 @@ def test_established_different_first_names_are_not_a_typo() -> None:
     # One spelt two ways, or one edit apart (a typing error may make another name): still alike.
     assert given(knowing, "Mathieu", "Matthieu") == given(blind, "Mathieu", "Matthieu") != "else"
     assert given(knowing, "Emile", "Emilie") == given(blind, "Emile", "Emilie") != "else"
+
+
+def test_an_established_name_starting_another_is_not_that_name_cut_short() -> None:
+    names = ("LUC", "LUCAS", "JEAN", "JEANPIERRE", "PIERRE", "MARGUERITE")
+    model = MatchModel.default()
+    model.term_frequencies = {"given_names": dict.fromkeys(names, 0.01)}  # 100 records each
+    model.term_frequency_floor = {"given_names": 0.0001}
+    knowing, blind = Matcher(model), Matcher(MatchModel.default())
+
+    def given(matcher: Matcher, a: str, b: str) -> str:
+        return levels(matcher, base(given_names=(a,)), base(given_names=(b,)))["given_names"]
+
+    # Twins Luc and Lucas: two names of the population, nothing left over that is a name.
+    assert given(blind, "Luc", "Lucas") == "truncated" and given(knowing, "Luc", "Lucas") == "else"
+    # A compound name cut short leaves a name ("PIERRE"); a name cut by a typist is no name.
+    assert given(knowing, "Jean", "Jean-Pierre") == "truncated"
+    assert given(knowing, "Marguerit", "Marguerite") == "truncated"
 
 
 def test_parent_and_child_with_the_same_name_are_not_linked(matcher: Matcher) -> None:

@@ -7,8 +7,10 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from master_data.batch import _clusters
+from master_data.batch import _ambiguous, _clusters
 from master_data.blocking import candidate_pairs, key_arrays, record_keys, text_key_arrays
 from master_data.features import Features, Normalised, normalise_columns, normalise_record
 from master_data.matching import IdentityRecord, Matcher, MatchModel, deduplicate, link
@@ -93,3 +95,111 @@ def test_link_with_a_given_matcher_reports_its_summary(records: list[IdentityRec
     truth = {(f"EC{r.local_id.split('-')[1]}", r.local_id) for r in right}
     assert len(found & truth) >= 0.95 * len(truth)
     assert len(found - truth) <= 0.01 * len(found)
+
+
+# The choice between two golden records must pass the upper threshold (0.95) as a link does.
+MARGIN = float(np.log2(0.95 / 0.05))
+
+
+@given(own=st.floats(-10, 60), rival=st.floats(-10, 60))
+def test_a_record_as_close_to_a_golden_record_in_conflict_with_its_own_is_ambiguous(
+    own: float, rival: float
+) -> None:
+    # Record 0 sits in {0, 1}; {2, 3} holds record 2, in conflict with 1 (namesakes born elsewhere).
+    # Record 0 is ambiguous exactly when its pair into {2, 3} is within the margin of its own.
+    # The conflict is a compared pair (the mask ``separated``) or one found inside a component.
+    clusters = [[0, 1], [2, 3]]
+    pairs = np.array([[0, 1], [0, 2], [2, 3], [1, 2]])
+    totals = np.array([own, rival, 40.0, -20.0])
+    plausible = np.array([True, True, True, False])
+    separated = np.array([False, False, False, True])
+    none = np.zeros((0, 2), dtype=np.int64)
+    expected = [0] if rival >= own - MARGIN else []
+    assert _ambiguous(clusters, pairs, totals, plausible, separated, none, MARGIN).tolist() == expected
+    found = _ambiguous(
+        clusters, pairs, totals, plausible, np.zeros(4, dtype=bool), np.array([[1, 2]]), MARGIN
+    )
+    assert found.tolist() == expected
+
+
+def test_no_ambiguity_without_a_conflict_or_with_the_record_itself_in_conflict() -> None:
+    clusters = [[0, 1], [2, 3]]
+    pairs = np.array([[0, 1], [0, 2], [2, 3]])
+    totals = np.array([23.5, 23.2, 40.0])
+    plausible = np.ones(3, dtype=bool)
+    compared = np.zeros(3, dtype=bool)
+
+    def ambiguous(plausible: np.ndarray, conflicts: list[list[int]]) -> list[int]:
+        found = np.array(conflicts, dtype=np.int64).reshape(-1, 2)
+        return _ambiguous(clusters, pairs, totals, plausible, compared, found, MARGIN).tolist()
+
+    # Nothing says {0, 1} and {2, 3} are two people: a missed link, not an ambiguity.
+    assert ambiguous(plausible, []) == []
+    # Record 0 is itself in conflict with 3: {2, 3} is no place for it.
+    assert ambiguous(plausible, [[1, 2], [0, 3]]) == []
+    # A pair below the lower threshold (not plausible) is no rival.
+    assert ambiguous(np.array([True, False, True]), [[1, 2]]) == []
+    assert ambiguous(plausible, [[1, 2]]) == [0]
+
+
+def _namesakes() -> list[IdentityRecord]:
+    """Two men under one name and birth date, born in two communes, each known to two systems (one
+    surname mistyped), and a bare finances record of that name that could be either of them."""
+    first = IdentityRecord(
+        "etat_civil", "N1", birth_name="Guichard", given_names=("Marc", "Étienne"),
+        birth_date="2011-04-14", sex="M", birth_place="51081",
+    )  # fmt: skip
+    first_school = dataclasses.replace(first, system="ecole", local_id="N2", birth_name="Guiuhard")
+    second = IdentityRecord(
+        "ecole", "N3", birth_name="Guichard", given_names=("Marc",), birth_date="2011-04-14",
+        sex="M", birth_place="09058", email="marc.guichard@example.fr",
+    )  # fmt: skip
+    bare = IdentityRecord(
+        "ged", "N4", birth_name="GUICHARD", given_names=("MARC",), birth_date="2011-04-14", sex="M",
+        address="109 avenue Antoine Descamps", postal_code="44000", city="Nantes",
+    )  # fmt: skip
+    return [first, first_school, second, bare]
+
+
+def test_a_record_that_could_be_either_namesake_goes_to_review_not_into_one(
+    records: list[IdentityRecord],
+) -> None:
+    result = deduplicate([*records, *_namesakes()])
+    n = len(records)
+    cluster_of = {k: c for c, members in enumerate(result.clusters) for k in members}
+    assert cluster_of[n] == cluster_of[n + 1] != cluster_of[n + 2]
+    assert cluster_of[n + 3] not in (cluster_of[n], cluster_of[n + 2])
+    in_review = {tuple(p) for p in result.reviews.tolist()}
+    assert {(n, n + 3), (n + 2, n + 3)} <= in_review or {(n + 1, n + 3), (n + 2, n + 3)} <= in_review
+    assert result.summary["ambiguous_records"] >= 1
+
+
+def test_no_golden_record_holds_two_records_the_matcher_decided_are_two_people(
+    records: list[IdentityRecord],
+) -> None:
+    # One man known to finances (birth place) and the GED (address, e-mail, phone); a namesake known
+    # to the civil registry and the GED, living elsewhere, with another e-mail and phone. Compared
+    # directly, the two GED-side records are two people; the bare finances record bridges them.
+    botin = IdentityRecord(
+        "finances", "B1", birth_name="Botin", given_names=("Théodore",), birth_date="2003-02-15",
+        sex="M", birth_place="66303",
+    )  # fmt: skip
+    known = IdentityRecord(
+        "ged", "B2", birth_name="BOUTIN", given_names=("THEODORE",), birth_date="2003-02-15", sex="M",
+        address="12 rue des Lilas", postal_code="66000", city="Perpignan",
+        email="theodore.boutin12@example.fr", phone="0648317942",
+    )  # fmt: skip
+    namesake = IdentityRecord(
+        "etat_civil", "B3", birth_name="Boutin", given_names=("Théodore", "Olivier"),
+        birth_date="2003-02-15", sex="M", address="90 rue de Moulin", postal_code="44100",
+        city="Nantes", email="theodore.boutin52@example.fr", phone="0665444074",
+    )  # fmt: skip
+    namesake_ged = dataclasses.replace(namesake, system="ged", local_id="B4", email=None)
+    batch = [*records, botin, known, namesake, namesake_ged]
+    result = deduplicate(batch)
+    matcher = Matcher(result.model)
+    assert matcher.explain(known, namesake).probability < 1 - matcher.upper
+    n = len(records)
+    cluster_of = {k: c for c, members in enumerate(result.clusters) for k in members}
+    assert cluster_of[n + 1] != cluster_of[n + 2]
+    assert cluster_of[n + 2] == cluster_of[n + 3]
