@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.db.batched import BatchedWriter
+from hub.db.writer_turn import WriterTurn
 
 DEFAULT_SQLITE = Path("var/hub.db")
 T = TypeVar("T")
@@ -163,10 +164,15 @@ class Database:
         )
         self.sessions = sessionmaker(self._read_engine, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        # SQLite has one writer: threads of this process take turns here, in order, instead of
-        # polling the database lock with SQLite's sleeping busy handler (long tail latencies).
+        # SQLite has one writer: the threads of this process, and the other processes writing the
+        # same file, take turns here instead of polling SQLite's lock with its sleeping busy handler.
+        self._writer_turn = WriterTurn(path) if path is not None else None
         self._write_turn: AbstractContextManager[Any] = (
-            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+            self._writer_turn
+            if self._writer_turn is not None
+            else threading.Lock()
+            if self.dialect == "sqlite"
+            else nullcontext()
         )
         self._batched = BatchedWriter(self.engine, self._write_turn) if self.dialect == "sqlite" else None
         self._checkpointer = Checkpointer(path, self._write_turn) if path is not None else None
@@ -235,6 +241,8 @@ class Database:
             self._checkpointer.stop()
         self.engine.dispose()
         self._read_engine.dispose()
+        if self._writer_turn is not None:
+            self._writer_turn.close()
 
 
 def _sqlite_path(url: str) -> str | None:
