@@ -51,14 +51,14 @@ class _Item(NamedTuple):
     pending: Pending
 
 
-class _Compiled(NamedTuple):
+class Compiled(NamedTuple):
     sql: str
     binds: dict[str, Callable[[Any], Any] | None]
     defaults: dict[str, Any]  # values the statement carries itself (a LIMIT, a literal)
     results: list[Callable[[Any], Any] | None] | None
 
 
-_compiled: weakref.WeakKeyDictionary[Executable, dict[str, _Compiled]] = weakref.WeakKeyDictionary()
+_compiled: weakref.WeakKeyDictionary[Executable, dict[str, Compiled]] = weakref.WeakKeyDictionary()
 
 
 class Pipeline:
@@ -95,13 +95,13 @@ def _run_sqlite(connection: Connection, items: list[_Item]) -> None:
     driver = connection.connection.driver_connection
     assert driver is not None
     for item in items:
-        statement = _compile(item.statement, dialect)
+        statement = compile_once(item.statement, dialect)
         try:
             cursor = driver.cursor()
             if item.many:
-                cursor.executemany(statement.sql, [_bind(statement, p) for p in item.params])  # type: ignore[union-attr]
+                cursor.executemany(statement.sql, [bind_params(statement, p) for p in item.params])  # type: ignore[union-attr]
             else:
-                cursor.execute(statement.sql, _bind(statement, item.params))  # type: ignore[arg-type]
+                cursor.execute(statement.sql, bind_params(statement, item.params))  # type: ignore[arg-type]
         except dialect.loaded_dbapi.Error as exc:
             error = dialect.loaded_dbapi.Error
             raise DBAPIError.instance(statement.sql, None, exc, error, dialect=dialect) from exc
@@ -132,16 +132,16 @@ def _run_postgresql(connection: Connection, items: list[_Item]) -> None:
     dialect = connection.dialect
     driver = connection.connection.driver_connection
     assert driver is not None
-    compiled = [_compile(item.statement, dialect) for item in items]
+    compiled = [compile_once(item.statement, dialect) for item in items]
     cursors = []
     try:
         with driver.pipeline():
             for item, statement in zip(items, compiled, strict=True):
                 cursor = driver.cursor(row_factory=namedtuple_row)
                 if item.many:
-                    cursor.executemany(statement.sql, [_bind(statement, p) for p in item.params])  # type: ignore[union-attr]
+                    cursor.executemany(statement.sql, [bind_params(statement, p) for p in item.params])  # type: ignore[union-attr]
                 else:
-                    cursor.execute(statement.sql, _bind(statement, item.params))  # type: ignore[arg-type]
+                    cursor.execute(statement.sql, bind_params(statement, item.params))  # type: ignore[arg-type]
                 cursors.append(cursor)
     except dialect.loaded_dbapi.Error as exc:
         # The exceptions Connection.execute raises (IntegrityError for a key taken meanwhile...),
@@ -160,7 +160,9 @@ def _run_postgresql(connection: Connection, items: list[_Item]) -> None:
         item.pending.rows = rows
 
 
-def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
+def compile_once(statement: Executable, dialect: Dialect) -> Compiled:
+    """``statement`` compiled for ``dialect`` with named parameters, its parameters' and results'
+    type processors looked up: once per statement and dialect (kept while the statement lives)."""
     by_dialect = _compiled.setdefault(statement, {})
     found = by_dialect.get(dialect.name)
     if found is not None:
@@ -185,7 +187,7 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     if columns is not None and not isinstance(statement, TextClause):
         results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
     defaults = {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
-    found = _Compiled(compiled.string, binds, defaults, results)
+    found = Compiled(compiled.string, binds, defaults, results)
     by_dialect[dialect.name] = found
     return found
 
@@ -197,7 +199,8 @@ def _named_sqlite() -> Dialect:
     return SQLiteDialect_pysqlite(paramstyle="named")
 
 
-def _bind(compiled: _Compiled, params: Params) -> dict[str, Any]:
+def bind_params(compiled: Compiled, params: Params) -> dict[str, Any]:
+    """The driver's parameters: each value through its type's processor (JSON, UTC datetimes)."""
     out = {}
     for name, processor in compiled.binds.items():
         value = params[name] if name in params else compiled.defaults[name]

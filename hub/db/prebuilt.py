@@ -11,8 +11,9 @@ Executing costs too: ``Connection.execute`` of a Core statement, even cached, bu
 context each time (cache key, parameter processing through the compiled form, result metadata):
 82 µs for an UPDATE of a request against 19 µs for ``exec_driver_sql`` of the same SQL with the
 parameters already processed (measured on this machine). A flow writes a dozen such statements per
-request, so :class:`Direct` does the compiling and the type processing once per dialect and sends
-the rest through ``exec_driver_sql``, which keeps what matters of SQLAlchemy: the connection's
+request, so :class:`Direct` does the compiling and the type processing once per dialect (as
+:mod:`hub.db.pipeline` does for statements sent together) and sends the rest through
+``exec_driver_sql``, which keeps what matters of SQLAlchemy: the connection's
 transaction, its events, and its error wrapping (a database failure is still a ``DBAPIError``, so
 the worker retries and the API answers 503).
 """
@@ -20,13 +21,13 @@ the worker retries and the API answers 503).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Table, Update, bindparam, insert, update
+from sqlalchemy import Connection, CursorResult, Executable, Table, Update, bindparam, insert, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
+
+from hub.db.pipeline import Compiled, bind_params, compile_once
 
 
 @functools.cache
@@ -46,57 +47,30 @@ def update_params(keys: dict[str, object], values: dict[str, object]) -> dict[st
     return params
 
 
-@dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    positional: bool
-
-    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        values = (
-            params[name] if process is None else process(params[name])
-            for name, process in zip(self.names, self.processors, strict=True)
-        )
-        return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
-
-
 class Direct:
     """A Core statement run with ``exec_driver_sql``: compiled, and its parameters' type processors
-    looked up, once per dialect.
+    looked up, once per dialect (:func:`hub.db.pipeline.compile_once`, shared with pipelines).
 
     For statements whose parameters are plain values (no expanding ``IN`` lists): every bound name
     must be given on each execution. Rows a ``RETURNING`` gives back are the driver's own (no result
     type processing)."""
 
-    def __init__(self, statement: ClauseElement) -> None:
+    def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[Dialect, _Compiled] = {}
 
     def execute(self, connection: Connection, params: Mapping[str, Any]) -> CursorResult[Any]:
-        compiled = self._for(connection.dialect)
-        return connection.exec_driver_sql(compiled.sql, compiled.bind(params))  # type: ignore[arg-type]
+        compiled = self._compiled(connection.dialect)
+        return connection.exec_driver_sql(compiled.sql, bind_params(compiled, params))
 
     def executemany(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> CursorResult[Any]:
-        compiled = self._for(connection.dialect)
-        return connection.exec_driver_sql(compiled.sql, [compiled.bind(row) for row in rows])  # type: ignore[arg-type]
+        compiled = self._compiled(connection.dialect)
+        return connection.exec_driver_sql(compiled.sql, [bind_params(compiled, row) for row in rows])
 
-    def _for(self, dialect: Dialect) -> _Compiled:
-        found = self._compiled.get(dialect)
-        if found is None:
-            found = self._compiled[dialect] = _compile(self.statement, dialect)
-        return found
-
-
-def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
-    compiled = statement.compile(dialect=dialect)
-    binds = compiled.binds  # type: ignore[attr-defined]
-    if any(bind.expanding for bind in binds.values()) or getattr(compiled, "escaped_bind_names", None):
-        raise ValueError(f"not a plain statement for Direct: {compiled.string}")
-    positional = bool(compiled.positional)
-    names = tuple(compiled.positiontup if positional else binds)  # type: ignore[attr-defined]
-    processors = tuple(binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
-    return _Compiled(compiled.string, names, processors, positional)
+    def _compiled(self, dialect: Dialect) -> Compiled:
+        compiled = compile_once(self.statement, dialect)
+        if "POSTCOMPILE" in compiled.sql:  # an expanding IN list: rendered per execution, not here
+            raise ValueError(f"not a plain statement for Direct: {compiled.sql}")
+        return compiled
 
 
 @functools.cache
