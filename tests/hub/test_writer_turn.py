@@ -3,9 +3,11 @@ of sleeping in SQLite's busy handler (hub serve --processes N, hub worker beside
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,28 +27,30 @@ with turn:
 """
 
 
-def _holder(database: Path, seconds: float) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
+@contextlib.contextmanager
+def held_elsewhere(database: Path, seconds: float) -> Iterator[tuple[subprocess.Popen[str], WriterTurn]]:
+    """Another process holding ``database``'s turn for ``seconds``, and this process's turn."""
+    holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(database), str(seconds)], stdout=subprocess.PIPE, text=True
     )
-    assert process.stdout is not None and process.stdout.readline().strip() == "held"
-    return process
+    turn = WriterTurn(str(database))
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder, turn
+    finally:
+        holder.kill()
+        turn.close()
 
 
 def test_another_process_holding_the_turn_keeps_this_one_out_until_it_releases(tmp_path: Path) -> None:
     database = tmp_path / "hub.db"
-    holder = _holder(database, 1.0)
-    turn = WriterTurn(str(database))
-    try:
+    with held_elsewhere(database, 1.0) as (holder, turn):
         assert turn.acquire(blocking=False) is False
         with turn:  # waits for the other process, then holds the turn
             assert Path(f"{database}.released").exists()
         assert holder.wait(timeout=10) == 0
         assert turn.acquire(blocking=False) is True
         turn.release()
-    finally:
-        holder.kill()
-        turn.close()
 
 
 def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
@@ -70,14 +74,8 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
 
 
 def test_a_failed_non_blocking_attempt_leaves_the_turn_free_for_this_process(tmp_path: Path) -> None:
-    database = tmp_path / "hub.db"
-    holder = _holder(database, 0.5)
-    turn = WriterTurn(str(database))
-    try:
+    with held_elsewhere(tmp_path / "hub.db", 0.5) as (holder, turn):
         assert turn.acquire(blocking=False) is False
         assert holder.wait(timeout=10) == 0
         assert turn.acquire(blocking=False) is True  # the thread lock was not left taken
         turn.release()
-    finally:
-        holder.kill()
-        turn.close()

@@ -280,38 +280,39 @@ def test_a_known_homonym_needs_a_distinguishing_trait_to_be_linked(matcher: Matc
     assert linked.outcome == "link" and linked.candidate == marseille
 
 
-def test_established_different_first_names_are_not_a_typo() -> None:
-    names = ("BERNARD", "BERTRAND", "MATHIEU", "MATTHIEU", "EMILE", "EMILIE")
+def _knowing(*names: str) -> tuple[Matcher, Matcher]:
+    """A matcher whose population holds each of ``names`` 100 times, and one that knows no names."""
     model = MatchModel.default()
-    model.term_frequencies = {"given_names": dict.fromkeys(names, 0.01)}  # 100 records each
+    model.term_frequencies = {"given_names": dict.fromkeys(names, 0.01)}
     model.term_frequency_floor = {"given_names": 0.0001}
-    knowing, blind = Matcher(model), Matcher(MatchModel.default())
+    return Matcher(model), Matcher(MatchModel.default())
 
-    def given(matcher: Matcher, a: str, b: str) -> str:
-        return levels(matcher, base(given_names=(a,)), base(given_names=(b,)))["given_names"]
+
+def given_level(matcher: Matcher, a: str, b: str) -> str:
+    """The given-names level of two records differing only by their one given name."""
+    return levels(matcher, base(given_names=(a,)), base(given_names=(b,)))["given_names"]
+
+
+def test_established_different_first_names_are_not_a_typo() -> None:
+    knowing, blind = _knowing("BERNARD", "BERTRAND", "MATHIEU", "MATTHIEU", "EMILE", "EMILIE")
 
     # Twins' names: alike, but each a name of its own in the population.
-    assert given(blind, "Bernard", "Bertrand") != "else" and given(knowing, "Bernard", "Bertrand") == "else"
+    assert given_level(blind, "Bernard", "Bertrand") != "else"
+    assert given_level(knowing, "Bernard", "Bertrand") == "else"
     # One spelt two ways, or one edit apart (a typing error may make another name): still alike.
-    assert given(knowing, "Mathieu", "Matthieu") == given(blind, "Mathieu", "Matthieu") != "else"
-    assert given(knowing, "Emile", "Emilie") == given(blind, "Emile", "Emilie") != "else"
+    assert given_level(knowing, "Mathieu", "Matthieu") == given_level(blind, "Mathieu", "Matthieu") != "else"
+    assert given_level(knowing, "Emile", "Emilie") == given_level(blind, "Emile", "Emilie") != "else"
 
 
 def test_an_established_name_starting_another_is_not_that_name_cut_short() -> None:
-    names = ("LUC", "LUCAS", "JEAN", "JEANPIERRE", "PIERRE", "MARGUERITE")
-    model = MatchModel.default()
-    model.term_frequencies = {"given_names": dict.fromkeys(names, 0.01)}  # 100 records each
-    model.term_frequency_floor = {"given_names": 0.0001}
-    knowing, blind = Matcher(model), Matcher(MatchModel.default())
-
-    def given(matcher: Matcher, a: str, b: str) -> str:
-        return levels(matcher, base(given_names=(a,)), base(given_names=(b,)))["given_names"]
+    knowing, blind = _knowing("LUC", "LUCAS", "JEAN", "JEANPIERRE", "PIERRE", "MARGUERITE")
 
     # Twins Luc and Lucas: two names of the population, nothing left over that is a name.
-    assert given(blind, "Luc", "Lucas") == "truncated" and given(knowing, "Luc", "Lucas") == "else"
+    assert given_level(blind, "Luc", "Lucas") == "truncated"
+    assert given_level(knowing, "Luc", "Lucas") == "else"
     # A compound name cut short leaves a name ("PIERRE"); a name cut by a typist is no name.
-    assert given(knowing, "Jean", "Jean-Pierre") == "truncated"
-    assert given(knowing, "Marguerit", "Marguerite") == "truncated"
+    assert given_level(knowing, "Jean", "Jean-Pierre") == "truncated"
+    assert given_level(knowing, "Marguerit", "Marguerite") == "truncated"
 
 
 def test_parent_and_child_with_the_same_name_are_not_linked(matcher: Matcher) -> None:
