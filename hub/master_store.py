@@ -173,6 +173,8 @@ class GoldenStore:
         self._claim(reads, keys)
         known_read = reads.add(_KNOWN, {"system": record.system, "local_id": record.local_id})
         found = reads.add(self._candidate_statement(dialect), {"keys": keys}) if keys else None
+        # The golden records a steward said this record is not the person of (usually none).
+        apart_read = reads.add(_NOT_SAME_OF_RECORD, {"system": record.system, "local_id": record.local_id})
         next_id = reads.add(_NEXT_SOURCE_ID[dialect])
         reads.run()
         known = known_read.first()
@@ -193,7 +195,7 @@ class GoldenStore:
         candidates = [(_version(row), row.golden_id) for row in found.rows] if found is not None else []
         # A steward said this record is not the person of some golden records: never again
         # linked to them nor proposed with them.
-        apart = self.not_same_as_record(connection, record.key, {golden for _c, golden in candidates})
+        apart = {row.golden_id for row in apart_read.rows}
         candidates = [(c, golden) for c, golden in candidates if golden not in apart]
         # Candidates grouped by golden record: two records of one person are one answer, not an
         # ambiguity, and a golden record holding a conflicting record cannot take this one blindly.
@@ -745,8 +747,10 @@ class GoldenStore:
         as the record ``key`` (system, local id); one round trip."""
         if not golden_ids:
             return set()
-        params = {"system": key[0], "local_id": key[1], "golden_ids": sorted(golden_ids)}
-        return set(connection.execute(_NOT_SAME_AS_RECORD, params).scalars())
+        reads = Pipeline(connection)
+        found = reads.add(_NOT_SAME_OF_RECORD, {"system": key[0], "local_id": key[1]})
+        reads.run()
+        return {row.golden_id for row in found.rows} & golden_ids
 
     # ------------------------------------------------------------------ writes
 
@@ -788,9 +792,10 @@ def _insert(table: Table, *columns: str) -> Insert:
 
 
 def _not_same_as_record() -> CompoundSelect:
-    """Built once (the real-time path runs it for every record with candidates): the golden ids,
-    among ``:golden_ids``, of records a steward decided are not the record (``:system``,
-    ``:local_id``), whichever side of the decision it was on."""
+    """Built once (real-time resolution reads it with the candidates, in the same round trip): the
+    golden ids of records a steward decided are not the record (``:system``, ``:local_id``),
+    whichever side of the decision it was on. Usually none; found through the decisions' indexes
+    on each side."""
     sides = []
     for mine, theirs in (("a", "b"), ("b", "a")):
         other = XREFS.alias(f"{theirs}_xref")
@@ -807,13 +812,12 @@ def _not_same_as_record() -> CompoundSelect:
             .where(
                 NOT_SAME.c[f"{mine}_system"] == bindparam("system"),
                 NOT_SAME.c[f"{mine}_local_id"] == bindparam("local_id"),
-                other.c.golden_id.in_(bindparam("golden_ids", expanding=True)),
             )
         )
     return union_all(*sides)
 
 
-_NOT_SAME_AS_RECORD = _not_same_as_record()
+_NOT_SAME_OF_RECORD = _not_same_as_record()
 _KNOWN = (
     select(XREFS.c.golden_id, XREFS.c.source_record_id, SOURCES.c.digest, SOURCES.c.version)
     .join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id)
