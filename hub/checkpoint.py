@@ -12,6 +12,7 @@ and the checkout), which both the hub and the database server pay for.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -36,18 +37,23 @@ _FENCE = ("id", "claimed_by")
 _EVENT_COLUMNS = ("request_id", "at", "step", "outcome", "detail")
 
 
-def write_checkpoint(
-    connection: Connection,
-    fence: dict[str, Any],
-    message: dict[str, Any],
-    request_id: str,
-    request: dict[str, Any],
-    events: list[dict[str, Any]],
-) -> bool:
-    """Write the checkpoint if ``fence`` (message id and claim token) still holds; say whether it did.
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a flow's step writes: ``message`` (outbox columns) and ``request`` (request columns)
+    under ``fence`` (message id and claim token), plus new timeline ``events``, rows of
+    ``request_events`` without ``request_id`` (``at``, ``step``, ``outcome``, ``detail``)."""
 
-    ``events`` are rows of ``request_events`` without ``request_id`` (``at``, ``step``, ``outcome``,
-    ``detail``)."""
+    fence: dict[str, Any]
+    message: dict[str, Any]
+    request_id: str
+    request: dict[str, Any]
+    events: list[dict[str, Any]]
+
+
+def write_checkpoint(connection: Connection, checkpoint: Checkpoint) -> bool:
+    """Write the checkpoint if its fence still holds; say whether it did."""
+    fence, message, request = checkpoint.fence, checkpoint.message, checkpoint.request
+    request_id, events = checkpoint.request_id, checkpoint.events
     if connection.dialect.name == "postgresql":
         params = update_params(fence, message)
         params.update((f"r_{name}", value) for name, value in request.items())
@@ -68,19 +74,12 @@ def write_checkpoint(
     return True
 
 
-def save_checkpoint(
-    db: Database,
-    fence: dict[str, Any],
-    message: dict[str, Any],
-    request_id: str,
-    request: dict[str, Any],
-    events: list[dict[str, Any]],
-) -> bool:
+def save_checkpoint(db: Database, checkpoint: Checkpoint) -> bool:
     """:func:`write_checkpoint` as a unit of the database's worker writes, committed before it
     returns: in autocommit on PostgreSQL, where it is one statement; in the batched writer's shared
     transaction on SQLite."""
     return db.write(
-        lambda connection: write_checkpoint(connection, fence, message, request_id, request, events),
+        lambda connection: write_checkpoint(connection, checkpoint),
         single_statement=db.dialect == "postgresql",
     )
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
-from hub.checkpoint import save_checkpoint
+from hub.checkpoint import Checkpoint, save_checkpoint
 from hub.citizens import Citizens
 from hub.db.models import REQUESTS, utcnow
 from hub.flows import SETTABLE, CallSpec, FileDocumentSpec, Flow, Step, WaitUntil
@@ -353,7 +353,7 @@ class FlowRunner:
             {"at": e.at, "step": e.step, "outcome": e.outcome, "detail": e.detail} for e in progress.events
         ]
         fence = {"id": claim.message_id, "claimed_by": claim.token}
-        held = save_checkpoint(self.hub.db, fence, message, claim.request_id, request, events)
+        held = save_checkpoint(self.hub.db, Checkpoint(fence, message, claim.request_id, request, events))
         if not held:
             return "lost"
         progress.events.clear()

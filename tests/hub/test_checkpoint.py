@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from hub.auth import Principal
-from hub.checkpoint import save_checkpoint
+from hub.checkpoint import Checkpoint, save_checkpoint
 from hub.db.batched import BatchedWriter
 from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, utcnow
 from hub.intake import RequestBody, submit
@@ -41,14 +41,16 @@ def checkpoint(hub, claimed, request_id: str) -> bool:
     now = utcnow()
     return save_checkpoint(
         hub.db,
-        {"id": claimed.message_id, "claimed_by": claimed.token},
-        {"step": 2, "lease_until": now + timedelta(seconds=30)},
-        request_id,
-        {"status": "submitted", "context": {"act_request": {"number": "EC-1"}}, "updated_at": now},
-        [
-            {"at": now, "step": "request-copy", "outcome": "ok", "detail": "etat_civil.RequestActCopy"},
-            {"at": now, "step": "submitted", "outcome": "ok", "detail": None},
-        ],
+        Checkpoint(
+            {"id": claimed.message_id, "claimed_by": claimed.token},
+            {"step": 2, "lease_until": now + timedelta(seconds=30)},
+            request_id,
+            {"status": "submitted", "context": {"act_request": {"number": "EC-1"}}, "updated_at": now},
+            [
+                {"at": now, "step": "request-copy", "outcome": "ok", "detail": "etat_civil.RequestActCopy"},
+                {"at": now, "step": "submitted", "outcome": "ok", "detail": None},
+            ],
+        ),
     )
 
 
