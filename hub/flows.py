@@ -149,8 +149,8 @@ class Flow:
     mappings: dict[str, Mapping]
     conditions: dict[str, JSONPath]
     document: YamlDocument  # to locate later cross-checks at file:line
-    # step id -> set_status.from, or file_document.content.base64
-    status_paths: dict[str, CompiledPath] = field(default_factory=dict)
+    # step id -> its compiled path: set_status.from, or file_document.content.base64
+    step_paths: dict[str, CompiledPath] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -194,16 +194,16 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
                 conditions[f"{step.id}.{key}"] = parse_jsonpath(condition.path)
             except Exception as exc:
                 issues.append(document.issue((*where, "path"), f"invalid JSONPath {condition.path!r}: {exc}"))
-    status_paths: dict[str, CompiledPath] = {}
+    step_paths: dict[str, CompiledPath] = {}
     for index, step in enumerate(spec.steps):
         if isinstance(step.set_status, StatusFrom):
             try:
-                status_paths[step.id] = compile_path(step.set_status.from_)
+                step_paths[step.id] = compile_path(step.set_status.from_)
             except PathError as exc:
                 issues.append(document.issue(("steps", index, "set_status", "from"), str(exc)))
         elif step.file_document is not None and step.file_document.content.base64 is not None:
             try:
-                status_paths[step.id] = compile_path(step.file_document.content.base64)
+                step_paths[step.id] = compile_path(step.file_document.content.base64)
             except PathError as exc:
                 issues.append(
                     document.issue(("steps", index, "file_document", "content", "base64"), str(exc))
@@ -214,7 +214,7 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
     validator = jsonschema.Draft202012Validator(
         spec.input, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    return Flow(spec, str(path), validator, used, conditions, document, status_paths)
+    return Flow(spec, str(path), validator, used, conditions, document, step_paths)
 
 
 def _unresolvable_refs(node: Any, root: dict[str, Any], location: tuple) -> list[tuple[tuple, str]]:

@@ -396,7 +396,7 @@ class InvalidStatus(MappingFailed):
 def _status(flow: Flow, step: Step, document: dict[str, Any]) -> str:
     if isinstance(step.set_status, str):
         return step.set_status
-    path = flow.status_paths[step.id]
+    path = flow.step_paths[step.id]
     value = path.get(document)
     if value not in SETTABLE:
         raise InvalidStatus(flow.name, step.id, path.text, value)
@@ -413,7 +413,7 @@ def _document_bytes(flow: Flow, step: Step, spec: FileDocumentSpec, document: di
         if isinstance(rendered, str):
             return rendered.encode("utf-8")
         return json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    path = flow.status_paths[step.id]
+    path = flow.step_paths[step.id]
     value = path.get(document)
     if not isinstance(value, str) or not value:
         raise MappingFailed(flow.name, f"{step.id}.content", path.text, "no base64 document there")
