@@ -167,13 +167,11 @@ class Database:
         # SQLite has one writer: the threads of this process, and the other processes writing the
         # same file, take turns here instead of polling SQLite's lock with its sleeping busy handler.
         self._writer_turn = WriterTurn(path) if path is not None else None
-        self._write_turn: AbstractContextManager[Any] = (
-            self._writer_turn
-            if self._writer_turn is not None
-            else threading.Lock()
-            if self.dialect == "sqlite"
-            else nullcontext()
-        )
+        self._write_turn: AbstractContextManager[Any] = nullcontext()  # PostgreSQL: many writers
+        if self._writer_turn is not None:
+            self._write_turn = self._writer_turn
+        elif self.dialect == "sqlite":  # in memory: this process's threads only
+            self._write_turn = threading.Lock()
         self._batched = BatchedWriter(self.engine, self._write_turn) if self.dialect == "sqlite" else None
         self._checkpointer = Checkpointer(path, self._write_turn) if path is not None else None
 
