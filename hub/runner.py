@@ -232,7 +232,7 @@ class FlowRunner:
         content = _document_bytes(run.flow, step, spec, run.document)
         fields = run.flow.mappings[spec.metadata].apply(run.document)
         self._renew_lease(run, spec.system)
-        keyed = replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
+        keyed = _keyed(run, step)
         ged = self.hub.adapter(spec.system)
         filed = ged.file(keyed, io.BytesIO(content), fields, content_type=spec.content_type)
         run.progress.event(step.id, "ok", f"{spec.system}.FileDocument {filed.id}")
@@ -263,7 +263,7 @@ class FlowRunner:
             message = run.flow.mappings[call.mapping].render(run.document)
         else:
             message = run.document["steps"][call.message]
-        keyed = replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
+        keyed = _keyed(run, step)
         return self.hub.adapter(call.system).call(call.operation, message, keyed)
 
     # ------------------------------------------------------------------ outcomes
@@ -401,6 +401,12 @@ def _status(flow: Flow, step: Step, document: dict[str, Any]) -> str:
     if value not in SETTABLE:
         raise InvalidStatus(flow.name, step.id, path.text, value)
     return value
+
+
+def _keyed(run: _Run, step: Step) -> CallContext:
+    """The call's context with its idempotency key, request + step: a retried step makes its
+    effect at the back-end once."""
+    return replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
 
 
 def _document_bytes(flow: Flow, step: Step, spec: FileDocumentSpec, document: dict[str, Any]) -> bytes:
