@@ -221,10 +221,6 @@ class Hub:
         with self._adapters_lock:
             return self._gateway(system)
 
-    def built_gateway(self, system: str) -> Gateway | None:
-        """The system's gateway if this process has called it, else None (no state yet)."""
-        return self._gateways.get(system)
-
     def _gateway(self, system: str) -> Gateway:
         gateway = self._gateways.get(system)
         if gateway is None:
