@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 STATUS_CODES = {
@@ -70,14 +70,18 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(DBAPIError)
-    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
-        # The hub's own database failed (restarted, unreachable, disk full): nothing was changed
-        # (the unit of work rolled back), and the same call will work once it is back.
-        log.warning("database error answered 503: %s", type(exc.orig).__name__ if exc.orig else exc)
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        # The hub's own database failed (restarted, unreachable, disk full, locked): nothing was
+        # changed (the unit of work rolled back), and the same call will work once it is back.
+        # Other driver errors (a constraint, a bad statement) are the hub's defects: 500, logged.
+        orig = getattr(exc, "orig", None)
+        log.warning("database error answered 503: %s", type(orig).__name__ if orig else exc)
         return error_response(
             503, "unavailable", "the database is unavailable; retry shortly", headers={"Retry-After": "5"}
         )
+
+    for unavailable in (OperationalError, InterfaceError):
+        app.add_exception_handler(unavailable, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:

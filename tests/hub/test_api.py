@@ -271,3 +271,20 @@ def test_a_database_failure_on_a_read_is_503_unavailable_not_500(live_api, monke
     assert answer.status_code == 503 and error_code(answer) == "unavailable"
     assert answer.headers["retry-after"] == "5"
     assert "server closed" not in answer.text  # the driver's message stays in the log
+
+
+def test_a_defect_in_a_statement_is_500_internal_error_not_a_retry(live_api, monkeypatch):
+    from sqlalchemy.exc import ProgrammingError
+
+    with live_api.client() as client:
+        request_id = client.post("/v1/requests", json=sample(VALID)).json()["id"]
+
+    def broken(*_args, **_kwargs):
+        raise ProgrammingError("SELECT nope", {}, Exception('column "nope" does not exist'))
+
+    monkeypatch.setattr(live_api.hub.db, "sessions", broken)
+    with live_api.client() as client:
+        answer = client.get(f"/v1/requests/{request_id}")
+    assert answer.status_code == 500 and error_code(answer) == "internal_error"
+    assert "retry-after" not in answer.headers
+    assert "nope" not in answer.text
