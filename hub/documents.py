@@ -21,6 +21,7 @@ from sqlalchemy import insert, select
 
 from connectors.exchange import CallContext, digest
 from hub.db.models import JOURNAL, REQUESTS
+from hub.flows import Flow
 from hub.ids import new_id
 from hub.journal import inbound_row
 from hub.runtime import Hub
@@ -53,13 +54,12 @@ class Retrieved:
             self.content.close()
 
 
-def filed_documents(context: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The claim checks a request's saved step results hold."""
-    return [
-        value
-        for value in (context or {}).values()
-        if isinstance(value, dict) and {"system", "document_id", "sha256"} <= set(value)
-    ]
+def filed_documents(flow: Flow, context: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The claim checks a request holds: the results its flow's ``file_document`` steps saved, and
+    nothing else (a back-end's saved answer, whatever its keys, names no document to serve)."""
+    saved = context or {}
+    names = [step.save_as for step in flow.steps if step.file_document is not None and step.save_as]
+    return [saved[name] for name in names if isinstance(saved.get(name), dict)]
 
 
 def retrieve(
@@ -82,8 +82,8 @@ def retrieve(
         citizen_ref=(row.golden_id or row.citizen_ref) if row is not None else None,
     )
     claim = None
-    if row is not None:
-        claim = next((c for c in filed_documents(row.context) if c["document_id"] == document_id), None)
+    if flow is not None:
+        claim = next((c for c in filed_documents(flow, row.context) if c["document_id"] == document_id), None)
     if claim is None:
         _journal(hub, channel, context, document_id, "not_found", started)
         raise DocumentError(404, "not_found", f"request {request_id!r} filed no document {document_id!r}")

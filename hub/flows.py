@@ -126,6 +126,13 @@ class Step(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _filing_kept(self) -> Step:
+        # The claim check is what lets an agent retrieve the document later: it must be saved.
+        if self.file_document is not None and not self.save_as:
+            raise ValueError(f"step {self.id!r} files a document: it needs save_as to keep its claim check")
+        return self
+
     @property
     def kind(self) -> str:
         return next(k for k in STEP_KINDS if getattr(self, k) is not None)

@@ -291,6 +291,7 @@ def test_sftp_host_key_line_for_another_host_is_refused_at_load(project, monkeyp
         ),
         ("      data_categories: [etat_civil]\n", "", "file_document:", "data_categories"),
         ("content_type: application/xml", "content_type: xml", "content_type: xml", "content_type"),
+        ("    save_as: issued_act\n", "", "id: file-issued-act", "needs save_as to keep its claim check"),
     ],
     ids=[
         "not-a-documents-system",
@@ -302,6 +303,7 @@ def test_sftp_host_key_line_for_another_host_is_refused_at_load(project, monkeyp
         "categories-outside-purpose",
         "categories-missing",
         "bad-content-type",
+        "claim-check-not-saved",
     ],
 )
 def test_file_document_step_errors_name_file_and_line(project, old, new, needle, expected):

@@ -102,3 +102,15 @@ def test_the_cli_writes_the_document_for_a_named_agent_journaled(
         ("ged", "RetrieveDocument", "ok"),
         ("hub", "hub documents get", "ok"),
     }
+
+
+def test_only_the_flow_filing_steps_results_are_claim_checks(hub):
+    from hub.documents import filed_documents
+
+    flow = hub.flows["birth-certificate"]
+    claim = {"system": "ged", "document_id": "D-1", "sha256": "ab" * 32, "size": 3}
+    lookalike = {"system": "ged", "document_id": "D-2", "sha256": "cd" * 32}  # a back-end's answer
+    context = {"act_request": lookalike, "issued_act": claim, "act_status": {"status": "ISSUED"}}
+    assert filed_documents(flow, context) == [claim]
+    assert filed_documents(flow, {"act_request": lookalike}) == []
+    assert filed_documents(flow, None) == []
