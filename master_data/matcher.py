@@ -207,16 +207,17 @@ class Matcher:
         given name inverted)."""
         out = np.zeros(len(i), dtype=bool)
         given, surname, used = features.given, features.strings["surname"], features.strings["used"]
-
-        def within(names: tuple[str, ...], others: list[str]) -> bool:
-            return all(any(self._alike(name, other) for other in others if other) for name in names)
-
         index = np.flatnonzero(check)
         for k, x, y in zip(index.tolist(), i[index].tolist(), j[index].tolist(), strict=True):
             a = [*given[x], surname[x], used[x]]
             b = [*given[y], surname[y], used[y]]
-            out[k] = not (within(given[x], b) or within(given[y], a))
+            out[k] = not (self._within(given[x], b) or self._within(given[y], a))
         return out
+
+    def _within(self, names: Sequence[str], others: Sequence[str]) -> bool:
+        """Every one of ``names`` is :meth:`_alike` one of ``others`` (empty ones, a missing surname,
+        match nothing)."""
+        return all(any(self._alike(name, other) for other in others if other) for name in names)
 
     def rules(self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """The deterministic rule of each pair: a positive rule code, CONFLICT, or NO_RULE."""
@@ -280,14 +281,10 @@ class Matcher:
         within the other (allowing typos, see :meth:`_alike`)."""
         out = np.zeros(len(i), dtype=bool)
         given = features.given
-
-        def within(names: tuple[str, ...], others: tuple[str, ...]) -> bool:
-            return all(any(self._alike(name, other) for other in others) for name in names)
-
         index = np.flatnonzero(check)
         for k, x, y in zip(index.tolist(), i[index].tolist(), j[index].tolist(), strict=True):
             a, b = given[x][1:], given[y][1:]
-            out[k] = not (within(a, b) or within(b, a))
+            out[k] = not (self._within(a, b) or self._within(b, a))
         return out
 
     @staticmethod
