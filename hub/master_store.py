@@ -22,10 +22,8 @@ from sqlalchemy import (
     JSON,
     CompoundSelect,
     Connection,
-    Insert,
     Row,
     Select,
-    Table,
     and_,
     any_,
     bindparam,
@@ -43,6 +41,7 @@ from sqlalchemy import (
 from hub.db.master_models import EVENTS, GOLDEN, KEYS, NOT_SAME, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import REQUESTS
 from hub.db.pipeline import Pipeline
+from hub.db.prebuilt import insert_values
 from hub.ids import new_id
 from master_data.matcher import RULE_NAMES
 from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
@@ -787,10 +786,6 @@ class GoldenStore:
 # Bound parameters only: each is compiled once per dialect (see hub.db.pipeline).
 
 
-def _insert(table: Table, *columns: str) -> Insert:
-    return insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
-
-
 def _not_same_as_record() -> CompoundSelect:
     """Built once (real-time resolution reads it with the candidates, in the same round trip): the
     golden ids of records a steward decided are not the record (``:system``, ``:local_id``),
@@ -853,15 +848,15 @@ _SOURCES_OF = (
 _GOLDEN_VALUES = select(VALUES.c.attribute, VALUES.c.value).where(
     VALUES.c.golden_id == bindparam("golden_id")
 )
-_INSERT_SOURCE = _insert(
+_INSERT_SOURCE = insert_values(
     SOURCES, "id", "system", "local_id", "version", "record", "digest", "received_at", "exchange_id"
 )
-_INSERT_KEY = _insert(KEYS, "key", "source_record_id")
-_INSERT_GOLDEN = _insert(GOLDEN, "id", "status", "merged_into", "version", "created_at", "updated_at")
-_INSERT_XREF = _insert(
+_INSERT_KEY = insert_values(KEYS, "key", "source_record_id")
+_INSERT_GOLDEN = insert_values(GOLDEN, "id", "status", "merged_into", "version", "created_at", "updated_at")
+_INSERT_XREF = insert_values(
     XREFS, "system", "local_id", "golden_id", "source_record_id", "link", "probability", "linked_at"
 )
-_INSERT_VALUE = _insert(
+_INSERT_VALUE = insert_values(
     VALUES,
     "golden_id",
     "attribute",
@@ -873,10 +868,10 @@ _INSERT_VALUE = _insert(
     "observed_at",
     "rule",
 )
-_INSERT_VERSION = _insert(
+_INSERT_VERSION = insert_values(
     VERSIONS, "golden_id", "version", "at", "cause", "actor", "status", "merged_into", "golden"
 )
-_INSERT_TASK = _insert(
+_INSERT_TASK = insert_values(
     TASKS,
     "status",
     "created_at",

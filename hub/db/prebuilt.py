@@ -24,7 +24,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Executable, Table, Update, bindparam, insert, update
+from sqlalchemy import Connection, CursorResult, Executable, Insert, Table, Update, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 
 from hub.db.pipeline import Compiled, bind_params, compile_once
@@ -79,8 +79,14 @@ def direct_update(table: Table, keys: tuple[str, ...], columns: tuple[str, ...])
     return Direct(update_where(table, keys, columns))
 
 
+def insert_values(table: Table, *columns: str) -> Insert:
+    """``INSERT INTO table (columns...)`` bound by column name, each parameter typed as its column
+    (so JSON and UTC datetimes are processed as the column does)."""
+    return insert(table).values({column: bindparam(column, type_=table.c[column].type) for column in columns})
+
+
 @functools.cache
 def direct_insert(table: Table, columns: tuple[str, ...]) -> Direct:
-    """``INSERT INTO table (columns...)`` as a :class:`Direct`, bound by column name; one row or,
-    with ``executemany``, many. No ``RETURNING``: the hot path never reads generated keys."""
-    return Direct(insert(table).values({column: bindparam(column) for column in columns}).inline())
+    """:func:`insert_values` as a :class:`Direct`; one row or, with ``executemany``, many. No
+    ``RETURNING``: the hot path never reads generated keys."""
+    return Direct(insert_values(table, *columns).inline())
