@@ -19,6 +19,7 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from connectors.ged import FILING_FIELDS
 from hub.config import HubConfig
 from hub.mapping import Mapping
 from hub.mapping.paths import CompiledPath, PathError, compile_path
@@ -368,6 +369,22 @@ def _check_file_document(
             issues.append(
                 document.issue(
                     location, f"unknown mapping {name!r}; valid: {', '.join(sorted(mappings)) or 'none'}"
+                )
+            )
+    metadata = mappings.get(spec.metadata)
+    if metadata is not None:
+        # The GED's filing fields are known now: a typo here would dead-letter every request later.
+        built = set(metadata.spec.fields)
+        unknown, missing = (
+            sorted(built - set(FILING_FIELDS)),
+            [f for f in ("title", "type") if f not in built],
+        )
+        if unknown or missing:
+            issues.append(
+                document.issue(
+                    (*here, "metadata"),
+                    f"mapping {spec.metadata!r} builds unknown fields {unknown}, lacks {missing}; "
+                    f"the GED's metadata is {', '.join(FILING_FIELDS)} (title and type required)",
                 )
             )
     return issues

@@ -312,3 +312,12 @@ def test_file_document_step_errors_name_file_and_line(project, old, new, needle,
     [error] = errors_of(project)
     assert error.startswith(f"{flow}:{line_of(flow, needle)}:"), error
     assert expected in error, error
+
+
+def test_a_metadata_mapping_building_other_fields_than_the_geds_names_file_and_line(project):
+    mapping = project / "mappings" / "ged" / "issued-act-fields.yaml"
+    edit(mapping, "  type: {value: acte}", "  kind: {value: acte}")
+    flow = project / "flows" / "birth-certificate.yaml"
+    [error] = errors_of(project)
+    assert error.startswith(f"{flow}:{line_of(flow, 'metadata: ged/issued-act-fields')}:"), error
+    assert "unknown fields ['kind'], lacks ['type']" in error, error
