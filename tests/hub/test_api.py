@@ -7,6 +7,7 @@ import re
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from hub.db.models import JournalEntry, OutboxMessage, Request
 from tests.conftest import sample
@@ -256,35 +257,40 @@ def test_control_characters_in_the_identity_are_refused_by_field(live_api):
     assert fields == {"citizen.birth_name", "citizen.given_names"}
 
 
-def test_a_database_failure_on_a_read_is_503_unavailable_not_500(live_api, monkeypatch):
-    from sqlalchemy.exc import OperationalError
-
+@pytest.mark.parametrize(
+    ("error", "status", "code", "retry_after"),
+    [
+        # The database is down: nothing changed, the same call works once it is back.
+        (
+            OperationalError("SELECT 1", {}, ConnectionError("server closed the connection")),
+            503,
+            "unavailable",
+            "5",
+        ),
+        # A statement the hub got wrong is its defect, not a reason to retry.
+        (
+            ProgrammingError("SELECT 1", {}, Exception('column "nope" does not exist')),
+            500,
+            "internal_error",
+            None,
+        ),
+    ],
+    ids=["unavailable-503", "defect-500"],
+)
+def test_a_database_failure_on_a_read_answers_by_its_cause(
+    live_api, monkeypatch, error, status, code, retry_after
+):
     with live_api.client() as client:
         request_id = client.post("/v1/requests", json=sample(VALID)).json()["id"]
 
-    def unreachable(*_args, **_kwargs):
-        raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+    def failing(*_args, **_kwargs):
+        raise error
 
-    monkeypatch.setattr(live_api.hub.db, "sessions", unreachable)
+    monkeypatch.setattr(live_api.hub.db, "sessions", failing)
     with live_api.client() as client:
         answer = client.get(f"/v1/requests/{request_id}")
-    assert answer.status_code == 503 and error_code(answer) == "unavailable"
-    assert answer.headers["retry-after"] == "5"
-    assert "server closed" not in answer.text  # the driver's message stays in the log
-
-
-def test_a_defect_in_a_statement_is_500_internal_error_not_a_retry(live_api, monkeypatch):
-    from sqlalchemy.exc import ProgrammingError
-
-    with live_api.client() as client:
-        request_id = client.post("/v1/requests", json=sample(VALID)).json()["id"]
-
-    def broken(*_args, **_kwargs):
-        raise ProgrammingError("SELECT nope", {}, Exception('column "nope" does not exist'))
-
-    monkeypatch.setattr(live_api.hub.db, "sessions", broken)
-    with live_api.client() as client:
-        answer = client.get(f"/v1/requests/{request_id}")
-    assert answer.status_code == 500 and error_code(answer) == "internal_error"
-    assert "retry-after" not in answer.headers
-    assert "nope" not in answer.text
+    assert answer.status_code == status and error_code(answer) == code
+    assert answer.headers.get("retry-after") == retry_after
+    assert (
+        "server closed" not in answer.text and "nope" not in answer.text
+    )  # the driver's words stay in the log
