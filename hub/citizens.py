@@ -54,6 +54,14 @@ MIN_ESTIMATE_RECORDS = 1000
 EVENT_CLIENT = "hub:master-data"
 
 
+@dataclass(frozen=True)
+class TaskPage:
+    """A page of review tasks; ``next_after`` is the cursor of the next page, None after the last."""
+
+    tasks: list[dict[str, Any]]
+    next_after: int | None
+
+
 @dataclass
 class ImportSummary:
     system: str
@@ -594,28 +602,40 @@ class Citizens:
             ],
         }
 
-    def tasks(self, status: str = "open", limit: int = 50, after: int = 0) -> list[dict[str, Any]]:
+    def tasks(self, status: str = "open", limit: int = 50, after: int = 0) -> TaskPage:
+        """Up to ``limit`` tasks of ``status`` after task id ``after``, oldest first.
+
+        Open tasks that ask again what a steward already answered "not the same person" are left
+        out; the page is filled from the following tasks, so a full page means "there may be more"
+        and a short one "there is no more", whatever was left out."""
+        shown: list[Any] = []
+        cursor, exhausted = after, False
         with self.hub.db.sessions() as session:
             connection = session.connection()
-            rows = connection.execute(
-                select(TASKS)
-                .where(TASKS.c.status == status, TASKS.c.id > after)
-                .order_by(TASKS.c.id)
-                .limit(limit)
-            ).all()
-            if status == "open" and rows:
-                # A task asking again what a steward answered "not the same person" is not shown.
-                goldens = self.store.task_goldens(connection, task_ids=[r.id for r in rows])
-                apart = self.store.not_same_between(connection, goldens.values())
-                rows = [r for r in rows if frozenset(goldens.get(r.id, ())) not in apart]
-            ids = {r.source_record_id for r in rows} | {r.candidate_source_record_id for r in rows}
+            while len(shown) < limit and not exhausted:
+                wanted = limit - len(shown)
+                rows = connection.execute(
+                    select(TASKS)
+                    .where(TASKS.c.status == status, TASKS.c.id > cursor)
+                    .order_by(TASKS.c.id)
+                    .limit(wanted)
+                ).all()
+                exhausted = len(rows) < wanted
+                if rows:
+                    cursor = rows[-1].id
+                if status == "open" and rows:
+                    goldens = self.store.task_goldens(connection, task_ids=[r.id for r in rows])
+                    apart = self.store.not_same_between(connection, goldens.values())
+                    rows = [r for r in rows if frozenset(goldens.get(r.id, ())) not in apart]
+                shown += rows
+            ids = {r.source_record_id for r in shown} | {r.candidate_source_record_id for r in shown}
             records = {
                 row.id: row.record
                 for row in connection.execute(
                     select(SOURCES.c.id, SOURCES.c.record).where(SOURCES.c.id.in_(ids))
                 )
             }
-        return [self.task_json(row, records) for row in rows]
+        return TaskPage([self.task_json(row, records) for row in shown], None if exhausted else cursor)
 
     def task_json(self, row: Any, records: dict[int, Any] | None = None) -> dict[str, Any]:
         answer = {

@@ -125,7 +125,7 @@ def review_command(
 ) -> None:
     """Go through open review tasks: l = link (same person), n = not the same, s = skip, q = quit."""
     citizens = _citizens(config)
-    tasks = citizens.tasks("open", limit)
+    tasks = citizens.tasks("open", limit).tasks
     citizens.journal_shown(actor, "hub citizens review", tasks)
     if not tasks:
         console.print("no open review task")

@@ -45,9 +45,9 @@ def list_tasks(
     after: Annotated[int, Query(ge=0, description="id of the last task of the previous page")] = 0,
 ) -> dict[str, Any]:
     citizens = citizens_of(request)
-    tasks = citizens.tasks(status, limit, after)
-    citizens.journal_shown(principal.name, "GET /v1/stewardship/tasks", tasks)
-    return {"tasks": tasks, "next_after": tasks[-1]["id"] if len(tasks) == limit else None}
+    page = citizens.tasks(status, limit, after)
+    citizens.journal_shown(principal.name, "GET /v1/stewardship/tasks", page.tasks)
+    return {"tasks": page.tasks, "next_after": page.next_after}
 
 
 @router.post("/tasks/{task_id}", summary="Decide a review task: link or not_same", responses=ERRORS)

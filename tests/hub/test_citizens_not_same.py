@@ -18,7 +18,27 @@ def test_the_queue_hides_a_task_whose_golden_records_were_decided_not_same(hub):
     # into B: the task now asks whether A and B are one person, which was answered.
     d = citizens.resolve(person("portal", "cit_4", birth_place="33063"), actor="test")
     assert d.outcome == "review" and d.task_id is not None
-    assert d.task_id in [task["id"] for task in citizens.tasks()]
+    assert d.task_id in [task["id"] for task in citizens.tasks().tasks]
     citizens.merge(b.golden_id, d.golden_id, actor="steward")
-    assert d.task_id not in [task["id"] for task in citizens.tasks()]
+    assert d.task_id not in [task["id"] for task in citizens.tasks().tasks]
     assert a.golden_id != b.golden_id
+
+
+def test_a_page_of_tasks_is_filled_past_the_hidden_ones(hub):
+    """A hidden task does not shorten the page: the next open task takes its place, and the cursor
+    says whether there may be more."""
+    citizens = Citizens(hub)
+    citizens.resolve(person("etat_civil", "N-1"), actor="test")
+    b = citizens.resolve(person("finances", "T-3", **ELSEWHERE), actor="test")
+    citizens.decide(b.task_id, "not_same", actor="steward")
+    d = citizens.resolve(person("portal", "cit_4", birth_place="33063"), actor="test")
+    citizens.merge(b.golden_id, d.golden_id, actor="steward")  # d's task is now hidden
+    citizens.resolve(person("etat_civil", "N-7", birth_name="Garnier"), actor="test")
+    e = citizens.resolve(person("finances", "T-8", birth_name="Garnier", **ELSEWHERE), actor="test")
+    assert e.outcome == "review" and e.task_id is not None
+
+    first = citizens.tasks(limit=1)
+    assert [task["id"] for task in first.tasks] == [e.task_id]
+    assert first.next_after == e.task_id
+    last = citizens.tasks(limit=1, after=first.next_after)
+    assert last.tasks == [] and last.next_after is None
