@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
@@ -145,9 +145,12 @@ class FlowRunner:
         except _LeaseLost:
             log.warning("lost the lease of message %s; another worker carries on", claim.message_id)
             return "lost"
-        except DBAPIError:
-            # The hub's own database failed (not the request): leave the message to be claimed again
-            # when its lease expires, rather than failing a request whose back-end call may have worked.
+        except (OperationalError, InterfaceError):
+            # The hub's own database is unavailable (restarted, unreachable, locked, disk full, a
+            # deadlock or serialization failure): leave the message to be claimed again when its
+            # lease expires, rather than failing a request whose back-end call may have worked.
+            # Other driver errors (a constraint, a bad statement) are the hub's defects: retrying
+            # would fail the same way forever, so they dead-letter below, replayable once fixed.
             log.exception("database error while running request %s; it will be retried", claim.request_id)
             return "retry"
         except MappingFailed as exc:

@@ -1,0 +1,54 @@
+"""The worker tells its database's outage (retry later) from the hub's own defect (dead letter)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from hub.db.models import OUTBOX, REQUESTS
+from hub.worker import Worker
+from tests.hub.test_checkpoint import filed
+
+
+def outcome(hub, request_id: str) -> tuple:
+    with hub.db.reading() as connection:
+        status, error_code = connection.execute(
+            select(REQUESTS.c.status, REQUESTS.c.error_code).where(REQUESTS.c.id == request_id)
+        ).one()
+        state = connection.execute(select(OUTBOX.c.state).where(OUTBOX.c.request_id == request_id)).scalar()
+    return status, error_code, state
+
+
+def failing_worker(hub, monkeypatch, error: Exception) -> Worker:
+    worker = Worker(hub, name="test")
+
+    def fails(*_args, **_kwargs):
+        raise error
+
+    # The first database work of a run: the citizen's golden id.
+    monkeypatch.setattr(worker.runner.citizens, "known_golden_id", fails)
+    return worker
+
+
+def test_an_unavailable_database_leaves_the_request_to_be_claimed_again(hub, monkeypatch):
+    request_id = filed(hub)
+    lost = OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+    failing_worker(hub, monkeypatch, lost).run_once()
+    # Nothing failed the request: its message stays pending, claimed again when the lease expires.
+    assert outcome(hub, request_id) == ("received", None, "pending")
+
+
+@pytest.mark.parametrize(
+    "defect",
+    [
+        ProgrammingError("SELECT nope", {}, Exception("column nope does not exist")),
+        IntegrityError("INSERT ...", {}, Exception("duplicate key value")),
+    ],
+    ids=["bad-statement", "constraint"],
+)
+def test_a_statement_defect_dead_letters_the_request_instead_of_retrying_forever(hub, monkeypatch, defect):
+    request_id = filed(hub)
+    failing_worker(hub, monkeypatch, defect).run_once()
+    status, error_code, state = outcome(hub, request_id)
+    assert (status, error_code, state) == ("failed", "internal_error", "dead")
