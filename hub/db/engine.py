@@ -157,13 +157,17 @@ class Database:
         path = _sqlite_path(url)
         self.engine = make_engine(url, auto_checkpoint=path is None, **engine_kwargs)
         self._writers = sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Reads on PostgreSQL run in autocommit: under READ COMMITTED each statement sees what was
+        # committed when it started, in a transaction or not, so the BEGIN and ROLLBACK round trips
+        # bought nothing; and psycopg forgets its prepared statements at every ROLLBACK, so the
+        # hot statements of the worker and the API were parsed and planned again each time.
         self._read_engine = (
             make_engine(url, immediate=False, auto_checkpoint=False, **engine_kwargs)
             if self.engine.dialect.name == "sqlite"
-            else self.engine
+            else self._autocommit
         )
         self.sessions = sessionmaker(self._read_engine, expire_on_commit=False)
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # SQLite has one writer: the threads of this process, and the other processes writing the
         # same file, take turns here instead of polling SQLite's lock with its sleeping busy handler.
         self._writer_turn = WriterTurn(path) if path is not None else None
