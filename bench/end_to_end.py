@@ -5,11 +5,14 @@ finds the act issued), the hub as ``hub serve`` (API + embedded worker) in anoth
 SQLite file and/or PostgreSQL database, once per worker concurrency tried (a temporary copy of
 hub.yaml with ``worker.concurrency`` changed). N requests are posted as fast as the intake takes
 them (32 keep-alive clients); the time runs from the first POST to the last ``completed_at``
-written by the worker. Baseline in the same run: N RequestActCopy + GetActRequestStatus pairs made
+written by the worker. Each run is repeated with ``hub serve --processes`` 1 and 2 (API + embedded
+worker per process; figures of 2 processes are named ``e2e.<db>.p2.c<k>``), since a production
+hub uses its cores. Baseline in the same run: N RequestActCopy + GetActRequestStatus pairs made
 with bare zeep against the same sandbox from as many threads as the worker's concurrency, so
 ``e2e.<db>.c<k>.vs_baseline`` is the hub's overhead. Goal: >= 200 completed/s.
 
-    .venv/bin/python bench/end_to_end.py [--requests 400] [--concurrency 4,8,16] [--database ...]
+    .venv/bin/python bench/end_to_end.py [--requests 400] [--concurrency 4,8,16] [--processes 1,2]
+                                         [--database ...]
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ class HubRun:
 
 
 def run_hub(
-    kind: str, concurrency: int, sandbox: c.Sandbox, workdir: Path, args: argparse.Namespace
+    kind: str, concurrency: int, processes: int, sandbox: c.Sandbox, workdir: Path, args: argparse.Namespace
 ) -> HubRun:
     """One hub run. The hub's CPU per request (API and worker together) is the steadier figure on
     a shared machine; the machine's (every process, PostgreSQL and the kernel included) divided
@@ -119,7 +122,7 @@ def run_hub(
         key = c.add_client(env)
         embedded = args.worker_processes == 0
         with (
-            c.hub_server(env, workdir, worker=embedded, processes=args.processes) as server,
+            c.hub_server(env, workdir, worker=embedded, processes=processes) as server,
             c.hub_workers(env, workdir, args.worker_processes) as workers,
             c.CpuMeter(server.pid, *(w.pid for w in workers)) as hub_cpu,
             c.CpuMeter(sandbox.process.pid) as sandbox_cpu,
@@ -137,7 +140,7 @@ def run_hub(
                 time.sleep(0.2)
             last = last_completed_at(url)
         completed = seen.get("completed", 0)
-        prefix = f"e2e.{kind}.c{concurrency}"
+        prefix = _prefix(kind, processes, concurrency)
         c.note(f"{prefix}: intake took {intake_s:.1f} s; statuses {seen}; answers {dict(load.statuses)}")
         elapsed = (last - first_post).total_seconds() if last else float("nan")
         per_s = completed / elapsed if last and elapsed > 0 else 0.0
@@ -168,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients posting")
     parser.add_argument(
-        "--processes", type=int, default=1, help="`hub serve --processes`: API + embedded worker processes"
+        "--processes",
+        default="1,2",
+        help="`hub serve --processes` values to try, comma-separated: API + embedded worker processes",
     )
     parser.add_argument(
         "--worker-processes",
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for completion per run")
     args = parser.parse_args(argv)
     settings = [int(value) for value in args.concurrency.split(",") if value.strip()]
+    process_counts = [int(value) for value in args.processes.split(",") if value.strip()]
 
     with c.workspace("hub-bench-e2e-") as workdir, c.sandbox_process(issue_delay_s=0.0) as sandbox:
         c.note(f"sandbox (own process): {sandbox.urls['etat_civil']}")
@@ -195,11 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             c.emit(f"e2e.baseline_zeep.c{threads}.client_cpu_per_pair", cpu_ms, "ms")
             c.emit(f"e2e.baseline_zeep.c{threads}.not_issued", not_issued, "pairs")
         for kind in c.databases(args.database):
-            results: dict[int, float] = {}
-            for concurrency in settings:
-                run = run_hub(kind, concurrency, sandbox, workdir, args)
-                results[concurrency] = run.per_s
-                prefix = f"e2e.{kind}.c{concurrency}"
+            results: dict[tuple[int, int], float] = {}
+            for processes, concurrency in [(p, k) for p in process_counts for k in settings]:
+                run = run_hub(kind, concurrency, processes, sandbox, workdir, args)
+                results[processes, concurrency] = run.per_s
+                prefix = _prefix(kind, processes, concurrency)
                 c.emit(f"{prefix}.completed_per_s", run.per_s, "req/s")
                 c.emit(f"{prefix}.hub_cpu_per_request", run.hub_cpu_ms, "ms")
                 c.emit(f"{prefix}.sandbox_cpu_per_request", run.sandbox_cpu_ms, "ms")
@@ -208,13 +214,21 @@ def main(argv: list[str] | None = None) -> int:
                 c.emit(f"{prefix}.machine_ceiling", cores * 1000 / run.machine_cpu_ms, "req/s")
                 c.emit(f"{prefix}.not_completed", run.not_completed, "requests")
                 c.emit(f"{prefix}.vs_baseline", c.ratio(run.per_s, baselines[concurrency]), "ratio")
-            best = max(results, key=lambda k: results[k])
-            c.emit(f"e2e.{kind}.completed_per_s", results[best], "req/s")
+            best_processes, best = max(results, key=lambda k: results[k])
+            c.emit(f"e2e.{kind}.completed_per_s", results[best_processes, best], "req/s")
+            c.emit(f"e2e.{kind}.best_processes", best_processes, "processes")
             c.emit(f"e2e.{kind}.best_concurrency", best, "threads")
-            c.emit(f"e2e.{kind}.vs_baseline", c.ratio(results[best], baselines[best]), "ratio")
+            c.emit(
+                f"e2e.{kind}.vs_baseline", c.ratio(results[best_processes, best], baselines[best]), "ratio"
+            )
         best_baseline = max(baselines.values())
         c.emit("e2e.baseline_zeep.pairs_per_s", best_baseline, "pairs/s")
     return 0
+
+
+def _prefix(kind: str, processes: int, concurrency: int) -> str:
+    """One process is the default; other settings are named by their process count."""
+    return f"e2e.{kind}." + ("" if processes == 1 else f"p{processes}.") + f"c{concurrency}"
 
 
 if __name__ == "__main__":
