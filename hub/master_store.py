@@ -628,7 +628,9 @@ class GoldenStore:
             )
         )
         if decision != "link":
-            self._remember_not_same(connection, task, now=now, actor=actor, reason=reason)
+            self._remember_not_same(
+                connection, task, {survivor, absorbed}, now=now, actor=actor, reason=reason
+            )
             return None
         if survivor == absorbed:
             return None
@@ -637,10 +639,18 @@ class GoldenStore:
         )
 
     def _remember_not_same(
-        self, connection: Connection, task: Any, *, now: datetime, actor: str, reason: str | None
+        self,
+        connection: Connection,
+        task: Any,
+        pair: set[str],
+        *,
+        now: datetime,
+        actor: str,
+        reason: str | None,
     ) -> None:
         """Keep a "not the same person" as a constraint on the task's two records, and close the
-        other open tasks that ask the same question (the same two golden records, as they are now)."""
+        other open tasks that ask the same question: the same ``pair`` of golden records, as they
+        are now."""
         keys = {
             row.id: (row.system, row.local_id)
             for row in connection.execute(
@@ -666,10 +676,6 @@ class GoldenStore:
                 "reason": reason,
             },
         )
-        pair = {
-            self.current_id(connection, task.golden_id),
-            self.current_id(connection, task.candidate_golden_id),
-        }
         same_question = [
             task_id
             for task_id, goldens in self.task_goldens(connection, open_only=True).items()
