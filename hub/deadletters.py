@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 
-from connectors.exchange import CallContext, digest
+from connectors.exchange import digest
 from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, utcnow
 from hub.journal import inbound_row
 from hub.runtime import Hub
@@ -77,7 +77,9 @@ def replay(hub: Hub, request_id: str, operator: str) -> None:
             .values(
                 status="processing", error_code=None, error_message=None, completed_at=None, updated_at=now
             )
-            .returning(REQUESTS.c.correlation_id, REQUESTS.c.citizen_ref, REQUESTS.c.flow)
+            .returning(
+                REQUESTS.c.correlation_id, REQUESTS.c.citizen_ref, REQUESTS.c.golden_id, REQUESTS.c.flow
+            )
         ).one()
         connection.execute(
             insert(EVENTS),
@@ -89,15 +91,13 @@ def replay(hub: Hub, request_id: str, operator: str) -> None:
                 "detail": f"replayed by {operator} from step {revived.step}",
             },
         )
-        flow = hub.flows.get(request.flow)
-        purpose = flow.spec.purpose if flow else None
-        context = CallContext(
-            correlation_id=request.correlation_id,
+        context = hub.request_context(
             request_id=request_id,
+            flow_name=request.flow,
+            correlation_id=request.correlation_id,
             client=operator,
-            purpose=purpose,
-            legal_basis=hub.config.purposes[purpose].legal_basis if purpose else None,
             citizen_ref=request.citizen_ref,
+            golden_id=request.golden_id,
         )
         connection.execute(
             insert(JOURNAL),

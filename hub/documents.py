@@ -72,14 +72,13 @@ def retrieve(
     with hub.db.sessions() as session:
         row = session.execute(select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
     flow = hub.flows.get(row.flow) if row is not None else None
-    purpose = flow.spec.purpose if flow is not None else None
-    context = CallContext(
-        correlation_id=new_id(),
+    context = hub.request_context(
         request_id=request_id if row is not None else None,
+        flow_name=row.flow if row is not None else None,
+        correlation_id=new_id(),
         client=agent[:64],
-        purpose=purpose,
-        legal_basis=hub.config.purposes[purpose].legal_basis if purpose else None,
-        citizen_ref=(row.golden_id or row.citizen_ref) if row is not None else None,
+        citizen_ref=row.citizen_ref if row is not None else None,
+        golden_id=row.golden_id if row is not None else None,
     )
     claim = None
     if flow is not None:

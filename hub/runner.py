@@ -98,14 +98,13 @@ class FlowRunner:
                 "unknown_flow",
                 f"flow {snapshot['flow']!r} is no longer loaded",
             )
-        purpose = self.hub.config.purposes[flow.spec.purpose]
-        context = CallContext(
-            correlation_id=snapshot["correlation_id"],
+        context = self.hub.request_context(
             request_id=claim.request_id,
+            flow_name=flow.name,
+            correlation_id=snapshot["correlation_id"],
             client=snapshot["client"],
-            purpose=flow.spec.purpose,
-            legal_basis=purpose.legal_basis,
-            citizen_ref=snapshot["golden_id"] or snapshot["citizen_ref"],
+            citizen_ref=snapshot["citizen_ref"],
+            golden_id=snapshot["golden_id"],
             previous_attempts=claim.attempts,
         )
         progress = _Progress(

@@ -238,6 +238,32 @@ class Hub:
         """Key of the journal's payload digests, derived from (and kept apart from) the pseudonym key."""
         return hmac.new(self.pseudonym_key, b"hub journal payload digests", hashlib.sha256).digest()
 
+    def request_context(
+        self,
+        *,
+        request_id: str | None,
+        flow_name: str | None,
+        correlation_id: str,
+        client: str,
+        citizen_ref: str | None,
+        golden_id: str | None = None,
+        previous_attempts: int = 0,
+    ) -> CallContext:
+        """The journal's context of an exchange made for a request: the purpose and legal basis
+        of its flow, and the citizen as the golden record once resolved (else the portal's
+        pseudonym), so every row about one person names them the same way."""
+        flow = self.flows.get(flow_name) if flow_name is not None else None
+        purpose = flow.spec.purpose if flow is not None else None
+        return CallContext(
+            correlation_id=correlation_id,
+            request_id=request_id,
+            client=client,
+            purpose=purpose,
+            legal_basis=self.config.purposes[purpose].legal_basis if purpose is not None else None,
+            citizen_ref=golden_id or citizen_ref,
+            previous_attempts=previous_attempts,
+        )
+
     def wake_workers(self) -> None:
         self.work_available.set()
 

@@ -237,7 +237,16 @@ def test_dead_letter_is_replayed_by_an_operator_once_the_cause_is_fixed(live_hub
     assert list_dead(live_hub.hub) == []
     with live_hub.hub.db.sessions() as session:
         audit = session.scalar(select(JournalEntry).where(JournalEntry.operation == "replay dead letter"))
+        golden_id = session.scalar(select(Request.golden_id).where(Request.id == request_id))
+        calls = session.scalars(
+            select(JournalEntry.citizen_ref).where(
+                JournalEntry.request_id == request_id, JournalEntry.direction == "outbound"
+            )
+        ).all()
     assert audit.client == "agent.dupont" and audit.request_id == request_id
+    # The replay names the citizen as every call for the request does: by the golden record.
+    assert golden_id is not None and audit.citizen_ref == golden_id and set(calls) == {golden_id}
+    assert audit.purpose == "etat_civil_delivrance_actes" and audit.legal_basis
 
 
 def test_replaying_a_live_request_is_refused(live_api):
