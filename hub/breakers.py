@@ -117,20 +117,23 @@ class SqlBreakerBoard:
             connection.execute(delete(BREAKER_STATES).where(BREAKER_STATES.c.process == self.process))
 
     def prune_dead_local(self) -> None:
-        """Remove rows of processes of this host that no longer run."""
-        with self.db.connection() as connection:
+        """Remove rows of processes of this host that no longer run. Read first, outside any write
+        transaction: a status query must not wait for (on SQLite, queue behind) the writers when,
+        as nearly always, there is nothing to remove."""
+        with self.db.reading() as connection:
             processes = connection.scalars(
                 select(BREAKER_STATES.c.process).where(BREAKER_STATES.c.process.like(f"{self.host}:%"))
             ).all()
-            dead = [p for p in set(processes) if not _alive(p)]
-            if dead:
+        dead = [p for p in set(processes) if not _alive(p)]
+        if dead:
+            with self.db.connection() as connection:
                 connection.execute(delete(BREAKER_STATES).where(BREAKER_STATES.c.process.in_(dead)))
 
     def summary(self, system: str) -> BreakerSummary:
         """The worst state among the processes' breakers for ``system`` (closed when none reported)."""
         self.prune_dead_local()
         now = utcnow()
-        with self.db.connection() as connection:
+        with self.db.reading() as connection:
             rows = connection.execute(
                 select(BREAKER_STATES)
                 .where(BREAKER_STATES.c.system == system)
