@@ -180,16 +180,8 @@ class GoldenStore:
         if known is not None:
             if known.digest == digest:
                 return Resolution(known.golden_id, "unchanged", known.source_record_id)
-            source = self._add_source(connection, record, digest, known.version + 1, now, exchange_id)
-            connection.execute(delete(KEYS).where(KEYS.c.source_record_id == known.source_record_id))
-            self._index(connection, source.id, keys)
-            connection.execute(
-                update(XREFS)
-                .where(XREFS.c.system == record.system, XREFS.c.local_id == record.local_id)
-                .values(source_record_id=source.id)
-            )
-            self.rederive(connection, known.golden_id, now=now, cause="source_updated", actor=actor)
-            return Resolution(known.golden_id, "updated", source.id)
+            source = SourceVersion(next_id.scalar(), record, now, exchange_id)
+            return self._update_known(connection, known, source, digest, keys, now=now, actor=actor)
 
         candidates = [(_version(row), row.golden_id) for row in found.rows] if found is not None else []
         # A steward said this record is not the person of some golden records: never again
@@ -248,6 +240,46 @@ class GoldenStore:
         if task is not None:
             return Resolution(golden_id, "review", source.id, explanation, task.scalar())
         return Resolution(golden_id, "new", source.id, explanation)
+
+    def _update_known(
+        self,
+        connection: Connection,
+        known: Row[Any],
+        source: SourceVersion,
+        digest: str,
+        keys: list[str],
+        *,
+        now: datetime,
+        actor: str,
+    ) -> Resolution:
+        """A known (system, local id) sent with new content: its new version becomes the current
+        source record, indexed under its new keys, and the golden record is derived again. Two
+        round trips after the first: the golden record (locked) with its sources, then the writes;
+        the golden record's sources are those read with the new version in place of the old."""
+        reads = Pipeline(connection)
+        state = reads.add(_GOLDEN_STATE, {"golden_id": known.golden_id})
+        current = reads.add(_SOURCES_OF, {"golden_id": known.golden_id})
+        reads.run()
+        golden = _Golden(*state.first())
+        sources: list[SourceVersion] = []
+        if golden.status == "active":
+            kept = [_version(row) for row in current.rows if row.id != known.source_record_id]
+            sources = sorted([*kept, source], key=lambda s: s.id)
+        writes = Pipeline(connection)
+        writes.add(_INSERT_SOURCE, _source_row(source.record, digest, known.version + 1, source))
+        writes.add(_DELETE_KEYS, {"source_record_id": known.source_record_id})
+        writes.add_many(_INSERT_KEY, [{"key": key[:120], "source_record_id": source.id} for key in keys])
+        writes.add(
+            _SET_XREF_SOURCE,
+            {
+                "system": source.record.system,
+                "local_id": source.record.local_id,
+                "new_source_id": source.id,
+            },
+        )
+        self._derive(writes, known.golden_id, golden, sources, now=now, cause="source_updated", actor=actor)
+        writes.run()
+        return Resolution(known.golden_id, "updated", source.id)
 
     def _claim(self, pipeline: Pipeline, keys: Iterable[str]) -> None:
         """Take turns with every writer that could find this record among its candidates, or be
@@ -757,36 +789,6 @@ class GoldenStore:
         reads.run()
         return {row.golden_id for row in found.rows} & golden_ids
 
-    # ------------------------------------------------------------------ writes
-
-    def _add_source(
-        self,
-        connection: Connection,
-        record: IdentityRecord,
-        digest: str,
-        version: int,
-        now: datetime,
-        exchange_id: int | None,
-    ) -> SourceVersion:
-        source_id = connection.execute(
-            insert(SOURCES).returning(SOURCES.c.id),
-            {
-                "system": record.system,
-                "local_id": record.local_id,
-                "version": version,
-                "record": record_json(record),
-                "digest": digest,
-                "received_at": now,
-                "exchange_id": exchange_id,
-            },
-        ).scalar_one()
-        return SourceVersion(source_id, record, now, exchange_id)
-
-    def _index(self, connection: Connection, source_id: int, keys: Iterable[str]) -> None:
-        rows = [{"key": key[:120], "source_record_id": source_id} for key in sorted(set(keys))]
-        if rows:
-            connection.execute(insert(KEYS), rows)
-
 
 # ---------------------------------------------------------------------- statements, built once
 # Bound parameters only: each is compiled once per dialect (see hub.db.pipeline).
@@ -890,6 +892,12 @@ _INSERT_TASK = insert_values(
     "explanation",
 ).returning(TASKS.c.id)
 _DELETE_VALUES = delete(VALUES).where(VALUES.c.golden_id == bindparam("golden_id"))
+_DELETE_KEYS = delete(KEYS).where(KEYS.c.source_record_id == bindparam("source_record_id"))
+_SET_XREF_SOURCE = (
+    update(XREFS)
+    .where(XREFS.c.system == bindparam("system"), XREFS.c.local_id == bindparam("local_id"))
+    .values(source_record_id=bindparam("new_source_id"))
+)
 _SET_GOLDEN_VERSION = (
     update(GOLDEN)
     .where(GOLDEN.c.id == bindparam("golden_id"))

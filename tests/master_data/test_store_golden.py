@@ -124,6 +124,37 @@ def test_a_record_already_known_is_unchanged_and_a_changed_one_versioned(golden)
     assert lineage_dangling(golden) == 0
 
 
+def test_an_updated_record_of_a_shared_golden_record_replaces_only_its_own_source(golden):
+    """A system sends a citizen again with a new spelling: its new version replaces its old one in
+    the golden record, under its new blocking keys; the other system's source stays as it was."""
+    registry = golden.resolve(person("etat_civil", "N-1"))
+    school = golden.resolve(person("ecole", "F-1", used_name="Martin", address="1 rue A", city="Bordeaux"))
+    assert school.outcome == "link" and school.golden_id == registry.golden_id
+    renamed = golden.resolve(
+        person("ecole", "F-1", used_name="Durand", address="1 rue A", city="Bordeaux"),
+        utcnow() + timedelta(days=1),
+    )
+    assert renamed.outcome == "updated" and renamed.golden_id == registry.golden_id
+    [(status, _merged, xrefs, values)] = state(golden, [registry.golden_id]).values()
+    assert status == "active" and xrefs == [("ecole", "F-1"), ("etat_civil", "N-1")]
+    assert values["used_name"][:2] == ("Durand", renamed.source_record_id)
+    assert values["birth_name"][1] == registry.source_record_id  # état civil still wins birth identity
+    with golden.db.sessions() as session:
+        indexed = dict(
+            session.execute(
+                select(KEYS.c.source_record_id, func.count())
+                .where(KEYS.c.source_record_id.in_([school.source_record_id, renamed.source_record_id]))
+                .group_by(KEYS.c.source_record_id)
+            ).all()
+        )
+        current = session.execute(
+            select(XREFS.c.source_record_id).where(XREFS.c.system == "ecole", XREFS.c.local_id == "F-1")
+        ).scalar_one()
+    assert school.source_record_id not in indexed and indexed[renamed.source_record_id] > 0
+    assert current == renamed.source_record_id
+    assert lineage_dangling(golden) == 0
+
+
 def test_a_conflicting_birth_place_goes_to_review_with_a_new_golden_record(golden):
     first = golden.resolve(person("etat_civil", "N-1"))
     doubtful = golden.resolve(
