@@ -312,12 +312,18 @@ class Matcher:
             known[missing] = [firsts[k] in table for k in missing.tolist()]
         return known
 
-    def term_frequency(self, features: Features, i: np.ndarray, levels: np.ndarray) -> dict[int, np.ndarray]:
+    def term_frequency(
+        self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray
+    ) -> dict[int, np.ndarray]:
         """Per field with a term-frequency table, the weight added to each pair: log2(u / f) where f
         is the share of records holding the agreed value and u the chance that two random records
         agree on that field (the sum of f squared). Agreeing on "Martin" weighs less than agreeing
         on "Kerbiriou". Applies where the pair agrees exactly on the value (birth name exact; given
-        names exact or truncated, on the first given name); 0 elsewhere."""
+        names exact or truncated, on the first given name); 0 elsewhere.
+
+        The two records may agree on two spellings ("JEAN" truncated from "JEANPIERRE", a name
+        with and without its particle): f is the commoner of the two, so the weight, like the
+        score, does not depend on which record comes first."""
         out: dict[int, np.ndarray] = {}
         for name, column in TF_COLUMNS.items():
             table = self.model.term_frequencies.get(name)
@@ -328,12 +334,12 @@ class Matcher:
             adjust = np.zeros(len(levels))
             if len(agreeing):
                 expected = self.model.term_agreement[name]
-                records = i[agreeing]
-                _, first, inverse = unique_inverse(features.codes[column][records])
                 floor = self.model.term_frequency_floor[name]
-                values = features.strings[column][records[first]].tolist()
-                shares = np.array([table.get(value, floor) for value in values])
-                adjust[agreeing] = np.clip(np.log2(expected / shares), -TF_CLIP, TF_CLIP)[inverse]
+                shares = np.maximum(
+                    _shares(features, column, i[agreeing], table, floor),
+                    _shares(features, column, j[agreeing], table, floor),
+                )
+                adjust[agreeing] = np.clip(np.log2(expected / shares), -TF_CLIP, TF_CLIP)
             out[k] = adjust
         return out
 
@@ -373,7 +379,7 @@ class Matcher:
         back when the first names agree, and under the key
         ``SYSTEM`` the weight of both records coming from one system or from two (a system seldom
         holds one person twice: two of its records under one name are more often two people)."""
-        out = self.term_frequency(features, i, levels)
+        out = self.term_frequency(features, i, j, levels)
         cap = self.namesake_cap(features, i, j, levels)
         if cap is not None:
             out[_DATE] = out[_DATE] + cap if _DATE in out else cap
@@ -582,3 +588,13 @@ class Matcher:
         if outcomes[best] == 2 and not rivals:
             return Decision("link", candidates[best], explained(best))
         return Decision("review", candidates[best], explained(best))
+
+
+def _shares(
+    features: Features, column: str, records: np.ndarray, table: dict[str, float], floor: float
+) -> np.ndarray:
+    """Each record's share of the population for its value of ``column`` (``floor`` if unseen),
+    looked up once per distinct value."""
+    _, first, inverse = unique_inverse(features.codes[column][records])
+    values = features.strings[column][records[first]].tolist()
+    return np.array([table.get(value, floor) for value in values], dtype=float)[inverse]

@@ -432,6 +432,48 @@ def test_scoring_is_symmetric(matcher: Matcher, a: IdentityRecord, b: IdentityRe
     assert matcher.explain(a, b) == matcher.explain(b, a)
 
 
+# Names the estimated model knows (term frequencies apply), spelled whole, cut short, run together.
+known_names = st.sampled_from(SURNAMES + MALE + FEMALE + ["Jean-Pierre", "JEANPIERRE", "Fontaine"])
+population_records = st.builds(
+    IdentityRecord,
+    system=st.sampled_from(["etat_civil", "ecole"]),
+    local_id=st.text(alphabet="0123456789", min_size=1, max_size=3),
+    birth_name=st.one_of(st.none(), known_names),
+    used_name=st.one_of(st.none(), known_names),
+    given_names=st.lists(known_names, max_size=3).map(tuple),
+    birth_date=st.sampled_from([None, "1980-03-12", "1980-12-03", "1980-01-01"]),
+    sex=st.sampled_from([None, "M", "F"]),
+    birth_place=st.sampled_from([None, "75056", "69123"]),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population_records, population_records)
+def test_scoring_of_known_names_is_symmetric(matcher: Matcher, a: IdentityRecord, b: IdentityRecord) -> None:
+    """With names the model weighs by frequency: the pair scores and decides the same either way."""
+    assert matcher.explain(a, b) == matcher.explain(b, a)
+    assert matcher.decide(a, [b]).outcome == matcher.decide(b, [a]).outcome
+
+
+def test_a_name_cut_short_weighs_the_same_both_ways(matcher: Matcher) -> None:
+    jean = base(given_names=("Jean",), sex="M")
+    jean_pierre = base(given_names=("Jean-Pierre",), sex="M", system="ecole", local_id="F-9")
+    assert matcher.explain(jean, jean_pierre).total == matcher.explain(jean_pierre, jean).total
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(population_records)
+def test_a_copy_in_another_system_matches_by_its_traits(matcher: Matcher, record: IdentityRecord) -> None:
+    """The same traits under another system's identifier: found by scoring, not by the same-record
+    rule. Enough traits to tell a person (names and a birth date) must link."""
+    copy = dataclasses.replace(record, system="finances", local_id="T-1")
+    explanation = matcher.explain(record, copy)
+    assert explanation.rule != "same_system_id"
+    assert explanation.rule is None or not explanation.rule.startswith("conflict")
+    if record.birth_name and record.given_names and record.birth_date and record.birth_date != "1980-01-01":
+        assert matcher.decide(copy, [record]).outcome == "link"
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records)
 def test_a_record_always_matches_itself(matcher: Matcher, record: IdentityRecord) -> None:
