@@ -286,18 +286,15 @@ class Citizens:
             return golden_record(reference, values)
 
     def explain(self, a: str, b: str) -> dict[str, Any]:
+        """Each field's comparison and weight for two records, and the outcome the matcher itself
+        gives the pair (a conflict or an unconfirmed known homonym is never a link, whatever its
+        probability): what real-time resolution would do with ``a`` if ``b`` were its only
+        candidate."""
         first, second = self.record(a), self.record(b)
         matcher = self.matcher()
-        explanation = matcher.explain(first, second)
-        outcome = (
-            "link"
-            if (explanation.rule and not explanation.rule.startswith("conflict"))
-            or explanation.probability >= matcher.upper
-            else "review"
-            if explanation.probability >= matcher.lower
-            else "new"
-        )
-        return {"a": a, "b": b, "outcome": outcome, **explanation_json(explanation)}
+        decision = matcher.decide(first, [second])
+        explanation = decision.explanation or matcher.explain(first, second)
+        return {"a": a, "b": b, "outcome": decision.outcome, **explanation_json(explanation)}
 
     # ------------------------------------------------------------------ merge, unmerge, review
 

@@ -260,6 +260,29 @@ def test_merge_and_unmerge_over_http(live_api, loaded):
     assert nothing.status_code == 409 and nothing.json()["error"]["code"] == "nothing_to_unmerge"
 
 
+def test_explain_over_http_gives_the_matchers_own_verdict(live_api, loaded, exports):
+    """A twin scores high on names, date and place, yet the matcher never links a conflict: the
+    explanation's verdict is the matcher's, not a reading of the probability alone."""
+    twin = [{**ECOLE_JSON[0], "local_id": "T-TWIN", "given_names": ["Julien"], "sex": "M", "used_name": None}]
+    path = exports / "twin.json"
+    path.write_text(json.dumps(twin), encoding="utf-8")
+    assert invoke("import", "--system", "finances", str(path)).exit_code == 0
+    steward = key_with(live_api, "stewardship:read")
+    with live_api.client(steward) as client:
+        same = client.get(
+            "/v1/stewardship/explain", params={"a": "etat_civil:N-75056-1985-0412", "b": "ecole:FAM-77"}
+        )
+        twins = client.get(
+            "/v1/stewardship/explain", params={"a": "etat_civil:N-75056-1985-0412", "b": "finances:T-TWIN"}
+        )
+        unknown = client.get("/v1/stewardship/explain", params={"a": "ecole:FAM-77", "b": "ecole:NOPE"})
+    assert same.status_code == 200 and same.json()["outcome"] == "link"
+    assert {c["field"] for c in same.json()["comparisons"]} >= {"birth_name", "given_names", "birth_date"}
+    body = twins.json()
+    assert twins.status_code == 200 and body["rule"].startswith("conflict") and body["outcome"] != "link"
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
 def test_cli_explain_show_review_and_thresholds(exports, loaded):
     path = exports / "finances.json"
     path.write_text(json.dumps(REVIEW_JSON), encoding="utf-8")
