@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.types.json import Json
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, text
 from sqlalchemy.dialects import sqlite
@@ -307,6 +306,9 @@ def _postgresql_sql(dialect: Dialect) -> str:
 
 
 def _postgresql_params(prepared: Prepared) -> dict[str, Any]:
+    # Imported here: psycopg is the `postgres` extra, absent from an embedded (SQLite) install.
+    from psycopg.types.json import Json
+
     params = {**prepared.request_row, **{f"j_{k}": v for k, v in prepared.journal_row.items()}}
     params["j_request_id"] = prepared.request_row["id"]
     params["body"] = Json(params["body"])

@@ -21,7 +21,6 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Dialect, Executable, Select, TextClause
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
@@ -129,6 +128,9 @@ def _row_type(statement: Executable, names: tuple[str, ...]) -> type:
 
 
 def _run_postgresql(connection: Connection, items: list[_Item]) -> None:
+    # Imported here: psycopg is the `postgres` extra, absent from an embedded (SQLite) install.
+    from psycopg.rows import namedtuple_row
+
     dialect = connection.dialect
     driver = connection.connection.driver_connection
     assert driver is not None
