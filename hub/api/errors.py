@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 STATUS_CODES = {
@@ -82,6 +82,16 @@ def install(app: FastAPI) -> None:
 
     for unavailable in (OperationalError, InterfaceError):
         app.add_exception_handler(unavailable, _database)
+
+    @app.exception_handler(DataError)
+    async def _data(_request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold, from the client's own input: PostgreSQL's text has no
+        # NUL, and the driver refuses one in a path or query parameter before sending it. Bad
+        # input, answered as such (after authentication, which ran first); anything else is ours.
+        if "NUL" in str(exc.orig):
+            return error_response(400, "invalid_characters", "a parameter holds a NUL character")
+        log.error("database refused a value: %s", exc.orig)
+        return error_response(500, "internal_error", "an unexpected error occurred; it was logged")
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:

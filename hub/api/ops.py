@@ -16,7 +16,9 @@ router = APIRouter(tags=["operations"])
 def health(request: Request) -> JSONResponse:
     hub = request.app.state.hub
     try:
-        with hub.db.engine.connect() as connection:
+        # The read engine: on SQLite a writer's transaction begins IMMEDIATE and would queue behind
+        # a long write (an import), failing liveness for a healthy hub.
+        with hub.db.reading() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, 503)

@@ -202,6 +202,16 @@ def test_health_reports_the_database(live_api):
     assert response.json()["database"] == "ok"
 
 
+def test_health_answers_while_a_long_write_holds_the_database(live_api):
+    """Liveness must not queue behind a writer (an import holds SQLite's single writer): a probe
+    that waits gets a healthy hub restarted."""
+    with live_api.hub.db.connection() as connection:  # a write transaction, held open
+        connection.execute(select(1))
+        with live_api.client() as client:
+            response = client.get("/health", timeout=10)
+    assert response.status_code == 200 and response.json()["database"] == "ok"
+
+
 def test_metrics_expose_requests_exchanges_and_queue(live_api):
     with live_api.client() as client:
         client.post("/v1/requests", json=sample(VALID))
@@ -244,6 +254,22 @@ def test_hostile_bodies_get_a_typed_4xx_never_a_500(live_api, raw):
         response = client.post("/v1/requests", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code in (400, 413, 422), response.text
     assert error_code(response) in ("malformed_json", "payload_too_large", "validation_failed")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/requests/abc%00def", "/v1/citizens/abc%00def", "/v1/citizens/abc%00def/history"],
+)
+def test_a_nul_in_a_path_gets_a_typed_4xx_never_a_500(live_api, path):
+    """PostgreSQL's text cannot hold a NUL (the driver refuses it: 400 ``invalid_characters``);
+    SQLite simply finds nothing (404). Authentication still comes first."""
+    key = live_api.hub.clients.add("nul-reader", ["portal", "requests:read_all", "citizens:read"])
+    with live_api.client(key) as client:
+        response = client.get(path)
+    with live_api.client("not-a-key") as client:
+        anonymous = client.get(path)
+    assert (response.status_code, error_code(response)) in ((400, "invalid_characters"), (404, "not_found"))
+    assert anonymous.status_code == 401
 
 
 def test_control_characters_in_the_identity_are_refused_by_field(live_api):
