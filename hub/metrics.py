@@ -7,16 +7,16 @@ the same truth; exchange counters and breaker states are per process, as Prometh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, not_, or_, select
 
 from hub.db.engine import Database
-from hub.db.models import OutboxMessage, Request
+from hub.db.models import OutboxMessage, Request, utcnow
 
 BREAKER_STATES = ("closed", "half_open", "open")
 
@@ -34,26 +34,44 @@ class _DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         requests = GaugeMetricFamily("hub_requests", "Requests by flow and status", labels=["flow", "status"])
-        depth = GaugeMetricFamily("hub_queue_depth", "Outbox messages waiting to be processed")
-        oldest = GaugeMetricFamily("hub_queue_oldest_pending_seconds", "Age of the oldest pending message")
+        depth = GaugeMetricFamily(
+            "hub_queue_depth", "Outbox messages ready to run that no worker has taken yet"
+        )
+        oldest = GaugeMetricFamily(
+            "hub_queue_oldest_pending_seconds",
+            "How long the oldest ready message has waited for a worker (since it became ready)",
+        )
+        waiting = GaugeMetricFamily(
+            "hub_queue_waiting",
+            "Messages scheduled for later: polling a back-end (wait_until) or backing off a failure",
+        )
+        running = GaugeMetricFamily("hub_queue_in_flight", "Messages a worker holds under a live lease")
         dead = GaugeMetricFamily("hub_dead_letters", "Dead-lettered messages awaiting an operator")
+        now = utcnow()
+        unleased = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now)
+        ready = and_(OutboxMessage.available_at <= now, unleased)
         with self.db.sessions() as session:
             for flow, status, count in session.execute(
                 select(Request.flow, Request.status, func.count()).group_by(Request.flow, Request.status)
             ):
                 requests.add_metric([flow, status], count)
-            pending, first = session.execute(
-                select(func.count(), func.min(OutboxMessage.created_at)).where(
-                    OutboxMessage.state == "pending"
-                )
+            ready_count, first, later, held = session.execute(
+                select(
+                    func.count().filter(ready),
+                    func.min(OutboxMessage.available_at).filter(ready),
+                    func.count().filter(and_(OutboxMessage.available_at > now, unleased)),
+                    func.count().filter(not_(unleased)),
+                ).where(OutboxMessage.state == "pending")
             ).one()
             dead_count = session.scalar(select(func.count()).where(OutboxMessage.state == "dead"))
-        depth.add_metric([], pending or 0)
+        depth.add_metric([], ready_count or 0)
         age = 0.0
         if first is not None:
             first = first if first.tzinfo else first.replace(tzinfo=UTC)
-            age = max(0.0, (datetime.now(UTC) - first).total_seconds())
+            age = max(0.0, (now - first).total_seconds())
         oldest.add_metric([], age)
+        waiting.add_metric([], later or 0)
+        running.add_metric([], held or 0)
         dead.add_metric([], dead_count or 0)
         breaker = GaugeMetricFamily(
             "hub_breaker_state",
@@ -63,7 +81,7 @@ class _DatabaseCollector(Collector):
         for system, state in sorted(self.breakers().items()):
             for candidate in BREAKER_STATES:
                 breaker.add_metric([system, candidate], 1.0 if candidate == state else 0.0)
-        yield from (requests, depth, oldest, dead, breaker)
+        yield from (requests, depth, oldest, waiting, running, dead, breaker)
         yield from self._gateway_metrics()
 
     def _gateway_metrics(self) -> Iterator[GaugeMetricFamily]:

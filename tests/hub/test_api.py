@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from hub.db.models import JournalEntry, OutboxMessage, Request
+from hub.db.models import OUTBOX, JournalEntry, OutboxMessage, Request, utcnow
 from tests.conftest import sample
 
 VALID = "01-lefevre-copie-integrale"
@@ -220,6 +221,23 @@ def test_metrics_expose_requests_exchanges_and_queue(live_api):
     assert 'hub_exchanges_total{direction="inbound",outcome="accepted",system="hub"} 1.0' in text
     assert "hub_queue_depth 1.0" in text
     assert "hub_queue_oldest_pending_seconds" in text
+    assert "hub_queue_waiting 0.0" in text and "hub_queue_in_flight 0.0" in text
+
+
+def test_a_request_waiting_for_its_back_end_is_not_counted_as_backlog(live_api):
+    """A démarche polling the registry for days is healthy: it is `waiting`, not queue depth, and
+    does not age the oldest-pending alert."""
+    with live_api.client() as client:
+        client.post("/v1/requests", json=sample(VALID))
+        with live_api.hub.db.connection() as connection:
+            connection.execute(
+                update(OUTBOX).values(
+                    available_at=utcnow() + timedelta(minutes=5), created_at=utcnow() - timedelta(days=2)
+                )
+            )
+        text = client.get("/metrics").text
+    assert "hub_queue_depth 0.0" in text and "hub_queue_waiting 1.0" in text
+    assert "hub_queue_oldest_pending_seconds 0.0" in text
 
 
 def test_openapi_documents_the_request_body_and_bearer_auth(live_api):
