@@ -57,8 +57,28 @@ class Condition(_Strict):
 class WaitUntil(CallSpec):
     until: Condition
     fail_when: Condition | None = None
-    every_s: float = Field(1.0, gt=0)
+    every_s: float = Field(1.0, gt=0, description="the first interval between two calls")
+    backoff: float = Field(
+        1.0,
+        ge=1.0,
+        le=10.0,
+        description="growth of the interval: the next call comes after (backoff - 1) x the time "
+        "since filing, within [every_s, max_every_s]; 1 keeps every_s",
+    )
+    max_every_s: float | None = Field(None, gt=0, description="the longest interval (default every_s)")
     timeout_s: float = Field(86400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _interval_bounds(self) -> WaitUntil:
+        if self.max_every_s is not None and self.max_every_s < self.every_s:
+            raise ValueError(f"max_every_s ({self.max_every_s}) must be at least every_s ({self.every_s})")
+        return self
+
+    def next_interval_s(self, waited_s: float) -> float:
+        """Seconds until the next call, ``waited_s`` after filing: a back-end that answers in days
+        is asked a few times an hour, not every half second (each call is a journal row)."""
+        longest = self.max_every_s if self.max_every_s is not None else self.every_s
+        return min(longest, max(self.every_s, (self.backoff - 1.0) * waited_s))
 
 
 class MapSpec(_Strict):

@@ -221,11 +221,13 @@ class FlowRunner:
                 return run.flow.mappings[wait.response_mapping].apply(answered)
             return answered["response"]
         started = datetime.fromisoformat(run.document["request"]["created_at"])
-        if utcnow() - started > timedelta(seconds=wait.timeout_s):
+        now = utcnow()
+        if now - started > timedelta(seconds=wait.timeout_s):
             raise ConnectorError(
                 "WAIT_TIMEOUT", f"{step.id}: condition not met after {wait.timeout_s:.0f} s", transient=False
             )
-        raise _Rescheduled(utcnow() + timedelta(seconds=wait.every_s))
+        waited_s = (now - started).total_seconds()
+        raise _Rescheduled(now + timedelta(seconds=wait.next_interval_s(waited_s)))
 
     def _file(self, run: _Run, step: Step, spec: FileDocumentSpec) -> dict[str, Any]:
         """File the document into the GED; what the request keeps (and the journal digests) is

@@ -100,3 +100,25 @@ def test_a_mapping_built_for_another_soap_operation_is_a_load_error(tmp_path):
         "mapping etat-civil/request-act-copy is for RequestActCopy (input) "
         "but this step calls GetActRequestStatus"
     )
+
+
+def test_a_longest_poll_interval_shorter_than_the_first_is_a_load_error(tmp_path):
+    issue, lines = flow_issue(tmp_path, "max_every_s: 900", "max_every_s: 0.1")
+    assert "max_every_s" in lines[issue.line - 1] or "wait_until" in lines[issue.line - 1]
+    assert "max_every_s (0.1) must be at least every_s (0.5)" in issue.message
+
+
+def test_a_back_end_answering_in_days_is_polled_less_and_less_often():
+    """The shipped birth certificate: every 0.5 s at first, then half the time waited so far, at
+    most every 15 minutes: about 2,900 calls over its 30 days, not 5 million."""
+    config, _ = load_config(CONFIG)
+    flow = load_flow(ROOT / "flows" / "birth-certificate.yaml", config, load_mappings(ROOT / "mappings"))
+    [wait] = [step.wait_until for step in flow.steps if step.wait_until is not None]
+    assert wait.next_interval_s(0.2) == 0.5
+    assert wait.next_interval_s(60) == 30
+    assert wait.next_interval_s(86400) == 900
+    calls, waited = 0, 0.0
+    while waited < wait.timeout_s:
+        waited += wait.next_interval_s(waited)
+        calls += 1
+    assert 2_800 < calls < 3_000
