@@ -126,3 +126,14 @@ def cluster_figures(
         "golden_records": len(by_label),
         "people": len(by_person),
     }
+
+
+def shipped_thresholds() -> tuple[float, float]:
+    """(upper, lower) of config/hub.yaml: the benchmarks measure the matcher as it ships."""
+    from pathlib import Path
+
+    from hub.config import load_config
+
+    config, _ = load_config(Path(__file__).resolve().parent.parent / "config" / "hub.yaml")
+    thresholds = config.master_data.thresholds
+    return thresholds.upper, thresholds.lower

@@ -33,11 +33,19 @@ from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._matching import emit, machine_load, note, pairs_of_clusters, quiet_splink, scores, timed
-from master_data.batch import DEFAULT_UPPER
+from bench._matching import (
+    emit,
+    machine_load,
+    note,
+    pairs_of_clusters,
+    quiet_splink,
+    scores,
+    shipped_thresholds,
+    timed,
+)
 from master_data.matching import IdentityRecord, deduplicate, link
 
-THRESHOLD = DEFAULT_UPPER
+THRESHOLD, _LOWER = shipped_thresholds()
 SPLINK_THRESHOLD = 0.99  # the documented examples cluster at 0.99
 DATASETS = ("febrl3", "febrl3_noid", "febrl4", "febrl4_noid")
 

@@ -32,13 +32,12 @@ from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._matching import cluster_figures, emit, machine_load, note, timed
+from bench._matching import cluster_figures, emit, machine_load, note, shipped_thresholds, timed
 from bench._population import namesake_groups, population
-from master_data.batch import DEFAULT_LOWER, DEFAULT_UPPER
 from master_data.matching import IdentityRecord, deduplicate
 from master_data.normalise import fold, given_name_list, normalise_birth_date
 
-UPPER, LOWER = DEFAULT_UPPER, DEFAULT_LOWER
+UPPER, LOWER = shipped_thresholds()
 
 
 def run_hub(records: list[IdentityRecord]) -> tuple[list[int], list[tuple[int, int]]]:

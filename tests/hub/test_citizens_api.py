@@ -433,7 +433,7 @@ def test_config_names_a_misspelled_rule_and_crossed_thresholds_at_their_lines(ev
     text = event_project.read_text(encoding="utf-8")
     event_project.write_text(
         text.replace("address: {rule: most_recent}", "address: {rule: most_recnt}").replace(
-            "thresholds: {upper: 0.95, lower: 0.5}", "thresholds: {upper: 0.5, lower: 0.95}"
+            "thresholds: {upper: 0.95, lower: 0.7}", "thresholds: {upper: 0.5, lower: 0.95}"
         ),
         encoding="utf-8",
     )
