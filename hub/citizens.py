@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.exchange import CallContext, digest
@@ -31,6 +31,7 @@ from hub.db.models import JOURNAL, OUTBOX, REQUESTS, utcnow
 from hub.ids import new_id
 from hub.journal import inbound_row
 from hub.master_store import (
+    FOLLOWED_TASK,
     GoldenStore,
     MasterDataError,
     MergeResult,
@@ -661,8 +662,13 @@ class Citizens:
     def thresholds_report(self) -> ThresholdsReport:
         """Stewards' decisions by match probability, against the configured thresholds."""
         with self.hub.db.sessions() as session:
+            # Tasks closed by another task's decision are not decisions: counting them would
+            # weigh one "not the same person" as many.
             rows = session.execute(
-                select(TASKS.c.probability, TASKS.c.status).where(TASKS.c.status != "open")
+                select(TASKS.c.probability, TASKS.c.status).where(
+                    TASKS.c.status != "open",
+                    or_(TASKS.c.reason.is_(None), not_(TASKS.c.reason.startswith(FOLLOWED_TASK))),
+                )
             ).all()
             pending = session.execute(
                 select(func.count()).select_from(TASKS).where(TASKS.c.status == "open")

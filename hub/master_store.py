@@ -49,6 +49,9 @@ from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
 # SQLite allows 32,766 host parameters per statement; PostgreSQL many more. Chunks stay well below.
 _IN_CHUNK = 500
+# The reason of a task closed because a steward answered the same question on another task: not a
+# decision of its own (the thresholds report leaves it out).
+FOLLOWED_TASK = "as decided on task "
 
 
 class MasterDataError(Exception):
@@ -721,7 +724,7 @@ class GoldenStore:
                     status="not_same",
                     decided_at=now,
                     decided_by=actor[:100],
-                    reason=f"as decided on task {task.id}",
+                    reason=f"{FOLLOWED_TASK}{task.id}",
                 )
             )
 

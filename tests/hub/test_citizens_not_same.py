@@ -42,3 +42,18 @@ def test_a_page_of_tasks_is_filled_past_the_hidden_ones(hub):
     assert first.next_after == e.task_id
     last = citizens.tasks(limit=1, after=first.next_after)
     assert last.tasks == [] and last.next_after is None
+
+
+def test_a_task_closed_by_another_decision_is_not_counted_as_a_decision(hub):
+    """Stewards answered once: the thresholds report counts one decision, not one per task the
+    answer closed."""
+    citizens = Citizens(hub)
+    citizens.resolve(person("etat_civil", "N-1"), actor="test")
+    b = citizens.resolve(person("finances", "T-3", **ELSEWHERE), actor="test")
+    c = citizens.resolve(person("ged", "G-1", birth_place="69123"), actor="test")
+    assert b.outcome == c.outcome == "review"
+    citizens.merge(b.golden_id, c.golden_id, actor="steward")  # both tasks now ask about A and B
+    citizens.decide(b.task_id, "not_same", actor="steward")
+    assert [task["id"] for task in citizens.tasks("not_same").tasks] == [b.task_id, c.task_id]
+    report = citizens.thresholds_report()
+    assert (report.decided, report.pending) == (1, 0)
