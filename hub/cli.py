@@ -52,8 +52,8 @@ def _hub(config: Path | None, *, migrate: bool = True):
 
 
 def _print_config_errors(exc: ConfigError) -> None:
-    for issue in exc.issues:
-        errors.print(str(issue), markup=False, highlight=False)
+    for issue in exc.issues:  # one line each, never wrapped: editors and CI logs parse file:line
+        errors.print(str(issue), markup=False, highlight=False, soft_wrap=True)
     errors.print(f"{len(exc.issues)} configuration error(s)", style="bold red")
 
 

@@ -124,6 +124,14 @@ def system_operations(
 def load_definitions(config_path: str | Path | None = None) -> Definitions:
     """Load hub.yaml, every mapping and every flow; raise :class:`ConfigError` with all issues."""
     config, document = load_config(config_path)
+    # A mistyped folder would load no flow at all and answer every request 404 unknown_flow.
+    missing = [
+        document.issue(("paths", name), f"paths.{name}: no folder {folder} (relative to hub.yaml)")
+        for name in ("mappings", "flows")
+        if not (folder := config.resolve(getattr(config.paths, name))).is_dir()
+    ]
+    if missing:
+        raise ConfigError(missing)
     mappings = load_mappings(config.resolve(config.paths.mappings))
     flows = load_flows(config.resolve(config.paths.flows), config, mappings)
     catalogue, issues = system_operations(config, document)

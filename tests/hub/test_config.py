@@ -321,3 +321,22 @@ def test_a_metadata_mapping_building_other_fields_than_the_geds_names_file_and_l
     [error] = errors_of(project)
     assert error.startswith(f"{flow}:{line_of(flow, 'metadata: ged/issued-act-fields')}:"), error
     assert "unknown fields ['kind'], lacks ['type']" in error, error
+
+
+def test_a_missing_flows_folder_is_an_error_at_its_line(project):
+    """Otherwise the hub would start with no flow and answer every démarche 404 unknown_flow."""
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "flows: ../flows", "flows: ../flow")
+    [error] = errors_of(project)
+    assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'flows: ../flow')}:")
+    assert "paths.flows: no folder" in error
+
+
+def test_config_check_prints_each_error_on_one_line(project):
+    """Not wrapped at the terminal's width: CI logs and editors read file:line:col: message."""
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, "flows: ../flows", "flows: ../" + "a-rather-long-folder-name-" * 4)
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(hub_yaml)], terminal_width=60)
+    assert result.exit_code == 1
+    [line] = [text for text in result.output.splitlines() if "paths.flows" in text]
+    assert line.startswith(str(hub_yaml) + ":") and line.endswith("(relative to hub.yaml)")
