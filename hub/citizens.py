@@ -130,6 +130,17 @@ class Citizens:
         with self.hub.db.reading() as connection:
             return self.store.unchanged_golden_id(connection, record)
 
+    def identifiers(self, golden_id: str) -> dict[str, str]:
+        """Each system's own identifier of the citizen (system -> local id). A system holding the
+        person twice (a duplicate of its own) gives its most recently linked record."""
+        with self.hub.db.reading() as connection:
+            rows = connection.execute(
+                select(XREFS.c.system, XREFS.c.local_id)
+                .where(XREFS.c.golden_id == golden_id)
+                .order_by(XREFS.c.linked_at, XREFS.c.local_id)
+            ).all()
+        return {row.system: row.local_id for row in rows}
+
     def resolve_request(self, request_id: str, citizen: dict[str, Any], citizen_ref: str) -> str:
         """The golden id of a request's citizen (the portal's identity), stored on the request in
         the same transaction; the request's inbound journal row is the lineage's exchange."""

@@ -179,6 +179,9 @@ class Flow:
     document: YamlDocument  # to locate later cross-checks at file:line
     # step id -> its compiled path: set_status.from, or file_document.content.base64
     step_paths: dict[str, CompiledPath] = field(default_factory=dict)
+    # A step or mapping reads $.golden.identifiers: the runner then reads the citizen's
+    # cross-references for it (other flows skip the query).
+    reads_identifiers: bool = False
 
     @property
     def name(self) -> str:
@@ -242,7 +245,23 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
     validator = jsonschema.Draft202012Validator(
         spec.input, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    return Flow(spec, str(path), validator, used, conditions, document, step_paths)
+    documents = (document.data, *(mapping.document.data for mapping in used.values()))
+    reads_identifiers = any(_mentions(node, GOLDEN_IDENTIFIERS) for node in documents)
+    return Flow(spec, str(path), validator, used, conditions, document, step_paths, reads_identifiers)
+
+
+GOLDEN_IDENTIFIERS = "$.golden.identifiers"
+
+
+def _mentions(node: Any, text: str) -> bool:
+    """Whether any string in a YAML document's data contains ``text``."""
+    if isinstance(node, str):
+        return text in node
+    if isinstance(node, dict):
+        return any(_mentions(value, text) for value in node.values())
+    if isinstance(node, list):
+        return any(_mentions(value, text) for value in node)
+    return False
 
 
 def _unresolvable_refs(node: Any, root: dict[str, Any], location: tuple) -> list[tuple[tuple, str]]:

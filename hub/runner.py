@@ -117,14 +117,15 @@ class FlowRunner:
         if progress.status == "received":
             progress.status = "processing"
             progress.event("processing", "ok", f"worker {claim.token.split('/')[0]}")
-        document = {
+        document: dict[str, Any] = {
             "request": snapshot["request"],
             "citizen": snapshot["citizen"],
             "data": snapshot["data"],
             "steps": progress.context,
         }
         try:
-            if snapshot["golden_id"] is None and snapshot["citizen"]:
+            golden_id = snapshot["golden_id"]
+            if golden_id is None and snapshot["citizen"]:
                 # The citizen's golden id, resolved before the first call: the journal then follows
                 # one person across systems and spellings (RGPD art. 15), not one spelling. A citizen
                 # already known with this identity is only read; its id goes with the next checkpoint.
@@ -136,6 +137,12 @@ class FlowRunner:
                 else:
                     progress.golden_id = golden_id
                 context = replace(context, citizen_ref=golden_id)
+            if golden_id is not None:
+                # The citizen as the hub knows them across systems: mappings route with each
+                # system's own identifier ($.golden.identifiers.ecole), not the portal's spelling.
+                document["golden"] = {"id": golden_id}
+                if flow.reads_identifiers:
+                    document["golden"]["identifiers"] = self.citizens.identifiers(golden_id)
             return self._run(_Run(flow, claim, context, document, progress))
         except _Rescheduled as wait:
             return self._checkpoint(claim, progress, available_at=wait.at)

@@ -444,3 +444,61 @@ def test_config_names_a_misspelled_rule_and_crossed_thresholds_at_their_lines(ev
     assert any(
         f"hub.yaml:{thresholds}:" in m and "lower (0.95) must not exceed upper (0.5)" in m for m in messages
     )
+
+
+@pytest.fixture
+def routing_project(tmp_path: Path) -> Path:
+    """The shipped configuration plus a flow whose mapping routes with each system's own
+    identifier of the citizen (a `map` step, its result kept with the request)."""
+    for folder in ("config", "flows", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "mappings" / "routing").mkdir()
+    (tmp_path / "mappings" / "routing" / "identifiers.yaml").write_text(
+        "mapping: routing/identifiers\nsource: {name: a request}\ntarget: {name: identifiers}\n"
+        "fields:\n"
+        "  family: {path: $.golden.identifiers.ecole, required: true}\n"
+        "  act: {path: $.golden.identifiers.etat_civil}\n"
+        "  golden: {path: $.golden.id, required: true}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "flows" / "school-routing.yaml").write_text(
+        "flow: school-routing\ntitle: Dossier scolaire\npurpose: referentiel_usagers\n"
+        "input: {type: object}\nsteps:\n"
+        "  - id: identify\n    map: {mapping: routing/identifiers}\n    save_as: ids\n"
+        "  - id: done\n    set_status: completed\n",
+        encoding="utf-8",
+    )
+    return tmp_path / "config" / "hub.yaml"
+
+
+def test_a_flow_routes_with_each_systems_own_identifier_of_the_citizen(
+    routing_project, sandbox, knobs_reset, database_url, exports
+):
+    """The portal knows Élodie by her identity only; the flow reaches the école with FAM-77 and the
+    registry with its act number, found through her golden record."""
+    from hub.runtime import build_hub
+
+    hub = build_hub(routing_project, url=database_url, migrate=False)
+    assert hub.flows["school-routing"].reads_identifiers
+    assert not hub.flows["birth-certificate"].reads_identifiers  # no extra read for the others
+    live = _live(hub, with_worker=True)
+    server = next(live)
+    try:
+        for system, name in (("etat_civil", "etat_civil.csv"), ("ecole", "ecole.json")):
+            imported = CliRunner().invoke(
+                app,
+                ["citizens", "import", "--system", system, str(exports / name), "-c", str(routing_project)],
+            )
+            assert imported.exit_code == 0, imported.output
+        body = sample("01-lefevre-copie-integrale")
+        body.update(flow="school-routing", data={})
+        with server.client() as client:
+            request_id = client.post("/v1/requests", json=body).json()["id"]
+            state = wait_for(client, request_id)
+    finally:
+        live.close()
+    with hub.db.sessions() as session:
+        golden_id = session.scalar(select(XREFS.c.golden_id).where(XREFS.c.local_id == "FAM-77"))
+    hub.close()
+    assert state["status"] == "completed", state
+    assert state["result"]["ids"] == {"family": "FAM-77", "act": "N-75056-1985-0412", "golden": golden_id}
