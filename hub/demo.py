@@ -76,6 +76,14 @@ def run_demo(
             console.print(f"demo {'succeeded' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s")
             if not once:
                 console.print(f"serving until Ctrl-C: API docs {base}/docs, metrics {base}/metrics")
+                # The demo's portal key, to replay a sample by hand against this running hub.
+                console.print(
+                    f"try: curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+                    f"--data @sandbox/samples/01-lefevre-copie-integrale.json {base}/v1/requests",
+                    soft_wrap=True,
+                    markup=False,
+                    highlight=False,
+                )
                 _wait_forever()
             return 0 if ok else 1
         finally:

@@ -21,3 +21,34 @@ def test_demo_once_completes_every_valid_sample_and_verifies_the_journal(monkeyp
     assert text.count("completed") == 6
     assert "422 refused" in text
     assert "journal OK" in text and "demo succeeded" in text
+
+
+def test_a_serving_demo_prints_a_command_that_files_a_request(monkeypatch):
+    """Without --once the demo keeps serving and prints the portal key in a ready curl command:
+    the newcomer can replay a sample by hand against the running hub."""
+    import re
+    import shlex
+
+    import httpx
+
+    import hub.demo
+
+    for variable in ENDPOINT_VARIABLES.values():
+        monkeypatch.setenv(variable, os.environ.get(variable, ""))
+    monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
+    output = io.StringIO()
+    answers = []
+
+    def replay_the_printed_command() -> None:  # instead of serving until Ctrl-C
+        [command] = [line for line in output.getvalue().splitlines() if line.startswith("try: curl")]
+        words = shlex.split(command.removeprefix("try: "))
+        headers = dict(h.split(": ", 1) for h in (words[i + 1] for i, w in enumerate(words) if w == "-H"))
+        body = (
+            hub.demo.SAMPLES.parent.parent / re.sub(r"^@", "", words[words.index("--data") + 1])
+        ).read_bytes()
+        answers.append(httpx.post(words[-1], content=body, headers=headers, timeout=30))
+
+    monkeypatch.setattr(hub.demo, "_wait_forever", replay_the_printed_command)
+    assert run_demo(port=0, once=False, console=Console(file=output, width=80)) == 0, output.getvalue()
+    [answer] = answers
+    assert answer.status_code == 202 and answer.json()["status"] == "received"
