@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+from master_data.nir import trusted_nir
 from master_data.records import IdentityRecord
 
 Rule = Literal["trusted_source", "most_recent", "most_complete", "most_frequent"]
@@ -118,6 +119,10 @@ def attribute_value(record: IdentityRecord, attribute: str) -> Any:
     if attribute == "address":
         block = {"line": record.address, "postal_code": record.postal_code, "city": record.city}
         return block if any(_present(v) for v in block.values()) else None
+    if attribute == "nir":
+        # Only a NIR whose key is valid and which agrees with the record's sex and birth date (not
+        # a parent's, held for a child "ayant droit") may become the golden one and be sent on.
+        return trusted_nir(record.nir, record.sex, record.birth_date)
     value = getattr(record, attribute)
     return value if _present(value) else None
 

@@ -136,3 +136,26 @@ def test_golden_values_never_depend_on_source_order_and_always_point_to_a_given_
         origin = by_id[value.lineage.source_record_id]  # lineage names a source that was given...
         assert attribute_value(origin.record, attribute) == value.value  # ...and that gave this value
         assert (value.lineage.system, value.lineage.observed_at) == (origin.system, origin.received_at)
+
+
+def test_only_a_valid_nir_consistent_with_its_record_becomes_the_golden_one():
+    """A mistyped NIR (bad key), or a parent's NIR held for a child (another sex, another birth
+    year), is never the person's golden NIR, and so never sent on to other systems."""
+    child = {"sex": "F", "birth_date": "2012-05-03"}
+    golden = derive(
+        [
+            source(1, "finances", days=2, nir="180037511200105", **child),  # key wrong
+            source(2, "ecole", days=1, nir="180037511200104", **child),  # the father's, valid
+        ],
+        POLICY,
+    )
+    assert "nir" not in golden
+    adult = {"sex": "M", "birth_date": "1980-03-10"}
+    golden = derive(
+        [
+            source(1, "finances", nir="1 80 03 75 112 001 04", **adult),
+            source(2, "ecole", nir="18003751120010X"),
+        ],
+        POLICY,
+    )
+    assert golden["nir"].value == "180037511200104" and golden["nir"].lineage.system == "finances"
