@@ -270,14 +270,15 @@ class Citizens:
 
     # ------------------------------------------------------------------ explain
 
-    def record(self, reference: str) -> IdentityRecord:
-        """A record named ``system:local_id`` (its current version) or a golden id (its golden values)."""
+    def record(self, reference: str) -> tuple[IdentityRecord, str]:
+        """A record named ``system:local_id`` (its current version) or a golden id (its golden
+        values), with the golden id of the person it belongs to."""
         with self.hub.db.sessions() as session:
             connection = session.connection()
             if ":" in reference:
                 system, local_id = reference.split(":", 1)
                 row = connection.execute(
-                    select(SOURCES.c.record)
+                    select(SOURCES.c.record, XREFS.c.golden_id)
                     .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
                     .where(XREFS.c.system == system, XREFS.c.local_id == local_id)
                 ).first()
@@ -285,7 +286,7 @@ class Citizens:
                     raise UnknownGolden(
                         f"no source record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)"
                     )
-                return record_from_json(row.record)
+                return record_from_json(row.record), row.golden_id
             values = {
                 row.attribute: row.value
                 for row in connection.execute(select(VALUES).where(VALUES.c.golden_id == reference))
@@ -295,18 +296,24 @@ class Citizens:
                 and connection.execute(select(GOLDEN.c.id).where(GOLDEN.c.id == reference)).first() is None
             ):
                 raise UnknownGolden(f"no golden record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)")
-            return golden_record(reference, values)
+            return golden_record(reference, values), reference
 
     def explain(self, a: str, b: str) -> dict[str, Any]:
         """Each field's comparison and weight for two records, and the outcome the matcher itself
         gives the pair (a conflict or an unconfirmed known homonym is never a link, whatever its
         probability): what real-time resolution would do with ``a`` if ``b`` were its only
         candidate."""
-        first, second = self.record(a), self.record(b)
+        (first, first_golden), (second, second_golden) = self.record(a), self.record(b)
         matcher = self.matcher()
         decision = matcher.decide(first, [second])
         explanation = decision.explanation or matcher.explain(first, second)
-        return {"a": a, "b": b, "outcome": decision.outcome, **explanation_json(explanation)}
+        return {
+            "a": a,
+            "b": b,
+            "golden_ids": sorted({first_golden, second_golden}),
+            "outcome": decision.outcome,
+            **explanation_json(explanation),
+        }
 
     # ------------------------------------------------------------------ merge, unmerge, review
 
@@ -458,6 +465,13 @@ class Citizens:
         """Journal one read of a citizen's data (360° view, history, requests), found or not."""
         with self.hub.db.connection(single_statement=True) as connection:
             self._journal(connection, client, operation, golden_id, outcome)
+
+    def journal_explained(self, client: str, operation: str, explained: dict[str, Any]) -> None:
+        """Journal a comparison of two records: one row per person shown (two when they are two),
+        so each person's report (RGPD art. 15) lists the steward who compared their data."""
+        with self.hub.db.connection() as connection:
+            for golden_id in explained["golden_ids"]:
+                self._journal(connection, client, operation, golden_id)
 
     def journal_shown(self, client: str, operation: str, tasks: list[dict[str, Any]]) -> None:
         """Journal a review queue read: one row per citizen shown, so each person's report (RGPD

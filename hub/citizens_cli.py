@@ -99,7 +99,7 @@ def explain_command(
     except MasterDataError as exc:
         citizens.journal_access(actor, "hub citizens explain", None, outcome=exc.code)
         _fail(exc.message)
-    citizens.journal_access(actor, "hub citizens explain", None)
+    citizens.journal_explained(actor, "hub citizens explain", result)
     _print_explanation(result)
 
 

@@ -70,9 +70,10 @@ def explain(
     citizens = citizens_of(request)
     try:
         result = citizens.explain(a, b)
-    except MasterDataError as error:
+    except MasterDataError as error:  # an attempt on data that is not there is traced too
+        citizens.journal_access(principal.name, "GET /v1/stewardship/explain", None, outcome=error.code)
         raise ApiError(error.status, error.code, error.message, error.details) from None
-    citizens.journal_access(principal.name, "GET /v1/stewardship/explain", None)
+    citizens.journal_explained(principal.name, "GET /v1/stewardship/explain", result)
     return result
 
 

@@ -281,6 +281,14 @@ def test_explain_over_http_gives_the_matchers_own_verdict(live_api, loaded, expo
     body = twins.json()
     assert twins.status_code == 200 and body["rule"].startswith("conflict") and body["outcome"] != "link"
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    # Each person compared is in the journal under their golden record (their RGPD art. 15 report).
+    assert len(same.json()["golden_ids"]) == 1 and len(body["golden_ids"]) == 2
+    with live_api.hub.db.sessions() as session:
+        traced = session.scalars(
+            select(JournalEntry.citizen_ref).where(JournalEntry.operation == "GET /v1/stewardship/explain")
+        ).all()
+    assert sorted(filter(None, traced)) == sorted(same.json()["golden_ids"] + body["golden_ids"])
+    assert traced.count(None) == 1  # the failed attempt, traced without a person
 
 
 def test_cli_explain_show_review_and_thresholds(exports, loaded):
