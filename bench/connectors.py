@@ -102,7 +102,7 @@ def journal_recorder(workdir: Path):
 
     url = f"sqlite:///{workdir / 'journal.db'}"
     upgrade(url)
-    return JournalRecorder(Database(url))
+    return JournalRecorder(Database(url), key=b"bench journal key")
 
 
 # ------------------------------------------------------------------------------ the calls, per protocol

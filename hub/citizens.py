@@ -211,6 +211,7 @@ class Citizens:
                 legal_basis=self._legal_basis(),
             )
             row = inbound_row(
+                key=self.hub.journal_key,
                 context=context,
                 operation=f"citizens import ({system}: {source})",
                 outcome="accepted",
@@ -453,6 +454,7 @@ class Citizens:
             citizen_ref=golden_id,
         )
         row = inbound_row(
+            key=self.hub.journal_key,
             context=context,
             operation=operation,
             outcome=outcome,

@@ -138,7 +138,7 @@ def audit_verify(
     hub = _hub(config)
     if seal_first:
         journal.seal(hub.db)
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     (console if result.ok else errors).print(result.describe(), markup=False)
     raise typer.Exit(0 if result.ok else 1)
 

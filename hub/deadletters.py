@@ -102,6 +102,7 @@ def replay(hub: Hub, request_id: str, operator: str) -> None:
         connection.execute(
             insert(JOURNAL),
             inbound_row(
+                key=hub.journal_key,
                 context=context,
                 operation="replay dead letter",
                 outcome="accepted",

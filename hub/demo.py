@@ -68,7 +68,7 @@ def run_demo(
         try:
             ok = _exchange(console, base, key, samples)
             journal.seal(hub.db)
-            verification = journal.verify(hub.db)
+            verification = journal.verify(hub.db, hub.journal_key)
             _journal_summary(console, hub)
             style = "green" if verification.ok else "bold red"
             console.print(f"hub audit verify: [{style}]{verification.describe()}[/]")

@@ -113,6 +113,7 @@ def _journal(
     hub: Hub, channel: str, context: CallContext, document_id: str, outcome: str, started: float
 ) -> None:
     row = inbound_row(
+        key=hub.journal_key,
         context=context,
         operation=channel,
         outcome=outcome[:32],

@@ -77,6 +77,7 @@ def journal_rejection(hub: Hub, principal: Principal, raw: bytes, error: IntakeE
     """Journal a refused inbound call too: the auditor sees what was attempted, not only what passed."""
     context = CallContext(correlation_id=new_id(), client=principal.name)
     row = inbound_row(
+        key=hub.journal_key,
         context=context,
         operation="POST /v1/requests",
         outcome="rejected",
@@ -139,6 +140,7 @@ def prepare(
         "updated_at": now,
     }
     journal_row = inbound_row(
+        key=hub.journal_key,
         context=context,
         operation=f"POST /v1/requests ({flow.name})",
         outcome="accepted",

@@ -9,6 +9,7 @@ Sealing apart from writing keeps writers off a single lock, like a transparency 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,16 +57,39 @@ def entry_hash(entry: JournalEntry, prev_hash: str) -> str:
 
 
 def _content_hash(content: dict[str, Any], prev_hash: str) -> str:
-    content = {name: content[name] for name in _HASHED_FIELDS}
+    return hashlib.sha256((prev_hash + "\n" + _canonical(content, _HASHED_FIELDS)).encode()).hexdigest()
+
+
+def _canonical(content: dict[str, Any], fields: tuple[str, ...]) -> str:
+    content = {name: content[name] for name in fields}
     at: datetime = content["at"]
     content["at"] = at.isoformat(timespec="microseconds")
     content["latency_ms"] = round(float(content["latency_ms"]), 3)
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((prev_hash + "\n" + canonical).encode()).hexdigest()
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def journal_key(pseudonym_key: bytes) -> bytes:
+    """The journal MACs' key, derived from (and kept apart from) the pseudonym key."""
+    return hmac.new(pseudonym_key, b"hub journal row MAC", hashlib.sha256).digest()
+
+
+# The MAC covers what the writer knows: not the row's id nor its chain position, given later. A
+# copy of a genuine row therefore carries a valid MAC: verify() refuses two rows with one MAC.
+_MAC_FIELDS = tuple(name for name in _HASHED_FIELDS if name not in ("id", "seq"))
+
+
+def row_mac(content: dict[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 of a row's content under the hub's journal key, made when the row is written.
+
+    The chain proves order and that sealed rows were not changed since; the MAC proves a row was
+    written by the hub: one inserted by hand (even before its seal, which would chain it like any
+    other) has none the key can confirm, and the key is not in the database."""
+    return hmac.new(key, _canonical(content, _MAC_FIELDS).encode(), hashlib.sha256).hexdigest()
 
 
 def inbound_row(
     *,
+    key: bytes,
     context: CallContext,
     operation: str,
     outcome: str,
@@ -73,13 +97,15 @@ def inbound_row(
     payload_digest: str,
     error_code: str | None = None,
 ) -> dict[str, Any]:
-    """The journal row of a call into the hub, to insert in the caller's own transaction."""
+    """The journal row of a call into the hub, to insert in the caller's own transaction;
+    ``key`` is the hub's journal key (:attr:`hub.runtime.Hub.journal_key`)."""
     return _row(
-        context, "inbound", "hub", operation, outcome, 1, latency_ms, payload_digest, None, error_code
+        key, context, "inbound", "hub", operation, outcome, 1, latency_ms, payload_digest, None, error_code
     )
 
 
 def _row(
+    key: bytes,
     context: CallContext,
     direction: str,
     system: str,
@@ -91,7 +117,7 @@ def _row(
     response_digest: str | None,
     error_code: str | None,
 ) -> dict[str, Any]:
-    return {
+    row = {
         "at": utcnow(),
         "correlation_id": context.correlation_id,
         "request_id": context.request_id,
@@ -110,17 +136,21 @@ def _row(
         # Back-ends choose their fault codes; the journal row must be written whatever their length.
         "error_code": error_code[:64] if error_code else None,
     }
+    row["mac"] = row_mac(row, key)
+    return row
 
 
 class JournalRecorder:
     """The :class:`connectors.exchange.ExchangeRecorder` the hub hands to every gateway."""
 
-    def __init__(self, db: Database, counter: Counter | None = None) -> None:
+    def __init__(self, db: Database, key: bytes, counter: Counter | None = None) -> None:
         self.db = db
+        self.key = key
         self.counter = counter
 
     def record(self, exchange: Exchange, context: CallContext) -> None:
         row = _row(
+            self.key,
             context,
             "outbound",
             exchange.system,
@@ -197,19 +227,23 @@ class Verification:
                 f"journal OK: {self.checked} rows verified up to seq {self.head_seq}"
                 f" ({self.unsealed} not yet sealed)"
             )
-        return f"journal BROKEN at seq {self.first_bad_seq} (row id {self.first_bad_id}): {self.problem}"
+        where = f"seq {self.first_bad_seq}" if self.first_bad_seq is not None else "an unsealed row"
+        return f"journal BROKEN at {where} (row id {self.first_bad_id}): {self.problem}"
 
 
-def verify(db: Database) -> Verification:
+def verify(db: Database, key: bytes) -> Verification:
     """Walk the chain from the genesis hash; report the first row that does not fit.
 
     Everything is read in one snapshot, so a seal committing meanwhile cannot look like tampering,
-    and a row outside the chain's range (beyond the head, or numbered below 1) is tampering."""
+    and a row outside the chain's range (beyond the head, or numbered below 1) is tampering. Every
+    row, sealed or not, must carry the MAC the hub made with ``key`` when it wrote it (rows written
+    before MACs existed excepted: ids below the head's ``mac_from_id``)."""
     with db.snapshot() as session:
         head = session.get(JournalHead, 1)
         if head is None:
             return Verification(False, 0, 0, 0, None, None, "journal head missing")
         unsealed = session.scalar(select(func.count()).where(JournalEntry.seq.is_(None))) or 0
+        mac_from = head.mac_from_id if head.mac_from_id is not None else 1
         expected_seq, running, checked = 0, GENESIS, 0
         for row in _sealed_rows(session, up_to=head.seq):
             expected_seq += 1
@@ -221,6 +255,8 @@ def verify(db: Database) -> Verification:
                 bad = "previous-hash link broken: a row was inserted or rows were reordered"
             elif entry_hash(row, running) != row.hash:
                 bad = "content does not match its hash: the row was altered"
+            elif row.id >= mac_from and not _mac_holds(row, key):
+                bad = _FORGED
             if bad:
                 return Verification(False, checked, unsealed, head.seq, row.seq, row.id, bad)
             running = row.hash or ""
@@ -234,6 +270,30 @@ def verify(db: Database) -> Verification:
                 expected_seq + 1,
                 None,
                 f"chain ends at seq {expected_seq} but the head says {head.seq}: rows deleted at the end",
+            )
+        for row in session.scalars(
+            select(JournalEntry)
+            .where(JournalEntry.seq.is_(None), JournalEntry.id >= mac_from)
+            .order_by(JournalEntry.id)
+        ):
+            if not _mac_holds(row, key):
+                problem = f"unsealed row: {_FORGED}"
+                return Verification(False, checked, unsealed, head.seq, None, row.id, problem)
+        copied = session.scalar(
+            select(func.max(JournalEntry.id)).where(
+                JournalEntry.mac.in_(
+                    select(JournalEntry.mac)
+                    .where(JournalEntry.mac.is_not(None))
+                    .group_by(JournalEntry.mac)
+                    .having(func.count() > 1)
+                )
+            )
+        )
+        if copied is not None:
+            row = session.get(JournalEntry, copied)
+            seq = row.seq if row else None
+            return Verification(
+                False, checked, unsealed, head.seq, seq, copied, "a copy of another row (same MAC)"
             )
         outside = session.scalar(
             select(func.min(JournalEntry.id)).where((JournalEntry.seq < 1) | (JournalEntry.seq > head.seq))
@@ -251,6 +311,16 @@ def verify(db: Database) -> Verification:
                 f"row numbered {seq}, outside the chain 1..{head.seq}: inserted",
             )
         return Verification(True, checked, unsealed, head.seq)
+
+
+_FORGED = "no valid MAC: written without the hub's key (inserted by hand) or altered before its seal"
+
+
+def _mac_holds(row: JournalEntry, key: bytes) -> bool:
+    if row.mac is None:
+        return False
+    expected = row_mac({name: getattr(row, name) for name in _MAC_FIELDS}, key)
+    return hmac.compare_digest(row.mac, expected)
 
 
 def _sealed_rows(session: Session, up_to: int) -> Iterator[JournalEntry]:

@@ -31,7 +31,7 @@ from hub.config import HubConfig, load_config
 from hub.db.engine import Database, database_url
 from hub.db.migrate import upgrade
 from hub.flows import Flow, load_flows
-from hub.journal import JournalRecorder
+from hub.journal import JournalRecorder, journal_key
 from hub.mapping import Mapping, load_mappings
 from hub.metrics import Metrics
 from hub.systems import build_client, policy_of
@@ -246,6 +246,12 @@ class Hub:
         """Key of the journal's payload digests, derived from (and kept apart from) the pseudonym key."""
         return hmac.new(self.pseudonym_key, b"hub journal payload digests", hashlib.sha256).digest()
 
+    @property
+    def journal_key(self) -> bytes:
+        """Key of the journal rows' MACs (:func:`hub.journal.row_mac`), also derived from the
+        pseudonym key, which lives outside the database (environment or ``var/``)."""
+        return journal_key(self.pseudonym_key)
+
     def request_context(
         self,
         *,
@@ -303,7 +309,8 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
     metrics = Metrics(
         db, lambda: {name: g.breaker_state for name, g in list(gateways.items())}, lambda: dict(gateways)
     )
-    recorder = JournalRecorder(db, metrics.exchanges)
+    secret = pseudonym_key(data_dir, url)
+    recorder = JournalRecorder(db, journal_key(secret), metrics.exchanges)
     clients = ClientRegistry(config.clients, db)
     try:
         clients.check_names()
@@ -315,7 +322,7 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
         flows=definitions.flows,
         db=db,
         clients=clients,
-        pseudonym_key=pseudonym_key(data_dir, url),
+        pseudonym_key=secret,
         recorder=recorder,
         metrics=metrics,
         breakers=SqlBreakerBoard(db),

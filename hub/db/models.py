@@ -162,6 +162,9 @@ class JournalEntry(Base):
     seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, doc="position in the chain")
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(
+        String(64), doc="HMAC of the content under the hub's key, made when the row is written"
+    )
 
 
 class JournalHead(Base):
@@ -172,6 +175,9 @@ class JournalHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    mac_from_id: Mapped[int | None] = mapped_column(
+        BigInteger, doc="rows from this id on must carry a MAC (older rows predate it)"
+    )
 
 
 # Core handles for the hot paths that bypass the ORM unit of work (intake, claims, checkpoints).

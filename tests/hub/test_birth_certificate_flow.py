@@ -109,7 +109,7 @@ def test_every_exchange_is_journaled_with_purpose_and_citizen_reference(live_hub
         r.purpose == "etat_civil_delivrance_actes" and r.legal_basis == "legal_obligation" for r in rows
     )
     assert all(r.response_digest for r in rows[1:])
-    assert journal.verify(live_hub.hub.db).ok
+    assert journal.verify(live_hub.hub.db, live_hub.hub.journal_key).ok
 
 
 def test_an_act_the_registry_refuses_ends_rejected(live_hub):

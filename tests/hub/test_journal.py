@@ -62,7 +62,7 @@ def row_ids(hub) -> list[int]:
 
 def test_an_untouched_chain_verifies(hub):
     fill(hub, 20)
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     assert result.ok and result.checked == 20 and result.head_seq == 20 and result.unsealed == 0
 
 
@@ -74,9 +74,9 @@ def test_unsealed_rows_are_reported_then_sealed_in_order(hub):
         ),
         CallContext(correlation_id="c"),
     )
-    assert journal.verify(hub.db).unsealed == 1
+    assert journal.verify(hub.db, hub.journal_key).unsealed == 1
     assert journal.seal(hub.db) == 1
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     assert result.ok and result.checked == 4
 
 
@@ -87,7 +87,7 @@ def test_altered_row_is_named(hub):
         session.execute(
             update(JournalEntry).where(JournalEntry.id == target).values(outcome="permanent_error")
         )
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     assert not result.ok and result.first_bad_id == target and result.first_bad_seq == 5
     assert "altered" in result.problem
 
@@ -96,7 +96,7 @@ def test_deleted_row_is_detected(hub):
     fill(hub, 10)
     with hub.db.transaction() as session:
         session.execute(text("DELETE FROM journal WHERE seq = 6"))
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     assert not result.ok and result.first_bad_seq == 7 and "deleted" in result.problem
 
 
@@ -104,7 +104,7 @@ def test_deleted_tail_is_detected_against_the_head(hub):
     fill(hub, 10)
     with hub.db.transaction() as session:
         session.execute(text("DELETE FROM journal WHERE seq >= 9"))
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     assert not result.ok and "deleted at the end" in result.problem
 
 
@@ -119,7 +119,7 @@ def test_inserted_row_is_detected(hub):
         session.flush()
         forged.prev_hash = "0" * 64
         forged.hash = journal.entry_hash(forged, forged.prev_hash)
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     assert not result.ok and result.first_bad_seq == 4 and "inserted" in result.problem
 
 
@@ -129,7 +129,7 @@ def test_reordered_rows_are_detected(hub):
         session.execute(text("UPDATE journal SET seq = -1 WHERE seq = 3"))
         session.execute(text("UPDATE journal SET seq = 3 WHERE seq = 4"))
         session.execute(text("UPDATE journal SET seq = 4 WHERE seq = -1"))
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     assert not result.ok and result.first_bad_seq == 3
 
 
@@ -144,7 +144,7 @@ def test_any_single_alteration_is_caught_at_its_row(hub, rows, data):
     column = data.draw(st.sampled_from(["operation", "outcome", "system", "payload_digest", "citizen_ref"]))
     with hub.db.transaction() as session:
         session.execute(text(f"UPDATE journal SET {column} = 'tampered' WHERE seq = :s"), {"s": seq})
-    result = journal.verify(hub.db)
+    result = journal.verify(hub.db, hub.journal_key)
     assert not result.ok and result.first_bad_seq == seq
 
 
@@ -173,11 +173,11 @@ def test_a_forged_row_outside_the_chain_is_detected(hub):
     for seq in (0, 99):
         with hub.db.transaction() as session:
             session.add(forged_row(seq=seq, prev_hash="0" * 64, hash="0" * 64))
-        result = journal.verify(hub.db)
+        result = journal.verify(hub.db, hub.journal_key)
         assert not result.ok and result.first_bad_seq == seq and "outside the chain" in result.problem
         with hub.db.transaction() as session:
             session.execute(text("DELETE FROM journal WHERE correlation_id = 'forged'"))
-    assert journal.verify(hub.db).ok
+    assert journal.verify(hub.db, hub.journal_key).ok
 
 
 def test_verify_while_sealing_never_raises_a_false_alarm(hub):
@@ -193,8 +193,97 @@ def test_verify_while_sealing_never_raises_a_false_alarm(hub):
     sealer = threading.Thread(target=keep_sealing)
     sealer.start()
     try:
-        results = [journal.verify(hub.db) for _ in range(15)]
+        results = [journal.verify(hub.db, hub.journal_key) for _ in range(15)]
     finally:
         stop.set()
         sealer.join()
     assert all(r.ok for r in results), [r.describe() for r in results if not r.ok]
+
+
+def test_a_row_slipped_in_before_its_seal_is_detected_by_its_mac(cli_env):
+    """The audit's exact case: a plain INSERT (seq left NULL) is sealed like any pending row, so
+    the chain alone would adopt it; its missing MAC names it, through `hub audit verify`."""
+    fill(cli_env, 5)
+    with cli_env.db.transaction() as session:
+        forged = forged_row(citizen_ref="cit_forged")
+        session.add(forged)
+        session.flush()
+        forged_id = forged.id
+    unsealed = journal.verify(cli_env.db, cli_env.journal_key)
+    assert not unsealed.ok and unsealed.first_bad_id == forged_id and "unsealed row" in unsealed.problem
+    result = CliRunner().invoke(app, ["audit", "verify"])  # seals first, then verifies
+    assert result.exit_code == 1, result.output
+    assert f"row id {forged_id}" in result.output and "no valid MAC" in result.output
+
+
+def test_a_row_changed_before_its_seal_or_copied_is_detected(hub):
+    fill(hub, 3)
+    context = CallContext(correlation_id="c-2", request_id="r-2", client="portal", citizen_ref="cit_y")
+    hub.recorder.record(
+        Exchange(
+            system="ged",
+            operation="FileDocument",
+            attempt=1,
+            outcome="ok",
+            latency_ms=2.0,
+            payload_digest="d",
+        ),
+        context,
+    )
+    with hub.db.transaction() as session:  # changed while pending: the MAC no longer fits
+        session.execute(update(JournalEntry).where(JournalEntry.seq.is_(None)).values(citizen_ref="cit_z"))
+    journal.seal(hub.db)
+    changed = journal.verify(hub.db, hub.journal_key)
+    assert not changed.ok and changed.first_bad_seq == 4 and "no valid MAC" in changed.problem
+
+
+def test_a_copy_of_a_genuine_row_is_detected(hub):
+    """The MAC cannot cover the row's id (given by the database): a copy of a genuine row, MAC and
+    all, is refused as a copy."""
+    fill(hub, 3)
+    with hub.db.transaction() as session:
+        genuine = session.scalar(select(JournalEntry).where(JournalEntry.seq == 2))
+        copy = {name: getattr(genuine, name) for name in journal._MAC_FIELDS}
+        session.add(JournalEntry(**copy, mac=genuine.mac))
+    journal.seal(hub.db)
+    copied = journal.verify(hub.db, hub.journal_key)
+    assert not copied.ok and copied.first_bad_seq == 4 and "copy of another row" in copied.problem
+
+
+def test_the_wrong_key_cannot_vouch_for_the_rows(hub):
+    fill(hub, 3)
+    assert journal.verify(hub.db, hub.journal_key).ok
+    result = journal.verify(hub.db, b"another hub's key")
+    assert not result.ok and result.first_bad_seq == 1 and "no valid MAC" in result.problem
+
+
+def test_rows_written_before_macs_existed_still_verify(tmp_path, sandbox):
+    """Upgrading a hub whose journal predates MACs: its old rows are accepted without one (the
+    migration records where MACs begin); every row written after must carry one."""
+    from hub.db.engine import Database
+    from hub.db.migrate import upgrade
+    from hub.runtime import build_hub
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0005")
+    legacy = Database(url)  # the tables as 0005 left them
+    with legacy.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO journal (at, correlation_id, direction, system, operation, outcome, attempt, "
+                "latency_ms, payload_digest) VALUES ('2026-01-02 03:04:05.000006', 'old', 'inbound', 'hub', "
+                "'POST /v1/requests', 'accepted', 1, 1.5, 'sha256:0')"
+            )
+        )
+    legacy.dispose()
+    hub = build_hub(CONFIG, url=url, migrate=True)
+    try:
+        fill(hub, 2)  # seals the old row and the new ones together
+        assert journal.verify(hub.db, hub.journal_key).ok
+        with hub.db.transaction() as session:
+            session.add(forged_row())
+        journal.seal(hub.db)
+        result = journal.verify(hub.db, hub.journal_key)
+        assert not result.ok and result.first_bad_seq == 4 and "no valid MAC" in result.problem
+    finally:
+        hub.close()
