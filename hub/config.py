@@ -49,7 +49,9 @@ LEGAL_BASES: tuple[str, ...] = get_args(LegalBasis)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a quoted number ("10") or a float where a count goes is a mistake in the file, not a
+    # value to coerce silently; only paths convert (YAML has no path type).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Municipality(Strict):
@@ -111,8 +113,10 @@ class SystemConfig(Strict):
     kind: Literal["soap", "rest", "sftp", "documents"]
     description: str = ""
     endpoint: str = Field(min_length=1)
-    wsdl: Path | None = Field(None, description="local WSDL file, relative to the config file")
-    openapi: Path | None = Field(None, description="local OpenAPI file (rest), relative to the config file")
+    wsdl: Path | None = Field(None, strict=False, description="local WSDL file, relative to the config file")
+    openapi: Path | None = Field(
+        None, strict=False, description="local OpenAPI file (rest), relative to the config file"
+    )
     data_categories: dict[str, list[str]] = Field(
         default_factory=dict, description="soap: personal-data categories each operation sends"
     )
@@ -131,7 +135,9 @@ class SystemConfig(Strict):
     max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024**3)
     health_path: str = Field("health", description="rest/documents: path `hub systems check` reads")
     known_hosts: str | None = Field(None, description="pinned SSH host key line (sftp)")
-    private_key_file: Path | None = Field(None, description="sftp: private key file instead of a password")
+    private_key_file: Path | None = Field(
+        None, strict=False, description="sftp: private key file instead of a password"
+    )
     files: SftpFiles | None = Field(None, description="sftp: remote folders and file headers")
 
     @model_validator(mode="after")
@@ -213,9 +219,9 @@ class Purpose(Strict):
 
 
 class Paths(Strict):
-    flows: Path = Path("../flows")
-    mappings: Path = Path("../mappings")
-    data: Path = Path("../var")
+    flows: Path = Field(Path("../flows"), strict=False)
+    mappings: Path = Field(Path("../mappings"), strict=False)
+    data: Path = Field(Path("../var"), strict=False)
 
 
 class WorkerSettings(Strict):
@@ -289,7 +295,7 @@ class HubConfig(Strict):
     api: ApiSettings = ApiSettings()
     master_data: MasterDataSettings = MasterDataSettings()
     # Not in the file: where it was read from, for resolving relative paths.
-    source: Path = Field(DEFAULT_CONFIG, exclude=True)
+    source: Path = Field(DEFAULT_CONFIG, exclude=True, strict=False)
 
     def resolve(self, path: Path) -> Path:
         """A path written in the config, relative to the config file's folder."""

@@ -66,6 +66,22 @@ def test_duplicate_key_is_an_error_not_a_silent_override(project):
     assert "first defined at line" in error
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("    timeout_s: 10", '    timeout_s: "10"', "systems.etat_civil.timeout_s"),
+        ("    max_concurrency: 16", "    max_concurrency: 16.0", "systems.etat_civil.max_concurrency"),
+    ],
+    ids=["quoted-number", "float-count"],
+)
+def test_a_value_of_the_wrong_type_is_not_coerced(project, old, new, field):
+    """A quoted number or a fractional count is a slip in the file: refused at its line."""
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(hub_yaml, old, new)
+    [error] = errors_of(project)
+    assert f":{line_of(hub_yaml, new.strip())}:" in error and field in error
+
+
 def test_wrong_type_names_the_field(project):
     hub_yaml = project / "config" / "hub.yaml"
     edit(hub_yaml, "    max_concurrency: 16", "    max_concurrency: lots")
