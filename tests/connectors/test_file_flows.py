@@ -141,3 +141,41 @@ def test_ged_search_from_a_flow(live) -> None:
     state = run(live, "pieces-dossier", {})
     assert state["status"] == "completed", state
     assert state["result"]["documents"]["count"] == 0
+
+
+def test_the_aid_payment_finds_a_citizen_the_finances_know_under_another_spelling(live, sandbox) -> None:
+    """The finance software knows Aïssatou N'Diaye as "NDIAYE Aissatou": the démarche resolves
+    her to the same golden record, and its payment file is journaled under it (RGPD art. 15)."""
+    from sqlalchemy import select
+
+    from hub.citizens import Citizens
+    from hub.db.master_models import XREFS
+    from hub.db.models import JournalEntry, Request
+    from master_data.records import IdentityRecord
+
+    known = IdentityRecord(
+        "finances",
+        "TIERS-4417",
+        birth_name="NDIAYE",
+        given_names=("Aissatou",),
+        birth_date="1992-11-30",
+        sex="F",
+        birth_place="69123",
+    )
+    assert Citizens(live.hub).resolve(known, actor="test").outcome == "new"
+    state = run(
+        live,
+        "aid-payment",
+        {"aid": "aide_energie", "amount": 80.0, "iban": "FR7630006000011234567890189"},
+    )
+    assert state["status"] == "completed", state
+    with live.hub.db.sessions() as session:
+        golden_id = session.scalar(select(XREFS.c.golden_id).where(XREFS.c.local_id == "TIERS-4417"))
+        request = session.get(Request, state["id"])
+        sent = session.scalars(
+            select(JournalEntry.citizen_ref).where(
+                JournalEntry.request_id == state["id"], JournalEntry.system == "finances"
+            )
+        ).all()
+    assert request.golden_id == golden_id
+    assert sent and set(sent) == {golden_id}
