@@ -75,15 +75,24 @@ class Accepted:
 
 def journal_rejection(hub: Hub, principal: Principal, raw: bytes, error: IntakeError, started: float) -> None:
     """Journal a refused inbound call too: the auditor sees what was attempted, not only what passed."""
-    context = CallContext(correlation_id=new_id(), client=principal.name)
+    journal_refused(hub, principal.name, "POST /v1/requests", error.code, raw, started)
+
+
+def journal_refused(
+    hub: Hub, client: str, operation: str, code: str, raw: bytes = b"", started: float | None = None
+) -> None:
+    """Journal an inbound call the hub refused (a malformed, oversized or forbidden call from a
+    known client), with the digest of what it sent. Calls without a valid key are not journaled,
+    only logged: anyone could otherwise fill the journal."""
+    context = CallContext(correlation_id=new_id(), client=client)
     row = inbound_row(
         key=hub.journal_key,
         context=context,
-        operation="POST /v1/requests",
+        operation=operation,
         outcome="rejected",
-        latency_ms=(time.perf_counter() - started) * 1000,
+        latency_ms=(time.perf_counter() - started) * 1000 if started is not None else 0.0,
         payload_digest=digest(raw, hub.digest_key),
-        error_code=error.code,
+        error_code=code,
     )
     with hub.db.connection() as connection:
         connection.execute(insert(JOURNAL), row)

@@ -18,9 +18,10 @@ from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
 from hub.group_commit import Unavailable
-from hub.intake import InputInvalid, IntakeError, RequestBody, journal_rejection, prepare
+from hub.intake import InputInvalid, IntakeError, RequestBody, journal_refused, journal_rejection, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
+OPERATION = "POST /v1/requests"
 # The body is read and validated by hand (auth first, size limit, typed errors), so its schema is
 # declared here; its nested models go to the document's components (see hub.api.app).
 REQUEST_BODY_SCHEMA = RequestBody.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -58,14 +59,24 @@ async def post_request(
 ) -> JSONResponse:
     started = time.perf_counter()
     hub = request.app.state.hub
-    raw = await _read_body(request, hub.config.api.max_body_bytes)
+    try:
+        raw = await _read_body(request, hub.config.api.max_body_bytes)
+    except ApiError as error:  # too large: journaled without reading the rest
+        await in_db_thread(request, journal_refused, hub, principal.name, OPERATION, error.code, b"", started)
+        raise
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
+        await in_db_thread(
+            request, journal_refused, hub, principal.name, OPERATION, "unsupported_media_type", raw, started
+        )
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, 5,000-digit numbers, nesting
         reason = str(exc) if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        await in_db_thread(
+            request, journal_refused, hub, principal.name, OPERATION, "malformed_json", raw, started
+        )
         raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {reason}") from None
     try:
         body = RequestBody.model_validate(document)

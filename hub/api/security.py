@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from hub.api.errors import ApiError
 from hub.api.threads import in_db_thread
 from hub.auth import MISSING, Principal
+from hub.intake import journal_refused
 
 # Declared for OpenAPI (the "Authorize" button in /docs); the check itself is below.
 _bearer = HTTPBearer(auto_error=False, description="the client key given by `hub clients add`")
@@ -38,6 +39,12 @@ def require_any(*scopes: str) -> Callable[..., Principal]:
         if principal is None:
             raise ApiError(401, "unauthorized", "invalid client key", headers=challenge)
         if not any(principal.has(scope) for scope in scopes):
+            # A known client reaching beyond its scopes: the auditor sees the attempt.
+            route = request.scope.get("route")
+            operation = f"{request.method} {route.path if route is not None else request.url.path}"
+            await in_db_thread(
+                request, journal_refused, request.app.state.hub, principal.name, operation, "forbidden"
+            )
             raise ApiError(
                 403,
                 "forbidden",

@@ -338,3 +338,42 @@ def test_a_database_failure_on_a_read_answers_by_its_cause(
     assert (
         "server closed" not in answer.text and "nope" not in answer.text
     )  # the driver's words stay in the log
+
+
+def test_refused_calls_of_a_known_client_are_journaled_and_anonymous_ones_are_not(live_api):
+    """The auditor sees what a known client attempted and was refused (malformed, wrong type, too
+    large, beyond its scopes); a call without a valid key is only logged, or anyone could fill the
+    journal."""
+    with live_api.client() as client:
+        assert (
+            client.post(
+                "/v1/requests", content=b"{oops", headers={"Content-Type": "application/json"}
+            ).status_code
+            == 400
+        )
+        assert (
+            client.post("/v1/requests", content=b"<a/>", headers={"Content-Type": "text/xml"}).status_code
+            == 415
+        )
+        big = b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+        assert (
+            client.post("/v1/requests", content=big, headers={"Content-Type": "application/json"}).status_code
+            == 413
+        )
+        assert client.get("/v1/citizens/some-golden-id").status_code == 403  # portal lacks citizens:read
+    with live_api.client("not-a-key") as anonymous:
+        assert anonymous.post("/v1/requests", json=sample(VALID)).status_code == 401
+    with live_api.hub.db.sessions() as session:
+        rows = session.execute(
+            select(JournalEntry.operation, JournalEntry.error_code, JournalEntry.client).where(
+                JournalEntry.outcome == "rejected"
+            )
+        ).all()
+    assert sorted((r.operation, r.error_code) for r in rows) == [
+        ("GET /v1/citizens/{golden_id}", "forbidden"),
+        ("POST /v1/requests", "malformed_json"),
+        ("POST /v1/requests", "payload_too_large"),
+        ("POST /v1/requests", "unsupported_media_type"),
+    ]
+    [client_name] = {r.client for r in rows}
+    assert client_name.startswith("portal-")  # the test's portal client, by name
