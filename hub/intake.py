@@ -8,6 +8,7 @@ its ``202``, the request cannot be lost, and the journal cannot miss it.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
 
 from connectors.exchange import CallContext, digest
 from hub.auth import Principal
@@ -25,6 +27,8 @@ from hub.journal import inbound_row
 from hub.runtime import Hub
 from master_data.identity import CitizenIdentity
 from master_data.reference import citizen_reference
+
+log = logging.getLogger("hub.intake")
 
 
 class RequestBody(BaseModel):
@@ -94,8 +98,12 @@ def journal_refused(
         payload_digest=digest(raw, hub.digest_key),
         error_code=code,
     )
-    with hub.db.connection() as connection:
-        connection.execute(insert(JOURNAL), row)
+    try:
+        with hub.db.connection() as connection:
+            connection.execute(insert(JOURNAL), row)
+    except OperationalError:  # the database is down: the caller still learns what was wrong
+        log.exception("could not journal a refused %s from %s (%s)", operation, client, code)
+        return
     hub.metrics.exchanges.labels("inbound", "hub", "rejected").inc()
 
 

@@ -377,3 +377,16 @@ def test_refused_calls_of_a_known_client_are_journaled_and_anonymous_ones_are_no
     ]
     [client_name] = {r.client for r in rows}
     assert client_name.startswith("portal-")  # the test's portal client, by name
+
+
+def test_bad_input_is_answered_as_such_while_the_database_is_down(live_api, monkeypatch):
+    """Journaling the refusal fails with the database: the client still learns what was wrong
+    with its call (400), not a misleading 503 telling it to send the same thing again."""
+    with live_api.client() as client:
+
+        def failing(*_args, **_kwargs):
+            raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+
+        monkeypatch.setattr(live_api.hub.db, "connection", failing)
+        response = client.post("/v1/requests", content=b"{oops", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and error_code(response) == "malformed_json"
