@@ -6,6 +6,7 @@ same definitions against the same database with the same connectors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -241,16 +242,17 @@ class Hub:
             )
         return gateway
 
-    @property
+    @functools.cached_property
     def digest_key(self) -> bytes:
-        """Key of the journal's payload digests, derived from (and kept apart from) the pseudonym key."""
+        """Key of the journal's payload digests, derived from (and kept apart from) the pseudonym key;
+        derived once (every accepted request digests its body with it)."""
         return hmac.new(self.pseudonym_key, b"hub journal payload digests", hashlib.sha256).digest()
 
     @property
     def journal_key(self) -> bytes:
-        """Key of the journal rows' MACs (:func:`hub.journal.row_mac`), also derived from the
-        pseudonym key, which lives outside the database (environment or ``var/``)."""
-        return journal_key(self.pseudonym_key)
+        """Key of the journal rows' MACs (:func:`hub.journal.row_mac`): the recorder's, derived once
+        from the pseudonym key, which lives outside the database (environment or ``var/``)."""
+        return self.recorder.key
 
     def request_context(
         self,
