@@ -13,10 +13,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import and_, func, not_, select
 
 from hub.db.engine import Database
 from hub.db.models import OutboxMessage, Request, utcnow
+from hub.outbox import ready, unleased
 
 BREAKER_STATES = ("closed", "half_open", "open")
 
@@ -48,8 +49,7 @@ class _DatabaseCollector(Collector):
         running = GaugeMetricFamily("hub_queue_in_flight", "Messages a worker holds under a live lease")
         dead = GaugeMetricFamily("hub_dead_letters", "Dead-lettered messages awaiting an operator")
         now = utcnow()
-        unleased = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now)
-        ready = and_(OutboxMessage.available_at <= now, unleased)
+        free, due = unleased(now), ready(now)  # the claim's own conditions (hub.outbox)
         with self.db.sessions() as session:
             for flow, status, count in session.execute(
                 select(Request.flow, Request.status, func.count()).group_by(Request.flow, Request.status)
@@ -57,10 +57,10 @@ class _DatabaseCollector(Collector):
                 requests.add_metric([flow, status], count)
             ready_count, first, later, held = session.execute(
                 select(
-                    func.count().filter(ready),
-                    func.min(OutboxMessage.available_at).filter(ready),
-                    func.count().filter(and_(OutboxMessage.available_at > now, unleased)),
-                    func.count().filter(not_(unleased)),
+                    func.count().filter(due),
+                    func.min(OutboxMessage.available_at).filter(due),
+                    func.count().filter(and_(OutboxMessage.available_at > now, free)),
+                    func.count().filter(not_(free)),
                 ).where(OutboxMessage.state == "pending")
             ).one()
             dead_count = session.scalar(select(func.count()).where(OutboxMessage.state == "dead"))

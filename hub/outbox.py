@@ -13,8 +13,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Update, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, or_, select, update
 
 from hub.db.engine import Database
 from hub.db.models import OUTBOX, utcnow
@@ -59,17 +60,24 @@ def extend(db: Database, claim: Claim, lease_s: float) -> bool:
     )
 
 
+def unleased(now: Any) -> ColumnElement[bool]:
+    """No worker holds the message: never claimed, or its lease ran out before ``now``."""
+    return or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now)
+
+
+def ready(now: Any) -> ColumnElement[bool]:
+    """A pending message a worker may claim at ``now`` (a value or a bound parameter): due, and
+    unleased. What the claim takes and what ``hub_queue_depth`` counts."""
+    return and_(OUTBOX.c.state == "pending", OUTBOX.c.available_at <= now, unleased(now))
+
+
 @functools.cache
 def _claim_statement(limit: int) -> Update:
     """Built once per batch size; binds ``now``, ``lease_until`` and ``token``."""
     now = bindparam("now", type_=OUTBOX.c.available_at.type)
-    ready = (
+    ready_ids = (
         select(OUTBOX.c.id)
-        .where(
-            OUTBOX.c.state == "pending",
-            OUTBOX.c.available_at <= now,
-            or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now),
-        )
+        .where(ready(now))
         .order_by(OUTBOX.c.available_at, OUTBOX.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -77,7 +85,7 @@ def _claim_statement(limit: int) -> Update:
     )
     return (
         update(OUTBOX)
-        .where(OUTBOX.c.id.in_(ready))
+        .where(OUTBOX.c.id.in_(ready_ids))
         .values(lease_until=bindparam("lease_until"), claimed_by=bindparam("token"))
         .returning(
             OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.step, OUTBOX.c.attempts, OUTBOX.c.first_failure_at
