@@ -77,11 +77,6 @@ class Accepted:
         }
 
 
-def journal_rejection(hub: Hub, principal: Principal, raw: bytes, error: IntakeError, started: float) -> None:
-    """Journal a refused inbound call too: the auditor sees what was attempted, not only what passed."""
-    journal_refused(hub, principal.name, "POST /v1/requests", error.code, raw, started)
-
-
 def journal_refused(
     hub: Hub, client: str, operation: str, code: str, raw: bytes = b"", started: float | None = None
 ) -> None:

@@ -18,7 +18,7 @@ from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
 from hub.group_commit import Unavailable
-from hub.intake import InputInvalid, IntakeError, RequestBody, journal_refused, journal_rejection, prepare
+from hub.intake import InputInvalid, IntakeError, RequestBody, journal_refused, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 OPERATION = "POST /v1/requests"
@@ -59,43 +59,44 @@ async def post_request(
 ) -> JSONResponse:
     started = time.perf_counter()
     hub = request.app.state.hub
+    raw = b""  # an oversized body is refused unread
     try:
         raw = await _read_body(request, hub.config.api.max_body_bytes)
-    except ApiError as error:  # too large: journaled without reading the rest
-        await in_db_thread(request, journal_refused, hub, principal.name, OPERATION, error.code, b"", started)
-        raise
+        body = _parse(request, raw)
+        prepared = prepare(hub, principal, body, idempotency_key, started)
+        accepted = await request.app.state.committer.record(prepared)
+    except Unavailable as exc:
+        raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "5"}) from None
+    except (ApiError, IntakeError) as exc:
+        refused = (
+            exc if isinstance(exc, ApiError) else ApiError(exc.status, exc.code, exc.message, exc.details)
+        )
+        # Every refusal of a known client is journaled, whatever its reason: the auditor sees what
+        # was attempted, not only what passed.
+        await in_db_thread(
+            request, journal_refused, hub, principal.name, OPERATION, refused.code, raw, started
+        )
+        raise refused from None
+    headers = {"Location": f"/v1/requests/{accepted.request_id}"}
+    if not accepted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(accepted.as_json(), status_code=202, headers=headers)
+
+
+def _parse(request: Request, raw: bytes) -> RequestBody:
+    """The body as a request: JSON declared and well formed (else 415, 400), valid (else 422)."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
-        await in_db_thread(
-            request, journal_refused, hub, principal.name, OPERATION, "unsupported_media_type", raw, started
-        )
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, 5,000-digit numbers, nesting
         reason = str(exc) if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-        await in_db_thread(
-            request, journal_refused, hub, principal.name, OPERATION, "malformed_json", raw, started
-        )
         raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {reason}") from None
     try:
-        body = RequestBody.model_validate(document)
+        return RequestBody.model_validate(document)
     except ValidationError as exc:
-        error = InputInvalid("the request is invalid", validation_details(list(exc.errors())))
-        await in_db_thread(request, journal_rejection, hub, principal, raw, error, started)
-        raise ApiError(422, "validation_failed", error.message, error.details) from None
-    try:
-        prepared = prepare(hub, principal, body, idempotency_key, started)
-        accepted = await request.app.state.committer.record(prepared)
-    except IntakeError as error:
-        await in_db_thread(request, journal_rejection, hub, principal, raw, error, started)
-        raise ApiError(error.status, error.code, error.message, error.details) from None
-    except Unavailable as exc:
-        raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "5"}) from None
-    headers = {"Location": f"/v1/requests/{accepted.request_id}"}
-    if not accepted.created:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(accepted.as_json(), status_code=202, headers=headers)
+        raise InputInvalid("the request is invalid", validation_details(list(exc.errors()))) from None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
