@@ -36,6 +36,8 @@ import psutil
 import sqlalchemy as sa
 import yaml
 
+from sandbox.runner import TEST_CREDENTIALS
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HUB_CLI = str(BIN / "hub")
@@ -46,6 +48,11 @@ STARTUP_TIMEOUT_S = 60.0
 TERMINAL = ("completed", "failed", "rejected")
 
 _database_counter = itertools.count(1)
+
+# The benchmarks drive the sandbox: its test credentials, under the names the shipped hub.yaml reads
+# (it takes credentials from the environment only), for the hubs started here and in-process loads.
+for _name, _value in TEST_CREDENTIALS.items():
+    os.environ.setdefault(_name, _value)
 
 
 # ---------------------------------------------------------------------------------------- figures

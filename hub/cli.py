@@ -219,11 +219,20 @@ def worker_command(
 def sandbox(
     port_base: Annotated[int, typer.Option(help="first port; the shipped hub.yaml expects 8101")] = 8101,
     issue_delay: Annotated[float, typer.Option(help="seconds before the registry issues an act")] = 0.5,
+    print_env: Annotated[
+        bool,
+        typer.Option(
+            "--print-env",
+            help="print the shell exports (addresses, host key, test credentials) the hub needs to reach "
+            'this sandbox, and exit: eval "$(hub sandbox --print-env)"',
+        ),
+    ] = False,
 ) -> None:
-    """Run the simulated back-ends alone and print their addresses."""
+    """Run the simulated back-ends alone and print their addresses and the hub's variables."""
     from sandbox.runner import main
 
-    raise typer.Exit(main(["--port-base", str(port_base), "--issue-delay", str(issue_delay)]))
+    argv = ["--port-base", str(port_base), "--issue-delay", str(issue_delay)]
+    raise typer.Exit(main([*argv, "--print-env"] if print_env else argv))
 
 
 @app.command()

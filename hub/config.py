@@ -385,7 +385,8 @@ def _master_data_checks(config: HubConfig, document: YamlDocument) -> list[Confi
 
 
 def _substitute_env(document: YamlDocument, node: Any, location: tuple) -> list[ConfigIssue]:
-    """Replace ``${env:NAME}`` / ``${env:NAME:-default}`` in place; credentials must use them."""
+    """Replace ``${env:NAME}`` / ``${env:NAME:-default}`` in place; a credential must be exactly one
+    ``${env:NAME}``, with no default (a default would be a secret written in the file)."""
     issues: list[ConfigIssue] = []
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in list(items):
@@ -395,13 +396,14 @@ def _substitute_env(document: YamlDocument, node: Any, location: tuple) -> list[
             continue
         if not isinstance(value, str):
             continue
-        if "credentials" in location and not _ENV_REF.fullmatch(value):
+        reference = _ENV_REF.fullmatch(value)
+        if "credentials" in location and (reference is None or reference.group(2) is not None):
             issues.append(
                 document.issue(
                     here,
                     (
-                        f"{'.'.join(map(str, here))}: secrets are not stored in the file; "
-                        f"write ${{env:HUB_...}} and set the variable"
+                        f"{'.'.join(map(str, here))}: secrets are not stored in the file, "
+                        f"not even as a default; write ${{env:HUB_...}} and set the variable"
                     ),
                 )
             )

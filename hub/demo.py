@@ -30,12 +30,6 @@ from sandbox.runner import ServerThread, bind_socket, start_sandbox
 SAMPLES = Path(__file__).resolve().parent.parent / "sandbox" / "samples"
 TERMINAL = ("completed", "failed", "rejected")
 DEADLINE_S = 60.0
-ENDPOINT_VARIABLES = {
-    "etat_civil": "HUB_ETAT_CIVIL_URL",
-    "ecole": "HUB_ECOLE_URL",
-    "ged": "HUB_GED_URL",
-    "finances": "HUB_FINANCES_URL",
-}
 
 
 def run_demo(
@@ -49,9 +43,7 @@ def run_demo(
     console = console or Console()
     started = time.monotonic()
     with start_sandbox(issue_delay_s=0.5) as sandbox:
-        for name, variable in ENDPOINT_VARIABLES.items():
-            os.environ[variable] = sandbox.urls[name]
-        os.environ["HUB_FINANCES_KNOWN_HOSTS"] = sandbox.sftp_host_key_line
+        os.environ.update(sandbox.environment())  # its addresses, host key and test credentials
         console.print("[bold]sandbox[/] " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()))
         hub = build_hub(config, url=os.environ.get("HUB_DATABASE_URL") or _fresh_demo_database(config))
         key = hub.clients.add(f"demo-portal-{int(time.time())}", ["portal"])

@@ -10,6 +10,7 @@ accepts connections. The SFTP back-end is a paramiko server with a host key gene
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import socket
 import sys
@@ -24,13 +25,52 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from sandbox import ecole, etat_civil, ged
-from sandbox.finances import DEFAULT_PASSWORD, FinancesServer
+from sandbox.finances import DEFAULT_PASSWORD, DEFAULT_USERNAME, FinancesServer
 from sandbox.finances.fixed_key import sandbox_host_key
+from sandbox.finances.server import known_hosts_line
 from sandbox.knobs import Knobs
 
 NAMES = ("etat_civil", "ecole", "ged", "finances")
 BASE_PATHS = {"etat_civil": "/etat-civil", "ecole": "/api/v1", "ged": "/api"}
 STARTUP_TIMEOUT_S = 10.0
+# The variables the shipped config/hub.yaml reads: each back-end's address, the SFTP host key line,
+# and the credentials (which the hub only ever takes from the environment).
+ENDPOINT_VARIABLES = {
+    "etat_civil": "HUB_ETAT_CIVIL_URL",
+    "ecole": "HUB_ECOLE_URL",
+    "ged": "HUB_GED_URL",
+    "finances": "HUB_FINANCES_URL",
+}
+# The sandbox's test credentials, under the names the shipped hub.yaml reads them from.
+TEST_CREDENTIALS = {
+    "HUB_ECOLE_TOKEN": ecole.DEFAULT_TOKEN,
+    "HUB_GED_KEY": ged.DEFAULT_API_KEY,
+    "HUB_FINANCES_PASSWORD": DEFAULT_PASSWORD,
+}
+HUB_VARIABLES = (*ENDPOINT_VARIABLES.values(), "HUB_FINANCES_KNOWN_HOSTS", *TEST_CREDENTIALS)
+
+
+def hub_environment(
+    host: str,
+    ports: dict[str, int],
+    *,
+    host_key_line: str,
+    ecole_token: str = ecole.DEFAULT_TOKEN,
+    ged_api_key: str = ged.DEFAULT_API_KEY,
+    sftp_username: str = DEFAULT_USERNAME,
+    sftp_password: str = DEFAULT_PASSWORD,
+) -> dict[str, str]:
+    """The environment a hub running the shipped config needs to reach a sandbox on ``ports``."""
+    url_host = f"[{host}]" if ":" in host else host
+    urls = {name: f"http://{url_host}:{ports[name]}{path}" for name, path in BASE_PATHS.items()}
+    urls["finances"] = f"sftp://{sftp_username}@{url_host}:{ports['finances']}"
+    return {
+        **{variable: urls[name] for name, variable in ENDPOINT_VARIABLES.items()},
+        "HUB_FINANCES_KNOWN_HOSTS": host_key_line,
+        "HUB_ECOLE_TOKEN": ecole_token,
+        "HUB_GED_KEY": ged_api_key,
+        "HUB_FINANCES_PASSWORD": sftp_password,
+    }
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -106,6 +146,18 @@ class SandboxHandle:
     _servers: list[ServerThread] = field(default_factory=list, repr=False)
     _finances: FinancesServer | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point the shipped config at this sandbox (see :func:`hub_environment`)."""
+        return hub_environment(
+            self.host,
+            self.ports,
+            host_key_line=self.sftp_host_key_line,
+            ecole_token=self.ecole_token,
+            ged_api_key=self.ged_api_key,
+            sftp_username=self.sftp_username,
+            sftp_password=self.sftp_password,
+        )
 
     def stop(self) -> None:
         """Stop every back-end, free its port and remove its temporary files; idempotent."""
@@ -216,7 +268,17 @@ def _parser() -> argparse.ArgumentParser:
         default=0.5,
         help="seconds the état-civil registry takes to issue a requested act",
     )
+    parser.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print the shell exports that point the shipped hub.yaml at this sandbox (addresses, "
+        "host key, test credentials) and exit without starting; needs --port-base",
+    )
     return parser
+
+
+def _exports(environment: dict[str, str]) -> str:
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in environment.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--port-base must be 0 or a port up to {65535 - len(NAMES)}", file=sys.stderr)
         return 2
     ports = {name: args.port_base + i for i, name in enumerate(NAMES)} if args.port_base else {}
+    if args.print_env:
+        if not ports:
+            print("--print-env needs --port-base (free ports are only known once started)", file=sys.stderr)
+            return 2
+        key_line = known_hosts_line(args.host, ports["finances"], sandbox_host_key())
+        print(_exports(hub_environment(args.host, ports, host_key_line=key_line)))
+        return 0
     try:
         handle = start_sandbox(
             args.host, ports=ports, issue_delay_s=args.issue_delay, sftp_host_key=sandbox_host_key()
@@ -246,12 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         with handle:
             for name, url in handle.urls.items():
                 print(f"{name}: {url}")
-            print(f"finances known_hosts: {handle.sftp_host_key_line}")
-            print(
-                f"credentials: ecole Authorization: Bearer {handle.ecole_token} | "
-                f"ged X-Api-Key: {handle.ged_api_key} | "
-                f"finances {handle.sftp_username}/{handle.sftp_password}"
-            )
+            print("the hub reaches this sandbox with (its secrets come only from the environment):")
+            print(_exports(handle.environment()))
             print("Ctrl-C to stop", flush=True)
             while not stop.wait(0.5):
                 pass

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.db.migrate import upgrade
+from sandbox.runner import TEST_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "hub.yaml"
@@ -28,6 +29,10 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # A fixed pseudonymisation key: tests never write key files into the working tree.
 os.environ.setdefault("HUB_PSEUDONYM_KEY", "00" * 32)
+# The back-ends' credentials, as an operator's environment file gives them: the shipped hub.yaml
+# only names the variables (the sandbox's test values here).
+for _name, _value in TEST_CREDENTIALS.items():
+    os.environ.setdefault(_name, _value)
 
 
 def require_peer(available: bool, reason: str) -> None:
@@ -91,13 +96,7 @@ def sandbox():
     from sandbox.runner import start_sandbox
 
     handle = start_sandbox(issue_delay_s=0.0)
-    variables = {
-        "HUB_ETAT_CIVIL_URL": handle.urls["etat_civil"],
-        "HUB_ECOLE_URL": handle.urls["ecole"],
-        "HUB_GED_URL": handle.urls["ged"],
-        "HUB_FINANCES_URL": handle.urls["finances"],
-        "HUB_FINANCES_KNOWN_HOSTS": handle.sftp_host_key_line,
-    }
+    variables = handle.environment()
     previous = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
     yield handle

@@ -7,11 +7,12 @@ import os
 
 from rich.console import Console
 
-from hub.demo import ENDPOINT_VARIABLES, run_demo
+from hub.demo import run_demo
+from sandbox.runner import HUB_VARIABLES
 
 
 def test_demo_once_completes_every_valid_sample_and_verifies_the_journal(monkeypatch):
-    for variable in ENDPOINT_VARIABLES.values():  # the demo points them at its own sandbox
+    for variable in HUB_VARIABLES:  # the demo points them at its own sandbox
         monkeypatch.setenv(variable, os.environ.get(variable, ""))
     monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
     output = io.StringIO()
@@ -33,7 +34,7 @@ def test_a_serving_demo_prints_a_command_that_files_a_request(monkeypatch):
 
     import hub.demo
 
-    for variable in ENDPOINT_VARIABLES.values():
+    for variable in HUB_VARIABLES:
         monkeypatch.setenv(variable, os.environ.get(variable, ""))
     monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
     output = io.StringIO()

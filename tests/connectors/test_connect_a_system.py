@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from hub.db.models import JournalEntry
 from hub.runtime import build_hub
+from sandbox.runner import TEST_CREDENTIALS
 from tests.conftest import ROOT, _live, sample
 
 BLOCK = re.compile(r"```yaml path=([\w./#-]+)\n(.*?)```", re.S)
@@ -42,7 +43,9 @@ def apply_page(project: Path) -> list[str]:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path, monkeypatch) -> Path:
+    # as the page says: the token comes from the environment (here the école sandbox's)
+    monkeypatch.setenv("HUB_PERISCOLAIRE_TOKEN", TEST_CREDENTIALS["HUB_ECOLE_TOKEN"])
     for folder in ("config", "flows", "mappings"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     written = apply_page(tmp_path)

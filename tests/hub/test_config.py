@@ -138,15 +138,31 @@ def test_invalid_jsonpath_in_a_mapping(project):
 
 def test_literal_secret_is_refused(project):
     hub_yaml = project / "config" / "hub.yaml"
-    edit(hub_yaml, "token: ${env:HUB_ECOLE_TOKEN:-sandbox-ecole-token}", "token: s3cr3t")
+    edit(hub_yaml, "token: ${env:HUB_ECOLE_TOKEN}", "token: s3cr3t")
     [error] = errors_of(project)
     assert f":{line_of(hub_yaml, 's3cr3t')}:" in error and "secrets are not stored in the file" in error
+
+
+def test_a_secret_with_a_default_is_refused(project):
+    """``${env:X:-value}`` would store the secret in the file whenever X is unset."""
+    hub_yaml = project / "config" / "hub.yaml"
+    secret = "password: ${env:HUB_FINANCES_PASSWORD}"
+    edit(hub_yaml, secret, "password: ${env:HUB_FINANCES_PASSWORD:-hunter2}")
+    [error] = errors_of(project)
+    assert f":{line_of(hub_yaml, 'hunter2')}:" in error
+    assert "systems.finances.credentials.password" in error and "not even as a default" in error
+
+
+def test_shipped_config_needs_the_secrets_from_the_environment(project, monkeypatch):
+    monkeypatch.delenv("HUB_GED_KEY")
+    [error] = errors_of(project)
+    assert "systems.ged.credentials.api_key: environment variable HUB_GED_KEY is not set" in error
 
 
 def test_missing_environment_variable_is_named(project, monkeypatch):
     monkeypatch.delenv("HUB_SCHOOL_TOKEN", raising=False)
     hub_yaml = project / "config" / "hub.yaml"
-    edit(hub_yaml, "${env:HUB_ECOLE_TOKEN:-sandbox-ecole-token}", "${env:HUB_SCHOOL_TOKEN}")
+    edit(hub_yaml, "${env:HUB_ECOLE_TOKEN}", "${env:HUB_SCHOOL_TOKEN}")
     [error] = errors_of(project)
     assert "environment variable HUB_SCHOOL_TOKEN is not set" in error
 
@@ -155,7 +171,7 @@ def test_secret_from_environment_is_used(project, monkeypatch):
     monkeypatch.setenv("HUB_SCHOOL_TOKEN", "from-env")
     edit(
         project / "config" / "hub.yaml",
-        "${env:HUB_ECOLE_TOKEN:-sandbox-ecole-token}",
+        "${env:HUB_ECOLE_TOKEN}",
         "${env:HUB_SCHOOL_TOKEN}",
     )
     definitions = load_definitions(project / "config" / "hub.yaml")

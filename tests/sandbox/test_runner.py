@@ -4,22 +4,42 @@ from __future__ import annotations
 
 import io
 import os
+import random
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import paramiko
 
-from sandbox.runner import bind_socket, start_sandbox
+from sandbox.runner import HUB_VARIABLES, NAMES, bind_socket, start_sandbox
 
 
 def accepts(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(100):
+        base = random.randrange(20000, 60000)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sockets.append(bind_socket("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no block of free ports")
 
 
 def test_start_sandbox_serves_all_four_and_stop_frees_the_ports() -> None:
@@ -79,6 +99,12 @@ def test_fixed_ports_are_honoured_and_unknown_names_refused() -> None:
         raise AssertionError("unknown back-end name accepted")
 
 
+def _exports(lines: list[str]) -> dict[str, str]:
+    """The ``export NAME=value`` lines of the sandbox's output, as a shell would read them."""
+    pairs = (shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in lines)
+    return dict(pairs)
+
+
 def test_python_m_sandbox_prints_addresses_and_stops_on_sigint() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox"],
@@ -93,10 +119,13 @@ def test_python_m_sandbox_prints_addresses_and_stops_on_sigint() -> None:
             line = process.stdout.readline()
             assert line, process.stderr.read()
             lines.append(line.strip())
-        addresses = dict(line.split(": ", 1) for line in lines[:5])
+        addresses = dict(line.split(": ", 1) for line in lines[:4])
         assert addresses["ecole"].startswith("http://127.0.0.1:")
         assert addresses["finances"].startswith("sftp://finances@127.0.0.1:")
-        assert " ssh-ed25519 " in addresses["finances known_hosts"]
+        exports = _exports([line for line in lines if line.startswith("export ")])
+        assert exports["HUB_ECOLE_URL"] == addresses["ecole"]
+        assert " ssh-ed25519 " in exports["HUB_FINANCES_KNOWN_HOSTS"]
+        assert exports["HUB_ECOLE_TOKEN"] and exports["HUB_FINANCES_PASSWORD"]
         port = int(addresses["ecole"].rsplit(":", 1)[1].split("/")[0])
         assert accepts(port)
         process.send_signal(signal.SIGINT)
@@ -110,6 +139,45 @@ def test_python_m_sandbox_prints_addresses_and_stops_on_sigint() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_print_env_gives_what_the_running_sandbox_prints_and_the_shipped_config_needs(tmp_path) -> None:
+    """``eval "$(hub sandbox --print-env)"`` is the README's way to point a hand-run hub at the
+    sandbox: the exports, known before starting, are the running sandbox's own, and with them alone
+    (no credential inherited from this test's environment) the shipped config loads."""
+    base = free_port_block(len(NAMES))
+    hub = str(Path(sys.executable).with_name("hub"))
+    printed = subprocess.run(
+        [hub, "sandbox", "--print-env", "--port-base", str(base)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert all(line.startswith("export ") for line in printed)
+    before_start = _exports(printed)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port-base", str(base)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        lines = []
+        while not lines or lines[-1] != "Ctrl-C to stop":
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            lines.append(line.strip())
+        assert _exports([line for line in lines if line.startswith("export ")]) == before_start
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+
+    clean = {k: v for k, v in os.environ.items() if k not in HUB_VARIABLES}
+    check = subprocess.run([hub, "config", "check"], capture_output=True, text=True, env=clean)
+    assert check.returncode == 1 and "HUB_ECOLE_TOKEN is not set" in check.stderr + check.stdout
+    check = subprocess.run(
+        [hub, "config", "check"], capture_output=True, text=True, env={**clean, **before_start}
+    )
+    assert check.returncode == 0, check.stderr + check.stdout
 
 
 def test_small_responses_are_not_held_back_by_nagle() -> None:
