@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
-from hub.api import citizens, documents, errors, ops, requests, stewardship
+from hub.api import citizens, documents, errors, journal, ops, requests, stewardship
 from hub.api.threads import limiter_for
 from hub.group_commit import GroupCommitter
 from hub.runtime import Hub
@@ -60,4 +60,5 @@ def create_app(hub: Hub, *, embedded_worker: bool = False) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(citizens.router)
     app.include_router(stewardship.router)
+    app.include_router(journal.router)
     return app
