@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-Outcome = Literal["ok", "transient_error", "permanent_error", "rejected"]
+# "interrupted": an attempt whose worker was lost mid-step; it may or may not have reached the
+# system (the retry that follows carries the same idempotency key).
+Outcome = Literal["ok", "transient_error", "permanent_error", "rejected", "interrupted"]
 T = TypeVar("T")
 
 
@@ -31,6 +33,9 @@ class CallContext:
     # Attempts already made by earlier deliveries (the hub reschedules through its outbox), so the
     # journal numbers attempts across deliveries, not only within one call.
     previous_attempts: int = 0
+    # An earlier delivery of this call was lost mid-step (its worker died): the gateway journals
+    # that attempt (outcome "interrupted", numbered previous_attempts) before making its own.
+    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

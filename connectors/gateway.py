@@ -341,6 +341,8 @@ class Gateway:
         return :class:`~connectors.exchange.Received` to have the answer's raw bytes journaled
         (digested) instead of its value."""
         payload_digest = digest(payload, self._digest_key)
+        if context.interrupted:
+            self._record_interrupted(operation, payload_digest, context)
         max_attempts = self.policy.max_attempts if retry else 1
         started = time.monotonic()
         # The first attempt runs without tenacity (most calls need no other): its machinery costs
@@ -425,6 +427,26 @@ class Gateway:
             operation, number, "ok", started, payload_digest, context, response_digest=response_digest
         )
         return result
+
+    def _record_interrupted(self, operation: str, payload_digest: str, context: CallContext) -> None:
+        """Journal the attempt of a delivery whose worker was lost mid-step: it may have reached the
+        system, with this very message (mappings are deterministic and the idempotency key is the
+        request's and step's), and no row says so. Its latency is unknown; it is not a failure of
+        the system, so the breaker and the statistics ignore it."""
+        self._recorder.record(
+            Exchange(
+                system=self.system,
+                operation=operation,
+                attempt=context.previous_attempts,
+                outcome="interrupted",
+                latency_ms=0.0,
+                payload_digest=payload_digest,
+                error_code="WORKER_LOST",
+                error_message="the worker holding the request stopped during this call; the call may "
+                "have reached the system and is made again with the same idempotency key",
+            ),
+            context,
+        )
 
     def _record(
         self,

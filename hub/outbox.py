@@ -31,6 +31,9 @@ class Claim:
     token: str
     first_failure_at: datetime | None
     leased_until: float  # time.monotonic() by which the lease surely still holds
+    # The token of an earlier claim that never released the message (its worker died or lost its
+    # database mid-step): a call of this step may have left without its journal row.
+    interrupted: str | None = None
 
 
 def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
@@ -44,7 +47,16 @@ def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:
         lambda connection: connection.execute(_claim_statement(limit), params).all(), single_statement=True
     )
     return [
-        Claim(row.id, row.request_id, row.step, row.attempts, token, row.first_failure_at, leased_until)
+        Claim(
+            row.id,
+            row.request_id,
+            row.step,
+            row.attempts,
+            token,
+            row.first_failure_at,
+            leased_until,
+            row.interrupted_claim,
+        )
         for row in rows
     ]
 
@@ -86,8 +98,18 @@ def _claim_statement(limit: int) -> Update:
     return (
         update(OUTBOX)
         .where(OUTBOX.c.id.in_(ready_ids))
-        .values(lease_until=bindparam("lease_until"), claimed_by=bindparam("token"))
+        # SET reads the row as it was: a claim never released leaves its token for the next one
+        .values(
+            lease_until=bindparam("lease_until"),
+            claimed_by=bindparam("token"),
+            interrupted_claim=OUTBOX.c.claimed_by,
+        )
         .returning(
-            OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.step, OUTBOX.c.attempts, OUTBOX.c.first_failure_at
+            OUTBOX.c.id,
+            OUTBOX.c.request_id,
+            OUTBOX.c.step,
+            OUTBOX.c.attempts,
+            OUTBOX.c.first_failure_at,
+            OUTBOX.c.interrupted_claim,
         )
     )

@@ -60,7 +60,7 @@ class _Progress:
         self.events.append(_Event(utcnow(), step, outcome, detail))
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Run:
     """One run of a flow for one claimed message: what every step needs."""
 
@@ -69,6 +69,9 @@ class _Run:
     context: CallContext
     document: dict[str, Any]  # what mappings and conditions read; ``steps`` is progress.context
     progress: _Progress
+    # The claimed step's call, when an earlier delivery was lost during it: its next call journals
+    # the lost attempt first (once).
+    interrupted_step: Step | None = None
 
 
 class _Rescheduled(Exception):
@@ -107,6 +110,15 @@ class FlowRunner:
             golden_id=snapshot["golden_id"],
             previous_attempts=claim.attempts,
         )
+        interrupted_step = _interrupted_call(flow, claim)
+        if interrupted_step is not None:
+            context = replace(context, previous_attempts=claim.attempts + 1)  # the lost one
+            log.warning(
+                "request %s: claim %s was lost during step %s; its call may have been made",
+                claim.request_id,
+                claim.interrupted,
+                interrupted_step.id,
+            )
         progress = _Progress(
             claim.step,
             snapshot["status"],
@@ -114,6 +126,8 @@ class FlowRunner:
             snapshot["target_system"],
             claim.leased_until,
         )
+        if interrupted_step is not None:
+            progress.event(interrupted_step.id, "interrupted", "worker lost during this step; made again")
         if progress.status == "received":
             progress.status = "processing"
             progress.event("processing", "ok", f"worker {claim.token.split('/')[0]}")
@@ -143,7 +157,7 @@ class FlowRunner:
                 document["golden"] = {"id": golden_id}
                 if flow.reads_identifiers:
                     document["golden"]["identifiers"] = self.citizens.identifiers(golden_id)
-            return self._run(_Run(flow, claim, context, document, progress))
+            return self._run(_Run(flow, claim, context, document, progress, interrupted_step))
         except _Rescheduled as wait:
             return self._checkpoint(claim, progress, available_at=wait.at)
         except _Finished:
@@ -417,7 +431,21 @@ def _status(flow: Flow, step: Step, document: dict[str, Any]) -> str:
 def _keyed(run: _Run, step: Step) -> CallContext:
     """The call's context with its idempotency key, request + step: a retried step makes its
     effect at the back-end once."""
-    return replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
+    keyed = replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
+    if step is run.interrupted_step:
+        run.interrupted_step = None
+        keyed = replace(keyed, interrupted=True)
+    return keyed
+
+
+def _interrupted_call(flow: Flow, claim: Claim) -> Step | None:
+    """The claimed step, if it calls a system and an earlier claim never released the message
+    (its worker died, or lost the database, during the step)."""
+    if claim.interrupted is None or claim.step >= len(flow.steps):
+        return None
+    step = flow.steps[claim.step]
+    calls = step.call is not None or step.wait_until is not None or step.file_document is not None
+    return step if calls else None
 
 
 def _document_bytes(flow: Flow, step: Step, spec: FileDocumentSpec, document: dict[str, Any]) -> bytes:

@@ -127,6 +127,9 @@ class OutboxMessage(Base):
     available_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
+    interrupted_claim: Mapped[str | None] = mapped_column(
+        String(100), doc="the claim this one replaced without its release: a worker lost mid-step"
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     first_failure_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text)

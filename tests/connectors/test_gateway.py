@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -70,6 +71,22 @@ def test_success_records_one_exchange_with_digests() -> None:
     assert exchange.payload_digest == digest({"birthName": "X"})
     assert exchange.response_digest == digest({"found": True})
     assert recorder.contexts == [CONTEXT]
+
+
+def test_a_call_whose_earlier_delivery_was_lost_journals_that_attempt_first() -> None:
+    """The hub's worker died during this call in an earlier delivery: that attempt may have reached
+    the system and has no row. It is journaled before the new one, with the same message digest,
+    and counts neither as a failure for the breaker nor in the latency statistics."""
+    gateway, recorder, _ = make_gateway(breaker_failures=1)
+    send, seen = scripted({"found": True})
+    resumed = replace(CONTEXT, previous_attempts=3, interrupted=True)
+    assert gateway.call("SearchBirthRecord", {"birthName": "X"}, resumed, send) == {"found": True}
+    assert seen == [1]
+    lost, made = recorder.exchanges
+    assert (lost.outcome, lost.attempt, lost.error_code) == ("interrupted", 3, "WORKER_LOST")
+    assert (made.outcome, made.attempt) == ("ok", 4)
+    assert lost.payload_digest == made.payload_digest == digest({"birthName": "X"})
+    assert gateway.breaker_state == "closed" and gateway.stats.failures == 0 and gateway.stats.calls == 1
 
 
 def test_transient_errors_are_retried_with_bounded_jittered_backoff() -> None:

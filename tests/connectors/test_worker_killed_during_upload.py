@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from hub.db.models import OutboxMessage, Request
+from hub.db.models import JournalEntry, OutboxMessage, Request
 from hub.runtime import build_hub
 from hub.worker import Worker
 from tests.conftest import ROOT, _live, sample, worker_process
@@ -83,6 +83,15 @@ def test_worker_killed_mid_upload_leaves_no_visible_file_and_the_file_is_deliver
         with hub.db.sessions() as session:
             message = session.scalar(select(OutboxMessage).where(OutboxMessage.request_id == request_id))
             assert message.state == "done"
+            outcomes = session.execute(
+                select(JournalEntry.system, JournalEntry.outcome)
+                .where(JournalEntry.request_id == request_id, JournalEntry.direction == "outbound")
+                .order_by(JournalEntry.id)
+            ).all()
+        # the upload cut short by the kill is on record (it may have reached the server), then the
+        # survivor's complete one and the acknowledgement's polls
+        assert tuple(outcomes[0]) == ("finances", "interrupted")
+        assert len(outcomes) > 1 and {tuple(o) for o in outcomes[1:]} == {("finances", "ok")}
     finally:
         hub.close()
 

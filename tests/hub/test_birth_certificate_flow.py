@@ -6,7 +6,7 @@ import hashlib
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub import journal
 from hub.db.master_models import CrossReference
@@ -160,6 +160,9 @@ def test_registry_down_for_a_while_then_back_delivers_each_request_once(live_hub
             select(JournalEntry).where(JournalEntry.outcome == "transient_error")
         ).all()
     assert failures and all(f.system == "etat_civil" for f in failures)
+    # a message put back to retry was released, not lost: no attempt is reported interrupted
+    with live_hub.hub.db.sessions() as session:
+        assert session.scalar(select(func.count()).where(JournalEntry.outcome == "interrupted")) == 0
 
 
 def test_polling_waits_for_the_registry_to_issue_the_act(live_hub, sandbox):
@@ -176,6 +179,8 @@ def test_polling_waits_for_the_registry_to_issue_the_act(live_hub, sandbox):
     assert state["status"] == "completed"
     polls = [r for r in _outbound(live_hub, request_id) if r.operation == "GetActRequestStatus"]
     assert len(polls) >= 2, "the first poll finds the act still pending"
+    # a message the worker put back to wait was released: its next claim recovers nothing
+    assert all(r.outcome == "ok" for r in _outbound(live_hub, request_id))
 
 
 def _outbound(live_hub, request_id: str) -> list[JournalEntry]:

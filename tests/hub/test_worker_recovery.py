@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from hub.db.models import OutboxMessage, Request
+from hub.db.models import JournalEntry, OutboxMessage, Request
 from hub.worker import Worker
 from tests.conftest import ROOT, sample, worker_process
 from tests.hub.test_birth_certificate_flow import acts_for
@@ -57,6 +57,27 @@ def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(
         survivor_hub.close()
     # The dead worker's call reached the registry; the survivor's retry carried the same key.
     assert len(acts_for(sandbox, request_id)) == 1
+    # The dead worker never journaled its call: the survivor says it may have been made, with the
+    # very message it then sent again, and numbers its own attempt after it.
+    with live_api.hub.db.sessions() as session:
+        calls = session.execute(
+            select(
+                JournalEntry.attempt,
+                JournalEntry.outcome,
+                JournalEntry.error_code,
+                JournalEntry.payload_digest,
+            )
+            .where(JournalEntry.request_id == request_id, JournalEntry.operation == "RequestActCopy")
+            .order_by(JournalEntry.id)
+        ).all()
+    assert [(c.attempt, c.outcome, c.error_code) for c in calls] == [
+        (1, "interrupted", "WORKER_LOST"),
+        (2, "ok", None),
+    ]
+    assert calls[0].payload_digest == calls[1].payload_digest
+    with live_api.client() as client:
+        timeline = client.get(f"/v1/requests/{request_id}").json()["timeline"]
+    assert ("request-copy", "interrupted") in {(e["step"], e["outcome"]) for e in timeline}
 
 
 def _claimed(hub, request_id: str) -> bool:
@@ -81,6 +102,7 @@ def test_a_worker_that_stalled_past_its_lease_calls_no_back_end(live_api, sandbo
     time.sleep(0.5)  # a long GC pause, a frozen VM...: the lease expires
     [taken_over] = claim(db, "other-worker", 1, lease_s=30)
     assert taken_over.message_id == stalled.message_id
+    assert stalled.interrupted is None and taken_over.interrupted == stalled.token
 
     runner = FlowRunner(live_api.hub)
     assert runner.process(stalled) == "lost"
