@@ -197,17 +197,35 @@ def serve(
 @app.command("worker")
 def worker_command(
     concurrency: Annotated[int | None, typer.Option(help="flows run at once (default: config)")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="serve this worker's Prometheus metrics on this port (/metrics)"),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="address of the metrics endpoint")] = "127.0.0.1",
     config: ConfigOption = None,
 ) -> None:
     """Run a worker alone (scale out: several processes on one PostgreSQL database)."""
     import signal
     import threading
 
+    from prometheus_client import start_http_server
+
     from hub.server import tune_for_serving
     from hub.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     hub = _hub(config)
+    if metrics_port is not None:
+        # The calls this process makes (exchanges, breakers, latencies) are only known here; the
+        # queue and request figures, read from the database, are the same in every process.
+        try:
+            server, _ = start_http_server(metrics_port, metrics_host, registry=hub.metrics.registry)
+        except OSError as exc:
+            errors.print(f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}")
+            hub.close()
+            raise typer.Exit(1) from None
+        host, port = server.server_address[:2]
+        console.print(f"worker metrics at http://{host}:{port}/metrics", highlight=False)
     tune_for_serving()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
