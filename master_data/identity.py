@@ -11,7 +11,9 @@ import re
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from master_data.countries import FRANCE, country_code
 
 INSEE_CODE = r"^(\d{5}|2[AB]\d{3})$"
 
@@ -34,17 +36,47 @@ class _Strict(BaseModel):
 
 
 class BirthPlace(_Strict):
-    insee_code: str = Field(
+    """Where the person was born: the INSEE code, or for a birth abroad the country's name alone,
+    which the hub turns into its INSEE code (``Espagne`` → 99134, :mod:`master_data.countries`)."""
+
+    insee_code: str | None = Field(
+        None,
         pattern=INSEE_CODE,
-        description="INSEE code of the birth commune, or 99xxx (INSEE country code) for births abroad",
+        description="INSEE code of the birth commune, or 99xxx (INSEE country code) for births abroad; "
+        "may be left out for a birth abroad when `country` names the country",
         examples=["75056", "2A004", "99134"],
     )
     city: str | None = Field(None, max_length=100)
-    country: str | None = Field(None, max_length=100)
+    country: str | None = Field(
+        None, max_length=100, description='country of birth, by name ("Espagne"), for a birth abroad'
+    )
+
+    @model_validator(mode="after")
+    def _code_from_country(self) -> BirthPlace:
+        if self.insee_code is not None:
+            named = country_code(self.country) if self.country and self.insee_code.startswith("99") else None
+            if named is not None and named != self.insee_code:
+                raise ValueError(
+                    f"country {self.country!r} is INSEE code {named}, not {self.insee_code}: "
+                    "correct one of them"
+                )
+            return self
+        if not self.country:
+            raise ValueError("give insee_code (the birth commune, or 99xxx abroad) or, born abroad, country")
+        code = country_code(self.country)
+        if code is None:
+            raise ValueError(
+                f"unknown country {self.country!r}: give its INSEE code in insee_code (99xxx) "
+                "or its French name (e.g. Espagne, Maroc, Royaume-Uni)"
+            )
+        if code == FRANCE:
+            raise ValueError("born in France: give the INSEE code of the birth commune in insee_code")
+        self.insee_code = code
+        return self
 
     @property
     def abroad(self) -> bool:
-        return self.insee_code.startswith("99")
+        return (self.insee_code or "").startswith("99")
 
 
 class Address(_Strict):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from master_data.countries import FRANCE, country_code
 from master_data.identity import CitizenIdentity
 from master_data.records import IdentityRecord
 
@@ -188,10 +189,15 @@ def _record(row: Any, system: str) -> tuple[list[str], IdentityRecord | None]:
         if values["sex"] not in ("M", "F"):
             problems.append("sex must be M or F")
     if "birth_place" in values:
-        values["birth_place"] = values["birth_place"].upper()
-        if not _PLACE.match(values["birth_place"]):
+        place = values["birth_place"].upper()
+        named = None if _PLACE.match(place) else country_code(place)  # a birth abroad, by country
+        if named is not None and named != FRANCE:
+            place = named
+        values["birth_place"] = place
+        if not _PLACE.match(place):
             problems.append(
-                f"birth_place {values['birth_place']!r} must be an INSEE code (5 chars, 2A/2B) or 99xxx"
+                f"birth_place {values['birth_place']!r} must be an INSEE code (5 chars, 2A/2B), 99xxx, "
+                "or a foreign country's name (Espagne)"
             )
     if problems:
         return problems, None

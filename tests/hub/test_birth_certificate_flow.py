@@ -261,3 +261,21 @@ def test_replaying_a_live_request_is_refused(live_api):
         request_id = client.post("/v1/requests", json=sample("06-dubois-enfant")).json()["id"]
     with pytest.raises(NotDead):
         replay(live_api.hub, request_id, operator="agent")
+
+
+def test_a_citizen_born_abroad_may_give_the_country_by_name(live_hub, sandbox):
+    """The portal knows "Espagne", not 99134: the hub files the request with the code the registry
+    knows the birth under."""
+    body = sample("05-garcia-lopez-ne-a-l-etranger")
+    body["citizen"]["birth_place"] = {"city": "Madrid", "country": "Espagne"}
+    with live_hub.client() as client:
+        request_id = client.post("/v1/requests", json=body).json()["id"]
+        assert wait_for(client, request_id)["status"] == "completed"
+        body["citizen"]["birth_place"] = {"country": "Atlantide"}
+        refused = client.post("/v1/requests", json=body)
+    assert len(acts_for(sandbox, request_id)) == 1
+    with live_hub.hub.db.sessions() as session:
+        assert session.get(Request, request_id).body["citizen"]["birth_place"]["insee_code"] == "99134"
+    assert refused.status_code == 422
+    [detail] = refused.json()["error"]["details"]
+    assert detail["field"] == "citizen.birth_place" and "unknown country 'Atlantide'" in detail["message"]
