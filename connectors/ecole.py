@@ -26,6 +26,8 @@ REQUIRED_OPERATIONS = frozenset(
         "CreateEnrolment",
         "GetEnrolment",
         "CancelEnrolment",
+        "LinkCitizenRecords",
+        "GetCitizenRecords",
     }
 )
 
@@ -144,3 +146,31 @@ class EcoleConnector:
         self, context: CallContext, enrolment_id: str, *, reason: str | None = None
     ) -> dict[str, Any]:
         return self.call("CancelEnrolment", {"enrolment_id": enrolment_id, "reason": reason}, context)
+
+    def link_citizen_records(
+        self,
+        context: CallContext,
+        *,
+        event: Literal["merged", "unmerged"],
+        event_id: str,
+        citizen_id: str,
+        records: list[str],
+        replaces: str | None = None,
+        split_from: str | None = None,
+    ) -> dict[str, Any]:
+        """Tell the software that its ``records`` are the person ``citizen_id`` of the citizen
+        repository: after a merge (``replaces`` the absorbed id) or a split (``split_from`` the
+        person they no longer are). Identifiers only: the software keeps its own identities."""
+        message = {
+            "event": event,
+            "event_id": event_id,
+            "citizen_id": citizen_id,
+            "records": list(records),
+            "replaces": replaces,
+            "split_from": split_from,
+        }
+        return self.call("LinkCitizenRecords", message, context)
+
+    def citizen_records(self, context: CallContext, citizen_id: str) -> dict[str, Any]:
+        """The software's records linked to one person of the citizen repository."""
+        return self.call("GetCitizenRecords", {"citizen_id": citizen_id}, context)

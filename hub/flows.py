@@ -22,8 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from connectors.ged import FILING_FIELDS
 from hub.config import HubConfig
 from hub.mapping import Mapping
+from hub.mapping.conditions import Predicate, compile_condition
 from hub.mapping.paths import CompiledPath, PathError, compile_path
 from hub.mapping.schemas import wsdl_operation_names
+from hub.mapping.spec import Condition as StepCondition
 from hub.validation import validate_document
 from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
 
@@ -50,6 +52,8 @@ class CallSpec(_Strict):
 
 
 class Condition(_Strict):
+    """What a polled answer is waited for (``until``) or failed on (``fail_when``)."""
+
     path: str
     equals: Any
 
@@ -131,10 +135,11 @@ class Step(_Strict):
     set_status: Literal["processing", "submitted", "completed", "rejected"] | StatusFrom | None = None
     file_document: FileDocumentSpec | None = None
     save_as: StepId | None = Field(None, description="keep the step's result under steps.<name>")
-    when: Condition | None = Field(
+    when: StepCondition | None = Field(
         None,
-        description="run the step only when the value at 'path' equals 'equals'; otherwise it is skipped "
-        "(the timeline says so, and its save_as stays unset)",
+        description="run the step only when this condition (the mapping files' language: equals, "
+        "contains, exists, in, all, any, not...) holds; otherwise it is skipped (the timeline says "
+        "so, and its save_as stays unset)",
     )
 
     @model_validator(mode="after")
@@ -175,13 +180,15 @@ class Flow:
     path: str
     validator: jsonschema.protocols.Validator
     mappings: dict[str, Mapping]
-    conditions: dict[str, JSONPath]
+    conditions: dict[str, JSONPath]  # "<step id>.until" / ".fail_when" of wait_until steps
     document: YamlDocument  # to locate later cross-checks at file:line
     # step id -> its compiled path: set_status.from, or file_document.content.base64
     step_paths: dict[str, CompiledPath] = field(default_factory=dict)
     # A step or mapping reads $.golden.identifiers: the runner then reads the citizen's
     # cross-references for it (other flows skip the query).
     reads_identifiers: bool = False
+    # step id -> its compiled ``when`` (a predicate over the flow document)
+    guards: dict[str, Predicate] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -211,20 +218,28 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
     for location, problem in _unresolvable_refs(spec.input, spec.input, ("input",)):
         issues.append(document.issue(location, problem))
     conditions: dict[str, JSONPath] = {}
+    guards: dict[str, Predicate] = {}
     for index, step in enumerate(spec.steps):
-        located: list[tuple[str, Condition | None, tuple]] = [("when", step.when, ("steps", index, "when"))]
+        if step.when is not None:
+            where = ("steps", index, "when")
+            problems = _condition_issues(step.when, where, document)
+            issues += problems
+            if not problems:
+                guards[step.id] = compile_condition(step.when)
         if step.wait_until is not None:
-            located += [
-                (key, getattr(step.wait_until, key), ("steps", index, "wait_until", key))
-                for key in ("until", "fail_when")
-            ]
-        for key, condition, where in located:
-            if condition is None:
-                continue
-            try:
-                conditions[f"{step.id}.{key}"] = parse_jsonpath(condition.path)
-            except Exception as exc:
-                issues.append(document.issue((*where, "path"), f"invalid JSONPath {condition.path!r}: {exc}"))
+            for key in ("until", "fail_when"):
+                condition = getattr(step.wait_until, key)
+                if condition is None:
+                    continue
+                try:
+                    conditions[f"{step.id}.{key}"] = parse_jsonpath(condition.path)
+                except Exception as exc:
+                    issues.append(
+                        document.issue(
+                            ("steps", index, "wait_until", key, "path"),
+                            f"invalid JSONPath {condition.path!r}: {exc}",
+                        )
+                    )
     step_paths: dict[str, CompiledPath] = {}
     for index, step in enumerate(spec.steps):
         if isinstance(step.set_status, StatusFrom):
@@ -247,7 +262,39 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
     )
     documents = (document.data, *(mapping.document.data for mapping in used.values()))
     reads_identifiers = any(_mentions(node, GOLDEN_IDENTIFIERS) for node in documents)
-    return Flow(spec, str(path), validator, used, conditions, document, step_paths, reads_identifiers)
+    return Flow(spec, str(path), validator, used, conditions, document, step_paths, reads_identifiers, guards)
+
+
+def _condition_issues(condition: StepCondition, where: tuple, document: YamlDocument) -> list[ConfigIssue]:
+    """Each problem of a ``when`` at the line of the part it is in (``when.all[1].path``): a path
+    that does not parse or reads the current item (``@``: a step has none), a bad regex."""
+    for key, parts in (("all", condition.all), ("any", condition.any)):
+        if parts is not None:
+            return [
+                issue
+                for number, part in enumerate(parts)
+                for issue in _condition_issues(part, (*where, key, number), document)
+            ]
+    if condition.not_ is not None:
+        return _condition_issues(condition.not_, (*where, "not"), document)
+    assert condition.path is not None
+    try:
+        path = compile_path(condition.path)
+    except PathError as exc:
+        return [document.issue((*where, "path"), str(exc))]
+    if path.relative:
+        return [
+            document.issue(
+                (*where, "path"),
+                f"{condition.path!r}: a step's condition reads the flow document from $ "
+                "($.data, $.citizen, $.golden, $.steps), not @",
+            )
+        ]
+    try:
+        compile_condition(condition)
+    except ValueError as exc:  # a regular expression that does not compile
+        return [document.issue((*where, "matches"), str(exc))]
+    return []
 
 
 GOLDEN_IDENTIFIERS = "$.golden.identifiers"

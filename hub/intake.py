@@ -53,6 +53,13 @@ class UnknownFlow(IntakeError):
     status, code = 404, "unknown_flow"
 
 
+class FlowNotRequestable(IntakeError):
+    """The flow is the hub's own (the master-data event flow): a client filing it could make the
+    hub tell the back-ends that two people are one."""
+
+    status, code = 403, "flow_not_requestable"
+
+
 class InputInvalid(IntakeError):
     status, code = 422, "validation_failed"
 
@@ -119,8 +126,17 @@ def prepare(
 ) -> Prepared:
     """Validate a request against its flow and build its rows; raise :class:`IntakeError` if invalid."""
     flow = hub.flows.get(body.flow)
+    internal = hub.config.master_data.merge_event_flow
     if flow is None:
-        raise UnknownFlow(f"no flow named {body.flow!r}", {"known_flows": sorted(hub.flows)})
+        raise UnknownFlow(
+            f"no flow named {body.flow!r}",
+            {"known_flows": sorted(name for name in hub.flows if name != internal)},
+        )
+    if flow.name == internal:
+        raise FlowNotRequestable(
+            f"flow {flow.name!r} is run by the hub itself for merges and unmerges of citizen records",
+            {"flow": flow.name},
+        )
     errors = flow.input_errors(body.data)
     if errors:
         raise InputInvalid("the request data does not match the flow's input schema", errors)

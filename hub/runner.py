@@ -29,6 +29,7 @@ from hub.citizens import Citizens
 from hub.db.models import REQUESTS, utcnow
 from hub.flows import SETTABLE, CallSpec, FileDocumentSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed, mask
+from hub.mapping.conditions import describe
 from hub.mapping.paths import MISSING
 from hub.outbox import Claim, extend
 from hub.runtime import Hub
@@ -189,10 +190,8 @@ class FlowRunner:
         flow, progress = run.flow, run.progress
         while progress.step < len(flow.steps):
             step = flow.steps[progress.step]
-            if step.when is not None and not _matches(
-                flow, f"{step.id}.when", step.when.equals, run.document
-            ):
-                progress.event(step.id, "skipped", f"when {step.when.path} is not {step.when.equals!r}")
+            if step.when is not None and not flow.guards[step.id](run.document, run.document):
+                progress.event(step.id, "skipped", f"not met: {describe(step.when)}")
                 progress.step += 1  # written with the next checkpoint: skipping has no effect to redo
                 continue
             result: Any = None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hub.mapping.paths import MISSING, CompiledPath, compile_path
-from hub.mapping.spec import Condition
+from hub.mapping.spec import CONDITION_TESTS, Condition
 
 Predicate = Callable[[Any, Any], bool]
 
@@ -59,6 +59,11 @@ def _test(condition: Condition) -> Callable[[Any], bool]:
     if condition.exists is not None:
         wanted = condition.exists
         return lambda v: present(v) == wanted
+    if "contains" in condition.model_fields_set:
+        # A list found at a singular path, or the matches of a path with [*] or a filter (the
+        # reader gives those as a list too): "ecole is among the systems of this event".
+        item = condition.contains
+        return lambda v: isinstance(v, list) and item in v
     if condition.matches is not None:
         try:
             pattern = re.compile(condition.matches)
@@ -76,4 +81,20 @@ def _test(condition: Condition) -> Callable[[Any], bool]:
             return lambda v, bound=bound, compare=compare: (
                 isinstance(v, int | float) and not isinstance(v, bool) and compare(v, bound)
             )
+    raise ValueError("empty condition")  # the spec model makes this unreachable
+
+
+def describe(condition: Condition) -> str:
+    """The condition in words for a request's timeline, e.g. ``$.data.systems contains 'ecole'``:
+    an agent reading why a step was skipped sees the test, never a value read from the request."""
+    if condition.all is not None:
+        return "all of (" + "; ".join(describe(c) for c in condition.all) + ")"
+    if condition.any is not None:
+        return "any of (" + "; ".join(describe(c) for c in condition.any) + ")"
+    if condition.not_ is not None:
+        return f"not ({describe(condition.not_)})"
+    for name in CONDITION_TESTS:
+        if name in condition.model_fields_set:
+            word = {"in_": "in", "exists": "exists:"}.get(name, name.replace("_", " "))
+            return f"{condition.path} {word} {getattr(condition, name)!r}"
     raise ValueError("empty condition")  # the spec model makes this unreachable

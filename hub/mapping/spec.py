@@ -26,6 +26,22 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------------------- conditions
 
 
+# The comparisons a path test may make (``in`` is the attribute ``in_``), one per condition.
+CONDITION_TESTS = (
+    "equals",
+    "not_equals",
+    "in_",
+    "not_in",
+    "exists",
+    "contains",
+    "matches",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+)
+
+
 class Condition(_Strict):
     """A test on the document, for ``when`` (should this field be written) and ``where`` (which
     array items to keep). Either one comparison on ``path``, or ``all`` / ``any`` / ``not``."""
@@ -36,6 +52,11 @@ class Condition(_Strict):
     in_: list[Any] | None = Field(None, alias="in")
     not_in: list[Any] | None = None
     exists: bool | None = None
+    contains: Any = Field(
+        None,
+        description="the value is a list holding this item (for a path with [*] or a filter: one of "
+        "its matches is the item)",
+    )
     matches: str | None = Field(None, description="regular expression the value must match (search)")
     gt: float | None = None
     gte: float | None = None
@@ -47,7 +68,7 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _one_test(self) -> Condition:
-        tests = [name for name in self._TESTS if name in self.model_fields_set]
+        tests = [name for name in CONDITION_TESTS if name in self.model_fields_set]
         combinators = [name for name in ("all", "any", "not_") if getattr(self, name) is not None]
         if combinators:
             if self.path is not None or tests or len(combinators) > 1:
@@ -55,11 +76,9 @@ class Condition(_Strict):
         elif self.path is None or len(tests) != 1:
             raise ValueError(
                 "a path test needs 'path' and exactly one of: "
-                "equals, not_equals, in, not_in, exists, matches, gt, gte, lt, lte"
+                "equals, not_equals, in, not_in, exists, contains, matches, gt, gte, lt, lte"
             )
         return self
-
-    _TESTS = ("equals", "not_equals", "in_", "not_in", "exists", "matches", "gt", "gte", "lt", "lte")
 
 
 # ---------------------------------------------------------------------------- fields

@@ -74,6 +74,20 @@ class EnrolmentIn(_Strict):
     level: str | None = Field(default=None, max_length=50)
 
 
+CitizenId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class CitizenLinkIn(_Strict):
+    """A notice of the citizen repository (the hub): these records are one person, or no longer."""
+
+    event: Literal["merged", "unmerged"]
+    event_id: str = Field(min_length=1, max_length=64, description="the repository's own event id")
+    citizen_id: CitizenId = Field(description="the person the records are, after this notice")
+    replaces: CitizenId | None = Field(default=None, description="merged: the citizen id retired")
+    split_from: CitizenId | None = Field(default=None, description="unmerged: the person they no longer are")
+    records: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=500)
+
+
 class CancelIn(_Strict):
     reason: str | None = Field(default=None, max_length=500)
 
@@ -239,6 +253,19 @@ def create_app(
             return 200, _json(state.cancel_enrolment(enrolment_id, reason))
 
         return idempotent(request, idempotency_key, {"reason": reason}, produce)
+
+    @api.post(f"{PREFIX}/citizen-links")
+    async def link_citizen_records(
+        body: CitizenLinkIn, request: Request, idempotency_key: IdempotencyHeader = None
+    ) -> JSONResponse:
+        def produce() -> tuple[int, dict[str, Any]]:
+            return 201, _json(state.link_citizen_records(body.model_dump()))
+
+        return idempotent(request, idempotency_key, body.model_dump(mode="json"), produce)
+
+    @api.get(f"{PREFIX}/citizens/{{citizen_id}}")
+    async def get_citizen(citizen_id: str) -> JSONResponse:
+        return JSONResponse(state.citizen(citizen_id))
 
     @api.get(COUNTERS_PATH)
     async def counters() -> JSONResponse:

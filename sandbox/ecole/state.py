@@ -19,6 +19,7 @@ KINDS = ("school", "periscolaire", "creche")
 SCHOOL_LEVELS = ("TPS", "PS", "MS", "GS", "CP", "CE1", "CE2", "CM1", "CM2")
 LIVE_STATUSES = ("requested", "accepted")
 DECISIONS = ("accepted", "refused")
+LINK_EVENTS = ("merged", "unmerged")
 
 
 class DomainError(Exception):
@@ -58,6 +59,8 @@ class EcoleState:
     families: dict[str, dict[str, Any]] = field(default_factory=dict)
     children: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrolments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Notices of the citizen repository (the hub): which of our records are one person.
+    citizen_links: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: IdempotencyStore = field(default_factory=IdempotencyStore)
     counters: dict[str, int] = field(
         default_factory=lambda: {
@@ -65,6 +68,7 @@ class EcoleState:
             "children_created": 0,
             "enrolments_created": 0,
             "enrolments_cancelled": 0,
+            "citizen_links_received": 0,
         }
     )
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
@@ -88,6 +92,7 @@ class EcoleState:
             family = {
                 "id": self._new_id("FAM"),
                 **data,
+                "citizen_id": None,
                 "children": [],
                 "created_at": _now(),
                 "_identity": key,
@@ -134,6 +139,7 @@ class EcoleState:
                 "id": self._new_id("CHD"),
                 "family_id": family_id,
                 **data,
+                "citizen_id": None,
                 "created_at": _now(),
                 "_identity": key,
             }
@@ -141,6 +147,75 @@ class EcoleState:
             family["children"].append(child["id"])
             self.counters["children_created"] += 1
             return child, True
+
+    # Citizen links --------------------------------------------------------------------------
+    def link_citizen_records(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Apply a notice of the citizen repository to the records it names, all or none.
+
+        ``merged``: the records are one person, ``citizen_id``; the citizen id it ``replaces`` is
+        retired (our records still carrying it take the new one). ``unmerged``: the records are no
+        longer the person ``split_from``; they are ``citizen_id``. The software never merges its
+        own records on such a notice: agents see them side by side and decide.
+        """
+        event = data["event"]
+        other_key = "replaces" if event == "merged" else "split_from"
+        if not data.get(other_key):
+            raise DomainError(
+                422,
+                "invalid_request",
+                f"a {event} notice names the citizen id in {other_key!r}",
+                {"field": other_key},
+            )
+        with self._lock:
+            records = [self._person_record(local_id) for local_id in data["records"]]
+            unknown = [
+                local_id for local_id, record in zip(data["records"], records, strict=True) if record is None
+            ]
+            if unknown:
+                raise DomainError(
+                    422, "unknown_record", "no family or child with these ids", {"records": unknown}
+                )
+            if event == "merged":
+                named = {record["id"] for record in records}
+                records += [
+                    record
+                    for record in self._people()
+                    if record["citizen_id"] == data["replaces"] and record["id"] not in named
+                ]
+            for record in records:
+                record["citizen_id"] = data["citizen_id"]
+            link = {
+                "id": self._new_id("LNK"),
+                **data,
+                "applied_to": sorted(record["id"] for record in records),
+                "received_at": _now(),
+            }
+            self.citizen_links[link["id"]] = link
+            self.counters["citizen_links_received"] += 1
+            return link
+
+    def citizen(self, citizen_id: str) -> dict[str, Any]:
+        """Our records of one person of the citizen repository, and the notices that said so."""
+        with self._lock:
+            records = [
+                {"id": record["id"], "kind": "child" if "family_id" in record else "family"}
+                for record in self._people()
+                if record["citizen_id"] == citizen_id
+            ]
+            links = [
+                link["id"]
+                for link in self.citizen_links.values()
+                if citizen_id in (link["citizen_id"], link.get("replaces"), link.get("split_from"))
+            ]
+        if not records and not links:
+            raise DomainError(404, "citizen_not_found", f"no record linked to citizen {citizen_id!r}")
+        return {"citizen_id": citizen_id, "records": records, "links": links}
+
+    def _person_record(self, local_id: str) -> dict[str, Any] | None:
+        return self.families.get(local_id) or self.children.get(local_id)
+
+    def _people(self) -> list[dict[str, Any]]:
+        return [*self.families.values(), *self.children.values()]
 
     # Enrolments -----------------------------------------------------------------------------
     def create_enrolment(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -106,6 +106,28 @@ def test_same_idempotency_key_makes_one_enrolment(ecole: Ecole) -> None:
     assert first["id"] == second["id"] and ecole.state.enrolments_created == 1
 
 
+def test_link_citizen_records_over_rest_once_per_idempotency_key_and_unknown_records_permanent(
+    ecole: Ecole,
+) -> None:
+    """The hub tells the école that two family files are one person: over the real API, journaled
+    as LinkCitizenRecords (identite), a retry with the same key making one link."""
+    connector, _, recorder = wire(ecole.endpoint)
+    first = connector.find_or_create_family(ctx("f-1"), responsible=PARENT)["id"]
+    second = connector.find_or_create_family(ctx("f-2"), responsible={**PARENT, "first_names": "Elise Anne"})[
+        "id"
+    ]
+    fields = {"event": "merged", "event_id": "7", "citizen_id": "G-1", "replaces": "G-2"}
+    linked = connector.link_citizen_records(ctx("req-7:link"), records=[first, second], **fields)
+    again = connector.link_citizen_records(ctx("req-7:link"), records=[first, second], **fields)
+    assert linked == again and ecole.state.counters["citizen_links_received"] == 1
+    assert {r["id"] for r in connector.citizen_records(ctx(), "G-1")["records"]} == {first, second}
+    assert connector.data_categories("LinkCitizenRecords") == ("identite",)
+    with pytest.raises(PermanentError) as raised:
+        connector.link_citizen_records(ctx("req-8:link"), records=["FAM-404"], **fields)
+    assert raised.value.code == "UNKNOWN_RECORD" and raised.value.details["status"] == 422
+    assert recorder.outcomes()[-1] == "permanent_error"
+
+
 def test_pagination_follows_next_links_one_journaled_call_per_page(ecole: Ecole) -> None:
     connector, _, recorder = wire(ecole.endpoint)
     for day in range(1, 8):

@@ -318,7 +318,8 @@ def test_cli_explain_show_review_and_thresholds(exports, loaded):
 
 @pytest.fixture
 def event_project(tmp_path: Path) -> Path:
-    """The shipped configuration plus an event flow told of every merge."""
+    """The shipped configuration with a bare event flow in place of the shipped one (which calls
+    the école: tests/hub/test_merge_event_flow.py), to look at the event request itself."""
     for folder in ("config", "flows", "mappings"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     (tmp_path / "flows" / "citizen-merged.yaml").write_text(
@@ -329,9 +330,7 @@ def event_project(tmp_path: Path) -> Path:
     config = tmp_path / "config" / "hub.yaml"
     text = config.read_text(encoding="utf-8")
     config.write_text(
-        text.replace(
-            "  portal_system: portal", "  merge_event_flow: citizen-merged\n  portal_system: portal"
-        ),
+        text.replace("merge_event_flow: citizen-merge-event", "merge_event_flow: citizen-merged"),
         encoding="utf-8",
     )
     return config
@@ -415,7 +414,10 @@ def test_config_names_an_unknown_event_flow_at_its_line(event_project):
     )
     line = next(i for i, text in enumerate(lines, 1) if "merge_event_flow" in text)
     assert len(messages) == 1 and f"hub.yaml:{line}:" in messages[0], messages
-    assert "no flow 'fused'; valid: aid-payment, birth-certificate, citizen-merged" in messages[0]
+    assert (
+        "no flow 'fused'; valid: aid-payment, birth-certificate, citizen-merge-event, citizen-merged"
+        in messages[0]
+    )
 
 
 def test_the_documented_master_data_section_is_valid(tmp_path):

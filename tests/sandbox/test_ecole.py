@@ -155,3 +155,101 @@ def test_latency_knob_is_applied(ecole) -> None:
     started = time.perf_counter()
     client.get("/api/v1/families", params={"birth_name": "x"})
     assert time.perf_counter() - started >= 0.2
+
+
+def test_a_merge_notice_links_the_records_and_an_unmerge_notice_splits_them_back(ecole) -> None:
+    """The citizen repository says two family files are one person, then that they are not."""
+    client, state, _ = ecole
+    first = client.post("/api/v1/families", json=family_body()).json()["id"]
+    second = client.post("/api/v1/families", json=family_body(first_names="Elise Marie")).json()["id"]
+    child = new_child(client)
+    client.post(
+        "/api/v1/citizen-links",
+        json={
+            "event": "merged",
+            "event_id": "1",
+            "citizen_id": "G-OLD",
+            "replaces": "G-X",
+            "records": [child],
+        },
+    )
+    merged = client.post(
+        "/api/v1/citizen-links",
+        json={
+            "event": "merged",
+            "event_id": "2",
+            "citizen_id": "G-1",
+            "replaces": "G-OLD",
+            "records": [first, second],
+        },
+        headers={"Idempotency-Key": "merge-2"},
+    )
+    assert merged.status_code == 201, merged.text
+    # the child carried the retired id G-OLD: it follows the person into G-1
+    assert merged.json()["applied_to"] == sorted([first, second, child])
+    person = client.get("/api/v1/citizens/G-1").json()
+    assert {r["id"] for r in person["records"]} == {first, second, child}
+    assert client.get("/api/v1/citizens/G-OLD").json()["records"] == []  # known, by its notices only
+    replayed = client.post(
+        "/api/v1/citizen-links",
+        json={
+            "event": "merged",
+            "event_id": "2",
+            "citizen_id": "G-1",
+            "replaces": "G-OLD",
+            "records": [first, second],
+        },
+        headers={"Idempotency-Key": "merge-2"},
+    )
+    assert replayed.headers["Idempotent-Replayed"] == "true" and replayed.json() == merged.json()
+    assert state.counters["citizen_links_received"] == 2
+    split = client.post(
+        "/api/v1/citizen-links",
+        json={
+            "event": "unmerged",
+            "event_id": "3",
+            "citizen_id": "G-2",
+            "split_from": "G-1",
+            "records": [second],
+        },
+        headers={"Idempotency-Key": "unmerge-3"},
+    )
+    assert split.status_code == 201 and split.json()["applied_to"] == [second]
+    assert {r["id"] for r in client.get("/api/v1/citizens/G-1").json()["records"]} == {first, child}
+    assert [r["id"] for r in client.get("/api/v1/citizens/G-2").json()["records"]] == [second]
+    assert state.families[second]["citizen_id"] == "G-2"
+
+
+def test_a_link_naming_an_unknown_record_changes_nothing(ecole) -> None:
+    client, state, _ = ecole
+    known = client.post("/api/v1/families", json=family_body()).json()["id"]
+    refused = client.post(
+        "/api/v1/citizen-links",
+        json={
+            "event": "merged",
+            "event_id": "9",
+            "citizen_id": "G-1",
+            "replaces": "G-2",
+            "records": [known, "FAM-404"],
+        },
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"] == {
+        "code": "unknown_record",
+        "message": "no family or child with these ids",
+        "details": {"records": ["FAM-404"]},
+    }
+    assert state.families[known]["citizen_id"] is None and state.counters["citizen_links_received"] == 0
+    for body, field in (
+        ({"event": "merged", "event_id": "9", "citizen_id": "G-1", "records": [known]}, "replaces"),
+        ({"event": "linked", "event_id": "9", "citizen_id": "G-1", "records": [known]}, "event"),
+        (
+            {"event": "unmerged", "event_id": "9", "citizen_id": "G-1", "split_from": "G-2", "records": []},
+            "records",
+        ),
+    ):
+        answer = client.post("/api/v1/citizen-links", json=body)
+        assert answer.status_code == 422, body
+        error = answer.json()["error"]
+        assert field in str(error.get("details")), error
+    assert client.get("/api/v1/citizens/G-1").status_code == 404

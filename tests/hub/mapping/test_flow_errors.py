@@ -122,3 +122,58 @@ def test_a_back_end_answering_in_days_is_polled_less_and_less_often():
         waited += wait.next_interval_s(waited)
         calls += 1
     assert 2_800 < calls < 3_000
+
+
+DELIVERY_WHEN = "when: {path: $.data.delivery, equals: espace_citoyen}"
+
+
+def test_a_bad_path_deep_in_a_step_condition_is_named_at_its_own_line(tmp_path):
+    issue, lines = flow_issue(
+        tmp_path,
+        DELIVERY_WHEN,
+        "when:\n      any:\n        - {path: $.data.delivery, equals: espace_citoyen}\n"
+        "        - {not: {path: '$.data[?(@.copies >', exists: true}}",
+    )
+    assert "$.data[?(@.copies" in lines[issue.line - 1] and "invalid JSONPath" in issue.message
+
+
+def test_a_step_condition_reads_the_flow_document_not_a_current_item(tmp_path):
+    issue, lines = flow_issue(
+        tmp_path,
+        DELIVERY_WHEN,
+        "when: {all: [{path: $.data.delivery, exists: true}, {path: '@.copies', gt: 1}]}",
+    )
+    assert "@.copies" in lines[issue.line - 1]
+    assert "reads the flow document from $" in issue.message
+
+
+def test_an_unknown_test_in_a_step_condition_lists_the_valid_ones(tmp_path):
+    issue, lines = flow_issue(
+        tmp_path, DELIVERY_WHEN, "when: {path: $.data.delivery, includes: espace_citoyen}"
+    )
+    assert "includes" in lines[issue.line - 1]
+    assert issue.message.startswith("unknown key 'includes'; valid keys here: all, any, contains, equals")
+
+
+def test_a_step_condition_may_be_any_condition_of_the_mapping_language(tmp_path):
+    """The shipped event flow's own conditions: all of an equality and two list memberships."""
+    config, _ = load_config(CONFIG)
+    flow = load_flow(ROOT / "flows" / "citizen-merge-event.yaml", config, load_mappings(ROOT / "mappings"))
+    merged = flow.guards["tell-ecole-merged"]
+    event = {
+        "event": "citizen.merged",
+        "systems": ["ecole", "etat_civil"],
+        "moved": [],
+        "cross_references": [
+            {"system": "etat_civil", "local_id": "N-1"},
+            {"system": "ecole", "local_id": "F-1"},
+        ],
+    }
+    assert merged({"data": event}, None)
+    assert not merged({"data": {**event, "systems": ["etat_civil"]}}, None)
+    assert not merged({"data": {**event, "cross_references": event["cross_references"][:1]}}, None)
+    assert not merged({"data": {**event, "event": "citizen.unmerged"}}, None)
+    unmerged = flow.guards["tell-ecole-unmerged"]
+    split = {**event, "event": "citizen.unmerged"}
+    assert not unmerged({"data": split}, None)  # none of the école's records moved back
+    assert unmerged({"data": {**split, "moved": [{"system": "ecole", "local_id": "F-1"}]}}, None)

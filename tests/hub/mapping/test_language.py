@@ -155,6 +155,23 @@ def test_when_conditions(tmp_path):
     assert m.apply({"place": "75056", "age": 12, "emancipated": True, "size": "S"}) == {}
 
 
+def test_contains_tests_a_list_or_the_matches_of_a_path(tmp_path):
+    m = mapping(
+        tmp_path,
+        """
+        urgent: {value: true, when: {path: $.tags, contains: urgent}}
+        school: {value: true, when: {path: "$.refs[*].system", contains: ecole}}
+        """,
+    )
+    assert m.apply({"tags": ["urgent", "x"], "refs": [{"system": "etat_civil"}, {"system": "ecole"}]}) == {
+        "urgent": True,
+        "school": True,
+    }
+    # a string holding the text is no list; no match at all is not a match
+    assert m.apply({"tags": "urgent!", "refs": [{"system": "etat_civil"}]}) == {}
+    assert m.apply({}) == {}
+
+
 def test_when_on_a_block_and_ref_to_earlier_fields(tmp_path):
     m = mapping(
         tmp_path,
