@@ -54,7 +54,7 @@ from hub.db.models import REQUESTS
 from hub.db.pipeline import Pending, Pipeline
 from hub.db.prebuilt import insert_values
 from hub.ids import new_id
-from master_data.matcher import IDENTIFIER_RULE, RULE_NAMES
+from master_data.matcher import IDENTIFIER_RULE, IDENTIFIERS_CONFLICT, RULE_NAMES
 from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
 from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
@@ -209,7 +209,9 @@ class GoldenStore:
         dialect = connection.dialect.name
         # Round trip 1: the key locks, the (system, local id) if known, the candidates, a new id.
         reads = Pipeline(connection)
-        self._claim(reads, keys)
+        # Records that may name one another by a system identifier take turns too, even when they
+        # share no blocking key: each claims its own (system, local id) and those it states.
+        self._claim(reads, [*keys, *(_identifier_lock_key(k) for k in (record.key, *record.identifiers))])
         known_read = reads.add(_KNOWN, {"system": record.system, "local_id": record.local_id})
         found = reads.add(self._candidate_statement(dialect), {"keys": keys}) if keys else None
         # The golden records a steward said this record is not the person of (usually none).
@@ -1114,6 +1116,8 @@ def _checked_against_golden(
     as a whole: a school record without a birth place must not vouch for a record born elsewhere
     than the registry says. A pair in conflict goes to review, explained against the golden record
     (conflict named)."""
+    if decision.explanation is not None and decision.explanation.rule == IDENTIFIERS_CONFLICT:
+        return decision  # the question for a steward is which person the identifiers name
     golden = golden_record(golden_id, {row.attribute: row.value for row in values})
     if decision.explanation is not None and decision.explanation.rule == IDENTIFIER_RULE:
         # A stated identifier is a claim: the golden record's birth identity (the registry's,
@@ -1175,6 +1179,12 @@ def _golden_of(candidates: list[tuple[SourceVersion, str]], record: IdentityReco
 
 # Locks taken in the order given (unnest keeps the array's order; the caller sorts it).
 _CLAIM_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:locks AS bigint[])) AS k")
+
+
+def _identifier_lock_key(key: tuple[str, str]) -> str:
+    """The advisory lock name of a (system, local id) (apart from blocking keys: a unit separator
+    cannot occur in them)."""
+    return f"id\x1f{key[0]}\x1f{key[1]}"
 
 
 def _lock_id(key: str) -> int:

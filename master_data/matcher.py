@@ -613,9 +613,9 @@ class Matcher:
         it every candidate is its own group.
 
         A candidate sharing a system identifier with the record decides first
-        (:meth:`_by_identifier`). Then a positive deterministic rule links at once. Otherwise the best-scored group decides; when
-        two groups both pass the upper threshold, the choice goes to review (an agent must say
-        which person it is).
+        (:meth:`_by_identifier`). Then a positive deterministic rule links at once. Otherwise the
+        best-scored group decides; when two groups both pass the upper threshold, the choice goes
+        to review (an agent must say which person it is).
         """
         if not candidates:
             return Decision("new", None, None)
