@@ -86,7 +86,9 @@ class Citizens:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.settings = hub.config.master_data
-        self.store = GoldenStore(self.settings.policy(), self.settings.max_candidates)
+        self.store = GoldenStore(
+            self.settings.policy(), self.settings.max_candidates, self.settings.portal_system
+        )
         self._matcher: Matcher | None = None
         self._model_id: int | None = None
         self._checked_at = 0.0
@@ -505,6 +507,7 @@ class Citizens:
                 .scalars()
                 .all()
             )
+            stated = self._stated_identifiers(connection, golden_id)
         return {
             "id": golden.id,
             "status": golden.status,
@@ -521,6 +524,7 @@ class Citizens:
                         "local_id": v.local_id,
                         "exchange_id": v.exchange_id,
                         "observed_at": v.observed_at.isoformat(),
+                        "updated_at": v.source_updated_at.isoformat() if v.source_updated_at else None,
                         "rule": v.rule,
                     },
                 }
@@ -538,7 +542,55 @@ class Citizens:
                 for x in xrefs
             ],
             "merged_from": list(merged_from),
+            "stated_identifiers": stated,
         }
+
+    def _stated_identifiers(self, connection: Connection, golden_id: str) -> list[dict[str, Any]]:
+        """Other systems' identifiers the person's current source records state, each with where it
+        came from (the stating record, the exchange that brought it) and the golden record that
+        holds it as a cross-reference now (this one, another one — a steward should look — or
+        none yet)."""
+        rows = connection.execute(
+            select(
+                SOURCES.c.id,
+                SOURCES.c.system,
+                SOURCES.c.local_id,
+                SOURCES.c.record,
+                SOURCES.c.exchange_id,
+                SOURCES.c.received_at,
+            )
+            .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+            .where(XREFS.c.golden_id == golden_id)
+            .order_by(SOURCES.c.system, SOURCES.c.local_id)
+        ).all()
+        stated = [
+            (system, local_id, row)
+            for row in rows
+            for system, local_id in sorted((row.record.get("identifiers") or {}).items())
+        ]
+        holders: dict[tuple[str, str], str] = {}
+        for system, local_id, _row in stated:
+            holder = connection.execute(
+                select(XREFS.c.golden_id).where(XREFS.c.system == system, XREFS.c.local_id == local_id)
+            ).scalar()
+            if holder is not None:
+                holders[(system, local_id)] = holder
+        return [
+            {
+                "system": system,
+                "local_id": local_id,
+                "held_by": holders.get((system, local_id)),
+                "stated_by": {
+                    "source_record_id": row.id,
+                    "system": row.system,
+                    "local_id": row.local_id,
+                    "exchange_id": row.exchange_id,
+                    "received_at": row.received_at.isoformat(),
+                    "updated_at": row.record.get("updated_at"),
+                },
+            }
+            for system, local_id, row in stated
+        ]
 
     def history(self, golden_id: str) -> dict[str, Any]:
         with self.hub.db.snapshot() as session:

@@ -55,7 +55,7 @@ def import_command(
     if system not in known:
         _fail(f"unknown system {system!r}; valid: {', '.join(known)}")
     try:
-        records = read_records(file, system)
+        records = read_records(file, system, known)
     except SourceFileError as exc:
         for issue in exc.issues:
             errors.print(str(issue), markup=False, highlight=False)
@@ -227,7 +227,7 @@ def show_command(golden_id: str, actor: Actor = DEFAULT_ACTOR, config: ConfigOpt
         _fail(exc.message)
     citizens.journal_access(actor, "hub citizens show", golden_id)
     console.print(f"[bold]{view['id']}[/] {view['status']} v{view['version']}")
-    values = Table("attribute", "value", "from", "rule", "observed")
+    values = Table("attribute", "value", "from", "rule", "changed")
     for attribute, value in view["values"].items():
         shown = value["value"]
         shown = (
@@ -241,7 +241,7 @@ def show_command(golden_id: str, actor: Actor = DEFAULT_ACTOR, config: ConfigOpt
             shown,
             f"{lineage['system']}:{lineage['local_id']}",
             lineage["rule"],
-            lineage["observed_at"][:19],
+            (lineage.get("updated_at") or lineage["observed_at"])[:19],
         )
     console.print(values)
     xrefs = Table("system", "local id", "link", "probability")
@@ -249,6 +249,14 @@ def show_command(golden_id: str, actor: Actor = DEFAULT_ACTOR, config: ConfigOpt
         probability = "" if xref["probability"] is None else f"{xref['probability']:.3f}"
         xrefs.add_row(xref["system"], xref["local_id"], xref["link"], probability)
     console.print(xrefs)
+    if view["stated_identifiers"]:
+        stated = Table("stated identifier", "stated by", "held by")
+        for item in view["stated_identifiers"]:
+            by = item["stated_by"]
+            holder = item["held_by"]
+            held = "this record" if holder == view["id"] else (holder or "no record yet")
+            stated.add_row(f"{item['system']}:{item['local_id']}", f"{by['system']}:{by['local_id']}", held)
+        console.print(stated)
 
 
 @app.command("thresholds")

@@ -27,6 +27,7 @@ from hub.journal import inbound_row
 from hub.runtime import Hub
 from master_data.identity import CitizenIdentity
 from master_data.reference import citizen_reference
+from master_data.sources import identifier_problems
 
 log = logging.getLogger("hub.intake")
 
@@ -121,6 +122,19 @@ class Prepared:
         return self.request_row["id"]
 
 
+def identifier_errors(hub: Hub, citizen: CitizenIdentity) -> list[dict[str, Any]]:
+    """The citizen's ``identifiers`` may only name systems the hub knows, other than the portal
+    (whose identifier of the citizen is the request's pseudonymous reference)."""
+    settings = hub.config
+    portal = settings.master_data.portal_system
+    known = {*settings.systems, portal}
+    return [
+        {"field": f"citizen.identifiers.{system}", "message": problem.split(": ", 1)[1]}
+        for system in sorted(citizen.identifiers or {})
+        for problem in identifier_problems([system], portal, known)
+    ]
+
+
 def prepare(
     hub: Hub, principal: Principal, body: RequestBody, idempotency_key: str | None, started: float
 ) -> Prepared:
@@ -137,6 +151,9 @@ def prepare(
             f"flow {flow.name!r} is run by the hub itself for merges and unmerges of citizen records",
             {"flow": flow.name},
         )
+    unknown = identifier_errors(hub, body.citizen)
+    if unknown:
+        raise InputInvalid("the citizen's identifiers name systems the hub does not know", unknown)
     errors = flow.input_errors(body.data)
     if errors:
         raise InputInvalid("the request data does not match the flow's input schema", errors)

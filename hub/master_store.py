@@ -38,12 +38,23 @@ from sqlalchemy import (
     update,
 )
 
-from hub.db.master_models import EVENTS, GOLDEN, KEYS, NOT_SAME, SOURCES, TASKS, VALUES, VERSIONS, XREFS
+from hub.db.master_models import (
+    EVENTS,
+    GOLDEN,
+    KEYS,
+    NOT_SAME,
+    SOURCES,
+    STATED,
+    TASKS,
+    VALUES,
+    VERSIONS,
+    XREFS,
+)
 from hub.db.models import REQUESTS
-from hub.db.pipeline import Pipeline
+from hub.db.pipeline import Pending, Pipeline
 from hub.db.prebuilt import insert_values
 from hub.ids import new_id
-from master_data.matcher import RULE_NAMES
+from master_data.matcher import IDENTIFIER_RULE, IDENTIFIERS_CONFLICT, RULE_NAMES
 from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
 from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
@@ -119,13 +130,23 @@ class MergeResult:
 
 
 def record_json(record: IdentityRecord) -> dict[str, Any]:
+    """The record as stored; ``identifiers`` as ``{system: local id}``. Fields a source did not
+    give that older records never had (identifiers, updated_at) are left out, so a record stored
+    before them keeps its digest (an unchanged re-import stays a no-op)."""
     data = dataclasses.asdict(record)
     data["given_names"] = list(record.given_names)
+    data["identifiers"] = dict(record.identifiers)
+    for name in ("identifiers", "updated_at"):
+        if not data[name]:
+            del data[name]
     return data
 
 
 def record_from_json(data: dict[str, Any]) -> IdentityRecord:
-    return IdentityRecord(**{**data, "given_names": tuple(data.get("given_names") or ())})
+    identifiers = tuple(sorted((data.get("identifiers") or {}).items()))
+    return IdentityRecord(
+        **{**data, "given_names": tuple(data.get("given_names") or ()), "identifiers": identifiers}
+    )
 
 
 def record_digest(record: IdentityRecord) -> str:
@@ -138,9 +159,14 @@ def record_digest(record: IdentityRecord) -> str:
 class GoldenStore:
     """Reads and writes the master-data tables; ``policy`` derives golden values from sources."""
 
-    def __init__(self, policy: SurvivorshipPolicy, max_candidates: int = 50) -> None:
+    def __init__(
+        self, policy: SurvivorshipPolicy, max_candidates: int = 50, request_system: str = "portal"
+    ) -> None:
         self.policy = policy
         self.max_candidates = max_candidates
+        # The system requests' citizens are resolved under: a request's source record is the
+        # cross-reference (request_system, requests.citizen_ref) (see hub.citizens.resolve_request).
+        self.request_system = request_system
         self._candidates: dict[str, Select[Any]] = {}
 
     # ------------------------------------------------------------------ resolution (real time)
@@ -154,6 +180,17 @@ class GoldenStore:
     def _known(self, connection: Connection, record: IdentityRecord) -> Row[Any] | None:
         # Built once (_KNOWN): every request of a returning citizen reads it before its first call.
         return connection.execute(_KNOWN, {"system": record.system, "local_id": record.local_id}).first()
+
+    @staticmethod
+    def _identified(reads: Pipeline, record: IdentityRecord) -> list[Pending]:
+        """Add to ``reads`` the current records (with their golden id) that the "same system
+        identifier" rule may name for ``record``: those holding an identifier it states, and those
+        stating one of these or its own (system, local id). One indexed statement per identifier;
+        a record states few."""
+        pending = [reads.add(_HOLDING, {"system": s, "local_id": i}) for s, i in record.identifiers]
+        for system, local_id in (record.key, *record.identifiers):
+            pending.append(reads.add(_STATING, {"system": system, "local_id": local_id}))
+        return pending
 
     def resolve(
         self,
@@ -172,11 +209,15 @@ class GoldenStore:
         dialect = connection.dialect.name
         # Round trip 1: the key locks, the (system, local id) if known, the candidates, a new id.
         reads = Pipeline(connection)
-        self._claim(reads, keys)
+        # Records that may name one another by a system identifier take turns too, even when they
+        # share no blocking key: each claims its own (system, local id) and those it states.
+        self._claim(reads, [*keys, *(_identifier_lock_key(k) for k in (record.key, *record.identifiers))])
         known_read = reads.add(_KNOWN, {"system": record.system, "local_id": record.local_id})
         found = reads.add(self._candidate_statement(dialect), {"keys": keys}) if keys else None
         # The golden records a steward said this record is not the person of (usually none).
         apart_read = reads.add(_NOT_SAME_OF_RECORD, {"system": record.system, "local_id": record.local_id})
+        # The records holding an identifier it states, or stating one of its own or the same.
+        identified = self._identified(reads, record)
         next_id = reads.add(_NEXT_SOURCE_ID[dialect])
         reads.run()
         known = known_read.first()
@@ -184,9 +225,16 @@ class GoldenStore:
             if known.digest == digest:
                 return Resolution(known.golden_id, "unchanged", known.source_record_id)
             source = SourceVersion(next_id.scalar(), record, now, exchange_id)
-            return self._update_known(connection, known, source, digest, keys, now=now, actor=actor)
+            return self._update_known(connection, known, source, digest, keys, matcher, now=now, actor=actor)
 
         candidates = [(_version(row), row.golden_id) for row in found.rows] if found is not None else []
+        # Records named by a system identifier are candidates even without a shared blocking key.
+        seen = {c.id for c, _golden in candidates}
+        for pending in identified:
+            for row in pending.rows:
+                if row.id not in seen:
+                    seen.add(row.id)
+                    candidates.append((_version(row), row.golden_id))
         # A steward said this record is not the person of some golden records: never again
         # linked to them nor proposed with them.
         apart = {row.golden_id for row in apart_read.rows}
@@ -222,6 +270,7 @@ class GoldenStore:
         writes = Pipeline(connection)
         writes.add(_INSERT_SOURCE, _source_row(record, digest, 1, source))
         writes.add_many(_INSERT_KEY, [{"key": key[:120], "source_record_id": source.id} for key in keys])
+        writes.add_many(_INSERT_STATED, _stated_rows(record, source.id))
         if decision.outcome == "link" and linked_to is not None and golden is not None:
             link = f"rule:{explanation.rule}" if explanation and explanation.rule else "score"
             writes.add(_INSERT_XREF, _xref_row(record, source.id, linked_to, link, probability, now))
@@ -251,6 +300,7 @@ class GoldenStore:
         source: SourceVersion,
         digest: str,
         keys: list[str],
+        matcher: Matcher,
         *,
         now: datetime,
         actor: str,
@@ -258,30 +308,59 @@ class GoldenStore:
         """A known (system, local id) sent with new content: its new version becomes the current
         source record, indexed under its new keys, and the golden record is derived again. Two
         round trips after the first: the golden record (locked) with its sources, then the writes;
-        the golden record's sources are those read with the new version in place of the old."""
+        the golden record's sources are those read with the new version in place of the old.
+
+        A known record stays where it is: moving it to another golden record is a merge, which a
+        steward decides. So a system identifier it newly states that another golden record holds
+        (or states) opens a review task between the two, unless a steward already decided the
+        record is not the person of that golden record (:meth:`not_same_as_record`)."""
+        record = source.record
         reads = Pipeline(connection)
         state = reads.add(_GOLDEN_STATE, {"golden_id": known.golden_id})
         current = reads.add(_SOURCES_OF, {"golden_id": known.golden_id})
+        holding = [reads.add(_HOLDING, {"system": s, "local_id": i}) for s, i in record.identifiers]
+        stating = [reads.add(_STATING, {"system": s, "local_id": i}) for s, i in record.identifiers]
         reads.run()
         golden = _Golden(*state.first())
+        previous = next((_version(row) for row in current.rows if row.id == known.source_record_id), None)
         sources: list[SourceVersion] = []
         if golden.status == "active":
             kept = [_version(row) for row in current.rows if row.id != known.source_record_id]
             sources = sorted([*kept, source], key=lambda s: s.id)
+        new_ids = set(record.identifiers) - set(previous.record.identifiers if previous else ())
+        named: dict[str, SourceVersion] = {}
+        for (system, local_id), pending in zip(
+            [*record.identifiers, *record.identifiers], [*holding, *stating], strict=True
+        ):
+            if (system, local_id) not in new_ids:
+                continue
+            for row in pending.rows:
+                if row.golden_id != known.golden_id and row.golden_id not in named:
+                    named[row.golden_id] = _version(row)
+        if named:
+            apart = self.not_same_as_record(connection, record.key, set(named))
+            named = {golden_id: v for golden_id, v in named.items() if golden_id not in apart}
         writes = Pipeline(connection)
-        writes.add(_INSERT_SOURCE, _source_row(source.record, digest, known.version + 1, source))
+        writes.add(_INSERT_SOURCE, _source_row(record, digest, known.version + 1, source))
         writes.add(_DELETE_KEYS, {"source_record_id": known.source_record_id})
         writes.add_many(_INSERT_KEY, [{"key": key[:120], "source_record_id": source.id} for key in keys])
+        writes.add(_DELETE_STATED, {"source_record_id": known.source_record_id})
+        writes.add_many(_INSERT_STATED, _stated_rows(record, source.id))
         writes.add(
             _SET_XREF_SOURCE,
-            {
-                "system": source.record.system,
-                "local_id": source.record.local_id,
-                "new_source_id": source.id,
-            },
+            {"system": record.system, "local_id": record.local_id, "new_source_id": source.id},
         )
         self._derive(writes, known.golden_id, golden, sources, now=now, cause="source_updated", actor=actor)
+        tasks, explanation = [], None
+        for golden_id, other in sorted(named.items()):
+            why = matcher.explain(record, other.record)
+            explanation = explanation or why
+            decision = Decision("review", other.record, why)
+            row = _task_row(source.id, known.golden_id, [(other, golden_id)], decision, now)
+            tasks.append(writes.add(_INSERT_TASK, row))
         writes.run()
+        if tasks:
+            return Resolution(known.golden_id, "updated", source.id, explanation, tasks[0].scalar())
         return Resolution(known.golden_id, "updated", source.id)
 
     def _claim(self, pipeline: Pipeline, keys: Iterable[str]) -> None:
@@ -433,6 +512,7 @@ class GoldenStore:
                     "exchange_id": value.lineage.exchange_id,
                     "observed_at": value.lineage.observed_at,
                     "rule": value.lineage.rule,
+                    "source_updated_at": value.lineage.updated_at,
                 }
                 for attribute, value in values.items()
             ],
@@ -527,7 +607,8 @@ class GoldenStore:
         actor: str,
         reason: str | None = None,
     ) -> MergeResult:
-        """Split ``restored`` back out of ``survivor``: the records its merge moved go back to it."""
+        """Split ``restored`` back out of ``survivor``: the records its merge moved go back to it,
+        and so do the requests resolved from those records while they were merged."""
         merge = connection.execute(
             select(EVENTS)
             .where(
@@ -560,6 +641,15 @@ class GoldenStore:
         back = sorted(still_here)
         for chunk in _chunks(back):
             connection.execute(update(XREFS).where(_key_in(chunk)).values(golden_id=restored, linked_at=now))
+            # Requests resolved while the two were one, from a record that goes back: they are the
+            # restored person's (a request's source record is (request_system, citizen_ref)).
+            refs = [local_id for system, local_id in chunk if system == self.request_system]
+            if refs:
+                connection.execute(
+                    update(REQUESTS)
+                    .where(REQUESTS.c.golden_id == survivor, REQUESTS.c.citizen_ref.in_(refs))
+                    .values(golden_id=restored)
+                )
         connection.execute(
             update(GOLDEN).where(GOLDEN.c.id == restored).values(status="active", merged_into=None)
         )
@@ -824,6 +914,29 @@ def _not_same_as_record() -> CompoundSelect:
 
 
 _NOT_SAME_OF_RECORD = _not_same_as_record()
+_VERSION_COLUMNS = (SOURCES.c.id, SOURCES.c.record, SOURCES.c.received_at, SOURCES.c.exchange_id)
+# The current record holding the cross-reference (:system, :local_id), with its golden id.
+_HOLDING = (
+    select(*_VERSION_COLUMNS, XREFS.c.golden_id)
+    .join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id)
+    .where(XREFS.c.system == bindparam("system"), XREFS.c.local_id == bindparam("local_id"))
+)
+# The current records stating (:system, :local_id) as the person's identifier there.
+_STATING = (
+    select(*_VERSION_COLUMNS, XREFS.c.golden_id)
+    .select_from(
+        STATED.join(SOURCES, SOURCES.c.id == STATED.c.source_record_id).join(
+            XREFS,
+            and_(
+                XREFS.c.system == SOURCES.c.system,
+                XREFS.c.local_id == SOURCES.c.local_id,
+                XREFS.c.source_record_id == SOURCES.c.id,
+            ),
+        )
+    )
+    .where(STATED.c.system == bindparam("system"), STATED.c.local_id == bindparam("local_id"))
+    .order_by(SOURCES.c.id)
+)
 _KNOWN = (
     select(XREFS.c.golden_id, XREFS.c.source_record_id, SOURCES.c.digest, SOURCES.c.version)
     .join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id)
@@ -863,6 +976,8 @@ _INSERT_SOURCE = insert_values(
     SOURCES, "id", "system", "local_id", "version", "record", "digest", "received_at", "exchange_id"
 )
 _INSERT_KEY = insert_values(KEYS, "key", "source_record_id")
+_INSERT_STATED = insert_values(STATED, "system", "local_id", "source_record_id")
+_DELETE_STATED = delete(STATED).where(STATED.c.source_record_id == bindparam("source_record_id"))
 _INSERT_GOLDEN = insert_values(GOLDEN, "id", "status", "merged_into", "version", "created_at", "updated_at")
 _INSERT_XREF = insert_values(
     XREFS, "system", "local_id", "golden_id", "source_record_id", "link", "probability", "linked_at"
@@ -878,6 +993,7 @@ _INSERT_VALUE = insert_values(
     "exchange_id",
     "observed_at",
     "rule",
+    "source_updated_at",
 )
 _INSERT_VERSION = insert_values(
     VERSIONS, "golden_id", "version", "at", "cause", "actor", "status", "merged_into", "golden"
@@ -924,6 +1040,13 @@ def _source_row(record: IdentityRecord, digest: str, version: int, source: Sourc
         "received_at": source.received_at,
         "exchange_id": source.exchange_id,
     }
+
+
+def _stated_rows(record: IdentityRecord, source_id: int) -> list[dict[str, Any]]:
+    return [
+        {"system": system, "local_id": local_id[:200], "source_record_id": source_id}
+        for system, local_id in record.identifiers
+    ]
 
 
 def _golden_row(golden_id: str, now: datetime) -> dict[str, Any]:
@@ -980,8 +1103,8 @@ def _task_row(
 
 
 def _needs_golden_check(decision: Decision) -> bool:
-    """A deterministic rule (same NIR, same pivot identity) links anyway; a score must also hold
-    against the golden record as a whole."""
+    """A deterministic rule on the birth identity (same NIR, same pivot identity) links anyway; a
+    score or a stated identifier must also hold against the golden record as a whole."""
     explanation = decision.explanation
     return not (explanation is not None and explanation.rule in RULE_NAMES.values())
 
@@ -989,10 +1112,22 @@ def _needs_golden_check(decision: Decision) -> bool:
 def _checked_against_golden(
     record: IdentityRecord, golden_id: str, decision: Decision, matcher: Matcher, values: Sequence[Any]
 ) -> Decision:
-    """A scored link must also hold against the golden record as a whole: a school record
-    without a birth place must not vouch for a record born elsewhere than the registry says.
-    A pair in conflict goes to review, explained against the golden record (conflict named)."""
-    whole = matcher.explain(record, golden_record(golden_id, {row.attribute: row.value for row in values}))
+    """A scored link, or a link by a stated identifier, must also hold against the golden record
+    as a whole: a school record without a birth place must not vouch for a record born elsewhere
+    than the registry says. A pair in conflict goes to review, explained against the golden record
+    (conflict named)."""
+    if decision.explanation is not None and decision.explanation.rule == IDENTIFIERS_CONFLICT:
+        return decision  # the question for a steward is which person the identifiers name
+    golden = golden_record(golden_id, {row.attribute: row.value for row in values})
+    if decision.explanation is not None and decision.explanation.rule == IDENTIFIER_RULE:
+        # A stated identifier is a claim: the golden record's birth identity (the registry's,
+        # say) must not say "another person", whether or not either side carries a sex.
+        traits = matcher.hard_conflicts(record, golden)
+        if traits:
+            whole = dataclasses.replace(matcher.explain(record, golden), rule="conflict:" + ",".join(traits))
+            return Decision("review", decision.candidate, whole)
+        return decision
+    whole = matcher.explain(record, golden)
     if whole.rule and whole.rule.startswith("conflict"):
         return Decision("review", decision.candidate, whole)
     return decision
@@ -1044,6 +1179,12 @@ def _golden_of(candidates: list[tuple[SourceVersion, str]], record: IdentityReco
 
 # Locks taken in the order given (unnest keeps the array's order; the caller sorts it).
 _CLAIM_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:locks AS bigint[])) AS k")
+
+
+def _identifier_lock_key(key: tuple[str, str]) -> str:
+    """The advisory lock name of a (system, local id) (apart from blocking keys: a unit separator
+    cannot occur in them)."""
+    return f"id\x1f{key[0]}\x1f{key[1]}"
 
 
 def _lock_id(key: str) -> int:

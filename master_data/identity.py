@@ -8,10 +8,18 @@ commune code of the birth place (or 99xxx country code for births abroad), Corsi
 from __future__ import annotations
 
 import re
-from datetime import date
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from master_data.countries import FRANCE, country_code
 
@@ -19,6 +27,7 @@ INSEE_CODE = r"^(\d{5}|2[AB]\d{3})$"
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SYSTEM = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 
 class _Strict(BaseModel):
@@ -100,6 +109,43 @@ class CitizenIdentity(_Strict):
     email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: str | None = Field(None, pattern=r"^\+?[0-9 .()-]{6,20}$")
     address: Address | None = None
+    identifiers: dict[str, str] | None = Field(
+        None,
+        description="the citizen's identifiers in other systems, by system name (e.g. the école family "
+        "id): {system: identifier}; each system must be one the hub knows",
+        examples=[{"ecole": "FAM-77"}],
+        max_length=20,
+    )
+    updated_at: datetime | None = Field(
+        None, description="when the portal last changed this identity (ISO 8601); default: when sent"
+    )
+
+    @field_validator("identifiers")
+    @classmethod
+    def _identifiers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        checked = {}
+        for system, local_id in value.items():
+            if not _SYSTEM.match(system):
+                raise ValueError(f"{system!r} is not a system name (lower case letters, digits, - and _)")
+            local_id = local_id.strip()
+            if not local_id or len(local_id) > 200 or _CONTROL.search(local_id):
+                raise ValueError(
+                    f"the identifier of {system} must be 1 to 200 characters, no control characters"
+                )
+            checked[system] = local_id
+        return checked
+
+    @model_serializer(mode="wrap")
+    def _without_unstated(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when not given: a request stored (and its digest, which an Idempotency-Key
+        # replay compares) reads as before these fields existed.
+        data = handler(self)
+        for name in ("identifiers", "updated_at"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
     @field_validator("given_names")
     @classmethod

@@ -1,5 +1,14 @@
 """The matcher: deterministic rules first, then Fellegi-Sunter scoring, two thresholds.
 
+Before any rule, **system identifiers** (:meth:`IdentityRecord.identifies`): a record that states
+another system's identifier of the person (the school's family record holding the finance
+system's payer id) is that system's record's person, and two records stating the same identifier
+are one person. The identified golden record takes the record (rule ``same_identifier``) unless a
+hard conflict forbids it: a strict trait (sex, given names, birth date, birth place) at its
+conflict level with any record of that golden record, whether or not a sex is known (a family
+record may state a parent's payer id for a child: another birth date; twins state the same one:
+other given names), or identifiers naming two golden records. Then the pair goes to review.
+
 Rules, in order, for a pair:
 1. same (system, local id) -> same record;
 2. same NIR, valid with its key and consistent with both records' sex and birth date;
@@ -29,7 +38,7 @@ clustering also refuses any merge that would put two conflicting records in one 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from rapidfuzz.distance import JaroWinkler, Levenshtein
@@ -54,6 +63,9 @@ SYSTEM = len(FIELDS)
 # Explanation rule of a pair sent to review because its identity has known homonyms.
 HOMONYM_RULE = "known_homonyms"
 RULE_NAMES = {SAME_SYSTEM_ID: "same_system_id", SAME_NIR: "same_nir", SAME_PIVOT: "same_pivot_identity"}
+# Explanation rule of a link by a stated system identifier, and of identifiers naming two golden records.
+IDENTIFIER_RULE = "same_identifier"
+IDENTIFIERS_CONFLICT = "conflict:identifiers"
 STRICT_TRAITS = ("given_names", "birth_date", "birth_place", "sex")
 # Traits a household shares: they cannot tell a mother from her daughter or twins apart.
 HOUSEHOLD_TRAITS = ("address", "postal_code", "city", "phone", "email")
@@ -224,12 +236,7 @@ class Matcher:
         c = features.codes
         out = np.full(len(i), NO_RULE, dtype=np.int8)
         if self.strict:
-            conflicting = np.zeros((len(i), len(self.strict)), dtype=bool)
-            for column, k in enumerate(self.strict):
-                if k == _GIVEN:
-                    conflicting[:, column] = self._given_conflicts(features, i, j, levels)
-                else:
-                    conflicting[:, column] = np.isin(levels[:, k], list(CONFLICT_LEVELS[FIELDS[k].name]))
+            conflicting = self.strict_conflicts(features, i, j, levels)
             sexed = self.sex_known(features)
             identity_grade = sexed[i] | sexed[j]
             conflicts = conflicting.sum(axis=1)
@@ -253,6 +260,28 @@ class Matcher:
         out[(c["trusted_nir"][i] == c["trusted_nir"][j]) & (c["trusted_nir"][i] != 0)] = SAME_NIR
         out[c["source"][i] == c["source"][j]] = SAME_SYSTEM_ID
         return out
+
+    def strict_conflicts(
+        self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray
+    ) -> np.ndarray:
+        """Per pair and strict trait (columns in ``strict_traits`` order): the trait says "another
+        person" (see the module docstring), whatever the records' sex."""
+        conflicting = np.zeros((len(i), len(self.strict)), dtype=bool)
+        for column, k in enumerate(self.strict):
+            if k == _GIVEN:
+                conflicting[:, column] = self._given_conflicts(features, i, j, levels)
+            else:
+                conflicting[:, column] = np.isin(levels[:, k], list(CONFLICT_LEVELS[FIELDS[k].name]))
+        return conflicting
+
+    def hard_conflicts(self, a: IdentityRecord, b: IdentityRecord) -> list[str]:
+        """The strict traits on which ``a`` and ``b`` are two people: what forbids a link by a
+        system identifier (a stated identifier is a claim, not proof against the birth identity)."""
+        features = self.features([a, b])
+        i, j = np.array([0]), np.array([1])
+        levels = self.refine(features, i, j, compare(features, i, j))
+        row = self.strict_conflicts(features, i, j, levels)[0]
+        return [FIELDS[k].name for column, k in enumerate(self.strict) if row[column]]
 
     def _given_conflicts(
         self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray
@@ -510,12 +539,48 @@ class Matcher:
         return Explanation(rule_name, tuple(comparisons), round(float(total), 4), float(probability))
 
     def explain(self, a: IdentityRecord, b: IdentityRecord) -> Explanation:
-        """Each field's comparison level and weight, the total and the probability (symmetric)."""
+        """Each field's comparison level and weight, the total and the probability (symmetric);
+        the rule is ``same_identifier`` (or the hard conflict forbidding it) when one record
+        states the other's system identifier or both state the same one."""
         features = self.features([a, b])
         i, j = np.array([0]), np.array([1])
         levels, totals, probabilities, rules, adjustments = self.score(features, i, j)
         adjust = {k: float(a[0]) for k, a in adjustments.items()}
-        return self._explanation(levels[0], totals[0], probabilities[0], int(rules[0]), adjust)
+        why = self._explanation(levels[0], totals[0], probabilities[0], int(rules[0]), adjust)
+        if a.identifies(b):
+            traits = self._conflict_names(self.strict_conflicts(features, i, j, levels)[0])
+            why = dataclasses.replace(why, rule="conflict:" + ",".join(traits) if traits else IDENTIFIER_RULE)
+        return why
+
+    def _conflict_names(self, row: np.ndarray) -> list[str]:
+        return [FIELDS[k].name for column, k in enumerate(self.strict) if row[column]]
+
+    def _by_identifier(
+        self,
+        candidates: Sequence[IdentityRecord],
+        labels: list[str],
+        identified: list[int],
+        conflicts: np.ndarray,
+        totals: np.ndarray,
+        explained: Callable[[int], Explanation],
+    ) -> Decision:
+        """The decision when some candidates share a system identifier with the record (see the
+        module docstring): link to their golden record, or review when identifiers name two golden
+        records or a record of that golden record is in hard conflict with the incoming one."""
+        best = max(identified, key=lambda k: (float(totals[k]), -k))
+        groups = {labels[k] for k in identified}
+        if len(groups) > 1:
+            return Decision(
+                "review", candidates[best], dataclasses.replace(explained(best), rule=IDENTIFIERS_CONFLICT)
+            )
+        group = labels[best]
+        clashing = [k for k in range(len(candidates)) if labels[k] == group and conflicts[k].any()]
+        if clashing:
+            # The identified record itself first: its conflict is the one a steward must see.
+            k = best if best in clashing else clashing[0]
+            rule = "conflict:" + ",".join(self._conflict_names(conflicts[k]))
+            return Decision("review", candidates[k], dataclasses.replace(explained(k), rule=rule))
+        return Decision("link", candidates[best], dataclasses.replace(explained(best), rule=IDENTIFIER_RULE))
 
     def _homonyms_among(self, features: Features, levels: np.ndarray) -> np.ndarray:
         """:meth:`unconfirmed_homonyms` of the incoming record (index 0) against each candidate,
@@ -547,9 +612,10 @@ class Matcher:
         the incoming one (a twin, a namesake born elsewhere) cannot take it automatically. Without
         it every candidate is its own group.
 
-        A positive deterministic rule links at once. Otherwise the best-scored group decides; when
-        two groups both pass the upper threshold, the choice goes to review (an agent must say
-        which person it is).
+        A candidate sharing a system identifier with the record decides first
+        (:meth:`_by_identifier`). Then a positive deterministic rule links at once. Otherwise the
+        best-scored group decides; when two groups both pass the upper threshold, the choice goes
+        to review (an agent must say which person it is).
         """
         if not candidates:
             return Decision("new", None, None)
@@ -570,6 +636,10 @@ class Matcher:
                 why = dataclasses.replace(why, rule=HOMONYM_RULE)
             return why
 
+        identified = [k for k, candidate in enumerate(candidates) if record.identifies(candidate)]
+        if identified:
+            conflicts = self.strict_conflicts(features, i, j, levels)
+            return self._by_identifier(candidates, labels, identified, conflicts, totals, explained)
         positive = np.flatnonzero(rules > 0)
         if len(positive):
             best = int(positive[np.argmin(rules[positive])])

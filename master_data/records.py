@@ -17,6 +17,13 @@ class IdentityRecord:
     Values are the source's own (never normalised here): comparison normalises a copy.
     ``birth_date`` is ISO ``yyyy-mm-dd`` as the source gave it, placeholders such as ``-01-01`` or
     ``-00-00`` included; ``birth_place`` an INSEE commune code or a 99xxx country code.
+
+    ``identifiers`` are other systems' identifiers of the same person that this record states
+    ((system, local id) pairs, sorted): the school's family record holding the finance system's
+    payer id, a portal request carrying the école family id. They link deterministically
+    (:data:`master_data.matcher.IDENTIFIER_RULE`). ``updated_at`` is when the source itself last
+    changed the record (ISO 8601, with or without a time and offset), if it says: survivorship's
+    ``most_recent`` prefers it to the time the hub received the record.
     """
 
     system: str
@@ -33,11 +40,19 @@ class IdentityRecord:
     email: str | None = None
     phone: str | None = None
     nir: str | None = None
+    identifiers: tuple[tuple[str, str], ...] = ()
+    updated_at: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         """(system, local id): the cross-reference of this record."""
         return (self.system, self.local_id)
+
+    def identifies(self, other: IdentityRecord) -> bool:
+        """This record and ``other`` name one person by a system identifier: one states the
+        other's own (system, local id), or both state the same one."""
+        mine, theirs = set(self.identifiers), set(other.identifiers)
+        return other.key in mine or self.key in theirs or bool(mine & theirs)
 
 
 @dataclass(frozen=True)
@@ -53,8 +68,8 @@ class FieldComparison:
 class Explanation:
     """Why two records were scored as they were.
 
-    ``rule`` names the deterministic rule that fired ('same_system_id', 'same_nir',
-    'same_pivot_identity') or a conflict that forbids an automatic link ('conflict:given_names'),
+    ``rule`` names the deterministic rule that fired ('same_identifier', 'same_system_id',
+    'same_nir', 'same_pivot_identity') or a conflict that forbids an automatic link ('conflict:given_names'),
     else ``None``. ``total`` is the sum of the field weights; ``probability`` the posterior match
     probability given the model's prior.
     """

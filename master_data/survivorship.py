@@ -7,6 +7,12 @@ never edited in place, so a merge or an unmerge re-derives them and cannot drift
 
 The order of the sources given never changes the result: every rule breaks its ties the same way
 (most recent observation, then system, then local id, then source record id).
+
+"Most recent" is the source's own time when it gives one: a version's *changed time* is the
+record's ``updated_at`` (when the source last changed it) if stated, else ``received_at`` (when
+the hub received it), and never later than ``received_at`` (a source cannot have changed a record
+after sending it: a date in the future is a clock or data error, not news). An initial load of an
+old export therefore does not beat a recent portal request merely by arriving later.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from master_data.nir import trusted_nir
@@ -81,6 +87,30 @@ class SourceVersion:
     def local_id(self) -> str:
         return self.record.local_id
 
+    @property
+    def updated_at(self) -> datetime | None:
+        """The source's own modification time of the record, if it gave a valid one."""
+        return parse_updated_at(self.record.updated_at)
+
+    @property
+    def changed_at(self) -> datetime:
+        """When the source last changed the record as far as the hub knows: its ``updated_at``
+        when given (but not after ``received_at``), else ``received_at``."""
+        updated = self.updated_at
+        return self.received_at if updated is None else min(updated, self.received_at)
+
+
+def parse_updated_at(value: str | None) -> datetime | None:
+    """An ISO 8601 date or date-time as an aware UTC datetime: a date alone is its midnight, a time
+    without an offset is UTC. None for None or an invalid value (imports refuse those)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -92,9 +122,10 @@ class Lineage:
     exchange_id: int | None
     observed_at: datetime
     rule: str
+    updated_at: datetime | None = None  # the source's own time (what ``most_recent`` compared)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "source_record_id": self.source_record_id,
             "system": self.system,
             "local_id": self.local_id,
@@ -102,6 +133,10 @@ class Lineage:
             "observed_at": self.observed_at.isoformat(),
             "rule": self.rule,
         }
+        # Only when the source gave one: versions written before sources could say so compare equal.
+        if self.updated_at is not None:
+            data["updated_at"] = self.updated_at.isoformat()
+        return data
 
 
 @dataclass(frozen=True)
@@ -140,7 +175,13 @@ def derive(sources: Sequence[SourceVersion], policy: SurvivorshipPolicy) -> dict
             attribute,
             value,
             Lineage(
-                source.id, source.system, source.local_id, source.exchange_id, source.received_at, rule.rule
+                source.id,
+                source.system,
+                source.local_id,
+                source.exchange_id,
+                source.received_at,
+                rule.rule,
+                source.updated_at,
             ),
         )
     return golden
@@ -149,8 +190,9 @@ def derive(sources: Sequence[SourceVersion], policy: SurvivorshipPolicy) -> dict
 def _choose(rule: AttributeRule, offers: list[tuple[SourceVersion, Any]]) -> tuple[SourceVersion, Any]:
     def recency(offer: tuple[SourceVersion, Any]) -> tuple:
         source = offer[0]
-        # Later first; then a fixed order so that equal times never depend on the input order.
-        return (-source.received_at.timestamp(), _trust(rule.order, source.system), *_identity(source))
+        # Later first (the source's own time when it gives one, see SourceVersion.changed_at);
+        # then a fixed order so that equal times never depend on the input order.
+        return (-source.changed_at.timestamp(), _trust(rule.order, source.system), *_identity(source))
 
     if rule.rule == "trusted_source":
         return min(offers, key=lambda o: (_trust(rule.order, o[0].system), *recency(o)))

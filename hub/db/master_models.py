@@ -5,6 +5,8 @@
 - :class:`CrossReference`: (system, local id) ↔ golden id, and the current version of that record;
 - :class:`BlockingKey`: key → current source record, the index real-time matching reads candidates
   from (an ordinary B-tree on SQLite and PostgreSQL);
+- :class:`StatedIdentifier`: another system's identifier a current source record states → that
+  record, the index the "same system identifier" rule reads;
 - :class:`GoldenRecord`, :class:`GoldenValue` (current values with lineage) and
   :class:`GoldenVersion` (every version kept, for the history);
 - :class:`ReviewTask` (data stewards' queue), :class:`NotSameDecision` (their "not the same
@@ -60,6 +62,20 @@ class BlockingKey(Base):
     )
 
 
+class StatedIdentifier(Base):
+    """(system, local id) stated by a current source record as the person's identifier in another
+    system (:attr:`master_data.records.IdentityRecord.identifiers`); replaced with the record's
+    keys when a new version arrives (migration 0008)."""
+
+    __tablename__ = "md_stated_ids"
+
+    system: Mapped[str] = mapped_column(String(64), primary_key=True)
+    local_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_record_id: Mapped[int] = mapped_column(
+        ForeignKey("md_source_records.id"), primary_key=True, index=True
+    )
+
+
 class GoldenRecord(Base):
     __tablename__ = "md_golden_records"
 
@@ -83,6 +99,9 @@ class GoldenValue(Base):
     exchange_id: Mapped[int | None] = mapped_column(BigInteger)
     observed_at: Mapped[datetime]
     rule: Mapped[str] = mapped_column(String(32))
+    source_updated_at: Mapped[datetime | None] = mapped_column(
+        default=None, doc="when the source itself changed the record, if it said (migration 0008)"
+    )
 
 
 class GoldenVersion(Base):
@@ -171,6 +190,7 @@ class MatchModelRow(Base):
 SOURCES = SourceRecord.__table__
 XREFS = CrossReference.__table__
 KEYS = BlockingKey.__table__
+STATED = StatedIdentifier.__table__
 GOLDEN = GoldenRecord.__table__
 VALUES = GoldenValue.__table__
 VERSIONS = GoldenVersion.__table__

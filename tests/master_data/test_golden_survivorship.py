@@ -159,3 +159,73 @@ def test_only_a_valid_nir_consistent_with_its_record_becomes_the_golden_one():
         POLICY,
     )
     assert golden["nir"].value == "180037511200104" and golden["nir"].lineage.system == "finances"
+
+
+# ------------------------------------------------------------ most_recent: the source's own time
+
+
+def test_an_old_export_loaded_after_a_recent_request_does_not_win_the_address():
+    """The portal request came in January; the school's export, loaded in March, was last changed
+    by the school in 2019: the portal's address is the most recent."""
+    portal = source(1, "portal", 10, address="12 rue des Lilas", postal_code="33000", city="Bordeaux")
+    export = source(
+        2,
+        "ecole",
+        60,
+        address="3 place Pey-Berland",
+        postal_code="33000",
+        city="Bordeaux",
+        updated_at="2019-06-30",
+    )
+    golden = derive([portal, export], POLICY)
+    assert golden["address"].value["line"] == "12 rue des Lilas"
+    assert golden["address"].lineage.system == "portal" and golden["address"].lineage.updated_at is None
+    # The same export, changed by the school after the request: it wins, and its lineage says when.
+    fresh = source(2, "ecole", 60, address="3 place Pey-Berland", updated_at="2026-02-01T09:30:00+01:00")
+    golden = derive([portal, fresh], POLICY)
+    assert golden["address"].lineage.system == "ecole"
+    assert golden["address"].lineage.updated_at == datetime(2026, 2, 1, 8, 30, tzinfo=UTC)
+    assert golden["address"].lineage.as_json()["updated_at"] == "2026-02-01T08:30:00+00:00"
+
+
+def test_an_updated_at_after_reception_counts_as_the_reception():
+    """A source cannot have changed a record after sending it: a date in the future (a clock or
+    data error) does not make a record win for ever."""
+    future = source(1, "ecole", 0, address="1 rue Haute", updated_at="2099-01-01")
+    later = source(2, "finances", 1, address="2 rue Basse")
+    assert derive([future, later], POLICY)["address"].lineage.system == "finances"
+    assert future.changed_at == future.received_at
+
+
+changes = st.one_of(st.none(), st.integers(-400, 400))
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["ecole", "finances", "portal"]), st.integers(0, 30), changes),
+        min_size=1,
+        max_size=6,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_most_recent_picks_the_latest_source_time_else_reception(rows, rnd):
+    """Each version's time is its ``updated_at`` when given (never after its reception), else its
+    reception; the most recent wins, in any input order, and one without ``updated_at`` compares
+    by its reception time against the others' ``updated_at``."""
+    sources = []
+    for i, (system, days, changed) in enumerate(rows, start=1):
+        updated = None if changed is None else (T0 + timedelta(days=days, hours=changed)).isoformat()
+        sources.append(source(i, system, days, address=f"{i} rue", updated_at=updated))
+    golden = derive(sources, POLICY)["address"]
+    shuffled = list(sources)
+    rnd.shuffle(shuffled)
+    assert derive(shuffled, POLICY)["address"] == golden
+
+    def time(s: SourceVersion) -> datetime:
+        if s.record.updated_at is None:
+            return s.received_at
+        return min(datetime.fromisoformat(s.record.updated_at), s.received_at)
+
+    winner = next(s for s in sources if s.id == golden.lineage.source_record_id)
+    assert time(winner) == max(time(s) for s in sources)
+    assert golden.lineage.observed_at == winner.received_at
