@@ -358,10 +358,13 @@ class GoldenStore:
             return statement
         shared = func.count().label("shared")
         if dialect == "postgresql":
-            wanted = func.unnest(bindparam("keys", type_=ARRAY(KEYS.c.key.type))).table_valued("value")
+            wanted = (
+                func.unnest(bindparam("keys", type_=ARRAY(KEYS.c.key.type)))
+                .table_valued("value")
+                .render_derived(name="wanted")  # unnest(...) AS wanted(value)
+            )
         else:
-            wanted = func.json_each(bindparam("keys", type_=JSON)).table_valued("value")
-        wanted = wanted.alias("wanted")
+            wanted = func.json_each(bindparam("keys", type_=JSON)).table_valued("value").alias("wanted")
         probe = KEYS.alias("probe")
         # The newest record past the cap, if any: a key with one holds more than the cap.
         edge = (
