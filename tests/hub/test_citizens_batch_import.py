@@ -4,6 +4,7 @@ right, and agreeing with the record-by-record import."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -297,3 +298,27 @@ def test_batch_and_record_by_record_imports_make_the_same_golden_records(export,
         assert all(
             len({i[2:] for i in group}) == 1 and next(iter(group))[2:] in shared for group in differing
         )
+
+
+def test_a_record_stored_during_a_batch_sends_the_rest_of_the_file_record_by_record(export, hub):
+    """A portal request resolved while the batch writes (between two of its transactions): the
+    batch sees it, and the records it has not written yet are matched against it in real time."""
+    rows, _truth = population(400, 40, seed=5, namesakes=None)
+    records = read_records(export(rows), "finances")
+    citizens = Citizens(hub)
+    last = records[-1]
+    portal = dataclasses.replace(last, system="portal", local_id="cit_late")
+    injected: list[str] = []
+
+    def progress(_n: int) -> None:
+        if not injected:
+            injected.append(citizens.resolve(portal, actor="portal").golden_id)
+
+    summary = citizens.import_batch(
+        "finances", records, source="f.json", raw=b"...", actor="test", progress=progress
+    )
+    assert summary.mode.startswith("batch, then record by record for the last")
+    with hub.db.sessions() as session:
+        ids = dict(session.execute(select(XREFS.c.local_id, XREFS.c.golden_id)).all())
+    assert len(ids) == len(records) + 1
+    assert ids[last.local_id] == ids["cit_late"] == injected[0]  # matched, not a second golden record
