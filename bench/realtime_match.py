@@ -512,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
 
     config, _ = load_config(c.ROOT / "config" / "hub.yaml")
     settings = config.master_data
-    store = GoldenStore(settings.policy(), settings.max_candidates)
+    store = GoldenStore(
+        settings.policy(), settings.max_candidates, settings.max_key_records, settings.portal_system
+    )
     people = People(args.seed + 99)
     started = time.perf_counter()
     training = [people.person("etat_civil", f"T-{i}") for i in range(args.estimate_sample)]

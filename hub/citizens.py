@@ -35,6 +35,8 @@ from hub.master_store import (
     GoldenStore,
     MasterDataError,
     MergeResult,
+    NewMember,
+    NewTask,
     Resolution,
     UnknownGolden,
     explanation_json,
@@ -43,9 +45,11 @@ from hub.master_store import (
 )
 from hub.runtime import Hub
 from master_data.identity import CitizenIdentity
-from master_data.matching import IdentityRecord, Matcher, MatchModel, estimate_model
+from master_data.load_plan import plan_load
+from master_data.matching import IdentityRecord, Matcher, MatchModel, deduplicate, estimate_model
 from master_data.sources import from_identity
 from master_data.stewardship import Decided, ThresholdsReport, thresholds_report
+from master_data.survivorship import SourceVersion
 
 MODEL_TTL_S = 30.0
 # Records per import transaction. Small enough that a batch holds few locks (on PostgreSQL one
@@ -70,14 +74,25 @@ class TaskPage:
 
 @dataclass
 class ImportSummary:
+    """What an import did. Record by record, ``outcomes`` counts each record's resolution
+    (``new``, ``link``, ``review``, ``updated``, ``unchanged``); a batch counts ``new`` golden
+    records created, records ``link``-ed into one, and ``review_tasks``."""
+
     system: str
     records: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     model: str = "stored"
     exchange_id: int | None = None
+    mode: str = "record by record"
+    review_tasks: int = 0
+    seconds: float = 0.0
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    @property
+    def golden_records_created(self) -> int:
+        return self.outcomes.get("new", 0) + self.outcomes.get("review", 0)
 
 
 class Citizens:
@@ -87,8 +102,13 @@ class Citizens:
         self.hub = hub
         self.settings = hub.config.master_data
         self.store = GoldenStore(
-            self.settings.policy(), self.settings.max_candidates, self.settings.portal_system
+            self.settings.policy(),
+            self.settings.max_candidates,
+            self.settings.max_key_records,
+            self.settings.portal_system,
         )
+        # Birth-place codes compare through the shipped commune table and the configured COG file.
+        self.communes = self.settings.communes(hub.config.source.parent)
         self._matcher: Matcher | None = None
         self._model_id: int | None = None
         self._checked_at = 0.0
@@ -109,7 +129,7 @@ class Citizens:
             if self._matcher is None or (row is not None and row.id != self._model_id):
                 model = MatchModel.from_json(row.model["json"]) if row is not None else MatchModel.default()
                 thresholds = self.settings.thresholds
-                self._matcher = Matcher(model, thresholds.upper, thresholds.lower)
+                self._matcher = Matcher(model, thresholds.upper, thresholds.lower, communes=self.communes)
                 self._model_id = row.id if row is not None else None
             self._checked_at = time.monotonic()
             return self._matcher
@@ -204,30 +224,172 @@ class Citizens:
         imported is unchanged, a changed one updated). Weights are estimated from the file when
         no model is stored yet. Commits every :data:`IMPORT_BATCH` records: an interrupted import
         is finished by running it again."""
+        started = time.perf_counter()
         summary = ImportSummary(system, len(records))
         with self.hub.db.connection() as connection:
-            context = CallContext(
-                correlation_id=new_id(),
-                client=actor,
-                purpose=self.settings.purpose,
-                legal_basis=self._legal_basis(),
-            )
-            row = inbound_row(
-                key=self.hub.journal_key,
-                context=context,
-                operation=f"citizens import ({system}: {source})",
-                outcome="accepted",
-                latency_ms=0.0,
-                payload_digest=digest(raw, self.hub.digest_key),
-            )
-            summary.exchange_id = connection.execute(
-                insert(JOURNAL).returning(JOURNAL.c.id), row
-            ).scalar_one()
-            stored = connection.execute(select(func.count()).select_from(MODELS)).scalar_one()
-            if not stored and len(records) >= MIN_ESTIMATE_RECORDS:
-                self.store_model(connection, estimate_model(list(records)), len(records))
+            self._journal_import(connection, summary, source, raw, actor)
+            if not self._stored_model(connection) and len(records) >= MIN_ESTIMATE_RECORDS:
+                model = estimate_model(list(records), communes=self.communes)
+                self.store_model(connection, model, len(records))
                 summary.model = f"estimated from {len(records)} records"
-        matcher = self.matcher()
+        self._resolve_each(records, self.matcher(), summary, actor, progress)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    def import_batch(
+        self,
+        system: str,
+        records: Sequence[IdentityRecord],
+        *,
+        source: str,
+        raw: bytes,
+        actor: str,
+        progress: Callable[[int], None] = lambda _n: None,
+        steps: bool = False,
+    ) -> ImportSummary:
+        """The initial load of a large export through the batch engine (master_data.batch): the
+        whole file is deduplicated at once (blocking, comparison and clustering as arrays), then
+        its golden records are written with the rows real-time resolution writes, by
+        :data:`IMPORT_BATCH` records per transaction (whole golden records each).
+
+        Only into an empty store: a batch does not match against stored records, so a file with
+        new records meets a non-empty store with :class:`MasterDataError` before any effect (import
+        it record by record). A file whose records are all known is imported record by record
+        (unchanged or updated): running the same batch import again changes nothing. Should a
+        real-time writer store a record while the batch writes, the rest of the file is resolved
+        record by record. ``steps`` shows the matching steps' progress bar (stderr)."""
+        started = time.perf_counter()
+        with self.hub.db.reading() as connection:
+            stored = connection.execute(select(func.count()).select_from(XREFS)).scalar_one()
+            known = set(
+                connection.execute(select(XREFS.c.local_id).where(XREFS.c.system == system)).scalars()
+            )
+        new = sum(1 for record in records if record.local_id not in known)
+        if stored and new:
+            raise MasterDataError(
+                f"--batch builds the golden records of an empty store (an initial load), and the store "
+                f"holds {stored} records already: {new} records of this file are new and must be matched "
+                "against them; import the file without --batch (record by record)",
+                {"stored": stored, "new": new},
+            )
+        if not new:
+            summary = self.import_records(
+                system, records, source=source, raw=raw, actor=actor, progress=progress
+            )
+            summary.mode = "record by record (every record of the file is known)"
+            return summary
+        thresholds = self.settings.thresholds
+        with self.hub.db.reading() as connection:
+            has_model = self._stored_model(connection)
+        model, model_note = None, "stored"
+        if not has_model and len(records) >= MIN_ESTIMATE_RECORDS:
+            estimated = estimate_model(list(records), communes=self.communes, progress=steps)
+            # The clustering uses the weights as stored and read back by every later resolution.
+            model, model_note = (
+                MatchModel.from_json(estimated.to_json()),
+                f"estimated from {len(records)} records",
+            )
+        matcher = (
+            Matcher(model, thresholds.upper, thresholds.lower, communes=self.communes)
+            if model is not None
+            else self.matcher()
+        )
+        result = deduplicate(records, matcher, progress=steps)
+        plan = plan_load(records, result, matcher)
+        golden_ids: dict[int, str] = {}
+        source_ids: dict[int, int] = {}
+        summary = ImportSummary(system, len(records), model=model_note, mode="batch")
+        summary.outcomes = {"new": 0, "link": 0}
+        with self.hub.db.connection() as connection:
+            self._journal_import(connection, summary, source, raw, actor)
+            if model is not None:
+                self.store_model(connection, model, len(records))
+        written = 0
+        for chunk, tasks in plan.chunks(IMPORT_BATCH):
+            count = sum(len(members) for members in chunk)
+            keys = {
+                index: sorted(matcher.blocking_keys(records[index])) for members in chunk for index in members
+            }
+            with self.hub.db.connection() as connection:
+                now = utcnow()
+                others, ids = self.store.reserve(connection, {k for ks in keys.values() for k in ks}, count)
+                if others != written:
+                    break  # someone else stored records meanwhile: the rest is matched against them
+                source_ids.update(zip([i for members in chunk for i in members], ids, strict=True))
+                clusters = []
+                for members in chunk:
+                    golden_id = new_id()
+                    golden_ids.update((index, golden_id) for index in members)
+                    clusters.append(
+                        (
+                            golden_id,
+                            [
+                                NewMember(
+                                    SourceVersion(
+                                        source_ids[index], records[index], now, summary.exchange_id
+                                    ),
+                                    keys[index],
+                                    *plan.links[index],
+                                )
+                                for index in members
+                            ],
+                        )
+                    )
+                new_tasks = [
+                    NewTask(
+                        source_ids[task.record],
+                        golden_ids[task.record],
+                        source_ids[task.candidate],
+                        golden_ids[task.candidate],
+                        task.explanation,
+                    )
+                    for task in tasks
+                ]
+                self.store.write_new_golden_records(connection, clusters, new_tasks, now=now, actor=actor)
+            written += count
+            summary.outcomes["new"] += len(chunk)
+            summary.outcomes["link"] += count - len(chunk)
+            summary.review_tasks += len(new_tasks)
+            progress(count)
+        rest = [records[i] for i in range(len(records)) if i not in source_ids]
+        if rest:
+            summary.mode = f"batch, then record by record for the last {len(rest)} records"
+            self._resolve_each(rest, self.matcher(), summary, actor, progress)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    def _stored_model(self, connection: Connection) -> bool:
+        return bool(connection.execute(select(func.count()).select_from(MODELS)).scalar_one())
+
+    def _journal_import(
+        self, connection: Connection, summary: ImportSummary, source: str, raw: bytes, actor: str
+    ) -> None:
+        """The import's inbound journal row: the lineage's exchange of every value it brings."""
+        context = CallContext(
+            correlation_id=new_id(),
+            client=actor,
+            purpose=self.settings.purpose,
+            legal_basis=self._legal_basis(),
+        )
+        row = inbound_row(
+            key=self.hub.journal_key,
+            context=context,
+            operation=f"citizens import ({summary.system}: {source})",
+            outcome="accepted",
+            latency_ms=0.0,
+            payload_digest=digest(raw, self.hub.digest_key),
+        )
+        summary.exchange_id = connection.execute(insert(JOURNAL).returning(JOURNAL.c.id), row).scalar_one()
+
+    def _resolve_each(
+        self,
+        records: Sequence[IdentityRecord],
+        matcher: Matcher,
+        summary: ImportSummary,
+        actor: str,
+        progress: Callable[[int], None],
+    ) -> None:
+        """Each record resolved as in real time, :data:`IMPORT_BATCH` per transaction."""
         for start in range(0, len(records), IMPORT_BATCH):
             batch = records[start : start + IMPORT_BATCH]
             with self.hub.db.connection() as connection:
@@ -238,7 +400,6 @@ class Citizens:
                     )
                     summary.count(resolution.outcome)
             progress(len(batch))
-        return summary
 
     def estimate(self, *, sample: int = 200_000) -> int:
         """Estimate the weights again from the stored population (current source versions)."""
@@ -251,7 +412,7 @@ class Citizens:
             raise MasterDataError(
                 f"{len(records)} stored records; estimating weights needs {MIN_ESTIMATE_RECORDS}"
             )
-        model = estimate_model(records)
+        model = estimate_model(records, communes=self.communes)
         with self.hub.db.connection() as connection:
             self.store_model(connection, model, len(records))
         return len(records)

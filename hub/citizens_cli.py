@@ -43,6 +43,13 @@ def _fail(message: str) -> None:
 def import_command(
     file: Annotated[Path, typer.Argument(help="the system's export: .csv (header row) or .json (a list)")],
     system: Annotated[str, typer.Option("--system", help="the system the export comes from")],
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="initial load into an empty store: deduplicate the whole file at once (batch engine)",
+        ),
+    ] = False,
     actor: Actor = DEFAULT_ACTOR,
     config: ConfigOption = None,
 ) -> None:
@@ -61,28 +68,55 @@ def import_command(
             errors.print(str(issue), markup=False, highlight=False)
         _fail(f"{len(exc.issues)} problem(s) in {file}; nothing was imported")
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"importing {system}", total=len(records))
-        summary = citizens.import_records(
-            system,
-            records,
-            source=file.name,
-            raw=file.read_bytes(),
-            actor=actor,
-            progress=lambda n: progress.advance(task, n),
-        )
-    table = Table("outcome", "records", title=f"{file.name} ({system}): {summary.records} records")
-    labels = {
-        "new": "new golden record",
-        "link": "linked to an existing golden record",
-        "review": "new golden record + review task",
-        "updated": "known record, changed",
-        "unchanged": "known record, unchanged",
-    }
-    for outcome, label in labels.items():
-        table.add_row(label, str(summary.outcomes.get(outcome, 0)))
+    arguments = {"source": file.name, "raw": file.read_bytes(), "actor": actor}
+    if batch:
+        try:
+            # The matching steps show their own bar (stderr) before the golden records are written.
+            summary = _import_batch(citizens, system, records, arguments, columns)
+        except MasterDataError as exc:
+            _fail(exc.message)
+    else:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task(f"importing {system}", total=len(records))
+            summary = citizens.import_records(
+                system, records, progress=lambda n: progress.advance(task, n), **arguments
+            )
+    title = f"{file.name} ({system}): {summary.records} records, {summary.mode}"
+    table = Table("outcome", "records", title=title)
+    if summary.mode.startswith("batch"):
+        rows = {
+            "records": summary.records,
+            "golden records created": summary.golden_records_created,
+            "linked to a golden record": summary.outcomes.get("link", 0),
+            "review tasks": summary.review_tasks + summary.outcomes.get("review", 0),
+        }
+    else:
+        labels = {
+            "new": "new golden record",
+            "link": "linked to an existing golden record",
+            "review": "new golden record + review task",
+            "updated": "known record, changed",
+            "unchanged": "known record, unchanged",
+        }
+        rows = {label: summary.outcomes.get(outcome, 0) for outcome, label in labels.items()}
+    for label, count in rows.items():
+        table.add_row(label, str(count))
+    table.add_row("seconds", f"{summary.seconds:.1f}")
     console.print(table)
     console.print(f"match weights: {summary.model}; journal exchange {summary.exchange_id}")
+
+
+def _import_batch(
+    citizens: Any, system: str, records: list[Any], arguments: dict[str, Any], columns: Any
+) -> Any:
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"writing {system}", total=len(records), start=False)
+
+        def advance(n: int) -> None:
+            progress.start_task(task)
+            progress.advance(task, n)
+
+        return citizens.import_batch(system, records, progress=advance, steps=True, **arguments)
 
 
 @app.command("explain")

@@ -12,10 +12,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from hub.validation import validate_document
 from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
+from master_data.communes import CommuneFileError, CommuneTable, default_table, load_cog_movements
 from master_data.survivorship import (
     ATTRIBUTES,
     Attribute,
@@ -268,9 +269,36 @@ class MasterDataSettings(Strict):
     max_candidates: int = Field(
         50, ge=1, le=10_000, description="candidates scored per record: those sharing the most blocking keys"
     )
+    max_key_records: int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="a blocking key held by more records is not read in real time when the record "
+        "has another key (its block would grow with the population)",
+    )
     merge_event_flow: str | None = Field(
         None, description="flow run for every merge/unmerge, to tell the systems concerned"
     )
+    commune_movements: Path | None = Field(
+        None,
+        strict=False,
+        description="INSEE COG 'mouvements des communes' CSV (v_mvt_commune_<year>.csv), relative to "
+        "the config file: old commune codes compare as the communes they merged into",
+    )
+    # The commune table, read once at load (``_master_data_checks``) or at first use.
+    _communes: CommuneTable | None = PrivateAttr(None)
+
+    def communes(self, base: Path | None = None) -> CommuneTable:
+        """The commune table normalisation uses: the shipped one, plus ``commune_movements``."""
+        if self._communes is None:
+            if self.commune_movements is None:
+                self._communes = default_table()
+            else:
+                path = self.commune_movements
+                if base is not None and not path.is_absolute():
+                    path = (base / path).resolve()
+                self._communes = CommuneTable(load_cog_movements(path))
+        return self._communes
 
     def policy(self) -> SurvivorshipPolicy:
         """The survivorship rules as the pure core takes them (unlisted attributes: defaults)."""
@@ -381,6 +409,18 @@ def _master_data_checks(config: HubConfig, document: YamlDocument) -> list[Confi
                 f"valid: {', '.join(sorted(config.purposes))}",
             )
         )
+    if settings.commune_movements is not None:
+        # Read once, here: a missing or malformed file stops the hub at start-up, not at the first
+        # birth place compared.
+        try:
+            settings.communes(config.source.parent)
+        except (OSError, CommuneFileError) as exc:
+            issues.append(
+                document.issue(
+                    ("master_data", "commune_movements"),
+                    f"master_data.commune_movements: {exc}",
+                )
+            )
     return issues
 
 

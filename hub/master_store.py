@@ -25,12 +25,11 @@ from sqlalchemy import (
     Row,
     Select,
     and_,
-    any_,
     bindparam,
-    column,
     delete,
     func,
     insert,
+    or_,
     select,
     text,
     tuple_,
@@ -60,6 +59,8 @@ from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
 # SQLite allows 32,766 host parameters per statement; PostgreSQL many more. Chunks stay well below.
 _IN_CHUNK = 500
+# Records a blocking key may hold and still be read in real time (master_data.max_key_records).
+MAX_KEY_RECORDS = 2000
 # The reason of a task closed because a steward answered the same question on another task: not a
 # decision of its own (the thresholds report leaves it out).
 FOLLOWED_TASK = "as decided on task "
@@ -111,6 +112,28 @@ class Resolution:
     task_id: int | None = None
 
 
+@dataclass(frozen=True)
+class NewMember:
+    """A new source record of a golden record built by a batch: its version (id reserved), its
+    blocking keys, and how it joined (``new`` for the first; ``score`` or ``rule:<name>``)."""
+
+    source: SourceVersion
+    keys: Sequence[str]
+    link: str
+    probability: float | None
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A review task between two golden records a batch built (the record is the later one)."""
+
+    source_record_id: int
+    golden_id: str
+    candidate_source_record_id: int
+    candidate_golden_id: str
+    explanation: Explanation
+
+
 class _Golden(NamedTuple):
     status: str
     merged_into: str | None
@@ -160,14 +183,19 @@ class GoldenStore:
     """Reads and writes the master-data tables; ``policy`` derives golden values from sources."""
 
     def __init__(
-        self, policy: SurvivorshipPolicy, max_candidates: int = 50, request_system: str = "portal"
+        self,
+        policy: SurvivorshipPolicy,
+        max_candidates: int = 50,
+        max_key_records: int = MAX_KEY_RECORDS,
+        request_system: str = "portal",
     ) -> None:
         self.policy = policy
         self.max_candidates = max_candidates
+        self.max_key_records = max_key_records
         # The system requests' citizens are resolved under: a request's source record is the
         # cross-reference (request_system, requests.citizen_ref) (see hub.citizens.resolve_request).
         self.request_system = request_system
-        self._candidates: dict[str, Select[Any]] = {}
+        self._candidates: dict[tuple[str, int, int], Select[Any]] = {}
 
     # ------------------------------------------------------------------ resolution (real time)
 
@@ -392,20 +420,53 @@ class GoldenStore:
         return [(_version(row), row.golden_id) for row in found.rows]
 
     def _candidate_statement(self, dialect: str) -> Select[Any]:
-        """The candidates' SELECT, built once per dialect: PostgreSQL takes the keys as one array
-        (``= ANY``), SQLite as one JSON array (``IN json_each``): one parameter however many keys."""
-        statement = self._candidates.get(dialect)
+        """The candidates' SELECT, built once per dialect (and limits): PostgreSQL takes the keys as
+        one array (``unnest``), SQLite as one JSON array (``json_each``): one parameter however
+        many keys.
+
+        Over-full keys are left out: a key held by more than ``max_key_records`` records (a common
+        surname and birth year, a placeholder date, a shared switchboard number) would drag its whole
+        block in, and grow with the population. Each key is first probed for its
+        (``max_key_records`` + 1)-th most recent record, reading at most that many index entries;
+        a key that has one is over-full and is not read when the record has another key: the same
+        person shares the more selective ones (birth date + surname sound, + given name sound,
+        address...). A record whose every key is over-full reads the ``max_key_records`` most
+        recent records of each, so no lookup reads more than ~2 × ``max_key_records`` index
+        entries per key."""
+        cache_key = (dialect, self.max_candidates, self.max_key_records)
+        statement = self._candidates.get(cache_key)
         if statement is not None:
             return statement
         shared = func.count().label("shared")
         if dialect == "postgresql":
-            matching = KEYS.c.key == any_(bindparam("keys", type_=ARRAY(KEYS.c.key.type)))
+            wanted = (
+                func.unnest(bindparam("keys", type_=ARRAY(KEYS.c.key.type)))
+                .table_valued("value")
+                .render_derived(name="wanted")  # unnest(...) AS wanted(value)
+            )
         else:
-            keys = select(column("value")).select_from(func.json_each(bindparam("keys", type_=JSON)))
-            matching = KEYS.c.key.in_(keys.scalar_subquery())
+            wanted = func.json_each(bindparam("keys", type_=JSON)).table_valued("value").alias("wanted")
+        probe = KEYS.alias("probe")
+        # The newest record past the cap, if any: a key with one holds more than the cap.
+        edge = (
+            select(probe.c.source_record_id)
+            .where(probe.c.key == wanted.c.value)
+            .order_by(probe.c.source_record_id.desc())
+            .limit(1)
+            .offset(self.max_key_records)
+            .scalar_subquery()
+        )
+        sized = select(wanted.c.value.label("key"), edge.label("edge")).cte("sized")
+        selective = select(sized.c.key).where(sized.c.edge.is_(None)).exists()
+        used = select(sized.c.key, sized.c.edge).where(or_(sized.c.edge.is_(None), ~selective)).cte("used")
         ranked = (
             select(KEYS.c.source_record_id, shared)
-            .where(matching)
+            .select_from(
+                used.join(
+                    KEYS,
+                    and_(KEYS.c.key == used.c.key, KEYS.c.source_record_id > func.coalesce(used.c.edge, 0)),
+                )
+            )
             .group_by(KEYS.c.source_record_id)
             .order_by(shared.desc(), KEYS.c.source_record_id)
             .limit(self.max_candidates)
@@ -429,7 +490,7 @@ class GoldenStore:
             .select_from(ranked.join(SOURCES, SOURCES.c.id == ranked.c.source_record_id).join(XREFS, current))
             .order_by(ranked.c.shared.desc(), SOURCES.c.id)
         )
-        self._candidates[dialect] = statement
+        self._candidates[cache_key] = statement
         return statement
 
     def reindex(self, connection: Connection, matcher: Matcher, *, after: int, limit: int) -> list[int]:
@@ -486,6 +547,20 @@ class GoldenStore:
     ) -> int:
         """Add to ``writes`` the golden values derived from ``sources`` and a new version, unless
         nothing changed since ``golden``'s last version; returns the version after the writes."""
+        values, snapshot = self._snapshot(sources)
+        if golden.version > 0:
+            last = (golden.last, golden.last_status, golden.last_merged_into)
+            if last == (snapshot, golden.status, golden.merged_into):
+                return golden.version
+            writes.add(_DELETE_VALUES, {"golden_id": golden_id})
+        version = golden.version + 1
+        _add_values(writes, golden_id, values)
+        _add_version(writes, golden_id, version, snapshot, golden, now=now, cause=cause, actor=actor)
+        writes.add(_SET_GOLDEN_VERSION, {"golden_id": golden_id, "new_version": version, "now": now})
+        return version
+
+    def _snapshot(self, sources: list[SourceVersion]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The golden values derived from ``sources`` and the version snapshot that records them."""
         values = derive(sources, self.policy)
         snapshot = {
             "values": {
@@ -493,45 +568,106 @@ class GoldenStore:
             },
             "xrefs": sorted([s.system, s.local_id] for s in sources),
         }
-        if golden.version > 0:
-            last = (golden.last, golden.last_status, golden.last_merged_into)
-            if last == (snapshot, golden.status, golden.merged_into):
-                return golden.version
-            writes.add(_DELETE_VALUES, {"golden_id": golden_id})
-        version = golden.version + 1
+        return values, snapshot
+
+    # ------------------------------------------------------------------ batch (initial load)
+
+    def reserve(self, connection: Connection, keys: Iterable[str], count: int) -> tuple[int, list[int]]:
+        """Before writing a batch's golden records: take turns with real-time writers on their
+        blocking keys (as :meth:`resolve` does), count the stored cross-references (the batch checks
+        nobody else wrote since it matched) and reserve ``count`` source record ids, in order."""
+        reads = Pipeline(connection)
+        self._claim(reads, keys)
+        stored = reads.add(_COUNT_XREFS)
+        if connection.dialect.name == "postgresql":
+            ids = reads.add(_NEXT_SOURCE_IDS, {"count": count})
+        else:
+            ids = reads.add(_NEXT_SOURCE_ID["sqlite"])
+        reads.run()
+        if connection.dialect.name == "postgresql":
+            reserved = sorted(row[0] for row in ids.rows)
+        else:
+            first = ids.scalar()
+            reserved = list(range(first, first + count))
+        return stored.scalar(), reserved
+
+    def write_new_golden_records(
+        self,
+        connection: Connection,
+        clusters: Sequence[tuple[str, Sequence[NewMember]]],
+        tasks: Sequence[NewTask],
+        *,
+        now: datetime,
+        actor: str,
+    ) -> None:
+        """Golden records a batch built from new source records, with the rows real-time
+        resolution writes when it meets the members one after the other: each member's source
+        version and blocking keys, the golden record, one cross-reference per member (``new`` for
+        the first, the link's rule or score after), a version per member (``created``, then
+        ``source_linked``, each derived from the members so far) and the golden values of all of
+        them with their lineage; then the review tasks. One round trip of writes (the commit is the
+        caller's); the ids were taken with :meth:`reserve`."""
+        writes = Pipeline(connection)
         writes.add_many(
-            _INSERT_VALUE,
+            _INSERT_SOURCE,
             [
-                {
-                    "golden_id": golden_id,
-                    "attribute": attribute,
-                    "value": value.value,
-                    "source_record_id": value.lineage.source_record_id,
-                    "system": value.lineage.system,
-                    "local_id": value.lineage.local_id,
-                    "exchange_id": value.lineage.exchange_id,
-                    "observed_at": value.lineage.observed_at,
-                    "rule": value.lineage.rule,
-                    "source_updated_at": value.lineage.updated_at,
-                }
-                for attribute, value in values.items()
+                _source_row(m.source.record, record_digest(m.source.record), 1, m.source)
+                for _golden_id, members in clusters
+                for m in members
             ],
         )
-        writes.add(
-            _INSERT_VERSION,
-            {
-                "golden_id": golden_id,
-                "version": version,
-                "at": now,
-                "cause": cause,
-                "actor": actor[:100],
-                "status": golden.status,
-                "merged_into": golden.merged_into,
-                "golden": snapshot,
-            },
+        writes.add_many(
+            _INSERT_KEY,
+            [
+                {"key": key[:120], "source_record_id": m.source.id}
+                for _golden_id, members in clusters
+                for m in members
+                for key in m.keys
+            ],
         )
-        writes.add(_SET_GOLDEN_VERSION, {"golden_id": golden_id, "new_version": version, "now": now})
-        return version
+        writes.add_many(
+            _INSERT_STATED,
+            [
+                row
+                for _golden_id, members in clusters
+                for m in members
+                for row in _stated_rows(m.source.record, m.source.id)
+            ],
+        )
+        for golden_id, members in clusters:
+            row = _golden_row(golden_id, now)
+            row["version"] = len(members)
+            writes.add(_INSERT_GOLDEN, row)
+            writes.add_many(
+                _INSERT_XREF,
+                [
+                    _xref_row(m.source.record, m.source.id, golden_id, m.link, m.probability, now)
+                    for m in members
+                ],
+            )
+            values: dict[str, Any] = {}
+            for version in range(1, len(members) + 1):
+                values, snapshot = self._snapshot([m.source for m in members[:version]])
+                cause = "created" if version == 1 else "source_linked"
+                _add_version(
+                    writes, golden_id, version, snapshot, _NEW_GOLDEN, now=now, cause=cause, actor=actor
+                )
+            _add_values(writes, golden_id, values)
+        writes.add_many(
+            _INSERT_TASK_ROWS,
+            [
+                _task_values(
+                    t.source_record_id,
+                    t.golden_id,
+                    t.candidate_source_record_id,
+                    t.candidate_golden_id,
+                    t.explanation,
+                    now,
+                )
+                for t in tasks
+            ],
+        )
+        writes.run()
 
     def current_id(self, connection: Connection, golden_id: str) -> str:
         """Where a golden id lives now: itself, or the record it was merged into (transitively)."""
@@ -949,6 +1085,11 @@ _NEXT_SOURCE_ID = {
     "postgresql": text("SELECT nextval(pg_get_serial_sequence('md_source_records', 'id'))"),
     "sqlite": text("SELECT coalesce(max(id), 0) + 1 FROM md_source_records"),
 }
+# A batch's ids, taken together (PostgreSQL; SQLite: max + 1 onwards, under the writer's lock).
+_NEXT_SOURCE_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('md_source_records', 'id')) FROM generate_series(1, :count)"
+)
+_COUNT_XREFS = select(func.count()).select_from(XREFS)
 _GOLDEN_STATE = (
     select(
         GOLDEN.c.status,
@@ -1010,6 +1151,18 @@ _INSERT_TASK = insert_values(
     "total",
     "explanation",
 ).returning(TASKS.c.id)
+_INSERT_TASK_ROWS = insert_values(
+    TASKS,
+    "status",
+    "created_at",
+    "source_record_id",
+    "golden_id",
+    "candidate_source_record_id",
+    "candidate_golden_id",
+    "probability",
+    "total",
+    "explanation",
+)
 _DELETE_VALUES = delete(VALUES).where(VALUES.c.golden_id == bindparam("golden_id"))
 _DELETE_KEYS = delete(KEYS).where(KEYS.c.source_record_id == bindparam("source_record_id"))
 _SET_XREF_SOURCE = (
@@ -1060,6 +1213,53 @@ def _golden_row(golden_id: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def _add_values(writes: Pipeline, golden_id: str, values: dict[str, Any]) -> None:
+    writes.add_many(
+        _INSERT_VALUE,
+        [
+            {
+                "golden_id": golden_id,
+                "attribute": attribute,
+                "value": value.value,
+                "source_record_id": value.lineage.source_record_id,
+                "system": value.lineage.system,
+                "local_id": value.lineage.local_id,
+                "exchange_id": value.lineage.exchange_id,
+                "observed_at": value.lineage.observed_at,
+                "rule": value.lineage.rule,
+                "source_updated_at": value.lineage.updated_at,
+            }
+            for attribute, value in values.items()
+        ],
+    )
+
+
+def _add_version(
+    writes: Pipeline,
+    golden_id: str,
+    version: int,
+    snapshot: dict[str, Any],
+    golden: _Golden,
+    *,
+    now: datetime,
+    cause: str,
+    actor: str,
+) -> None:
+    writes.add(
+        _INSERT_VERSION,
+        {
+            "golden_id": golden_id,
+            "version": version,
+            "at": now,
+            "cause": cause,
+            "actor": actor[:100],
+            "status": golden.status,
+            "merged_into": golden.merged_into,
+            "golden": snapshot,
+        },
+    )
+
+
 def _xref_row(
     record: IdentityRecord,
     source_id: int,
@@ -1088,14 +1288,31 @@ def _task_row(
 ) -> dict[str, Any]:
     assert decision.candidate is not None and decision.explanation is not None
     candidate = next(s for s, _g in candidates if s.record.key == decision.candidate.key)
-    explanation = decision.explanation
+    return _task_values(
+        source_id,
+        golden_id,
+        candidate.id,
+        _golden_of(candidates, decision.candidate),
+        decision.explanation,
+        now,
+    )
+
+
+def _task_values(
+    source_id: int,
+    golden_id: str,
+    candidate_source_id: int,
+    candidate_golden_id: str,
+    explanation: Explanation,
+    now: datetime,
+) -> dict[str, Any]:
     return {
         "status": "open",
         "created_at": now,
         "source_record_id": source_id,
         "golden_id": golden_id,
-        "candidate_source_record_id": candidate.id,
-        "candidate_golden_id": _golden_of(candidates, decision.candidate),
+        "candidate_source_record_id": candidate_source_id,
+        "candidate_golden_id": candidate_golden_id,
         "probability": explanation.probability,
         "total": explanation.total,
         "explanation": explanation_json(explanation),

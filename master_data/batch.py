@@ -55,6 +55,11 @@ class BatchResult:
     clusters: list[list[int]]
     model: MatchModel
     summary: dict[str, float | int] = field(default_factory=dict)
+    # Per pair (deduplication only): the matcher's rule code (master_data.matcher: positive links
+    # whatever the score, CONFLICT never links) and whether the pair shares a known homonym key
+    # without a distinguishing trait: what a stored link or review task says it was decided by.
+    rules: np.ndarray | None = None
+    homonyms: np.ndarray | None = None
 
     @property
     def links(self) -> np.ndarray:
@@ -385,7 +390,9 @@ def _run(
         Console(stderr=True).print(
             "[bold]summary[/]: " + ", ".join(f"{key} {value}" for key, value in summary.items())
         )
-    return BatchResult(pairs, probabilities, totals, outcomes, clusters, matcher.model, summary)
+    return BatchResult(
+        pairs, probabilities, totals, outcomes, clusters, matcher.model, summary, rules, homonyms
+    )
 
 
 def deduplicate(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from master_data.communes import CommuneTable, load_cog_movements
+from master_data.communes import CommuneFileError, CommuneTable, load_cog_movements
+from master_data.matching import IdentityRecord, Matcher, MatchModel
 from master_data.nir import nir_agrees, trusted_nir, valid_nir
 from master_data.normalise import (
     address_parts,
@@ -180,3 +184,64 @@ def test_phone_normalisation_is_idempotent(text: str) -> None:
 def test_address_normalisation_is_idempotent(text: str) -> None:
     number, street = address_parts(text)
     assert address_parts(f"{number} {street}") == (number, street)
+
+
+COG_FILE = Path(__file__).with_name("data") / "v_mvt_commune_2024.csv"
+
+
+def test_an_insee_movements_file_makes_an_old_and_a_new_code_the_same_birth_place() -> None:
+    """Born in Châtillon-en-Michaille (01091) before it joined Valserhône (01033): one place with
+    INSEE's file, two without it (the shipped table does not hold this merger)."""
+    born_then = IdentityRecord("etat_civil", "N-1", "Girod", None, ("Louise",), "1950-06-02", "F", "01091")
+    born_now = IdentityRecord("ecole", "F-1", "Girod", None, ("Louise",), "1950-06-02", "F", "01033")
+    model = MatchModel.default()
+
+    def birth_place(matcher: Matcher) -> str:
+        return next(
+            c.level for c in matcher.explain(born_then, born_now).comparisons if c.field == "birth_place"
+        )
+
+    assert birth_place(Matcher(model)) == "same_department"
+    configured = Matcher(model, communes=CommuneTable(load_cog_movements(COG_FILE)))
+    assert birth_place(configured) == "exact"
+    # The same full pivot identity then links by rule, not only by score.
+    assert configured.explain(born_then, born_now).rule == "same_pivot_identity"
+    assert Matcher(model).explain(born_then, born_now).rule is None
+
+
+def test_a_re_established_commune_is_a_place_of_its_own_again(tmp_path) -> None:
+    cog = tmp_path / "v_mvt_commune_2025.csv"
+    header = COG_FILE.read_text(encoding="utf-8").splitlines()[0]
+    cog.write_text(
+        f"{header}\n"
+        "21,2022-01-01,COM,01002,0,B,B,B,COM,01003,0,C,C,C\n"  # applied in date order: after the merge
+        "31,2016-01-01,COM,01003,0,C,C,C,COM,01002,0,B,B,B\n"
+        "31,2016-01-01,COM,01007,0,D,D,D,COM,01002,0,B,B,B\n",
+        encoding="utf-8",
+    )
+    assert load_cog_movements(cog) == {"01007": "01002"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "MOD,DATE_EFF,COM_AV,COM_AP\n32,2019-01-01,01091,01033\n",
+            ":1: not an INSEE 'mouvements des communes' file",
+        ),
+        (
+            "MOD,DATE_EFF,TYPECOM_AV,COM_AV,TYPECOM_AP,COM_AP\n32,2019-01-01,COM,01091,COM,01033\n"
+            "32,2019-01-01,COM,1205,COM,01033\n",
+            ":3: COM_AV '1205' is not a commune code",
+        ),
+        (
+            "MOD,DATE_EFF,TYPECOM_AV,COM_AV,TYPECOM_AP,COM_AP\n32,01/01/2019,COM,01091,COM,01033\n",
+            ":2: DATE_EFF",
+        ),
+    ],
+)
+def test_a_malformed_movements_file_is_refused_with_its_line(tmp_path, content: str, message: str) -> None:
+    cog = tmp_path / "v_mvt_commune.csv"
+    cog.write_text(content, encoding="utf-8")
+    with pytest.raises(CommuneFileError, match=re.escape(f"{cog}{message}")):
+        load_cog_movements(cog)

@@ -1,0 +1,125 @@
+"""What an initial load writes, decided from a batch deduplication (master_data.batch).
+
+A batch finds clusters of records (the golden records to create), the links that made them and
+the pairs left to a steward. The store writes each golden record with the rows real-time
+resolution would write had it met the members one after the other, in file order: the first
+member creates the golden record, each next one is linked to it. This module turns a
+:class:`~master_data.batch.BatchResult` into that plan, with no I/O:
+
+- **clusters** in the order of their first record in the file, members in file order;
+- each record's **link**: ``new`` for the first member (with the highest probability it had
+  against an earlier record of the file, as real time records its best candidate's), else the
+  rule (``rule:same_nir``...) or ``score`` of its strongest link to an earlier member, with that
+  link's probability;
+- one **review task** per pair of golden records holding a pair the matcher sent to review (its
+  most probable pair; the later record is the task's record, the earlier its candidate),
+  explained field by field as ``hub citizens explain`` shows it;
+- **chunks** of whole clusters for bounded transactions, each task in the chunk that writes the
+  later of its two golden records (both exist when it is written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from master_data.batch import BatchResult
+from master_data.matcher import HOMONYM_RULE, RULE_NAMES, Matcher
+from master_data.records import Explanation, IdentityRecord
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A review task between the golden records of ``record`` and ``candidate`` (file indices)."""
+
+    record: int
+    candidate: int
+    explanation: Explanation
+
+
+@dataclass
+class LoadPlan:
+    clusters: list[list[int]]
+    # Per record: (link, probability) of its cross-reference.
+    links: dict[int, tuple[str, float | None]]
+    tasks: list[PlannedTask]
+    # Index in ``clusters`` of each task's later golden record.
+    task_cluster: list[int] = field(default_factory=list)
+
+    def chunks(self, size: int) -> Iterator[tuple[list[list[int]], list[PlannedTask]]]:
+        """Whole clusters of about ``size`` records (a larger cluster alone), with the tasks whose
+        later golden record they write."""
+        by_cluster: dict[int, list[PlannedTask]] = {}
+        for task, cluster in zip(self.tasks, self.task_cluster, strict=True):
+            by_cluster.setdefault(cluster, []).append(task)
+        chunk: list[list[int]] = []
+        tasks: list[PlannedTask] = []
+        count = 0
+        for k, members in enumerate(self.clusters):
+            if chunk and count + len(members) > size:
+                yield chunk, tasks
+                chunk, tasks, count = [], [], 0
+            chunk.append(members)
+            tasks.extend(by_cluster.get(k, []))
+            count += len(members)
+        if chunk:
+            yield chunk, tasks
+
+
+def plan_load(records: Sequence[IdentityRecord], result: BatchResult, matcher: Matcher) -> LoadPlan:
+    """The golden records, cross-references and review tasks of ``records`` as ``result`` (a
+    deduplication of them by ``matcher``) found them."""
+    n = len(records)
+    if result.rules is None or (len(result.clusters) == 0 and n):
+        raise ValueError("plan_load needs a deduplication's result (clusters and rules)")
+    clusters = sorted((sorted(members) for members in result.clusters), key=lambda c: c[0])
+    label = np.empty(n, dtype=np.int64)
+    for k, members in enumerate(clusters):
+        label[members] = k
+    pairs, probabilities, outcomes, rules = result.pairs, result.probabilities, result.outcomes, result.rules
+    earlier, later = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+
+    # The first member's best candidate among the records before it (real time's "new" keeps it).
+    best = np.full(n, -1.0)
+    np.maximum.at(best, later, probabilities)
+    links: dict[int, tuple[str, float | None]] = {
+        members[0]: ("new", float(best[members[0]]) if best[members[0]] >= 0 else None)
+        for members in clusters
+    }
+    linked = np.flatnonzero(outcomes == 2)
+    by_record: dict[int, list[int]] = {}
+    for k in linked.tolist():
+        by_record.setdefault(int(later[k]), []).append(k)
+        by_record.setdefault(int(earlier[k]), []).append(k)
+    for members in clusters:
+        for m in members[1:]:
+            ks = by_record.get(m, [])
+            # Its links to earlier members, as real time would have met it; else (it joined through
+            # a later record) any of its links.
+            before = [k for k in ks if later[k] == m] or ks
+            positive = [k for k in before if rules[k] > 0]
+            if positive:
+                k = min(positive, key=lambda x: (rules[x], -probabilities[x]))
+                links[m] = (f"rule:{RULE_NAMES[int(rules[k])]}", float(probabilities[k]))
+            else:
+                k = max(before, key=lambda x: probabilities[x])
+                links[m] = ("score", float(probabilities[k]))
+
+    reviewed = np.flatnonzero((outcomes == 1) & (label[pairs[:, 0]] != label[pairs[:, 1]]))
+    chosen: dict[tuple[int, int], int] = {}
+    for k in reviewed.tolist():
+        key = tuple(sorted((int(label[pairs[k, 0]]), int(label[pairs[k, 1]]))))
+        if key not in chosen or probabilities[k] > probabilities[chosen[key]]:
+            chosen[key] = k
+    tasks, task_cluster = [], []
+    for (_first, second), k in sorted(chosen.items()):
+        record, candidate = int(later[k]), int(earlier[k])
+        explanation = matcher.explain(records[record], records[candidate])
+        if result.homonyms is not None and result.homonyms[k] and explanation.rule is None:
+            explanation = dataclasses.replace(explanation, rule=HOMONYM_RULE)
+        tasks.append(PlannedTask(record, candidate, explanation))
+        task_cluster.append(second)
+    return LoadPlan(clusters, links, tasks, task_cluster)
