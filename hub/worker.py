@@ -13,9 +13,10 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from hub import journal
-from hub.outbox import Claim, claim
+from hub.outbox import Claim, claim, extend
 from hub.runner import FlowRunner
 from hub.runtime import Hub
 
@@ -30,6 +31,9 @@ class Worker:
         self.concurrency = concurrency or hub.config.worker.concurrency
         self.runner = FlowRunner(hub)
         self._in_flight = 0
+        # Claimed ahead and not started yet: their leases are kept alive while they wait for a
+        # slot (see _keep_waiting_leases), by message id.
+        self._waiting: dict[int, Claim] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-flow")
         self._last_seal = 0.0
@@ -63,8 +67,10 @@ class Worker:
                     continue
             with self._lock:
                 self._in_flight += len(claims)
+                self._waiting.update((item.message_id, item) for item in claims)
             for item in claims:
-                self._pool.submit(self._process_and_release, item)
+                self._pool.submit(self._process_and_release, item.message_id)
+            self._keep_waiting_leases()
             self.seal_if_due()
             if not claims:
                 self.hub.work_available.wait(settings.poll_interval_s)
@@ -73,7 +79,33 @@ class Worker:
         self.seal_if_due(force=True)
         log.info("worker %s stopped after %d messages", self.name, self.processed)
 
-    def _process_and_release(self, item: Claim) -> None:
+    def _keep_waiting_leases(self) -> None:
+        """Renew the lease of a claimed-ahead message before it runs out while it waits for a slot.
+
+        Otherwise a slow back-end holding every slot lets the queued leases expire, another claim
+        takes the message, and reports its untouched step as interrupted (a call that may have
+        left, journaled as such): a false trail for auditors, and the citizen resolved twice."""
+        lease_s = self.hub.config.worker.lease_s
+        with self._lock:
+            due = [c for c in self._waiting.values() if c.leased_until - time.monotonic() < lease_s / 3]
+        for waiting in due:
+            renewed_at = time.monotonic()
+            try:
+                held = extend(self.hub.db, waiting, lease_s)
+            except Exception:  # the database is away: the next turn of the loop tries again
+                log.exception("renewing the lease of waiting message %s failed", waiting.message_id)
+                continue
+            with self._lock:
+                if waiting.message_id not in self._waiting:
+                    continue  # started meanwhile: the runner keeps its own lease from here
+                if held:
+                    self._waiting[waiting.message_id] = replace(waiting, leased_until=renewed_at + lease_s)
+                else:
+                    log.warning("message %s was taken over while it waited for a slot", waiting.message_id)
+
+    def _process_and_release(self, message_id: int) -> None:
+        with self._lock:
+            item = self._waiting.pop(message_id)
         try:
             self._process(item)
         finally:

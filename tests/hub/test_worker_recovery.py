@@ -110,3 +110,29 @@ def test_a_worker_that_stalled_past_its_lease_calls_no_back_end(live_api, sandbo
     assert runner.process(taken_over) == "done"
     assert len(acts_for(sandbox, request_id)) == 1
     assert _status(live_api.hub, request_id) == "completed"
+
+
+def test_claimed_ahead_messages_keep_their_lease_while_they_wait_for_a_slot(live_api, sandbox):
+    """A worker claims a batch beyond its free slots. If the flows in hand are slow, the queued
+    messages must not lose their lease: another worker would take them and report their untouched
+    first call as interrupted."""
+    from hub.outbox import claim
+
+    with live_api.client() as client:
+        ids = [
+            client.post("/v1/requests", json=sample(name)).json()["id"]
+            for name in ("01-lefevre-copie-integrale", "06-dubois-enfant")
+        ]
+    hub = live_api.hub
+    worker = Worker(hub, name="busy", concurrency=1)
+    waiting = claim(hub.db, "busy", 2, lease_s=0.6)  # short leases: the slot holder is slow
+    worker._waiting.update((c.message_id, c) for c in waiting)
+    worker._keep_waiting_leases()
+    time.sleep(1.0)  # the claims' own leases have run out; the renewed ones hold
+    assert claim(hub.db, "other", 2, lease_s=30) == []
+    for item in waiting:
+        worker._process_and_release(item.message_id)
+    assert [_status(hub, request_id) for request_id in ids] == ["completed", "completed"]
+    with hub.db.sessions() as session:
+        outcomes = session.scalars(select(JournalEntry.outcome).where(JournalEntry.request_id.in_(ids))).all()
+    assert "interrupted" not in outcomes and outcomes.count("ok") >= 4
