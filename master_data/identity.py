@@ -63,11 +63,14 @@ class BirthPlace(_Strict):
     @model_validator(mode="after")
     def _code_from_country(self) -> BirthPlace:
         if self.insee_code is not None:
-            named = country_code(self.country) if self.country and self.insee_code.startswith("99") else None
-            if named is not None and named != self.insee_code:
+            if self.insee_code == FRANCE:
+                raise ValueError(f"{FRANCE} is France: give the INSEE code of the birth commune")
+            named = country_code(self.country) if self.country else None
+            abroad = self.insee_code.startswith("99")
+            if named is not None and named != FRANCE and named != self.insee_code:
+                where = f"not {self.insee_code}" if abroad else f"but {self.insee_code} is a French commune"
                 raise ValueError(
-                    f"country {self.country!r} is INSEE code {named}, not {self.insee_code}: "
-                    "correct one of them"
+                    f"country {self.country!r} is INSEE code {named}, {where}: correct one of them"
                 )
             return self
         if not self.country:

@@ -61,6 +61,9 @@ def test_the_table_never_gives_one_name_two_codes() -> None:
 def test_a_birth_place_given_by_country_alone_gets_its_code() -> None:
     place = BirthPlace(country="Espagne", city="Madrid")
     assert (place.insee_code, place.country, place.abroad) == ("99134", "Espagne", True)
+    # a French commune with "France" (or an unknown country text) as country is fine
+    assert BirthPlace(insee_code="75056", country="France").insee_code == "75056"
+    assert BirthPlace(insee_code="75056", country="FR, métropole").insee_code == "75056"
 
 
 @pytest.mark.parametrize(
@@ -70,6 +73,8 @@ def test_a_birth_place_given_by_country_alone_gets_its_code() -> None:
         ({"country": "France"}, "born in France: give the INSEE code of the birth commune"),
         ({"city": "Madrid"}, "give insee_code"),
         ({"insee_code": "99131", "country": "Espagne"}, "country 'Espagne' is INSEE code 99134, not 99131"),
+        ({"insee_code": "75056", "country": "Espagne"}, "99134, but 75056 is a French commune"),
+        ({"insee_code": "99100"}, "99100 is France: give the INSEE code of the birth commune"),
     ],
 )
 def test_a_birth_place_that_cannot_be_placed_is_refused_saying_why(given: dict, message: str) -> None:
