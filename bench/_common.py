@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -192,14 +193,11 @@ def write_config(workdir: Path, *, concurrency: int | None = None) -> Path:
 
 def hub_env(url: str, config: Path, sandbox: Sandbox | None = None) -> dict[str, str]:
     """The environment of ``hub serve`` / ``hub clients add``: the database, the config, and the
-    sandbox's addresses (free ports) with its SFTP host key line when a sandbox runs."""
+    sandbox's addresses (free ports), SFTP host key line and credentials when a sandbox runs."""
     env = dict(os.environ)
     env.update(HUB_DATABASE_URL=url, HUB_CONFIG=str(config), HUB_PSEUDONYM_KEY=PSEUDONYM_KEY)
     if sandbox is not None:
-        for name, value in sandbox.urls.items():
-            env[f"HUB_{name.upper()}_URL"] = value
-        if sandbox.finances_known_hosts:
-            env["HUB_FINANCES_KNOWN_HOSTS"] = sandbox.finances_known_hosts
+        env.update(sandbox.environment)
     return env
 
 
@@ -335,7 +333,9 @@ def baseline_server(config: Path, workdir: Path) -> Iterator[Server]:
 class Sandbox:
     process: subprocess.Popen
     urls: dict[str, str]
-    finances_known_hosts: str = ""  # the pinned host key line of its SFTP server (free port)
+    # what the hub needs to reach it (addresses, SFTP host key line, test credentials), from the
+    # export lines it prints
+    environment: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -355,7 +355,7 @@ def sandbox_process(issue_delay_s: float = 0.0) -> Iterator[Sandbox]:
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
     )
     urls: dict[str, str] = {}
-    known_hosts = ""
+    environment: dict[str, str] = {}
     timer = threading.Timer(STARTUP_TIMEOUT_S, process.kill)  # readline cannot block forever
     timer.start()
     try:
@@ -364,13 +364,14 @@ def sandbox_process(issue_delay_s: float = 0.0) -> Iterator[Sandbox]:
             name, _, value = line.strip().partition(": ")
             if name in ("etat_civil", "ecole", "ged", "finances"):
                 urls[name] = value
-            elif name == "finances known_hosts":
-                known_hosts = value
+            elif line.startswith("export "):
+                variable, _, quoted = line.strip().removeprefix("export ").partition("=")
+                environment[variable] = shlex.split(quoted)[0] if quoted else ""
             if line.startswith("Ctrl-C"):
                 break
     finally:
         timer.cancel()
-    sandbox = Sandbox(process, urls, known_hosts)
+    sandbox = Sandbox(process, urls, environment)
     try:
         if "etat_civil" not in urls:
             raise RuntimeError(f"sandbox did not start (exit {process.poll()})")
@@ -595,10 +596,12 @@ def run_load(
 
 
 class RssSampler:
-    """Samples a process's resident set size every ``interval_s`` in a thread; keeps the peak."""
+    """Samples a process's resident set size every ``interval_s`` in a thread; keeps the peak.
+    ``tree``: the largest of the process and its children (``hub serve --processes N``'s workers)."""
 
-    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
+    def __init__(self, pid: int, interval_s: float = 0.1, *, tree: bool = False) -> None:
         self.process = psutil.Process(pid)
+        self.tree = tree
         self.interval_s = interval_s
         self.peak = 0
         self.samples: list[int] = []
@@ -609,6 +612,10 @@ class RssSampler:
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
                 rss = self.process.memory_info().rss
+                if self.tree:
+                    for child in self.process.children():
+                        with contextlib.suppress(psutil.Error):
+                            rss = max(rss, child.memory_info().rss)
                 self.samples.append(rss)
                 self.peak = max(self.peak, rss)
             self._stop.wait(self.interval_s)

@@ -9,7 +9,9 @@ written by the worker. Each run is repeated with ``hub serve --processes`` 1 and
 worker per process; figures of 2 processes are named ``e2e.<db>.p2.c<k>``), since a production
 hub uses its cores. Baseline in the same run: N RequestActCopy + GetActRequestStatus pairs made
 with bare zeep against the same sandbox from as many threads as the worker's concurrency, so
-``e2e.<db>.c<k>.vs_baseline`` is the hub's overhead. Goal: >= 200 completed/s.
+``e2e.<db>.c<k>.vs_baseline`` is the hub's overhead. Goal: >= 200 completed/s. Also the peak
+resident size of the largest ``hub serve`` process meanwhile (``serve_peak_rss``: the API with its
+embedded worker, zeep and the flows running; bench/memory.py measures the API alone).
 
     .venv/bin/python bench/end_to_end.py [--requests 400] [--concurrency 4,8,16] [--processes 1,2]
                                          [--database ...]
@@ -107,6 +109,7 @@ class HubRun:
     hub_cpu_ms: float
     sandbox_cpu_ms: float
     machine_cpu_ms: float
+    peak_rss_mb: float  # the largest hub serve process (API + embedded worker) while it ran
 
 
 def run_hub(
@@ -127,6 +130,7 @@ def run_hub(
             c.CpuMeter(server.pid, *(w.pid for w in workers)) as hub_cpu,
             c.CpuMeter(sandbox.process.pid) as sandbox_cpu,
             c.MachineCpuMeter() as machine_cpu,
+            c.RssSampler(server.pid, tree=True) as rss,
         ):
             first_post = datetime.now(UTC)
             load = c.load_with(server, key, bodies, args, count=args.requests)
@@ -151,6 +155,7 @@ def run_hub(
             hub_cpu.used_s * per_request,
             sandbox_cpu.used_s * per_request,
             machine_cpu.used_s * per_request,
+            rss.peak / c.MB,
         )
 
 
@@ -210,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 c.emit(f"{prefix}.hub_cpu_per_request", run.hub_cpu_ms, "ms")
                 c.emit(f"{prefix}.sandbox_cpu_per_request", run.sandbox_cpu_ms, "ms")
                 c.emit(f"{prefix}.machine_cpu_per_request", run.machine_cpu_ms, "ms")
+                c.emit(f"{prefix}.serve_peak_rss", run.peak_rss_mb, "MB")
                 cores = os.cpu_count() or 1
                 c.emit(f"{prefix}.machine_ceiling", cores * 1000 / run.machine_cpu_ms, "req/s")
                 c.emit(f"{prefix}.not_completed", run.not_completed, "requests")
