@@ -23,7 +23,7 @@ from hub.auth import Principal
 from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, utcnow
 from hub.db.prebuilt import Direct, direct_insert
 from hub.ids import new_id
-from hub.journal import inbound_row
+from hub.journal import inbound_row, row_mac
 from hub.runtime import Hub
 from master_data.identity import CitizenIdentity
 from master_data.reference import citizen_reference
@@ -226,6 +226,22 @@ def record_many(connection: Connection, batch: list[Prepared]) -> list[Accepted 
         except IntakeError as error:
             outcomes.append(error)
     return outcomes
+
+
+def journal_replayed(hub: Hub, prepared: Prepared, request_id: str) -> None:
+    """Journal a duplicate the Idempotency-Key answered with the earlier request: it carried the
+    citizen's identity into the hub too, so it is an exchange (outcome ``replayed``, the digest of
+    its body, the request it was answered with). Written after the answer's own commit, apart from
+    the intake's batched path; a database that fails here only costs the row (logged)."""
+    row = {**prepared.journal_row, "request_id": request_id, "outcome": "replayed"}
+    row["mac"] = row_mac(row, hub.journal_key)
+    try:
+        with hub.db.connection(single_statement=True) as connection:
+            connection.execute(insert(JOURNAL), row)
+    except OperationalError:
+        log.exception("could not journal a replayed request %s", request_id)
+        return
+    hub.metrics.exchanges.labels("inbound", "hub", "replayed").inc()
 
 
 def recorded(hub: Hub, accepted: Accepted) -> None:

@@ -18,7 +18,7 @@ from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
 from hub.group_commit import Unavailable
-from hub.intake import InputInvalid, IntakeError, RequestBody, journal_refused, prepare
+from hub.intake import InputInvalid, IntakeError, RequestBody, journal_refused, journal_replayed, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 OPERATION = "POST /v1/requests"
@@ -80,6 +80,7 @@ async def post_request(
     headers = {"Location": f"/v1/requests/{accepted.request_id}"}
     if not accepted.created:
         headers["Idempotent-Replayed"] = "true"
+        await in_db_thread(request, journal_replayed, hub, prepared, accepted.request_id)
     return JSONResponse(accepted.as_json(), status_code=202, headers=headers)
 
 

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
+from hub import journal
 from hub.db.models import JournalEntry, OutboxMessage, Request
 from tests.conftest import sample
 from tests.hub.test_birth_certificate_flow import acts_for, wait_for
@@ -29,12 +30,17 @@ def test_hundred_concurrent_duplicates_make_one_request_and_one_effect(live_hub,
     with live_hub.hub.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Request)) == 1
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
-        accepted = session.scalar(
-            select(func.count()).where(
-                JournalEntry.direction == "inbound", JournalEntry.outcome == "accepted"
+        inbound = session.execute(
+            select(JournalEntry.outcome, JournalEntry.request_id, JournalEntry.payload_digest).where(
+                JournalEntry.direction == "inbound"
             )
-        )
-    assert accepted == 1
+        ).all()
+    # every duplicate carried the citizen's identity in: one row each, answered with the one request
+    assert sorted(row.outcome for row in inbound) == ["accepted"] + ["replayed"] * 99
+    assert {(row.request_id, row.payload_digest) for row in inbound} == {
+        (request_id, inbound[0].payload_digest)
+    }
+    assert journal.verify(live_hub.hub.db, live_hub.hub.journal_key).ok
     assert len(acts_for(sandbox, request_id)) == 1
 
 
