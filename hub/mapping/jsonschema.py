@@ -57,7 +57,8 @@ def _one_key(name: str, arguments: dict[str, Any], summary: str) -> dict[str, An
 def portal_request_schema() -> dict[str, Any]:
     """The document a flow's mappings read for a portal request (``mappings/schemas/portal-request.json``):
     ``request`` (id, flow, client, created_at), ``citizen`` (the common identity schema), ``data``
-    (the flow's own input, open here) and ``steps`` (what earlier steps saved)."""
+    (the flow's own input, open here), ``steps`` (what earlier steps saved) and ``golden`` (the
+    citizen's golden id and each system's identifier of them)."""
     from master_data.identity import CitizenIdentity
 
     citizen = CitizenIdentity.model_json_schema()
@@ -82,6 +83,19 @@ def portal_request_schema() -> dict[str, Any]:
             "citizen": citizen,
             "data": {"type": "object", "description": "the flow's input, checked by the flow's own schema"},
             "steps": {"type": "object", "description": "what earlier steps saved, by their save_as name"},
+            "golden": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "the citizen's golden record, once resolved (absent before)",
+                "properties": {
+                    "id": {"type": "string"},
+                    "identifiers": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "each system's own identifier of the person, by system name",
+                    },
+                },
+            },
             "response": {"description": "in an answer mapping: the back-end's answer"},
         },
         "$defs": definitions,

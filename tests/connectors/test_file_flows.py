@@ -103,7 +103,7 @@ def run(live, flow: str, data: dict) -> dict:
 
 def test_accepted_payment_file_completes_the_request(live, sandbox) -> None:
     state = run(
-        live, "paiement-aide", {"lines": ["AIDE-1;Ndiaye;Awa;FR7630001007941234567890185;150.00;AE03"]}
+        live, "paiement-aide", {"lines": ["AIDE-1;Ndiaye;Awa;FR7630001007941234567890185;150.00;AE03;"]}
     )
     assert state["status"] == "completed", state
     assert state["result"]["acknowledgement"]["status"] == "ACCEPTED"
@@ -114,7 +114,7 @@ def test_accepted_payment_file_completes_the_request(live, sandbox) -> None:
 
 def test_rejected_payment_file_rejects_the_request(live) -> None:
     state = run(
-        live, "paiement-aide", {"lines": ["AIDE-2;Ndiaye;Awa;FR7630001007941234567890185;cent euros;AE03"]}
+        live, "paiement-aide", {"lines": ["AIDE-2;Ndiaye;Awa;FR7630001007941234567890185;cent euros;AE03;"]}
     )
     assert state["status"] == "rejected", state
     steps = [event["step"] for event in state["timeline"]]
@@ -132,8 +132,8 @@ def test_shipped_aid_payment_flow_writes_the_line_its_mapping_renders(live, sand
     receipt = state["result"]["file"]
     archived = sandbox.states["finances"].archive / receipt["name"]
     assert archived.read_text(encoding="utf-8").splitlines() == [
-        "reference;nom;prenom;iban;montant;aide",
-        f"{state['id']};N'DIAYE;AISSATOU;FR7630006000011234567890189;150,50;AE03",
+        "reference;nom;prenom;iban;montant;aide;tiers",
+        f"{state['id']};N'DIAYE;AISSATOU;FR7630006000011234567890189;150,50;AE03;",  # not a payer yet
     ]
 
 
@@ -145,7 +145,8 @@ def test_ged_search_from_a_flow(live) -> None:
 
 def test_the_aid_payment_finds_a_citizen_the_finances_know_under_another_spelling(live, sandbox) -> None:
     """The finance software knows Aïssatou N'Diaye as "NDIAYE Aissatou": the démarche resolves
-    her to the same golden record, and its payment file is journaled under it (RGPD art. 15)."""
+    her to the same golden record, its payment file is journaled under it (RGPD art. 15), and the
+    line names her by the finance software's own payer id."""
     from sqlalchemy import select
 
     from hub.citizens import Citizens
@@ -179,3 +180,9 @@ def test_the_aid_payment_finds_a_citizen_the_finances_know_under_another_spellin
         ).all()
     assert request.golden_id == golden_id
     assert sent and set(sent) == {golden_id}
+    # and the payment goes to the payer the finance software knows: its own id, not a spelling
+    receipt = state["result"]["file"]
+    [line] = (
+        (sandbox.states["finances"].archive / receipt["name"]).read_text(encoding="utf-8").splitlines()[1:]
+    )
+    assert line.endswith(";AE03;TIERS-4417")

@@ -16,7 +16,7 @@ from hub.worker import Worker
 from tests.conftest import ROOT, _live, sample, worker_process
 from tests.connectors.test_file_flows import FLOW, MAPPING
 
-LINES = [f"AIDE-{n};Ndiaye;Awa;FR7630001007941234567890185;{n % 90 + 10}.00;AE03" for n in range(10)]
+LINES = [f"AIDE-{n};Ndiaye;Awa;FR7630001007941234567890185;{n % 90 + 10}.00;AE03;" for n in range(10)]
 
 
 def project_with_short_lease(tmp_path: Path) -> Path:
