@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import paramiko
+from lxml import etree
 
 from connectors.exchange import CallContext
 from connectors.finances import FinancesConnector
@@ -79,7 +80,16 @@ def system_operations(
                     document.issue(("systems", name, "wsdl"), f"systems.{name}.wsdl: file {path} not found")
                 )
                 continue
-            operations = wsdl_operations(path)
+            try:
+                operations = wsdl_operations(path)
+            except etree.XMLSyntaxError as exc:  # the hub would fail at the first call instead
+                issues.append(
+                    document.issue(
+                        ("systems", name, "wsdl"),
+                        f"systems.{name}.wsdl: {path}:{exc.lineno}: not a well-formed WSDL: {exc.msg}",
+                    )
+                )
+                continue
             for operation in system.data_categories:
                 if operation not in operations:
                     issues.append(
@@ -117,6 +127,22 @@ def system_operations(
                         f"systems.{name}.private_key_file: file {config.resolve(key_file)} not found",
                     )
                 )
+            elif key_file is not None:
+                try:  # read now: an unreadable key would otherwise fail every transfer, later
+                    paramiko.PKey.from_path(config.resolve(key_file))
+                except (paramiko.SSHException, ValueError, TypeError, OSError) as exc:
+                    encrypted = isinstance(exc, paramiko.PasswordRequiredException) or "encrypted" in str(exc)
+                    reason = (
+                        "the key is encrypted; give the hub an unencrypted key (file mode 0600)"
+                        if encrypted
+                        else f"not a private key paramiko can read ({exc or type(exc).__name__})"
+                    )
+                    issues.append(
+                        document.issue(
+                            ("systems", name, "private_key_file"),
+                            f"systems.{name}.private_key_file: {config.resolve(key_file)}: {reason}",
+                        )
+                    )
         else:
             catalogue[name] = {op: GedConnector.DATA_CATEGORIES[op] for op in GedConnector.FLOW_OPERATIONS}
     return catalogue, issues

@@ -372,3 +372,45 @@ def test_config_check_prints_each_error_on_one_line(project):
     assert result.exit_code == 1
     [line] = [text for text in result.output.splitlines() if "paths.flows" in text]
     assert line.startswith(str(hub_yaml) + ":") and line.endswith("(relative to hub.yaml)")
+
+
+def test_a_malformed_wsdl_is_a_config_error_not_a_failure_at_the_first_call(project):
+    """A system no mapping reads yet (mappings check the WSDLs they use themselves)."""
+    hub_yaml = project / "config" / "hub.yaml"
+    wsdl = project / "config" / "wsdl" / "cimetieres.wsdl"
+    wsdl.write_text('<?xml version="1.0"?>\n<definitions>\n  <portType name="x">\n</definitions>\n')
+    edit(
+        hub_yaml,
+        "systems:\n",
+        "systems:\n  cimetieres:\n    kind: soap\n    endpoint: http://127.0.0.1:9/cimetieres\n"
+        "    wsdl: wsdl/cimetieres.wsdl\n",
+    )
+    [error] = errors_of(project)
+    assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'wsdl: wsdl/cimetieres.wsdl')}:")
+    assert f"{wsdl}:4: not a well-formed WSDL" in error
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("not a key at all\n", "not a private key paramiko can read"),
+        (None, "the key is encrypted"),
+    ],
+)
+def test_an_unreadable_sftp_key_is_a_config_error(project, content, reason):
+    import paramiko
+
+    hub_yaml = project / "config" / "hub.yaml"
+    key_file = project / "config" / "finances.key"
+    if content is None:  # a real key, protected by a passphrase the hub does not have
+        paramiko.RSAKey.generate(1024).write_private_key_file(str(key_file), password="secret")
+    else:
+        key_file.write_text(content)
+    edit(
+        hub_yaml,
+        "    credentials:\n      password: ${env:HUB_FINANCES_PASSWORD}\n",
+        "    private_key_file: finances.key\n",
+    )
+    [error] = errors_of(project)
+    assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'private_key_file: finances.key')}:")
+    assert reason in error
