@@ -848,9 +848,11 @@ class Citizens:
     def tasks(self, status: str = "open", limit: int = 50, after: int = 0) -> TaskPage:
         """Up to ``limit`` tasks of ``status`` after task id ``after``, oldest first.
 
-        Open tasks that ask again what a steward already answered "not the same person" are left
-        out; the page is filled from the following tasks, so a full page means "there may be more"
-        and a short one "there is no more", whatever was left out."""
+        Open tasks that ask again what a steward already answered "not the same person", and
+        those whose two records one golden record holds already (a merge answered them; a merge
+        closes them, this also hides any left by older versions), are left out; the page is filled
+        from the following tasks, so a full page means "there may be more" and a short one "there
+        is no more", whatever was left out."""
         shown: list[Any] = []
         cursor, exhausted = after, False
         with self.hub.db.sessions() as session:
@@ -869,7 +871,11 @@ class Citizens:
                 if status == "open" and rows:
                     goldens = self.store.task_goldens(connection, task_ids=[r.id for r in rows])
                     apart = self.store.not_same_between(connection, goldens.values())
-                    rows = [r for r in rows if frozenset(goldens.get(r.id, ())) not in apart]
+                    rows = [
+                        r
+                        for r in rows
+                        if len(set(goldens.get(r.id, ()))) == 2 and frozenset(goldens[r.id]) not in apart
+                    ]
                 shown += rows
             ids = {r.source_record_id for r in shown} | {r.candidate_source_record_id for r in shown}
             records = {

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from hub.citizens import Citizens
+from hub.db.master_models import TASKS
 from tests.master_data.conftest import person
 
 ELSEWHERE = {"birth_date": "1985-03-15", "birth_place": "13055"}
@@ -57,3 +60,20 @@ def test_a_task_closed_by_another_decision_is_not_counted_as_a_decision(hub):
     assert [task["id"] for task in citizens.tasks("not_same").tasks] == [b.task_id, c.task_id]
     report = citizens.thresholds_report()
     assert (report.decided, report.pending) == (1, 0)
+
+
+def test_the_queue_never_lists_a_task_inside_one_golden_record(hub):
+    """A merge answers the task between the two golden records: neither the queue nor the report's
+    pending count still asks it, and a task an older version left open there is hidden too."""
+    citizens = Citizens(hub)
+    a = citizens.resolve(person("etat_civil", "N-1"), actor="test")
+    b = citizens.resolve(person("finances", "T-3", **ELSEWHERE), actor="test")
+    assert b.task_id in [task["id"] for task in citizens.tasks().tasks]
+    merged = citizens.merge(a.golden_id, b.golden_id, actor="steward")
+    assert citizens.tasks().tasks == []
+    [closed] = citizens.tasks("linked").tasks
+    assert closed["id"] == b.task_id and closed["reason"] == f"as merged by event {merged['event_id']}"
+    assert citizens.thresholds_report().pending == 0
+    with hub.db.connection() as connection:
+        connection.execute(update(TASKS).where(TASKS.c.id == b.task_id).values(status="open"))
+    assert citizens.tasks().tasks == []
