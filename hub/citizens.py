@@ -32,6 +32,7 @@ from hub.ids import new_id
 from hub.journal import inbound_row
 from hub.master_store import (
     FOLLOWED_TASK,
+    MERGED_TASK,
     GoldenStore,
     MasterDataError,
     MergeResult,
@@ -906,20 +907,45 @@ class Citizens:
         return answer
 
     def thresholds_report(self) -> ThresholdsReport:
-        """Stewards' decisions by match probability, against the configured thresholds."""
+        """Stewards' decisions by match probability, against the configured thresholds.
+
+        A link a later unmerge undid counts as "not the same person" (the steward's final word).
+        Tasks a rule made are counted apart, by rule (see :mod:`master_data.stewardship`)."""
+        undone = (
+            select(EVENTS.c.id)
+            .where(EVENTS.c.task_id == TASKS.c.id, EVENTS.c.kind == "merge", EVENTS.c.undone_by.is_not(None))
+            .exists()
+        )
         with self.hub.db.sessions() as session:
-            # Tasks closed by another task's decision are not decisions: counting them would
-            # weigh one "not the same person" as many.
+            # Tasks closed by another task's decision, or by the merge that answered them, are not
+            # decisions: counting them would weigh one answer as many.
             rows = session.execute(
-                select(TASKS.c.probability, TASKS.c.status).where(
+                select(
+                    TASKS.c.probability, TASKS.c.status, TASKS.c.explanation, undone.label("undone")
+                ).where(
                     TASKS.c.status != "open",
-                    or_(TASKS.c.reason.is_(None), not_(TASKS.c.reason.startswith(FOLLOWED_TASK))),
+                    or_(
+                        TASKS.c.reason.is_(None),
+                        not_(
+                            or_(
+                                TASKS.c.reason.startswith(FOLLOWED_TASK),
+                                TASKS.c.reason.startswith(MERGED_TASK),
+                            )
+                        ),
+                    ),
                 )
             ).all()
             pending = session.execute(
                 select(func.count()).select_from(TASKS).where(TASKS.c.status == "open")
             ).scalar_one()
-        decided = [Decided(row.probability, row.status == "linked") for row in rows]
+        decided = [
+            Decided(
+                row.probability,
+                row.status == "linked" and not row.undone,
+                (row.explanation or {}).get("rule"),
+            )
+            for row in rows
+        ]
         thresholds = self.settings.thresholds
         return thresholds_report(decided, thresholds.upper, thresholds.lower, pending=pending)
 

@@ -77,3 +77,20 @@ def test_the_queue_never_lists_a_task_inside_one_golden_record(hub):
     with hub.db.connection() as connection:
         connection.execute(update(TASKS).where(TASKS.c.id == b.task_id).values(status="open"))
     assert citizens.tasks().tasks == []
+
+
+def test_a_link_undone_by_an_unmerge_counts_as_not_same_under_its_rule(hub):
+    """The steward's final word counts: a link split back is "not the same person". The task came
+    from a conflict (born elsewhere), so it is counted under its rule, not in the score's bands."""
+    citizens = Citizens(hub)
+    a = citizens.resolve(person("etat_civil", "N-1"), actor="test")
+    b = citizens.resolve(person("finances", "T-3", **ELSEWHERE), actor="test")
+    assert b.explanation is not None and b.explanation.rule == "conflict:birth_place"
+    citizens.decide(b.task_id, "link", actor="steward")
+    linked = citizens.thresholds_report().as_json()
+    assert linked["by_rule"] == [{"rule": "conflict:birth_place", "decided": 1, "linked": 1, "not_same": 0}]
+    assert linked["scored"] == 0 and sum(band["decided"] for band in linked["bands"]) == 0
+    citizens.unmerge(a.golden_id, b.golden_id, actor="steward")
+    undone = citizens.thresholds_report().as_json()
+    assert undone["by_rule"] == [{"rule": "conflict:birth_place", "decided": 1, "linked": 0, "not_same": 1}]
+    assert undone["decided"] == 1
