@@ -437,7 +437,9 @@ class Citizens:
 
     def record(self, reference: str) -> tuple[IdentityRecord, str]:
         """A record named ``system:local_id`` (its current version) or a golden id (its golden
-        values), with the golden id of the person it belongs to."""
+        values), with the golden id of the person it belongs to. A golden id merged into another
+        stands for the golden record it lives in now (a merged record holds no values: comparing
+        it would compare nothing); the golden id returned says which."""
         with self.hub.db.sessions() as session:
             connection = session.connection()
             if ":" in reference:
@@ -452,23 +454,30 @@ class Citizens:
                         f"no source record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)"
                     )
                 return record_from_json(row.record), row.golden_id
+            try:
+                current = self.store.current_id(connection, reference)
+            except UnknownGolden:
+                raise UnknownGolden(
+                    f"no golden record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)"
+                ) from None
             values = {
                 row.attribute: row.value
-                for row in connection.execute(select(VALUES).where(VALUES.c.golden_id == reference))
+                for row in connection.execute(select(VALUES).where(VALUES.c.golden_id == current))
             }
-            if (
-                not values
-                and connection.execute(select(GOLDEN.c.id).where(GOLDEN.c.id == reference)).first() is None
-            ):
-                raise UnknownGolden(f"no golden record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)")
-            return golden_record(reference, values), reference
+            return golden_record(current, values), current
 
     def explain(self, a: str, b: str) -> dict[str, Any]:
         """Each field's comparison and weight for two records, and the outcome the matcher itself
         gives the pair (a conflict or an unconfirmed known homonym is never a link, whatever its
         probability): what real-time resolution would do with ``a`` if ``b`` were its only
-        candidate."""
+        candidate. A golden id merged into another is compared as the golden record it lives in
+        now; ``merged_into`` says so (``{"a": id}`` and/or ``{"b": id}``; empty otherwise)."""
         (first, first_golden), (second, second_golden) = self.record(a), self.record(b)
+        merged_into = {
+            side: golden
+            for side, reference, golden in (("a", a, first_golden), ("b", b, second_golden))
+            if ":" not in reference and golden != reference
+        }
         matcher = self.matcher()
         decision = matcher.decide(first, [second])
         explanation = decision.explanation or matcher.explain(first, second)
@@ -476,6 +485,7 @@ class Citizens:
             "a": a,
             "b": b,
             "golden_ids": sorted({first_golden, second_golden}),
+            "merged_into": merged_into,
             "outcome": decision.outcome,
             **explanation_json(explanation),
         }

@@ -138,6 +138,8 @@ def explain_command(
 
 
 def _print_explanation(result: dict[str, Any]) -> None:
+    for side, golden_id in sorted(result.get("merged_into", {}).items()):
+        console.print(f"{result[side]} was merged into {golden_id}: compared as {golden_id}")
     table = Table("field", "level", "weight")
     for comparison in result["comparisons"]:
         weight = comparison["weight"]
