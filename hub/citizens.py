@@ -492,39 +492,62 @@ class Citizens:
 
     # ------------------------------------------------------------------ merge, unmerge, review
 
+    # A steward's action touches two people: each gets a journal row (their RGPD art. 15 report
+    # lists it), in the action's transaction; a refused action is journaled too, with its error
+    # code, in a transaction of its own (the action's is rolled back).
+
     def merge(self, survivor: str, absorbed: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
-        with self.hub.db.connection() as connection:
-            result = self.store.merge(
-                connection, survivor, absorbed, now=utcnow(), actor=actor, reason=reason
-            )
-            notice = self._notify(connection, "citizen.merged", result)
-            self._journal(connection, actor, f"merge {absorbed} into {survivor}", survivor)
+        operation = f"merge {absorbed} into {survivor}"
+        try:
+            with self.hub.db.connection() as connection:
+                result = self.store.merge(
+                    connection, survivor, absorbed, now=utcnow(), actor=actor, reason=reason
+                )
+                notice = self._notify(connection, "citizen.merged", result)
+                for golden_id in (survivor, absorbed):
+                    self._journal(connection, actor, operation, golden_id)
+        except MasterDataError as error:
+            self._journal_refused(actor, operation, [survivor, absorbed], error)
+            raise
         self._after_notice(notice)
         return self._event_json(result, "merge", notice)
 
     def unmerge(
         self, survivor: str, restored: str, *, actor: str, reason: str | None = None
     ) -> dict[str, Any]:
-        with self.hub.db.connection() as connection:
-            result = self.store.unmerge(
-                connection, survivor, restored, now=utcnow(), actor=actor, reason=reason
-            )
-            notice = self._notify(connection, "citizen.unmerged", result)
-            self._journal(connection, actor, f"unmerge {restored} from {survivor}", survivor)
+        operation = f"unmerge {restored} from {survivor}"
+        try:
+            with self.hub.db.connection() as connection:
+                result = self.store.unmerge(
+                    connection, survivor, restored, now=utcnow(), actor=actor, reason=reason
+                )
+                notice = self._notify(connection, "citizen.unmerged", result)
+                for golden_id in (survivor, restored):
+                    self._journal(connection, actor, operation, golden_id)
+        except MasterDataError as error:
+            self._journal_refused(actor, operation, [survivor, restored], error)
+            raise
         self._after_notice(notice)
         return self._event_json(result, "unmerge", notice)
 
     def decide(self, task_id: int, decision: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
         """A steward's decision on a review task; ``link`` merges the two golden records."""
-        with self.hub.db.connection() as connection:
-            result = self.store.decide(
-                connection, task_id, decision, now=utcnow(), actor=actor, reason=reason
-            )
-            notice = self._notify(connection, "citizen.merged", result) if result else None
-            task = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
-            self._journal(
-                connection, actor, f"stewardship task {task_id}: {decision}", task.candidate_golden_id
-            )
+        operation = f"stewardship task {task_id}: {decision}"
+        try:
+            with self.hub.db.connection() as connection:
+                people = self._task_people(connection, task_id)
+                result = self.store.decide(
+                    connection, task_id, decision, now=utcnow(), actor=actor, reason=reason
+                )
+                notice = self._notify(connection, "citizen.merged", result) if result else None
+                task = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
+                for golden_id in people:
+                    self._journal(connection, actor, operation, golden_id)
+        except MasterDataError as error:
+            with self.hub.db.reading() as connection:
+                people = self._task_people(connection, task_id)
+            self._journal_refused(actor, operation, people, error)
+            raise
         self._after_notice(notice)
         answer = self.task_json(task)
         answer["merge"] = self._event_json(result, "merge", notice) if result else None
@@ -636,6 +659,28 @@ class Citizens:
             payload_digest=digest(operation, self.hub.digest_key),
         )
         connection.execute(insert(JOURNAL), row)
+
+    def _task_people(self, connection: Connection, task_id: int) -> list[str | None]:
+        """The golden records a task is about, as they are now (one when a merge joined them);
+        ``[None]`` for no such task (the attempt is journaled without a person)."""
+        task = connection.execute(
+            select(TASKS.c.golden_id, TASKS.c.candidate_golden_id).where(TASKS.c.id == task_id)
+        ).first()
+        if task is None:
+            return [None]
+        return sorted(
+            {
+                self.store.current_id(connection, task.golden_id),
+                self.store.current_id(connection, task.candidate_golden_id),
+            }
+        )
+
+    def _journal_refused(
+        self, client: str, operation: str, golden_ids: Sequence[str | None], error: MasterDataError
+    ) -> None:
+        with self.hub.db.connection() as connection:
+            for golden_id in dict.fromkeys(golden_ids):
+                self._journal(connection, client, operation, golden_id, outcome=error.code)
 
     def journal_access(self, client: str, operation: str, golden_id: str | None, outcome: str = "ok") -> None:
         """Journal one read of a citizen's data (360° view, history, requests), found or not."""
