@@ -403,12 +403,9 @@ class Citizens:
             progress(len(batch))
 
     def estimate(self, *, sample: int = 200_000) -> int:
-        """Estimate the weights again from the stored population (current source versions)."""
-        with self.hub.db.sessions() as session:
-            rows = session.execute(
-                select(SOURCES.c.record).join(XREFS, XREFS.c.source_record_id == SOURCES.c.id).limit(sample)
-            ).all()
-        records = [record_from_json(row.record) for row in rows]
+        """Estimate the weights again from the stored population (current source versions), or
+        from an even sample of ``sample`` of them (:meth:`estimation_sample`)."""
+        records = self.estimation_sample(sample)
         if len(records) < MIN_ESTIMATE_RECORDS:
             raise MasterDataError(
                 f"{len(records)} stored records; estimating weights needs {MIN_ESTIMATE_RECORDS}"
@@ -417,6 +414,24 @@ class Citizens:
         with self.hub.db.connection() as connection:
             self.store_model(connection, model, len(records))
         return len(records)
+
+    def estimation_sample(self, sample: int) -> list[IdentityRecord]:
+        """The current source records to estimate from: all of them, or ``sample`` spread evenly
+        over the population. The first rows in the join's order would be one system's, or the
+        oldest imports', and bias the weights (a system's own duplicates, an era's data quality);
+        ordering by a multiplicative hash of the source record id mixes them, and gives the same
+        sample for the same population (an estimate can be run again and compared)."""
+        current = select(SOURCES.c.record).join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+        with self.hub.db.sessions() as session:
+            stored = session.execute(select(func.count()).select_from(XREFS)).scalar_one()
+            if stored > sample:
+                # Knuth's multiplicative hash modulo 2^32: integer arithmetic on both databases,
+                # no overflow below 3 billion ids.
+                current = current.order_by((SOURCES.c.id * 2654435761) % 4294967296, SOURCES.c.id).limit(
+                    sample
+                )
+            rows = session.execute(current).all()
+        return [record_from_json(row.record) for row in rows]
 
     def reindex(self, progress: Callable[[int], None] = lambda _n: None, batch: int = 2000) -> int:
         """Rebuild the blocking-key index with the matcher's current rules; returns records indexed."""

@@ -88,3 +88,26 @@ def test_a_decision_and_a_refused_one_are_journaled_under_both_people(live_api):
             )
         ).all()
     assert [tuple(r) for r in refs] == [(None, "not_found")]
+
+
+def test_the_estimation_sample_spreads_over_the_whole_population(hub):
+    """A sample smaller than the population is not the first rows read (one system's, the oldest
+    import's): each system's records are in it, about in proportion."""
+    citizens = Citizens(hub)
+    for system in ("etat_civil", "finances"):
+        for i in range(60):
+            citizens.resolve(
+                person(
+                    system,
+                    f"{system}-{i}",
+                    birth_name=f"Nom{system}{i}",
+                    birth_date=f"19{10 + i}-05-0{1 + i % 9}",
+                ),
+                actor="test",
+            )
+    sampled = citizens.estimation_sample(40)
+    systems = [record.system for record in sampled]
+    assert len(sampled) == 40
+    assert 10 <= systems.count("etat_civil") <= 30 and 10 <= systems.count("finances") <= 30
+    assert [r.key for r in citizens.estimation_sample(40)] == [r.key for r in sampled]  # reproducible
+    assert len(citizens.estimation_sample(500)) == 120
