@@ -32,6 +32,7 @@ from hub.ids import new_id
 from hub.journal import inbound_row
 from hub.master_store import (
     FOLLOWED_TASK,
+    MERGED_TASK,
     GoldenStore,
     MasterDataError,
     MergeResult,
@@ -402,12 +403,9 @@ class Citizens:
             progress(len(batch))
 
     def estimate(self, *, sample: int = 200_000) -> int:
-        """Estimate the weights again from the stored population (current source versions)."""
-        with self.hub.db.sessions() as session:
-            rows = session.execute(
-                select(SOURCES.c.record).join(XREFS, XREFS.c.source_record_id == SOURCES.c.id).limit(sample)
-            ).all()
-        records = [record_from_json(row.record) for row in rows]
+        """Estimate the weights again from the stored population (current source versions), or
+        from an even sample of ``sample`` of them (:meth:`estimation_sample`)."""
+        records = self.estimation_sample(sample)
         if len(records) < MIN_ESTIMATE_RECORDS:
             raise MasterDataError(
                 f"{len(records)} stored records; estimating weights needs {MIN_ESTIMATE_RECORDS}"
@@ -416,6 +414,24 @@ class Citizens:
         with self.hub.db.connection() as connection:
             self.store_model(connection, model, len(records))
         return len(records)
+
+    def estimation_sample(self, sample: int) -> list[IdentityRecord]:
+        """The current source records to estimate from: all of them, or ``sample`` spread evenly
+        over the population. The first rows in the join's order would be one system's, or the
+        oldest imports', and bias the weights (a system's own duplicates, an era's data quality);
+        ordering by a multiplicative hash of the source record id mixes them, and gives the same
+        sample for the same population (an estimate can be run again and compared)."""
+        current = select(SOURCES.c.record).join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+        with self.hub.db.sessions() as session:
+            stored = session.execute(select(func.count()).select_from(XREFS)).scalar_one()
+            if stored > sample:
+                # Knuth's multiplicative hash modulo 2^32: integer arithmetic on both databases,
+                # no overflow below 3 billion ids.
+                current = current.order_by((SOURCES.c.id * 2654435761) % 4294967296, SOURCES.c.id).limit(
+                    sample
+                )
+            rows = session.execute(current).all()
+        return [record_from_json(row.record) for row in rows]
 
     def reindex(self, progress: Callable[[int], None] = lambda _n: None, batch: int = 2000) -> int:
         """Rebuild the blocking-key index with the matcher's current rules; returns records indexed."""
@@ -436,7 +452,9 @@ class Citizens:
 
     def record(self, reference: str) -> tuple[IdentityRecord, str]:
         """A record named ``system:local_id`` (its current version) or a golden id (its golden
-        values), with the golden id of the person it belongs to."""
+        values), with the golden id of the person it belongs to. A golden id merged into another
+        stands for the golden record it lives in now (a merged record holds no values: comparing
+        it would compare nothing); the golden id returned says which."""
         with self.hub.db.sessions() as session:
             connection = session.connection()
             if ":" in reference:
@@ -451,23 +469,30 @@ class Citizens:
                         f"no source record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)"
                     )
                 return record_from_json(row.record), row.golden_id
+            try:
+                current = self.store.current_id(connection, reference)
+            except UnknownGolden:
+                raise UnknownGolden(
+                    f"no golden record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)"
+                ) from None
             values = {
                 row.attribute: row.value
-                for row in connection.execute(select(VALUES).where(VALUES.c.golden_id == reference))
+                for row in connection.execute(select(VALUES).where(VALUES.c.golden_id == current))
             }
-            if (
-                not values
-                and connection.execute(select(GOLDEN.c.id).where(GOLDEN.c.id == reference)).first() is None
-            ):
-                raise UnknownGolden(f"no golden record {reference!r} (write SYSTEM:LOCAL_ID or a golden id)")
-            return golden_record(reference, values), reference
+            return golden_record(current, values), current
 
     def explain(self, a: str, b: str) -> dict[str, Any]:
         """Each field's comparison and weight for two records, and the outcome the matcher itself
         gives the pair (a conflict or an unconfirmed known homonym is never a link, whatever its
         probability): what real-time resolution would do with ``a`` if ``b`` were its only
-        candidate."""
+        candidate. A golden id merged into another is compared as the golden record it lives in
+        now; ``merged_into`` says so (``{"a": id}`` and/or ``{"b": id}``; empty otherwise)."""
         (first, first_golden), (second, second_golden) = self.record(a), self.record(b)
+        merged_into = {
+            side: golden
+            for side, reference, golden in (("a", a, first_golden), ("b", b, second_golden))
+            if ":" not in reference and golden != reference
+        }
         matcher = self.matcher()
         decision = matcher.decide(first, [second])
         explanation = decision.explanation or matcher.explain(first, second)
@@ -475,45 +500,69 @@ class Citizens:
             "a": a,
             "b": b,
             "golden_ids": sorted({first_golden, second_golden}),
+            "merged_into": merged_into,
             "outcome": decision.outcome,
             **explanation_json(explanation),
         }
 
     # ------------------------------------------------------------------ merge, unmerge, review
 
+    # A steward's action touches two people: each gets a journal row (their RGPD art. 15 report
+    # lists it), in the action's transaction; a refused action is journaled too, with its error
+    # code, in a transaction of its own (the action's is rolled back).
+
     def merge(self, survivor: str, absorbed: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
-        with self.hub.db.connection() as connection:
-            result = self.store.merge(
-                connection, survivor, absorbed, now=utcnow(), actor=actor, reason=reason
-            )
-            notice = self._notify(connection, "citizen.merged", result)
-            self._journal(connection, actor, f"merge {absorbed} into {survivor}", survivor)
+        operation = f"merge {absorbed} into {survivor}"
+        try:
+            with self.hub.db.connection() as connection:
+                result = self.store.merge(
+                    connection, survivor, absorbed, now=utcnow(), actor=actor, reason=reason
+                )
+                notice = self._notify(connection, "citizen.merged", result)
+                for golden_id in (survivor, absorbed):
+                    self._journal(connection, actor, operation, golden_id)
+        except MasterDataError as error:
+            self._journal_refused(actor, operation, [survivor, absorbed], error)
+            raise
         self._after_notice(notice)
         return self._event_json(result, "merge", notice)
 
     def unmerge(
         self, survivor: str, restored: str, *, actor: str, reason: str | None = None
     ) -> dict[str, Any]:
-        with self.hub.db.connection() as connection:
-            result = self.store.unmerge(
-                connection, survivor, restored, now=utcnow(), actor=actor, reason=reason
-            )
-            notice = self._notify(connection, "citizen.unmerged", result)
-            self._journal(connection, actor, f"unmerge {restored} from {survivor}", survivor)
+        operation = f"unmerge {restored} from {survivor}"
+        try:
+            with self.hub.db.connection() as connection:
+                result = self.store.unmerge(
+                    connection, survivor, restored, now=utcnow(), actor=actor, reason=reason
+                )
+                notice = self._notify(connection, "citizen.unmerged", result)
+                for golden_id in (survivor, restored):
+                    self._journal(connection, actor, operation, golden_id)
+        except MasterDataError as error:
+            self._journal_refused(actor, operation, [survivor, restored], error)
+            raise
         self._after_notice(notice)
         return self._event_json(result, "unmerge", notice)
 
     def decide(self, task_id: int, decision: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
         """A steward's decision on a review task; ``link`` merges the two golden records."""
-        with self.hub.db.connection() as connection:
-            result = self.store.decide(
-                connection, task_id, decision, now=utcnow(), actor=actor, reason=reason
-            )
-            notice = self._notify(connection, "citizen.merged", result) if result else None
-            task = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
-            self._journal(
-                connection, actor, f"stewardship task {task_id}: {decision}", task.candidate_golden_id
-            )
+        operation = f"stewardship task {task_id}: {decision}"
+        try:
+            with self.hub.db.connection() as connection:
+                people = self._task_people(connection, task_id)
+                result = self.store.decide(
+                    connection, task_id, decision, now=utcnow(), actor=actor, reason=reason
+                )
+                notice = self._notify(connection, "citizen.merged", result) if result else None
+                task = connection.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
+                for golden_id in people:
+                    self._journal(connection, actor, operation, golden_id)
+        except MasterDataError as error:
+            with self.hub.db.reading() as connection:
+                people = self._task_people(connection, task_id)
+            self._journal_refused(actor, operation, people, error)
+            raise
         self._after_notice(notice)
         answer = self.task_json(task)
         answer["merge"] = self._event_json(result, "merge", notice) if result else None
@@ -625,6 +674,28 @@ class Citizens:
             payload_digest=digest(operation, self.hub.digest_key),
         )
         connection.execute(insert(JOURNAL), row)
+
+    def _task_people(self, connection: Connection, task_id: int) -> list[str | None]:
+        """The golden records a task is about, as they are now (one when a merge joined them);
+        ``[None]`` for no such task (the attempt is journaled without a person)."""
+        task = connection.execute(
+            select(TASKS.c.golden_id, TASKS.c.candidate_golden_id).where(TASKS.c.id == task_id)
+        ).first()
+        if task is None:
+            return [None]
+        return sorted(
+            {
+                self.store.current_id(connection, task.golden_id),
+                self.store.current_id(connection, task.candidate_golden_id),
+            }
+        )
+
+    def _journal_refused(
+        self, client: str, operation: str, golden_ids: Sequence[str | None], error: MasterDataError
+    ) -> None:
+        with self.hub.db.connection() as connection:
+            for golden_id in dict.fromkeys(golden_ids):
+                self._journal(connection, client, operation, golden_id, outcome=error.code)
 
     def journal_access(self, client: str, operation: str, golden_id: str | None, outcome: str = "ok") -> None:
         """Journal one read of a citizen's data (360° view, history, requests), found or not."""
@@ -848,9 +919,11 @@ class Citizens:
     def tasks(self, status: str = "open", limit: int = 50, after: int = 0) -> TaskPage:
         """Up to ``limit`` tasks of ``status`` after task id ``after``, oldest first.
 
-        Open tasks that ask again what a steward already answered "not the same person" are left
-        out; the page is filled from the following tasks, so a full page means "there may be more"
-        and a short one "there is no more", whatever was left out."""
+        Open tasks that ask again what a steward already answered "not the same person", and
+        those whose two records one golden record holds already (a merge answered them; a merge
+        closes them, this also hides any left by older versions), are left out; the page is filled
+        from the following tasks, so a full page means "there may be more" and a short one "there
+        is no more", whatever was left out."""
         shown: list[Any] = []
         cursor, exhausted = after, False
         with self.hub.db.sessions() as session:
@@ -869,7 +942,11 @@ class Citizens:
                 if status == "open" and rows:
                     goldens = self.store.task_goldens(connection, task_ids=[r.id for r in rows])
                     apart = self.store.not_same_between(connection, goldens.values())
-                    rows = [r for r in rows if frozenset(goldens.get(r.id, ())) not in apart]
+                    rows = [
+                        r
+                        for r in rows
+                        if len(set(goldens.get(r.id, ()))) == 2 and frozenset(goldens[r.id]) not in apart
+                    ]
                 shown += rows
             ids = {r.source_record_id for r in shown} | {r.candidate_source_record_id for r in shown}
             records = {
@@ -900,20 +977,45 @@ class Citizens:
         return answer
 
     def thresholds_report(self) -> ThresholdsReport:
-        """Stewards' decisions by match probability, against the configured thresholds."""
+        """Stewards' decisions by match probability, against the configured thresholds.
+
+        A link a later unmerge undid counts as "not the same person" (the steward's final word).
+        Tasks a rule made are counted apart, by rule (see :mod:`master_data.stewardship`)."""
+        undone = (
+            select(EVENTS.c.id)
+            .where(EVENTS.c.task_id == TASKS.c.id, EVENTS.c.kind == "merge", EVENTS.c.undone_by.is_not(None))
+            .exists()
+        )
         with self.hub.db.sessions() as session:
-            # Tasks closed by another task's decision are not decisions: counting them would
-            # weigh one "not the same person" as many.
+            # Tasks closed by another task's decision, or by the merge that answered them, are not
+            # decisions: counting them would weigh one answer as many.
             rows = session.execute(
-                select(TASKS.c.probability, TASKS.c.status).where(
+                select(
+                    TASKS.c.probability, TASKS.c.status, TASKS.c.explanation, undone.label("undone")
+                ).where(
                     TASKS.c.status != "open",
-                    or_(TASKS.c.reason.is_(None), not_(TASKS.c.reason.startswith(FOLLOWED_TASK))),
+                    or_(
+                        TASKS.c.reason.is_(None),
+                        not_(
+                            or_(
+                                TASKS.c.reason.startswith(FOLLOWED_TASK),
+                                TASKS.c.reason.startswith(MERGED_TASK),
+                            )
+                        ),
+                    ),
                 )
             ).all()
             pending = session.execute(
                 select(func.count()).select_from(TASKS).where(TASKS.c.status == "open")
             ).scalar_one()
-        decided = [Decided(row.probability, row.status == "linked") for row in rows]
+        decided = [
+            Decided(
+                row.probability,
+                row.status == "linked" and not row.undone,
+                (row.explanation or {}).get("rule"),
+            )
+            for row in rows
+        ]
         thresholds = self.settings.thresholds
         return thresholds_report(decided, thresholds.upper, thresholds.lower, pending=pending)
 

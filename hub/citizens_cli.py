@@ -138,6 +138,8 @@ def explain_command(
 
 
 def _print_explanation(result: dict[str, Any]) -> None:
+    for side, golden_id in sorted(result.get("merged_into", {}).items()):
+        console.print(f"{result[side]} was merged into {golden_id}: compared as {golden_id}")
     table = Table("field", "level", "weight")
     for comparison in result["comparisons"]:
         weight = comparison["weight"]
@@ -315,7 +317,12 @@ def thresholds_command(config: ConfigOption = None) -> None:
             share,
         )
     console.print(table)
-    console.print(f"{report.decided} decided, {report.pending} open")
+    if report.by_rule:
+        ruled = Table("rule", "decided", "linked", "not same", title="tasks a rule made (not in the bands)")
+        for rule in report.by_rule:
+            ruled.add_row(rule.rule, str(rule.decided), str(rule.linked), str(rule.decided - rule.linked))
+        console.print(ruled)
+    console.print(f"{report.decided} decided ({report.scored} on the score's band), {report.pending} open")
     fmt = lambda v: "not enough decisions" if v is None else f"{v:.3f}"  # noqa: E731
     console.print(
         f"suggested upper: {fmt(report.suggested_upper)}; suggested lower: {fmt(report.suggested_lower)}"

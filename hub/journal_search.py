@@ -9,18 +9,21 @@ pieces and a page never shifts while new rows are appended.
 A citizen is named by golden id. Their rows are those that carry the golden id (outbound calls, 360°
 views, steward decisions), those of any golden record merged into it, and every row of their
 requests (the inbound row of a request carries the pseudonym of the identity as filed, made before
-the citizen was resolved).
+the citizen was resolved). A merge a steward undid still counts for the time it lasted: while two
+golden records were one, rows written under either concerned both people, so each one's selection
+keeps the other's rows written between the merge and the unmerge (``md_events``) — and only those.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
-from hub.db.master_models import GOLDEN
+from hub.db.master_models import EVENTS, GOLDEN
 from hub.db.models import JOURNAL, REQUESTS
 
 MAX_LIMIT = 500
@@ -88,12 +91,39 @@ def golden_ids_of(connection: Connection, golden_id: str) -> list[str]:
     return found
 
 
+def merged_periods(connection: Connection, golden_ids: Sequence[str]) -> list[tuple[str, datetime, datetime]]:
+    """The undone merges of these golden records, from either side: (the other golden id, merged at,
+    split back at). While merged, rows written under the other golden id concerned these people too."""
+    merge, unmerge = EVENTS.alias("merge"), EVENTS.alias("unmerge")
+    rows = connection.execute(
+        select(merge.c.golden_id, merge.c.other_id, merge.c.at, unmerge.c.at.label("until"))
+        .join(unmerge, unmerge.c.id == merge.c.undone_by)
+        .where(
+            merge.c.kind == "merge",
+            or_(merge.c.golden_id.in_(golden_ids), merge.c.other_id.in_(golden_ids)),
+        )
+        .order_by(merge.c.id)
+    ).all()
+    periods = []
+    for row in rows:
+        for mine, theirs in ((row.golden_id, row.other_id), (row.other_id, row.golden_id)):
+            if mine in golden_ids and theirs not in golden_ids:
+                periods.append((theirs, row.at, row.until))
+    return periods
+
+
 def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if wanted.citizen is not None:
         ids = golden_ids_of(connection, wanted.citizen)
         requests = select(REQUESTS.c.id).where(REQUESTS.c.golden_id.in_(ids))
-        conditions.append(or_(JOURNAL.c.citizen_ref.in_(ids), JOURNAL.c.request_id.in_(requests)))
+        while_merged = [
+            and_(JOURNAL.c.citizen_ref == other, JOURNAL.c.at >= since, JOURNAL.c.at <= until)
+            for other, since, until in merged_periods(connection, ids)
+        ]
+        conditions.append(
+            or_(JOURNAL.c.citizen_ref.in_(ids), JOURNAL.c.request_id.in_(requests), *while_merged)
+        )
     columns = (
         "request_id",
         "correlation_id",

@@ -64,6 +64,9 @@ MAX_KEY_RECORDS = 2000
 # The reason of a task closed because a steward answered the same question on another task: not a
 # decision of its own (the thresholds report leaves it out).
 FOLLOWED_TASK = "as decided on task "
+# The reason of an open task closed because a merge made its two golden records one: answered by
+# the merge (named by its event id), not a decision of its own either.
+MERGED_TASK = "as merged by event "
 
 
 class MasterDataError(Exception):
@@ -99,6 +102,13 @@ class TaskDecided(MasterDataError):
 
 class DecidedNotSame(MasterDataError):
     code = "decided_not_same"
+
+
+class SameGoldenRecord(MasterDataError):
+    """ "Not the same person" about two records that one golden record holds: nothing would split
+    them, so the steward unmerges first (the decision then applies to the two golden records)."""
+
+    code = "same_golden_record"
 
 
 @dataclass(frozen=True)
@@ -731,7 +741,30 @@ class GoldenStore:
                 "reason": reason,
             },
         ).scalar_one()
+        self._close_joined_tasks(connection, survivor, event_id, now=now, actor=actor)
         return MergeResult(event_id, survivor, absorbed, moved, systems)
+
+    def _close_joined_tasks(
+        self, connection: Connection, golden_id: str, event_id: int, *, now: datetime, actor: str
+    ) -> None:
+        """Close, as ``linked``, the open tasks whose two records ``golden_id`` now both holds: the
+        merge answered their question, which must not stay in the review queue."""
+        joined = [
+            task_id
+            for task_id, (a, b) in self.task_goldens(connection, open_only=True, golden_id=golden_id).items()
+            if a == b == golden_id
+        ]
+        for chunk in _chunks(joined):
+            connection.execute(
+                update(TASKS)
+                .where(TASKS.c.id.in_(chunk), TASKS.c.status == "open")
+                .values(
+                    status="linked",
+                    decided_at=now,
+                    decided_by=actor[:100],
+                    reason=f"{MERGED_TASK}{event_id}",
+                )
+            )
 
     def unmerge(
         self,
@@ -872,6 +905,12 @@ class GoldenStore:
             )
         survivor = self.current_id(connection, task.candidate_golden_id)
         absorbed = self.current_id(connection, task.golden_id)
+        if decision == "not_same" and survivor == absorbed:
+            raise SameGoldenRecord(
+                f"task {task_id}: both records are in golden record {survivor} already; unmerge first "
+                "to keep them apart",
+                {"golden_id": survivor},
+            )
         if decision == "link" and self.not_same_between(connection, [(survivor, absorbed)]):
             raise DecidedNotSame(
                 f"task {task_id}: the golden records {survivor} and {absorbed} hold records a steward "
@@ -894,7 +933,7 @@ class GoldenStore:
             )
             return None
         if survivor == absorbed:
-            return None
+            return None  # one golden record already: closed as linked, nothing to merge
         return self.merge(
             connection, survivor, absorbed, now=now, actor=actor, reason=reason, task_id=task_id
         )
@@ -955,9 +994,15 @@ class GoldenStore:
             )
 
     def task_goldens(
-        self, connection: Connection, *, open_only: bool = False, task_ids: Sequence[int] | None = None
+        self,
+        connection: Connection,
+        *,
+        open_only: bool = False,
+        task_ids: Sequence[int] | None = None,
+        golden_id: str | None = None,
     ) -> dict[int, tuple[str, str]]:
-        """Each task's two golden records as they are now (the current golden of its two records)."""
+        """Each task's two golden records as they are now (the current golden of its two records);
+        with ``golden_id``, only the tasks whose both records that golden record holds now."""
         record, candidate = SOURCES.alias("record_source"), SOURCES.alias("candidate_source")
         x_record, x_candidate = XREFS.alias("record_xref"), XREFS.alias("candidate_xref")
         query = select(
@@ -981,6 +1026,8 @@ class GoldenStore:
             query = query.where(TASKS.c.status == "open")
         if task_ids is not None:
             query = query.where(TASKS.c.id.in_(list(task_ids)))
+        if golden_id is not None:
+            query = query.where(x_record.c.golden_id == golden_id, x_candidate.c.golden_id == golden_id)
         return {row.id: (row.a, row.b) for row in connection.execute(query)}
 
     def not_same_between(

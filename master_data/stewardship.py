@@ -5,6 +5,14 @@ or "not the same person", the decisions show where the automatic thresholds stan
 nearly everything above some probability, the upper threshold can come down to it (fewer tasks);
 if they reject nearly everything below some probability, the lower one can go up to it. The report
 only suggests; an engineer changes ``master_data.thresholds`` in hub.yaml.
+
+Only tasks the score sent to review (its probability between the thresholds, no rule) say where the
+thresholds stand. A task a rule made (a conflict such as twins, known homonyms, identifiers naming
+two people...) carries a probability that is often above ``upper``: stewards rejecting twins at
+0.99 say the rule was right, not that the upper threshold is too low. Those decisions are counted
+apart, by rule. A task without a rule at or above ``upper`` did not come from the score's band
+either (a score that high links by itself): two golden records both passed ``upper``, or a record
+newly stated an identifier another golden record holds; it is counted under :data:`ABOVE_UPPER`.
 """
 
 from __future__ import annotations
@@ -14,12 +22,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 BANDS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+# The rule a task without one is counted under when its probability is at or above ``upper``.
+ABOVE_UPPER = "above_upper"
 
 
 @dataclass(frozen=True)
 class Decided:
+    """One steward's decision; ``rule`` is the rule that made the task (None: the score's band)."""
+
     probability: float
     linked: bool
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleDecisions:
+    """Decisions on tasks one rule made: counted apart from the thresholds."""
+
+    rule: str
+    decided: int
+    linked: int
 
 
 @dataclass(frozen=True)
@@ -43,11 +65,18 @@ class ThresholdsReport:
     bands: tuple[Band, ...]
     suggested_upper: float | None
     suggested_lower: float | None
+    by_rule: tuple[RuleDecisions, ...] = ()
+
+    @property
+    def scored(self) -> int:
+        """Decisions on the score's review band (those the bands and suggestions use)."""
+        return sum(b.decided for b in self.bands)
 
     def as_json(self) -> dict[str, object]:
         return {
             "thresholds": {"upper": self.upper, "lower": self.lower},
             "decided": self.decided,
+            "scored": self.scored,
             "pending": self.pending,
             "bands": [
                 {
@@ -61,6 +90,10 @@ class ThresholdsReport:
                 for b in self.bands
             ],
             "suggested": {"upper": self.suggested_upper, "lower": self.suggested_lower},
+            "by_rule": [
+                {"rule": r.rule, "decided": r.decided, "linked": r.linked, "not_same": r.decided - r.linked}
+                for r in self.by_rule
+            ],
         }
 
 
@@ -78,8 +111,23 @@ def thresholds_report(
     ``suggested_upper``: the lowest probability at and above which stewards linked at least
     ``agreement`` of at least ``min_support`` decisions; ``suggested_lower``: the highest one below
     which they rejected at least ``agreement`` of at least ``min_support``. None when the
-    decisions are too few to say.
+    decisions are too few to say. Both use only the decisions without a rule; the others are
+    counted by rule in ``by_rule``.
     """
+    ruled: dict[str, list[Decided]] = {}
+    scored = []
+    for d in decisions:
+        rule = d.rule or (ABOVE_UPPER if d.probability >= upper else None)
+        if rule is None:
+            scored.append(d)
+        else:
+            ruled.setdefault(rule, []).append(d)
+    by_rule = tuple(
+        RuleDecisions(rule, len(inside), sum(d.linked for d in inside))
+        for rule, inside in sorted(ruled.items())
+    )
+    total = len(decisions)
+    decisions = scored
     bands = []
     for low, high in itertools.pairwise(BANDS):
         inside = [
@@ -101,5 +149,5 @@ def thresholds_report(
         if count >= min_support and rejected / count >= agreement and following != decision.probability:
             suggested_lower = following if following is not None else decision.probability
     return ThresholdsReport(
-        upper, lower, len(decisions), pending, tuple(bands), suggested_upper, suggested_lower
+        upper, lower, total, pending, tuple(bands), suggested_upper, suggested_lower, by_rule
     )

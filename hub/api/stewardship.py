@@ -25,7 +25,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "unauthorized"},
     403: {"description": "forbidden"},
     404: {"description": "not_found"},
-    409: {"description": "task_already_decided, or decided_not_same (link after a 'not the same person')"},
+    409: {
+        "description": "task_already_decided; decided_not_same (link after a 'not the same person'); "
+        "same_golden_record (not_same on two records of one golden record: unmerge first)"
+    },
     422: {"description": "validation_failed"},
 }
 

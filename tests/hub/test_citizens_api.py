@@ -228,7 +228,9 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
     assert twice.status_code == 409 and twice.json()["error"]["code"] == "task_already_decided"
     assert invalid.status_code == 422
     assert report["decided"] == 1 and report["pending"] == 0
-    assert sum(b["linked"] for b in report["bands"]) == 1
+    # The task came from a conflict (born elsewhere): counted under its rule, not in the score's bands.
+    assert sum(b["decided"] for b in report["bands"]) == 0 and report["scored"] == 0
+    assert report["by_rule"] == [{"rule": "conflict:birth_place", "decided": 1, "linked": 1, "not_same": 0}]
     assert absorbed.status_code == 403  # stewardship:write does not grant the 360° view
     with live_api.hub.db.sessions() as session:
         shown = session.scalars(
@@ -311,7 +313,8 @@ def test_cli_explain_show_review_and_thresholds(exports, loaded):
     )
     assert "no open review task" in invoke("review").output
     report = invoke("thresholds")
-    assert report.exit_code == 0 and "1 decided, 0 open" in report.output
+    assert report.exit_code == 0 and "1 decided (0 on the score's band), 0 open" in report.output
+    assert "conflict:birth_place" in report.output  # its decision counted under its rule
     reindexed = invoke("reindex")
     assert reindexed.exit_code == 0 and "4 records indexed again" in reindexed.output
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from hub.citizens import Citizens
+from hub.db.master_models import TASKS
 from tests.master_data.conftest import person
 
 ELSEWHERE = {"birth_date": "1985-03-15", "birth_place": "13055"}
@@ -57,3 +60,37 @@ def test_a_task_closed_by_another_decision_is_not_counted_as_a_decision(hub):
     assert [task["id"] for task in citizens.tasks("not_same").tasks] == [b.task_id, c.task_id]
     report = citizens.thresholds_report()
     assert (report.decided, report.pending) == (1, 0)
+
+
+def test_the_queue_never_lists_a_task_inside_one_golden_record(hub):
+    """A merge answers the task between the two golden records: neither the queue nor the report's
+    pending count still asks it, and a task an older version left open there is hidden too."""
+    citizens = Citizens(hub)
+    a = citizens.resolve(person("etat_civil", "N-1"), actor="test")
+    b = citizens.resolve(person("finances", "T-3", **ELSEWHERE), actor="test")
+    assert b.task_id in [task["id"] for task in citizens.tasks().tasks]
+    merged = citizens.merge(a.golden_id, b.golden_id, actor="steward")
+    assert citizens.tasks().tasks == []
+    [closed] = citizens.tasks("linked").tasks
+    assert closed["id"] == b.task_id and closed["reason"] == f"as merged by event {merged['event_id']}"
+    assert citizens.thresholds_report().pending == 0
+    with hub.db.connection() as connection:
+        connection.execute(update(TASKS).where(TASKS.c.id == b.task_id).values(status="open"))
+    assert citizens.tasks().tasks == []
+
+
+def test_a_link_undone_by_an_unmerge_counts_as_not_same_under_its_rule(hub):
+    """The steward's final word counts: a link split back is "not the same person". The task came
+    from a conflict (born elsewhere), so it is counted under its rule, not in the score's bands."""
+    citizens = Citizens(hub)
+    a = citizens.resolve(person("etat_civil", "N-1"), actor="test")
+    b = citizens.resolve(person("finances", "T-3", **ELSEWHERE), actor="test")
+    assert b.explanation is not None and b.explanation.rule == "conflict:birth_place"
+    citizens.decide(b.task_id, "link", actor="steward")
+    linked = citizens.thresholds_report().as_json()
+    assert linked["by_rule"] == [{"rule": "conflict:birth_place", "decided": 1, "linked": 1, "not_same": 0}]
+    assert linked["scored"] == 0 and sum(band["decided"] for band in linked["bands"]) == 0
+    citizens.unmerge(a.golden_id, b.golden_id, actor="steward")
+    undone = citizens.thresholds_report().as_json()
+    assert undone["by_rule"] == [{"rule": "conflict:birth_place", "decided": 1, "linked": 0, "not_same": 1}]
+    assert undone["decided"] == 1

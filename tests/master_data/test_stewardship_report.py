@@ -27,3 +27,21 @@ def test_disagreement_suggests_nothing():
     mixed = [Decided(0.9, i % 2 == 0) for i in range(40)]
     report = thresholds_report(mixed, 0.95, 0.5)
     assert report.suggested_upper is None and report.suggested_lower is None
+
+
+def test_rule_driven_decisions_are_counted_apart_from_the_thresholds():
+    """Stewards rejecting twins at 0.99 say the conflict rule was right, not that the upper
+    threshold is too low: the suggestion stands on the score's band alone."""
+    scored = [Decided(0.80 + i * 0.005, True) for i in range(25)]
+    twins = [Decided(0.99, False, "conflict:sex") for _ in range(25)]
+    homonyms = [Decided(0.9, False, "known_homonyms"), Decided(0.92, True, "known_homonyms")]
+    rivals = [Decided(0.97, True)]  # no rule, yet above upper: two golden records both passed it
+    report = thresholds_report(scored + twins + homonyms + rivals, 0.95, 0.5)
+    assert report.suggested_upper == 0.80
+    assert report.decided == 53 and report.scored == 25
+    assert sum(b.decided for b in report.bands) == 25
+    assert report.as_json()["by_rule"] == [
+        {"rule": "above_upper", "decided": 1, "linked": 1, "not_same": 0},
+        {"rule": "conflict:sex", "decided": 25, "linked": 0, "not_same": 25},
+        {"rule": "known_homonyms", "decided": 2, "linked": 1, "not_same": 1},
+    ]

@@ -4,11 +4,11 @@ two golden records are not linked (issue 5)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub.db.master_models import NOT_SAME, TASKS
 from hub.db.models import utcnow
-from hub.master_store import DecidedNotSame
+from hub.master_store import DecidedNotSame, SameGoldenRecord, TaskDecided
 from tests.master_data.conftest import person
 
 ELSEWHERE = {"birth_date": "1985-03-15", "birth_place": "13055"}
@@ -88,3 +88,44 @@ def test_real_time_never_links_again_a_record_decided_not_same(golden):
             a.golden_id
         }
         assert golden.store.not_same_as_record(connection, ("finances", "T-9"), {a.golden_id}) == set()
+
+
+def reopen(golden, task_id: int) -> None:
+    """A task left open by an older version across a merge of its two golden records."""
+    with golden.db.connection() as connection:
+        connection.execute(
+            update(TASKS)
+            .where(TASKS.c.id == task_id)
+            .values(status="open", decided_at=None, decided_by=None, reason=None)
+        )
+
+
+def test_a_merge_closes_the_open_tasks_it_answers(golden):
+    """A steward merging two golden records explicitly answers the task between them: it leaves
+    the queue, closed as linked and naming the merge."""
+    a = golden.resolve(person("etat_civil", "N-1"))
+    b = golden.resolve(person("finances", "T-3", **ELSEWHERE))
+    assert b.outcome == "review" and b.task_id is not None
+    with golden.db.connection() as connection:
+        merged = golden.store.merge(connection, a.golden_id, b.golden_id, now=utcnow(), actor="steward")
+    assert task_status(golden, b.task_id) == ("linked", f"as merged by event {merged.event_id}")
+    with pytest.raises(TaskDecided):
+        decide(golden, b.task_id, "not_same")
+
+
+def test_not_same_between_records_of_one_golden_record_is_refused(golden):
+    """Nothing would split the two records: "not the same person" is refused (unmerge first),
+    without remembering a constraint or closing other tasks; "link" just closes the task."""
+    a = golden.resolve(person("etat_civil", "N-1"))
+    b = golden.resolve(person("finances", "T-3", **ELSEWHERE))
+    merge(golden, a.golden_id, b.golden_id)
+    reopen(golden, b.task_id)
+    with pytest.raises(SameGoldenRecord) as refused:
+        decide(golden, b.task_id, "not_same")
+    assert refused.value.code == "same_golden_record" and refused.value.status == 409
+    assert "unmerge first" in refused.value.message
+    assert task_status(golden, b.task_id) == ("open", None)
+    with golden.db.connection() as connection:
+        assert connection.execute(select(NOT_SAME)).all() == []
+    assert decide(golden, b.task_id, "link") is None
+    assert task_status(golden, b.task_id)[0] == "linked"
