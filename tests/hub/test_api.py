@@ -264,14 +264,41 @@ def test_openapi_documents_the_request_body_and_bearer_auth(live_api):
         b'{"flow": "\xff\xfe"}',
         b"[]",
         b'"x"',
+        b'{"flow": NaN}',
+        b'{"flow": "birth-certificate", "data": {"n": Infinity}}',
+        b"-Infinity",
     ],
-    ids=["huge-number", "deep-nesting", "bad-utf8", "array", "string"],
+    ids=["huge-number", "deep-nesting", "bad-utf8", "array", "string", "nan", "infinity", "minus-infinity"],
 )
 def test_hostile_bodies_get_a_typed_4xx_never_a_500(live_api, raw):
     with live_api.client() as client:
         response = client.post("/v1/requests", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code in (400, 413, 422), response.text
     assert error_code(response) in ("malformed_json", "payload_too_large", "validation_failed")
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_malformed_json_and_nothing_is_recorded(live_api, constant):
+    """Python's json reads them but JSON has no such values: NaN passes a schema's bounds and the
+    PostgreSQL json column refuses it, so they are a 400 before anything is written."""
+    body = json.dumps(sample(VALID))
+    raw = body.replace('"data": {', f'"data": {{"x_score": {constant}, ', 1).encode()
+    assert constant.encode() in raw
+    with live_api.client() as client:
+        response = client.post(
+            "/v1/requests",
+            content=raw,
+            headers={"Content-Type": "application/json", "Idempotency-Key": f"nan-{constant}"},
+        )
+        again = client.post(
+            "/v1/requests",
+            content=body.encode(),
+            headers={"Content-Type": "application/json", "Idempotency-Key": f"nan-{constant}"},
+        )
+    assert response.status_code == 400, response.text
+    assert error_code(response) == "malformed_json"
+    assert constant.lstrip("-") in response.json()["error"]["message"]
+    assert again.status_code == 202 and "Idempotent-Replayed" not in again.headers
 
 
 @pytest.mark.parametrize(
