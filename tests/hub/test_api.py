@@ -317,6 +317,22 @@ def test_a_nul_in_a_path_gets_a_typed_4xx_never_a_500(live_api, path):
     assert anonymous.status_code == 401
 
 
+@pytest.mark.parametrize("updated_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_an_updated_at_outside_the_calendar_in_utc_is_a_422_not_a_dead_letter(live_api, updated_at):
+    """Valid ISO 8601, but the master data keeps times in UTC where it would overflow: refused at
+    the door, naming the field, rather than accepted (202) and dead-lettered by the worker."""
+    body = sample(VALID)
+    body["citizen"]["updated_at"] = updated_at
+    with live_api.client() as client:
+        response = client.post("/v1/requests", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert [d["field"] for d in error["details"]] == ["citizen.updated_at"]
+    with live_api.hub.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Request)) == 0
+
+
 def test_control_characters_in_the_identity_are_refused_by_field(live_api):
     body = sample(VALID)
     body["citizen"]["birth_name"] = "Lef\x00vre"
