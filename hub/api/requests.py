@@ -59,6 +59,10 @@ async def post_request(
 ) -> JSONResponse:
     started = time.perf_counter()
     hub = request.app.state.hub
+    if idempotency_key is not None and not idempotency_key.strip():
+        # An empty header is a client that has no key to give, not the key "": taken as one, every
+        # such POST of the client would meet its first (a replay, or idempotency_key_reused).
+        idempotency_key = None
     raw = b""  # an oversized body is refused unread
     try:
         raw = await _read_body(request, hub.config.api.max_body_bytes)

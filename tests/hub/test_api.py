@@ -171,6 +171,24 @@ def test_without_idempotency_key_each_post_is_a_new_request(live_api):
     assert len(ids) == 3
 
 
+def test_an_empty_idempotency_key_is_no_key(live_api):
+    """Different requests sent with an empty header are different requests, not one key reused.
+    (Whitespace around a header value is not part of it in HTTP: a blank one arrives empty.)"""
+    key = ""
+    other = sample(VALID)
+    other["data"]["copy_type"] = "extrait_sans_filiation"
+    with live_api.client() as client:
+        answers = [
+            client.post("/v1/requests", json=body, headers={"Idempotency-Key": key})
+            for body in (sample(VALID), other, sample(VALID))
+        ]
+    assert [a.status_code for a in answers] == [202, 202, 202], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 3
+    assert not any("idempotent-replayed" in a.headers for a in answers)
+    with live_api.hub.db.sessions() as session:
+        assert session.scalars(select(Request.idempotency_key)).all() == [None, None, None]
+
+
 def test_status_is_visible_to_its_client_and_to_read_all_only(live_api):
     with live_api.client() as client:
         request_id = client.post("/v1/requests", json=sample(VALID)).json()["id"]
