@@ -159,6 +159,17 @@ def test_shipped_config_needs_the_secrets_from_the_environment(project, monkeypa
     assert "systems.ged.credentials.api_key: environment variable HUB_GED_KEY is not set" in error
 
 
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_credential_variable_is_an_error_at_its_line(project, monkeypatch, value):
+    """``HUB_ECOLE_TOKEN=`` in an env file is a secret not given, not an empty token: calls would go
+    out unauthenticated."""
+    monkeypatch.setenv("HUB_ECOLE_TOKEN", value)
+    hub_yaml = project / "config" / "hub.yaml"
+    [error] = errors_of(project)
+    assert f":{line_of(hub_yaml, '${env:HUB_ECOLE_TOKEN}')}:" in error
+    assert "systems.ecole.credentials.token: environment variable HUB_ECOLE_TOKEN is set but empty" in error
+
+
 def test_missing_environment_variable_is_named(project, monkeypatch):
     monkeypatch.delenv("HUB_SCHOOL_TOKEN", raising=False)
     hub_yaml = project / "config" / "hub.yaml"
