@@ -366,6 +366,30 @@ def test_a_metadata_mapping_building_other_fields_than_the_geds_names_file_and_l
     assert "unknown fields ['kind'], lacks ['type']" in error, error
 
 
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    [
+        ("flows", "birth-certificate.yaml"),
+        ("mappings", "etat-civil/request-act-copy.yaml"),
+        ("mappings", "fragments/address.yaml"),
+    ],
+)
+def test_a_yml_file_is_refused_naming_it_not_silently_skipped(project, folder, name):
+    """A loader reading *.yaml only would drop a renamed démarche or mapping without a word."""
+    path = project / folder / name
+    renamed = path.rename(path.with_suffix(".yml"))
+    errors = errors_of(project)
+    [refusal] = [e for e in errors if e.startswith(f"{renamed}:1:1:")]
+    assert f"rename it {path.name}" in refusal
+
+
+def test_yml_tables_are_still_read(project):
+    """Lookup tables have always accepted .yml: renaming one changes nothing."""
+    table = project / "mappings" / "tables" / "sex.yaml"
+    table.rename(table.with_suffix(".yml"))
+    assert "birth-certificate" in load_definitions(project / "config" / "hub.yaml").flows
+
+
 def test_a_missing_flows_folder_is_an_error_at_its_line(project):
     """Otherwise the hub would start with no flow and answer every démarche 404 unknown_flow."""
     hub_yaml = project / "config" / "hub.yaml"
