@@ -262,7 +262,12 @@ def demo(
     """Start the sandbox and the hub, submit the sample requests, show what happened."""
     from hub.demo import run_demo
 
-    raise typer.Exit(run_demo(config=config, port=port, once=once))
+    try:
+        code = run_demo(config=config, port=port, once=once)
+    except ConfigError as exc:  # the newcomer's first command: file:line, not a traceback
+        _print_config_errors(exc)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
 from hub.citizens_cli import app as citizens_app  # noqa: E402  (it reuses the helpers above)

@@ -448,6 +448,21 @@ def _substitute_env(document: YamlDocument, node: Any, location: tuple) -> list[
                 )
             )
             continue
+        variable = reference.group(1) if reference is not None else None
+        given = os.environ.get(variable) if variable is not None else None
+        if "credentials" in location and given is not None and not given.strip():
+            # An empty variable (HUB_ECOLE_TOKEN= in an env file) is a secret not given: taken as
+            # set, every call would go out unauthenticated.
+            issues.append(
+                document.issue(
+                    here,
+                    (
+                        f"{'.'.join(map(str, here))}: environment variable {variable} is set "
+                        "but empty; a credential needs its value"
+                    ),
+                )
+            )
+            continue
         missing = [
             m.group(1)
             for m in _ENV_REF.finditer(value)

@@ -27,7 +27,7 @@ from hub.mapping.paths import CompiledPath, PathError, compile_path
 from hub.mapping.schemas import wsdl_operation_names
 from hub.mapping.spec import Condition as StepCondition
 from hub.validation import validate_document
-from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
+from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml, misnamed_yaml
 
 StepId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
 STATUSES = ("received", "processing", "submitted", "completed", "rejected", "failed")
@@ -503,7 +503,7 @@ def _check_wsdl_messages(
 
 def load_flows(folder: Path, config: HubConfig, mappings: dict[str, Mapping]) -> dict[str, Flow]:
     flows: dict[str, Flow] = {}
-    issues: list[ConfigIssue] = []
+    issues: list[ConfigIssue] = misnamed_yaml(folder.glob("*"))
     for path in sorted(folder.glob("*.yaml")):
         try:
             flow = load_flow(path, config, mappings)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from connectors.exchange import CallContext, digest
 from hub.auth import Principal
-from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, utcnow
+from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, storable_time, utcnow
 from hub.db.prebuilt import Direct, direct_insert
 from hub.ids import new_id
 from hub.journal import inbound_row, row_mac
@@ -135,6 +135,18 @@ def identifier_errors(hub: Hub, citizen: CitizenIdentity) -> list[dict[str, Any]
     ]
 
 
+def _time_errors(citizen: CitizenIdentity) -> list[dict[str, Any]]:
+    """A time the master data would store in UTC must convert to it: 0001-01-01T00:00+01:00 would
+    be accepted (202) and then dead-letter in the worker."""
+    if citizen.updated_at is None:
+        return []
+    try:
+        storable_time(citizen.updated_at)
+    except ValueError as exc:
+        return [{"field": "citizen.updated_at", "message": str(exc)}]
+    return []
+
+
 def prepare(
     hub: Hub, principal: Principal, body: RequestBody, idempotency_key: str | None, started: float
 ) -> Prepared:
@@ -154,6 +166,9 @@ def prepare(
     unknown = identifier_errors(hub, body.citizen)
     if unknown:
         raise InputInvalid("the citizen's identifiers name systems the hub does not know", unknown)
+    time_errors = _time_errors(body.citizen)
+    if time_errors:
+        raise InputInvalid("the citizen's updated_at cannot be stored", time_errors)
     errors = flow.input_errors(body.data)
     if errors:
         raise InputInvalid("the request data does not match the flow's input schema", errors)

@@ -294,8 +294,10 @@ class FlowRunner:
 
     def _connector_failed(self, flow: Flow, claim: Claim, progress: _Progress, exc: ConnectorError) -> str:
         step = flow.steps[progress.step]
-        call = step.call or step.wait_until
-        system = self.hub.config.systems[call.system] if call else None
+        # Every step that reaches a back-end (a call, a poll, a filing into the GED) takes that
+        # system's retry policy: a GED timeout is as transient as a registry's.
+        target = step.call or step.wait_until or step.file_document
+        system = self.hub.config.systems[target.system] if target else None
         if not exc.transient or system is None:
             progress.event(step.id, "failed", f"{exc.code}: {exc.message}")
             return self._dead(claim, progress, exc.code, exc.message)

@@ -7,6 +7,7 @@ error anywhere later can still name ``file:line``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,22 @@ class YamlDocument:
     def issue(self, location: Location, message: str) -> ConfigIssue:
         line, column = self.locate(location)
         return ConfigIssue(self.path, line, column, message)
+
+
+def misnamed_yaml(paths: Iterable[Path]) -> list[ConfigIssue]:
+    """An issue for each YAML file not named ``*.yaml``: the flow and mapping loaders read that
+    suffix only, so a ``birth-certificate.yml`` would be skipped without a word (a démarche or a
+    mapping missing at run time) rather than loaded or refused."""
+    return [
+        ConfigIssue(
+            str(path),
+            1,
+            1,
+            f"{path.name}: files here are read only when named *.yaml; rename it {path.stem}.yaml",
+        )
+        for path in sorted(paths)
+        if path.suffix.lower() in (".yml", ".yaml") and path.suffix != ".yaml" and path.is_file()
+    ]
 
 
 def load_yaml(path: str | Path, *, text: str | None = None) -> YamlDocument:

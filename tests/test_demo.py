@@ -53,3 +53,27 @@ def test_a_serving_demo_prints_a_command_that_files_a_request(monkeypatch):
     assert run_demo(port=0, once=False, console=Console(file=output, width=80)) == 0, output.getvalue()
     [answer] = answers
     assert answer.status_code == 202 and answer.json()["status"] == "received"
+
+
+def test_a_demo_with_a_config_error_prints_it_at_its_line_without_a_traceback(tmp_path, monkeypatch):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+    from tests.conftest import ROOT
+
+    for variable in HUB_VARIABLES:
+        monkeypatch.setenv(variable, os.environ.get(variable, ""))
+    monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
+    for folder in ("config", "flows", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    hub_yaml = tmp_path / "config" / "hub.yaml"
+    text = hub_yaml.read_text(encoding="utf-8")
+    hub_yaml.write_text(text.replace("    timeout_s: 10\n", "    timeuot_s: 10\n", 1), encoding="utf-8")
+    line = hub_yaml.read_text(encoding="utf-8").splitlines().index("    timeuot_s: 10") + 1
+    result = CliRunner().invoke(app, ["demo", "--once", "--port", "0", "-c", str(hub_yaml)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # typer's exit, not an uncaught error
+    assert f"hub.yaml:{line}:" in result.output and "unknown key 'timeuot_s'" in result.output
+    assert "configuration error(s)" in result.output and "Traceback" not in result.output

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AfterValidator
 from sqlalchemy import insert, select
 
 from connectors.exchange import CallContext, digest
@@ -22,7 +23,7 @@ from hub.api.errors import ApiError
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.db.master_models import GOLDEN
-from hub.db.models import JOURNAL
+from hub.db.models import JOURNAL, MAX_ID, storable_time
 from hub.ids import new_id
 from hub.journal import inbound_row
 from hub.journal_search import MAX_LIMIT, Direction, JournalFilter, search
@@ -36,6 +37,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "not_found: no such golden record (citizen)"},
     422: {"description": "validation_failed"},
 }
+
+
+# A time the journal's column can compare with: 0001-01-01T00:00+01:00 is a 422, not a 500.
+Moment = Annotated[datetime, AfterValidator(storable_time)]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -77,11 +82,9 @@ def list_entries(
     direction: Annotated[Direction | None, Query()] = None,
     purpose: Annotated[str | None, Query(max_length=64)] = None,
     outcome: Annotated[str | None, Query(max_length=32)] = None,
-    since: Annotated[
-        datetime | None, Query(description="from this time (ISO 8601; UTC if no offset)")
-    ] = None,
-    until: Annotated[datetime | None, Query(description="before this time")] = None,
-    after: Annotated[int, Query(ge=0, description="id of the last row of the previous page")] = 0,
+    since: Annotated[Moment | None, Query(description="from this time (ISO 8601; UTC if no offset)")] = None,
+    until: Annotated[Moment | None, Query(description="before this time")] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="id of the last row of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:
     hub: Hub = request.app.state.hub

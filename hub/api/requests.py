@@ -59,6 +59,10 @@ async def post_request(
 ) -> JSONResponse:
     started = time.perf_counter()
     hub = request.app.state.hub
+    if idempotency_key is not None and not idempotency_key.strip():
+        # An empty header is a client that has no key to give, not the key "": taken as one, every
+        # such POST of the client would meet its first (a replay, or idempotency_key_reused).
+        idempotency_key = None
     raw = b""  # an oversized body is refused unread
     try:
         raw = await _read_body(request, hub.config.api.max_body_bytes)
@@ -90,14 +94,25 @@ def _parse(request: Request, raw: bytes) -> RequestBody:
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, 5,000-digit numbers, nesting
-        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        readable = isinstance(exc, (json.JSONDecodeError, _NotJsonConstant))
+        reason = str(exc) if readable else type(exc).__name__
         raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {reason}") from None
     try:
         return RequestBody.model_validate(document)
     except ValidationError as exc:
         raise InputInvalid("the request is invalid", validation_details(list(exc.errors()))) from None
+
+
+class _NotJsonConstant(ValueError):
+    """NaN, Infinity or -Infinity: Python's json reads them, JSON (RFC 8259) has no such values."""
+
+
+def _refuse_constant(name: str) -> Any:
+    # Accepted, NaN would pass a JSON Schema's bounds (every comparison with it is false) and then
+    # be refused by PostgreSQL's json column: a 202-then-503 forever instead of a clear 400.
+    raise _NotJsonConstant(f"{name} is not a JSON value (RFC 8259 has no NaN or Infinity)")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

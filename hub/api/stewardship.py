@@ -16,6 +16,7 @@ from hub.api.citizens import citizens_of
 from hub.api.errors import ApiError
 from hub.api.security import require_any
 from hub.auth import Principal
+from hub.db.models import MAX_ID
 from hub.master_store import MasterDataError
 
 router = APIRouter(prefix="/v1/stewardship", tags=["stewardship"])
@@ -45,7 +46,7 @@ def list_tasks(
     principal: Annotated[Principal, Depends(READ)],
     status: Annotated[Literal["open", "linked", "not_same"], Query()] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    after: Annotated[int, Query(ge=0, description="id of the last task of the previous page")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="id of the last task of the previous page")] = 0,
 ) -> dict[str, Any]:
     citizens = citizens_of(request)
     page = citizens.tasks(status, limit, after)

@@ -49,6 +49,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The largest id a BIGINT holds: a page cursor (``after``) beyond it is a client's mistake (a 422),
+# not an overflow in the driver (a 500).
+MAX_ID = 2**63 - 1
+
+
+def storable_time(moment: datetime) -> datetime:
+    """``moment`` if :class:`UTCDateTime` can store it; raise ValueError (a 422 naming the field, in
+    a pydantic model or query) if converting it to UTC leaves the calendar (0001-01-01T00:00+01:00,
+    9999-12-31T23:30-01:00), which would otherwise fail in the database layer as a 500, or after
+    the request was accepted."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                "this time is outside the calendar once converted to UTC (years 1 to 9999)"
+            ) from None
+    return moment
+
+
 # BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite, so autoincrement works on both.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -25,7 +25,7 @@ from hub.mapping.schemas import SchemaError, json_schema, wsdl_message_schema
 from hub.mapping.spec import FragmentFile, MappingFile
 from hub.mapping.tables import Table, load_tables
 from hub.validation import validate_document
-from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml
+from hub.yamlfile import ConfigError, ConfigIssue, YamlDocument, load_yaml, misnamed_yaml
 
 RESERVED = ("tables", "fragments", "schemas", "tests")
 
@@ -112,7 +112,10 @@ def load_mapping(
 
 def load_mappings(folder: Path) -> dict[str, Mapping]:
     """Every mapping under ``folder`` by name, compiled; one ConfigError with every issue."""
-    issues: list[ConfigIssue] = []
+    # tables/ reads *.yml as well (hub.mapping.tables); everywhere else only *.yaml is read
+    issues: list[ConfigIssue] = misnamed_yaml(
+        p for p in folder.rglob("*") if p.relative_to(folder).parts[0] != "tables"
+    )
     tables = _collect(lambda: load_tables(folder / "tables"), issues) or {}
     fragments = _collect(lambda: load_fragments(folder / "fragments"), issues) or {}
     mappings: dict[str, Mapping] = {}

@@ -171,6 +171,24 @@ def test_without_idempotency_key_each_post_is_a_new_request(live_api):
     assert len(ids) == 3
 
 
+def test_an_empty_idempotency_key_is_no_key(live_api):
+    """Different requests sent with an empty header are different requests, not one key reused.
+    (Whitespace around a header value is not part of it in HTTP: a blank one arrives empty.)"""
+    key = ""
+    other = sample(VALID)
+    other["data"]["copy_type"] = "extrait_sans_filiation"
+    with live_api.client() as client:
+        answers = [
+            client.post("/v1/requests", json=body, headers={"Idempotency-Key": key})
+            for body in (sample(VALID), other, sample(VALID))
+        ]
+    assert [a.status_code for a in answers] == [202, 202, 202], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 3
+    assert not any("idempotent-replayed" in a.headers for a in answers)
+    with live_api.hub.db.sessions() as session:
+        assert session.scalars(select(Request.idempotency_key)).all() == [None, None, None]
+
+
 def test_status_is_visible_to_its_client_and_to_read_all_only(live_api):
     with live_api.client() as client:
         request_id = client.post("/v1/requests", json=sample(VALID)).json()["id"]
@@ -264,14 +282,41 @@ def test_openapi_documents_the_request_body_and_bearer_auth(live_api):
         b'{"flow": "\xff\xfe"}',
         b"[]",
         b'"x"',
+        b'{"flow": NaN}',
+        b'{"flow": "birth-certificate", "data": {"n": Infinity}}',
+        b"-Infinity",
     ],
-    ids=["huge-number", "deep-nesting", "bad-utf8", "array", "string"],
+    ids=["huge-number", "deep-nesting", "bad-utf8", "array", "string", "nan", "infinity", "minus-infinity"],
 )
 def test_hostile_bodies_get_a_typed_4xx_never_a_500(live_api, raw):
     with live_api.client() as client:
         response = client.post("/v1/requests", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code in (400, 413, 422), response.text
     assert error_code(response) in ("malformed_json", "payload_too_large", "validation_failed")
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_malformed_json_and_nothing_is_recorded(live_api, constant):
+    """Python's json reads them but JSON has no such values: NaN passes a schema's bounds and the
+    PostgreSQL json column refuses it, so they are a 400 before anything is written."""
+    body = json.dumps(sample(VALID))
+    raw = body.replace('"data": {', f'"data": {{"x_score": {constant}, ', 1).encode()
+    assert constant.encode() in raw
+    with live_api.client() as client:
+        response = client.post(
+            "/v1/requests",
+            content=raw,
+            headers={"Content-Type": "application/json", "Idempotency-Key": f"nan-{constant}"},
+        )
+        again = client.post(
+            "/v1/requests",
+            content=body.encode(),
+            headers={"Content-Type": "application/json", "Idempotency-Key": f"nan-{constant}"},
+        )
+    assert response.status_code == 400, response.text
+    assert error_code(response) == "malformed_json"
+    assert constant.lstrip("-") in response.json()["error"]["message"]
+    assert again.status_code == 202 and "Idempotent-Replayed" not in again.headers
 
 
 @pytest.mark.parametrize(
@@ -288,6 +333,22 @@ def test_a_nul_in_a_path_gets_a_typed_4xx_never_a_500(live_api, path):
         anonymous = client.get(path)
     assert (response.status_code, error_code(response)) in ((400, "invalid_characters"), (404, "not_found"))
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("updated_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_an_updated_at_outside_the_calendar_in_utc_is_a_422_not_a_dead_letter(live_api, updated_at):
+    """Valid ISO 8601, but the master data keeps times in UTC where it would overflow: refused at
+    the door, naming the field, rather than accepted (202) and dead-lettered by the worker."""
+    body = sample(VALID)
+    body["citizen"]["updated_at"] = updated_at
+    with live_api.client() as client:
+        response = client.post("/v1/requests", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert [d["field"] for d in error["details"]] == ["citizen.updated_at"]
+    with live_api.hub.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Request)) == 0
 
 
 def test_control_characters_in_the_identity_are_refused_by_field(live_api):

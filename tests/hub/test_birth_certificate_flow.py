@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 
 import pytest
@@ -163,6 +164,49 @@ def test_registry_down_for_a_while_then_back_delivers_each_request_once(live_hub
     # a message put back to retry was released, not lost: no attempt is reported interrupted
     with live_hub.hub.db.sessions() as session:
         assert session.scalar(select(func.count()).where(JournalEntry.outcome == "interrupted")) == 0
+
+
+@pytest.fixture
+def patient_ged_hub(tmp_path, sandbox, knobs_reset, database_url):
+    """The shipped configuration with a GED retry policy that outlasts a short outage for sure
+    (the default's five jittered attempts may all fall within it)."""
+    from hub.runtime import build_hub
+    from tests.conftest import ROOT, _live
+
+    for folder in ("config", "flows", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    config = tmp_path / "config" / "hub.yaml"
+    text = config.read_text(encoding="utf-8")
+    ged_key = "      api_key: ${env:HUB_GED_KEY}\n"
+    assert ged_key in text
+    policy = (
+        "    retry: {max_attempts: 30, backoff_initial_s: 0.1, backoff_max_s: 0.3, max_elapsed_s: 60}\n"
+        "    breaker: {failures: 5, reset_s: 0.5}\n"
+    )
+    config.write_text(text.replace(ged_key, ged_key + policy), encoding="utf-8")
+    hub = build_hub(config, url=database_url, migrate=False)
+    yield from _live(hub, with_worker=True)
+    hub.close()
+
+
+def test_ged_down_for_a_while_then_back_files_the_issued_act_once(patient_ged_hub, sandbox):
+    """A GED outage is transient like any back-end's: the filing step is retried with the GED's
+    retry policy, not dead-lettered, and the idempotency key files the act once."""
+    body = sample("02-de-la-fontaine-extrait-filiation")
+    body["data"]["delivery"] = "espace_citoyen"
+    sandbox.knobs["ged"].down_for(1.5)
+    with patient_ged_hub.client() as client:
+        request_id = client.post("/v1/requests", json=body).json()["id"]
+        state = wait_for(client, request_id, timeout_s=60)
+    assert state["status"] == "completed", (state["error"], state["timeline"])
+    assert any(e["step"] == "file-issued-act" and e["outcome"] == "retry" for e in state["timeline"])
+    ged = sandbox.states["ged"].documents
+    [filed] = [d for d in ged.values() if d["request_ref"] == request_id]
+    assert filed["sha256"] == state["result"]["issued_act"]["sha256"]
+    assert len(acts_for(sandbox, request_id)) == 1
+    ged_calls = [r for r in _outbound(patient_ged_hub, request_id) if r.system == "ged"]
+    assert "transient_error" in {r.outcome for r in ged_calls}
+    assert [r.outcome for r in ged_calls].count("ok") == 1
 
 
 def test_polling_waits_for_the_registry_to_issue_the_act(live_hub, sandbox):

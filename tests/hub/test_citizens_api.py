@@ -155,6 +155,17 @@ def test_citizen_data_needs_its_scope(live_api, loaded):
     assert decision.status_code == 403
 
 
+def test_a_stewardship_cursor_beyond_a_bigint_is_a_422(live_api):
+    reader = key_with(live_api, "stewardship:read")
+    with live_api.client(reader) as client:
+        beyond = client.get("/v1/stewardship/tasks", params={"after": "99999999999999999999"})
+        last = client.get("/v1/stewardship/tasks", params={"after": str(2**63 - 1)})
+    assert beyond.status_code == 422, beyond.text
+    error = beyond.json()["error"]
+    assert error["code"] == "validation_failed" and "after" in str(error["details"])
+    assert last.status_code == 200 and last.json()["tasks"] == []
+
+
 def test_a_demarche_resolves_a_citizen_known_under_other_spellings(live_hub, loaded):
     """The portal writes "Lefèvre", the registry "LEFÈVRE", the school "Lefevre" (used name Martin):
     the request is routed for one golden record, and the journal follows that one person."""

@@ -159,6 +159,17 @@ def test_shipped_config_needs_the_secrets_from_the_environment(project, monkeypa
     assert "systems.ged.credentials.api_key: environment variable HUB_GED_KEY is not set" in error
 
 
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_credential_variable_is_an_error_at_its_line(project, monkeypatch, value):
+    """``HUB_ECOLE_TOKEN=`` in an env file is a secret not given, not an empty token: calls would go
+    out unauthenticated."""
+    monkeypatch.setenv("HUB_ECOLE_TOKEN", value)
+    hub_yaml = project / "config" / "hub.yaml"
+    [error] = errors_of(project)
+    assert f":{line_of(hub_yaml, '${env:HUB_ECOLE_TOKEN}')}:" in error
+    assert "systems.ecole.credentials.token: environment variable HUB_ECOLE_TOKEN is set but empty" in error
+
+
 def test_missing_environment_variable_is_named(project, monkeypatch):
     monkeypatch.delenv("HUB_SCHOOL_TOKEN", raising=False)
     hub_yaml = project / "config" / "hub.yaml"
@@ -353,6 +364,30 @@ def test_a_metadata_mapping_building_other_fields_than_the_geds_names_file_and_l
     [error] = errors_of(project)
     assert error.startswith(f"{flow}:{line_of(flow, 'metadata: ged/issued-act-fields')}:"), error
     assert "unknown fields ['kind'], lacks ['type']" in error, error
+
+
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    [
+        ("flows", "birth-certificate.yaml"),
+        ("mappings", "etat-civil/request-act-copy.yaml"),
+        ("mappings", "fragments/address.yaml"),
+    ],
+)
+def test_a_yml_file_is_refused_naming_it_not_silently_skipped(project, folder, name):
+    """A loader reading *.yaml only would drop a renamed démarche or mapping without a word."""
+    path = project / folder / name
+    renamed = path.rename(path.with_suffix(".yml"))
+    errors = errors_of(project)
+    [refusal] = [e for e in errors if e.startswith(f"{renamed}:1:1:")]
+    assert f"rename it {path.name}" in refusal
+
+
+def test_yml_tables_are_still_read(project):
+    """Lookup tables have always accepted .yml: renaming one changes nothing."""
+    table = project / "mappings" / "tables" / "sex.yaml"
+    table.rename(table.with_suffix(".yml"))
+    assert "birth-certificate" in load_definitions(project / "config" / "hub.yaml").flows
 
 
 def test_a_missing_flows_folder_is_an_error_at_its_line(project):

@@ -120,7 +120,19 @@ def test_reading_the_journal_is_itself_journaled_and_an_unknown_citizen_is_404(f
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 501}, {"limit": 0}, {"direction": "sideways"}, {"since": "yesterday"}, {"after": -1}],
+    [
+        {"limit": 501},
+        {"limit": 0},
+        {"direction": "sideways"},
+        {"since": "yesterday"},
+        {"after": -1},
+        # beyond a BIGINT: an OverflowError in SQLite's driver, a DataError on PostgreSQL (a 500)
+        {"after": "99999999999999999999"},
+        {"after": str(2**63)},
+        # valid ISO 8601, but outside the calendar once converted to UTC (the column's time)
+        {"since": "0001-01-01T00:00:00+01:00"},
+        {"until": "9999-12-31T23:30:00-01:00"},
+    ],
 )
 def test_bad_filters_are_422_with_the_field(filed, params) -> None:
     live, auditor, _, _ = filed
@@ -130,6 +142,16 @@ def test_bad_filters_are_422_with_the_field(filed, params) -> None:
     error = answer.json()["error"]
     assert error["code"] == "validation_failed"
     assert any(next(iter(params)) in str(detail) for detail in error["details"])
+
+
+def test_the_largest_cursor_and_the_calendar_edges_are_answered(filed) -> None:
+    """The bounds are the types' own: the last BIGINT id and the first instant in UTC are valid."""
+    live, auditor, _, _ = filed
+    with live.client(auditor) as client:
+        last = client.get("/v1/journal", params={"after": str(2**63 - 1)})
+        first = client.get("/v1/journal", params={"since": "0001-01-01T00:00:00+00:00", "limit": 1})
+    assert last.status_code == 200 and last.json()["entries"] == []
+    assert first.status_code == 200 and len(first.json()["entries"]) == 1
 
 
 def test_only_the_audit_scope_reads_the_journal(filed) -> None:
