@@ -29,7 +29,8 @@ HEAD = JournalHead.__table__
 GENESIS = "ae2b7f0a1bd6a6fa3fe94cd5e3b0c5d1b2d1a2f5d76fd0f3c0a9c73a8a6e4b10"
 SEAL_BATCH = 2000
 
-_HASHED_FIELDS = (
+# What a row's hash covers (and, but for id and seq, its MAC): every column but the chain's own.
+HASHED_FIELDS = (
     "id",
     "at",
     "correlation_id",
@@ -53,11 +54,11 @@ _HASHED_FIELDS = (
 
 def entry_hash(entry: JournalEntry, prev_hash: str) -> str:
     """SHA-256 over the previous hash and the row's canonical content."""
-    return _content_hash({name: getattr(entry, name) for name in _HASHED_FIELDS}, prev_hash)
+    return _content_hash({name: getattr(entry, name) for name in HASHED_FIELDS}, prev_hash)
 
 
 def _content_hash(content: dict[str, Any], prev_hash: str) -> str:
-    return hashlib.sha256((prev_hash + "\n" + _canonical(content, _HASHED_FIELDS)).encode()).hexdigest()
+    return hashlib.sha256((prev_hash + "\n" + _canonical(content, HASHED_FIELDS)).encode()).hexdigest()
 
 
 def _canonical(content: dict[str, Any], fields: tuple[str, ...]) -> str:
@@ -75,7 +76,7 @@ def journal_key(pseudonym_key: bytes) -> bytes:
 
 # The MAC covers what the writer knows: not the row's id nor its chain position, given later. A
 # copy of a genuine row therefore carries a valid MAC: verify() refuses two rows with one MAC.
-_MAC_FIELDS = tuple(name for name in _HASHED_FIELDS if name not in ("id", "seq"))
+_MAC_FIELDS = tuple(name for name in HASHED_FIELDS if name not in ("id", "seq"))
 
 
 def row_mac(content: dict[str, Any], key: bytes) -> str:
@@ -204,7 +205,7 @@ def seal(db: Database, batch: int = SEAL_BATCH) -> int:
 
 _READ_HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
 _UNSEALED = (
-    select(*(JOURNAL.c[name] for name in _HASHED_FIELDS if name != "seq"))
+    select(*(JOURNAL.c[name] for name in HASHED_FIELDS if name != "seq"))
     .where(JOURNAL.c.seq.is_(None))
     .order_by(JOURNAL.c.id)
     .limit(bindparam("batch"))

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
 from hub.db.master_models import EVENTS, GOLDEN
 from hub.db.models import JOURNAL, REQUESTS
+from hub.journal import HASHED_FIELDS
 
 MAX_LIMIT = 500
 
@@ -56,27 +57,7 @@ class JournalPage:
     next_after: int | None
 
 
-_FIELDS = (
-    "id",
-    "at",
-    "correlation_id",
-    "request_id",
-    "client",
-    "direction",
-    "system",
-    "operation",
-    "purpose",
-    "legal_basis",
-    "citizen_ref",
-    "outcome",
-    "error_code",
-    "attempt",
-    "latency_ms",
-    "payload_digest",
-    "response_digest",
-    "seq",
-    "hash",
-)
+_FIELDS = (*HASHED_FIELDS, "hash")  # the row as chained, and its place in the chain
 
 
 def golden_ids_of(connection: Connection, golden_id: str) -> list[str]:

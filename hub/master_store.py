@@ -1186,18 +1186,6 @@ _INSERT_VALUE = insert_values(
 _INSERT_VERSION = insert_values(
     VERSIONS, "golden_id", "version", "at", "cause", "actor", "status", "merged_into", "golden"
 )
-_INSERT_TASK = insert_values(
-    TASKS,
-    "status",
-    "created_at",
-    "source_record_id",
-    "golden_id",
-    "candidate_source_record_id",
-    "candidate_golden_id",
-    "probability",
-    "total",
-    "explanation",
-).returning(TASKS.c.id)
 _INSERT_TASK_ROWS = insert_values(
     TASKS,
     "status",
@@ -1210,6 +1198,7 @@ _INSERT_TASK_ROWS = insert_values(
     "total",
     "explanation",
 )
+_INSERT_TASK = _INSERT_TASK_ROWS.returning(TASKS.c.id)
 _DELETE_VALUES = delete(VALUES).where(VALUES.c.golden_id == bindparam("golden_id"))
 _DELETE_KEYS = delete(KEYS).where(KEYS.c.source_record_id == bindparam("source_record_id"))
 _SET_XREF_SOURCE = (

@@ -105,20 +105,28 @@ def _exports(lines: list[str]) -> dict[str, str]:
     return dict(pairs)
 
 
-def test_python_m_sandbox_prints_addresses_and_stops_on_sigint() -> None:
+def _started(*args: str) -> tuple[subprocess.Popen, list[str]]:
+    """``python -m sandbox`` and the lines it printed up to "Ctrl-C to stop"."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox"],
+        [sys.executable, "-m", "sandbox", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    lines: list[str] = []
+    while not lines or lines[-1] != "Ctrl-C to stop":
+        line = process.stdout.readline()
+        if not line:
+            process.kill()
+            raise AssertionError(process.stderr.read())
+        lines.append(line.strip())
+    return process, lines
+
+
+def test_python_m_sandbox_prints_addresses_and_stops_on_sigint() -> None:
+    process, lines = _started()
     try:
-        lines = []
-        while not lines or lines[-1] != "Ctrl-C to stop":
-            line = process.stdout.readline()
-            assert line, process.stderr.read()
-            lines.append(line.strip())
         addresses = dict(line.split(": ", 1) for line in lines[:4])
         assert addresses["ecole"].startswith("http://127.0.0.1:")
         assert addresses["finances"].startswith("sftp://finances@127.0.0.1:")
@@ -153,19 +161,8 @@ def test_print_env_gives_what_the_running_sandbox_prints_and_the_shipped_config_
     assert all(line.startswith("export ") for line in printed)
     before_start = _exports(printed)
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port-base", str(base)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, lines = _started("--port-base", str(base))
     try:
-        lines = []
-        while not lines or lines[-1] != "Ctrl-C to stop":
-            line = process.stdout.readline()
-            assert line, process.stderr.read()
-            lines.append(line.strip())
         assert _exports([line for line in lines if line.startswith("export ")]) == before_start
     finally:
         process.send_signal(signal.SIGINT)
