@@ -859,7 +859,7 @@ class Citizens:
                     "actor": e.actor,
                     "golden_id": e.golden_id,
                     "other_id": e.other_id,
-                    "moved": e.moved,
+                    "moved": [m[:2] for m in e.moved],  # (system, local id); the link time stays inside
                     "systems": e.systems,
                     "reason": e.reason,
                     "undone_by": e.undone_by,

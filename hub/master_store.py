@@ -710,14 +710,12 @@ class GoldenStore:
         if survivor == absorbed:
             raise NotActive("a golden record cannot be merged with itself", {"golden_id": survivor})
         self._require_active(connection, survivor, absorbed)
-        moved = [
-            (row.system, row.local_id)
-            for row in connection.execute(
-                select(XREFS.c.system, XREFS.c.local_id)
-                .where(XREFS.c.golden_id == absorbed)
-                .order_by(XREFS.c.system, XREFS.c.local_id)
-            )
-        ]
+        rows = connection.execute(
+            select(XREFS.c.system, XREFS.c.local_id, XREFS.c.linked_at)
+            .where(XREFS.c.golden_id == absorbed)
+            .order_by(XREFS.c.system, XREFS.c.local_id)
+        ).all()
+        moved = [(row.system, row.local_id) for row in rows]
         systems = self.systems_told(connection, [survivor, absorbed])
         connection.execute(
             update(XREFS).where(XREFS.c.golden_id == absorbed).values(golden_id=survivor, linked_at=now)
@@ -735,7 +733,9 @@ class GoldenStore:
                 "actor": actor[:100],
                 "golden_id": survivor,
                 "other_id": absorbed,
-                "moved": [list(key) for key in moved],
+                # with each record's own link time, which an unmerge gives back (flows route with
+                # a system's most recently linked record: $.golden.identifiers)
+                "moved": [[row.system, row.local_id, row.linked_at.isoformat()] for row in rows],
                 "systems": systems,
                 "task_id": task_id,
                 "reason": reason,
@@ -796,8 +796,9 @@ class GoldenStore:
             )
         self._lock(connection, survivor, restored)
         self._require_active(connection, survivor)
+        linked_before = {(m[0], m[1]): datetime.fromisoformat(m[2]) for m in merge.moved if len(m) > 2}
         still_here = set()
-        for chunk in _chunks([tuple(key) for key in merge.moved]):
+        for chunk in _chunks([(m[0], m[1]) for m in merge.moved]):
             still_here |= {
                 (row.system, row.local_id)
                 for row in connection.execute(
@@ -809,7 +810,14 @@ class GoldenStore:
             }
         back = sorted(still_here)
         for chunk in _chunks(back):
-            connection.execute(update(XREFS).where(_key_in(chunk)).values(golden_id=restored, linked_at=now))
+            connection.execute(
+                _RESTORE_XREF,
+                [
+                    {"k_system": system, "k_local_id": local_id, "golden_id": restored}
+                    | {"linked_at": linked_before.get((system, local_id), now)}
+                    for system, local_id in chunk
+                ],
+            )
             # Requests resolved while the two were one, from a record that goes back: they are the
             # restored person's (a request's source record is (request_system, citizen_ref)).
             refs = [local_id for system, local_id in chunk if system == self.request_system]
@@ -1199,6 +1207,12 @@ _INSERT_TASK_ROWS = insert_values(
     "explanation",
 )
 _INSERT_TASK = _INSERT_TASK_ROWS.returning(TASKS.c.id)
+# An unmerge gives a moved record back to its golden record, with its link time from before the merge.
+_RESTORE_XREF = (
+    update(XREFS)
+    .where(XREFS.c.system == bindparam("k_system"), XREFS.c.local_id == bindparam("k_local_id"))
+    .values(golden_id=bindparam("golden_id"), linked_at=bindparam("linked_at", type_=XREFS.c.linked_at.type))
+)
 _DELETE_VALUES = delete(VALUES).where(VALUES.c.golden_id == bindparam("golden_id"))
 _DELETE_KEYS = delete(KEYS).where(KEYS.c.source_record_id == bindparam("source_record_id"))
 _SET_XREF_SOURCE = (

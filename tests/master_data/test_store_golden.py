@@ -45,6 +45,25 @@ def state(golden, golden_ids) -> dict:
         return result
 
 
+def links(golden, golden_ids) -> list[tuple]:
+    """How and when each cross-reference of these golden records was linked: flows route with a
+    system's most recently linked record ($.golden.identifiers), so an unmerge must give it back."""
+    with golden.db.sessions() as session:
+        return sorted(
+            tuple(row)
+            for row in session.execute(
+                select(
+                    XREFS.c.golden_id,
+                    XREFS.c.system,
+                    XREFS.c.local_id,
+                    XREFS.c.link,
+                    XREFS.c.probability,
+                    XREFS.c.linked_at,
+                ).where(XREFS.c.golden_id.in_(sorted(golden_ids)))
+            )
+        )
+
+
 def lineage_dangling(golden) -> int:
     """Golden values whose lineage is not a current source record of that very golden record."""
     with golden.db.sessions() as session:
@@ -237,13 +256,14 @@ def test_property_unmerge_after_merge_restores_the_previous_state(golden, rows, 
     if len(ids) < 2:
         return
     survivor, absorbed = two_of(ids, picks)
-    before = state(golden, ids)
+    before, linked = state(golden, ids), links(golden, ids)
     with golden.db.connection() as connection:
         golden.store.merge(connection, survivor, absorbed, now=utcnow(), actor="p")
     assert lineage_dangling(golden) == 0
     with golden.db.connection() as connection:
         golden.store.unmerge(connection, survivor, absorbed, now=utcnow(), actor="p")
     assert state(golden, ids) == before
+    assert links(golden, ids) == linked
 
 
 @PROPERTY
