@@ -512,38 +512,32 @@ class Citizens:
     # code, in a transaction of its own (the action's is rolled back).
 
     def merge(self, survivor: str, absorbed: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
-        operation = f"merge {absorbed} into {survivor}"
-        try:
-            with self.hub.db.connection() as connection:
-                result = self.store.merge(
-                    connection, survivor, absorbed, now=utcnow(), actor=actor, reason=reason
-                )
-                notice = self._notify(connection, "citizen.merged", result)
-                for golden_id in (survivor, absorbed):
-                    self._journal(connection, actor, operation, golden_id)
-        except MasterDataError as error:
-            self._journal_refused(actor, operation, [survivor, absorbed], error)
-            raise
-        self._after_notice(notice)
-        return self._event_json(result, "merge", notice)
+        return self._merge_or_split("merge", survivor, absorbed, actor=actor, reason=reason)
 
     def unmerge(
         self, survivor: str, restored: str, *, actor: str, reason: str | None = None
     ) -> dict[str, Any]:
-        operation = f"unmerge {restored} from {survivor}"
+        return self._merge_or_split("unmerge", survivor, restored, actor=actor, reason=reason)
+
+    def _merge_or_split(
+        self, kind: str, survivor: str, other: str, *, actor: str, reason: str | None
+    ) -> dict[str, Any]:
+        """The store's merge (``other`` absorbed) or unmerge (``other`` restored), with the event
+        flow's notice and one journal row per person, in one transaction."""
+        merging = kind == "merge"
+        operation = f"merge {other} into {survivor}" if merging else f"unmerge {other} from {survivor}"
+        act = self.store.merge if merging else self.store.unmerge
         try:
             with self.hub.db.connection() as connection:
-                result = self.store.unmerge(
-                    connection, survivor, restored, now=utcnow(), actor=actor, reason=reason
-                )
-                notice = self._notify(connection, "citizen.unmerged", result)
-                for golden_id in (survivor, restored):
+                result = act(connection, survivor, other, now=utcnow(), actor=actor, reason=reason)
+                notice = self._notify(connection, "citizen.merged" if merging else "citizen.unmerged", result)
+                for golden_id in (survivor, other):
                     self._journal(connection, actor, operation, golden_id)
         except MasterDataError as error:
-            self._journal_refused(actor, operation, [survivor, restored], error)
+            self._journal_refused(actor, operation, [survivor, other], error)
             raise
         self._after_notice(notice)
-        return self._event_json(result, "unmerge", notice)
+        return self._event_json(result, kind, notice)
 
     def decide(self, task_id: int, decision: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
         """A steward's decision on a review task; ``link`` merges the two golden records."""
