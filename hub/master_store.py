@@ -754,17 +754,7 @@ class GoldenStore:
             for task_id, (a, b) in self.task_goldens(connection, open_only=True, golden_id=golden_id).items()
             if a == b == golden_id
         ]
-        for chunk in _chunks(joined):
-            connection.execute(
-                update(TASKS)
-                .where(TASKS.c.id.in_(chunk), TASKS.c.status == "open")
-                .values(
-                    status="linked",
-                    decided_at=now,
-                    decided_by=actor[:100],
-                    reason=f"{MERGED_TASK}{event_id}",
-                )
-            )
+        _close_open_tasks(connection, joined, "linked", f"{MERGED_TASK}{event_id}", now=now, actor=actor)
 
     def unmerge(
         self,
@@ -989,17 +979,9 @@ class GoldenStore:
             for task_id, goldens in self.task_goldens(connection, open_only=True).items()
             if set(goldens) == pair and task_id != task.id
         ]
-        if same_question:
-            connection.execute(
-                update(TASKS)
-                .where(TASKS.c.id.in_(same_question), TASKS.c.status == "open")
-                .values(
-                    status="not_same",
-                    decided_at=now,
-                    decided_by=actor[:100],
-                    reason=f"{FOLLOWED_TASK}{task.id}",
-                )
-            )
+        _close_open_tasks(
+            connection, same_question, "not_same", f"{FOLLOWED_TASK}{task.id}", now=now, actor=actor
+        )
 
     def task_goldens(
         self,
@@ -1459,6 +1441,19 @@ def _lock_id(key: str) -> int:
     sharing a lock only make their writers take turns, never a wrong answer)."""
     digest = hashlib.blake2b(key[:120].encode(), digest_size=8, person=b"md-blocking-key").digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _close_open_tasks(
+    connection: Connection, task_ids: Sequence[int], status: str, reason: str, *, now: datetime, actor: str
+) -> None:
+    """Close those of ``task_ids`` still open, as decided by ``actor`` for ``reason`` (a task another
+    decision or a merge answered)."""
+    for chunk in _chunks(task_ids):
+        connection.execute(
+            update(TASKS)
+            .where(TASKS.c.id.in_(chunk), TASKS.c.status == "open")
+            .values(status=status, decided_at=now, decided_by=actor[:100], reason=reason)
+        )
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:

@@ -3,7 +3,6 @@ which purpose", page by page, and ``GET /v1/journal/verify`` checks the chain; s
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -12,20 +11,16 @@ from sqlalchemy import select, update
 from hub import journal
 from hub.db.models import JOURNAL, REQUESTS
 from tests.conftest import sample
+from tests.hub.test_birth_certificate_flow import wait_for
 
 
 def file_and_wait(client, name: str) -> str:
     answer = client.post("/v1/requests", json=sample(name), headers={"Idempotency-Key": uuid.uuid4().hex})
     assert answer.status_code == 202, answer.text
     request_id = answer.json()["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = client.get(f"/v1/requests/{request_id}").json()
-        if state["status"] in ("completed", "failed", "rejected"):
-            assert state["status"] == "completed", state
-            return request_id
-        time.sleep(0.05)
-    raise AssertionError(f"{request_id} did not finish")
+    state = wait_for(client, request_id)
+    assert state["status"] == "completed", state
+    return request_id
 
 
 @pytest.fixture
