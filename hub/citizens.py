@@ -24,12 +24,11 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from connectors.exchange import CallContext, digest
+from connectors.exchange import digest
 from hub.db.master_models import EVENTS, GOLDEN, MODELS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.models import EVENTS as REQUEST_EVENTS
 from hub.db.models import JOURNAL, OUTBOX, REQUESTS, utcnow
 from hub.ids import new_id
-from hub.journal import inbound_row
 from hub.master_store import (
     FOLLOWED_TASK,
     MERGED_TASK,
@@ -366,20 +365,8 @@ class Citizens:
         self, connection: Connection, summary: ImportSummary, source: str, raw: bytes, actor: str
     ) -> None:
         """The import's inbound journal row: the lineage's exchange of every value it brings."""
-        context = CallContext(
-            correlation_id=new_id(),
-            client=actor,
-            purpose=self.settings.purpose,
-            legal_basis=self._legal_basis(),
-        )
-        row = inbound_row(
-            key=self.hub.journal_key,
-            context=context,
-            operation=f"citizens import ({summary.system}: {source})",
-            outcome="accepted",
-            latency_ms=0.0,
-            payload_digest=digest(raw, self.hub.digest_key),
-        )
+        operation = f"citizens import ({summary.system}: {source})"
+        row = self.hub.call_row(actor, operation, "accepted", raw, purpose=self.settings.purpose)
         summary.exchange_id = connection.execute(insert(JOURNAL).returning(JOURNAL.c.id), row).scalar_one()
 
     def _resolve_each(
@@ -645,27 +632,11 @@ class Citizens:
 
     # ------------------------------------------------------------------ journal
 
-    def _legal_basis(self) -> str | None:
-        purpose = self.settings.purpose
-        return self.hub.config.purposes[purpose].legal_basis if purpose else None
-
     def _journal(
         self, connection: Connection, client: str, operation: str, golden_id: str | None, outcome: str = "ok"
     ) -> None:
-        context = CallContext(
-            correlation_id=new_id(),
-            client=client[:64],
-            purpose=self.settings.purpose,
-            legal_basis=self._legal_basis(),
-            citizen_ref=golden_id,
-        )
-        row = inbound_row(
-            key=self.hub.journal_key,
-            context=context,
-            operation=operation,
-            outcome=outcome,
-            latency_ms=0.0,
-            payload_digest=digest(operation, self.hub.digest_key),
+        row = self.hub.call_row(
+            client, operation, outcome, operation, citizen_ref=golden_id, purpose=self.settings.purpose
         )
         connection.execute(insert(JOURNAL), row)
 

@@ -91,16 +91,8 @@ def journal_refused(
     """Journal an inbound call the hub refused (a malformed, oversized or forbidden call from a
     known client), with the digest of what it sent. Calls without a valid key are not journaled,
     only logged: anyone could otherwise fill the journal."""
-    context = CallContext(correlation_id=new_id(), client=client)
-    row = inbound_row(
-        key=hub.journal_key,
-        context=context,
-        operation=operation,
-        outcome="rejected",
-        latency_ms=(time.perf_counter() - started) * 1000 if started is not None else 0.0,
-        payload_digest=digest(raw, hub.digest_key),
-        error_code=code,
-    )
+    latency_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+    row = hub.call_row(client, operation, "rejected", raw, latency_ms=latency_ms, error_code=code)
     try:
         with hub.db.connection() as connection:
             connection.execute(insert(JOURNAL), row)

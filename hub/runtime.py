@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import paramiko
 from lxml import etree
 
-from connectors.exchange import CallContext
+from connectors.exchange import CallContext, digest
 from connectors.finances import FinancesConnector
 from connectors.gateway import Gateway
 from connectors.ged import GedConnector
@@ -33,7 +33,8 @@ from hub.config import HubConfig, load_config
 from hub.db.engine import Database, database_url
 from hub.db.migrate import upgrade
 from hub.flows import Flow, load_flows
-from hub.journal import JournalRecorder, journal_key
+from hub.ids import new_id
+from hub.journal import JournalRecorder, inbound_row, journal_key
 from hub.mapping import Mapping, load_mappings
 from hub.metrics import Metrics
 from hub.systems import build_client, policy_of
@@ -304,6 +305,39 @@ class Hub:
             legal_basis=self.config.purposes[purpose].legal_basis if purpose is not None else None,
             citizen_ref=golden_id or citizen_ref,
             previous_attempts=previous_attempts,
+        )
+
+    def call_row(
+        self,
+        client: str,
+        operation: str,
+        outcome: str,
+        payload: Any,
+        *,
+        citizen_ref: str | None = None,
+        purpose: str | None = None,
+        latency_ms: float = 0.0,
+        error_code: str | None = None,
+    ) -> dict[str, Any]:
+        """The journal row of one call into the hub that files no request (a refusal, a 360° view,
+        a steward's action, an auditor's read): its own correlation id, the purpose's legal basis,
+        the digest of ``payload``; to insert in the caller's transaction."""
+        legal_basis = self.config.purposes[purpose].legal_basis if purpose is not None else None
+        context = CallContext(
+            correlation_id=new_id(),
+            client=client[:64],
+            purpose=purpose,
+            legal_basis=legal_basis,
+            citizen_ref=citizen_ref,
+        )
+        return inbound_row(
+            key=self.journal_key,
+            context=context,
+            operation=operation,
+            outcome=outcome,
+            latency_ms=latency_ms,
+            payload_digest=digest(payload, self.digest_key),
+            error_code=error_code,
         )
 
     def wake_workers(self) -> None:

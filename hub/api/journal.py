@@ -17,15 +17,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator
 from sqlalchemy import insert, select
 
-from connectors.exchange import CallContext, digest
 from hub import journal
 from hub.api.errors import ApiError
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.db.master_models import GOLDEN
 from hub.db.models import JOURNAL, MAX_ID, storable_time
-from hub.ids import new_id
-from hub.journal import inbound_row
 from hub.journal_search import MAX_LIMIT, Direction, JournalFilter, search
 from hub.runtime import Hub
 
@@ -53,15 +50,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 def _journal_read(
     hub: Hub, client: str, operation: str, citizen: str | None, query: str, outcome: str
 ) -> None:
-    context = CallContext(correlation_id=new_id(), client=client[:64], citizen_ref=citizen)
-    row = inbound_row(
-        key=hub.journal_key,
-        context=context,
-        operation=operation,
-        outcome=outcome,
-        latency_ms=0.0,
-        payload_digest=digest(query, hub.digest_key),
-    )
+    row = hub.call_row(client, operation, outcome, query, citizen_ref=citizen)
     with hub.db.connection(single_statement=True) as connection:
         connection.execute(insert(JOURNAL), row)
 
