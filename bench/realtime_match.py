@@ -48,11 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common as c
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
 from hub.config import load_config
 from hub.db.engine import Database
-from hub.db.migrate import alembic_config, upgrade
+from hub.db.migrate import upgrade
 from hub.ids import new_id
 from hub.master_store import GoldenStore, record_digest, record_json
 from hub.server import tune_for_serving
@@ -283,7 +282,6 @@ class PopulationCache:
     taken for a cached one; measured on copies, so each run starts from the same state."""
 
     def __init__(self, args: argparse.Namespace, store: GoldenStore, matcher: Matcher) -> None:
-        head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
         # What the stored rows depend on besides size and seed: the blocking keys of a few probe
         # people and the survivorship policy (another branch's rules make another population).
         probe = People(1)
@@ -291,7 +289,9 @@ class PopulationCache:
         fingerprint = hashlib.sha256(
             repr(([sorted(matcher.blocking_keys(r)) for r in probes], store.policy)).encode()
         ).hexdigest()[:12]
-        key = f"{args.population}-{args.seed}-r{head}-f{POPULATION_FORMAT}-{fingerprint}"
+        # Not keyed by the schema's revision: each copy is upgraded to the head before it is
+        # measured, as a deployed store would be, so a migration elsewhere needs no rebuild.
+        key = f"{args.population}-{args.seed}-f{POPULATION_FORMAT}-{fingerprint}"
         self.folder = CACHE / f"realtime-{key}"
         self.sqlite = self.folder / "population.db"
         self.state = self.folder / "people.pickle"
@@ -367,6 +367,7 @@ class PopulationCache:
         if kind == "sqlite":
             path = workdir / "population.db"
             shutil.copyfile(self.sqlite, path)
+            upgrade(f"sqlite:///{path}")
             c.note(f"sqlite: copied the cached population in {time.perf_counter() - started:.0f} s")
             try:
                 yield f"sqlite:///{path}"
@@ -379,6 +380,7 @@ class PopulationCache:
             connection.execute(
                 sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_name}" STRATEGY FILE_COPY')
             )
+        upgrade(f"{self.pg_base}/{name}")
         c.note(f"postgres: copied the cached population in {time.perf_counter() - started:.0f} s")
         try:
             yield f"{self.pg_base}/{name}"
