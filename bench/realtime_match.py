@@ -18,9 +18,9 @@ its blocking keys, a cross-reference, a golden record, its values with lineage a
 
 The loaded population is cached (it takes minutes to build at 1,000,000 people) under
 ``var/bench-cache/`` (``HUB_BENCH_CACHE`` elsewhere): the SQLite file and a PostgreSQL template
-database, keyed by population size, seed, schema revision and a fingerprint of what the rows hold
-(blocking keys, survivorship policy). Each run measures on a copy, so every run starts from the same
-state; ``--rebuild`` builds the cache again.
+database, keyed by population size, seed and a fingerprint of what the rows hold (blocking keys,
+survivorship policy). Each run measures on a copy upgraded to the current schema, so every run starts
+from the same state; ``--rebuild`` builds the cache again.
 
     .venv/bin/python bench/realtime_match.py [--population 1000000] [--queries 1000]
                                              [--database sqlite|postgres|both] [--rebuild]
