@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -131,16 +132,84 @@ def clients_list(config: ConfigOption = None) -> None:
 def audit_verify(
     config: ConfigOption = None,
     seal_first: Annotated[bool, typer.Option("--seal/--no-seal", help="seal pending rows first")] = True,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="a checkpoint kept outside the database (`hub audit checkpoint`); repeatable",
+        ),
+    ] = None,
 ) -> None:
-    """Walk the journal's hash chain; exit 1 naming the first bad row."""
+    """Check the journal head's MAC and walk the hash chain; exit 1 naming the first problem.
+
+    With --checkpoint, each checkpoint's position must still hold its hash and the head must not
+    be behind it (a rollback). Exit 2: a checkpoint file that cannot be read or is not this
+    journal's (edited, forged, another hub's)."""
     from hub import journal
+    from hub.journal_checkpoint import CheckpointError
 
     hub = _hub(config)
+    opened = []
+    for path in checkpoints or []:
+        try:
+            opened.append(hub.checkpoint_signer.open(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.print(f"{path}: cannot read the checkpoint: {exc}", markup=False)
+            raise typer.Exit(2) from None
+        except CheckpointError as exc:
+            errors.print(f"{path}: not a checkpoint of this journal: {exc}", markup=False)
+            raise typer.Exit(2) from None
     if seal_first:
-        journal.seal(hub.db)
-    result = journal.verify(hub.db, hub.journal_key)
+        with contextlib.suppress(journal.HeadNotAuthentic):  # verify names the problem
+            journal.seal(hub.db, hub.journal_key)
+    result = journal.verify(hub.db, hub.journal_key, opened)
     (console if result.ok else errors).print(result.describe(), markup=False)
     raise typer.Exit(0 if result.ok else 1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    config: ConfigOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write it to this new file (else print it)")
+    ] = None,
+    seal_first: Annotated[bool, typer.Option("--seal/--no-seal", help="seal pending rows first")] = True,
+) -> None:
+    """A signed checkpoint of the journal head (C2SP signed note), for an auditor to keep outside
+    the database; `hub audit verify --checkpoint FILE` later proves the journal was not rolled
+    back behind it. Exit 1 if the head fails its MAC (it is not signed)."""
+    from hub import journal
+    from hub.journal_checkpoint import HeadRefused, checkpoint
+
+    if out is not None and out.exists():
+        errors.print(f"{out} exists: checkpoints are kept, not overwritten; choose a new name", markup=False)
+        raise typer.Exit(2)
+    hub = _hub(config)
+    if seal_first:
+        with contextlib.suppress(journal.HeadNotAuthentic):  # the checkpoint refuses that head below
+            journal.seal(hub.db, hub.journal_key)
+    try:
+        made = checkpoint(hub.db, hub.checkpoint_signer, hub.journal_key)
+    except HeadRefused as exc:
+        errors.print(f"no checkpoint signed: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if out is None:
+        sys.stdout.write(made.note)
+        return
+    try:
+        with out.open("x", encoding="utf-8") as file:
+            file.write(made.note)
+    except OSError as exc:
+        errors.print(f"{out}: cannot write the checkpoint: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    console.print(f"checkpoint of seq {made.seq} written to {out}", markup=False)
+
+
+@audit_app.command("verifier-key")
+def audit_verifier_key(config: ConfigOption = None) -> None:
+    """The public key auditors check checkpoints with (signed-note verifier key, Ed25519)."""
+    hub = _hub(config, migrate=False)
+    print(hub.checkpoint_signer.verifier_key)
 
 
 @dead_app.command("list")

@@ -4,6 +4,12 @@ Rows are written by the intake transaction (inbound) and by the connector gatewa
 attempt), unsealed. :func:`seal` then chains them in order, each row's hash covering its content and
 the previous hash, so :func:`verify` detects any row altered, deleted, inserted or reordered.
 Sealing apart from writing keeps writers off a single lock, like a transparency log's sequencer.
+
+The head (the last sealed position, and the id from which rows must carry a MAC) carries a MAC of
+its own, made by the seal that advanced it: without the hub's key, nobody can rewind it over a
+deleted tail or lower the MAC requirement. Only a genuine older head, replayed whole, fits; the
+signed checkpoints that auditors keep outside the database (:mod:`hub.journal_checkpoint`) catch
+that rollback.
 """
 
 from __future__ import annotations
@@ -11,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 from sqlalchemy import Connection, bindparam, func, select
@@ -24,6 +30,9 @@ from connectors.exchange import CallContext, Exchange
 from hub.db.engine import Database
 from hub.db.models import JOURNAL, JournalEntry, JournalHead, utcnow
 from hub.db.prebuilt import direct_insert, direct_update
+
+if TYPE_CHECKING:
+    from hub.journal_checkpoint import Checkpoint
 
 HEAD = JournalHead.__table__
 GENESIS = "ae2b7f0a1bd6a6fa3fe94cd5e3b0c5d1b2d1a2f5d76fd0f3c0a9c73a8a6e4b10"
@@ -86,6 +95,47 @@ def row_mac(content: dict[str, Any], key: bytes) -> str:
     written by the hub: one inserted by hand (even before its seal, which would chain it like any
     other) has none the key can confirm, and the key is not in the database."""
     return hmac.new(key, _canonical(content, _MAC_FIELDS).encode(), hashlib.sha256).hexdigest()
+
+
+def head_mac(key: bytes, seq: int, hash: str, mac_from_id: int | None) -> str:
+    """HMAC-SHA256 of everything the head holds, under the journal key, made by each seal.
+
+    Its message starts with a line no row's canonical JSON can start with, so a row's MAC is never
+    a head's. Without it, anyone able to write to the database could delete the tail and rewind the
+    head to the last remaining row, or raise ``mac_from_id`` above rows forged without a MAC."""
+    message = f"hub journal head\n{seq}\n{hash}\n{'' if mac_from_id is None else mac_from_id}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def head_problem(key: bytes, seq: int, hash: str, mac_from_id: int | None, mac: str | None) -> str | None:
+    """Why the head cannot be trusted, or None when its MAC holds.
+
+    The empty journal's head (seq 0, the genesis hash, MACs required from the first row) needs no
+    MAC: it is public, and a database made without the key (``upgrade(url)`` in tests, benchmarks)
+    starts there; the first seal authenticates the head it advances. Any other head without a MAC
+    had it removed (or was migrated without the key, which migration 0009 refuses)."""
+    if mac is None:
+        if seq == 0 and hash == GENESIS and mac_from_id in (None, 1):
+            return None
+        return (
+            f"journal head (seq {seq}) has no MAC: it was removed, so the head's position and"
+            " mac_from_id cannot be trusted"
+        )
+    if not hmac.compare_digest(mac, head_mac(key, seq, hash, mac_from_id)):
+        return (
+            f"journal head fails its MAC: its seq ({seq}), hash ({hash[:12]}…) or mac_from_id"
+            f" ({mac_from_id}) was changed without the hub's key (a deleted tail, a rewound head),"
+            " or this is not the key of the hub that wrote it"
+        )
+    return None
+
+
+class HeadNotAuthentic(Exception):
+    """The head's MAC does not hold: the seal will not advance (and so vouch for) that head."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 def inbound_row(
@@ -173,11 +223,14 @@ class JournalRecorder:
             self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 
 
-def seal(db: Database, batch: int = SEAL_BATCH) -> int:
+def seal(db: Database, key: bytes, batch: int = SEAL_BATCH) -> int:
     """Chain every unsealed row, oldest first; return how many were sealed.
 
     Core statements, not the ORM: at a few hundred exchanges a second the seal runs every half
     second under the write lock, and one executemany UPDATE costs a fraction of a unit-of-work flush.
+    Each batch checks the head's MAC before extending it and MACs the new head: two HMACs per batch,
+    none per row. A head whose MAC fails is not extended (:class:`HeadNotAuthentic`): sealing over
+    it would vouch for a rewound head with a fresh MAC.
     """
     total = 0
     while True:
@@ -185,6 +238,11 @@ def seal(db: Database, batch: int = SEAL_BATCH) -> int:
             head = connection.execute(_READ_HEAD).one()
             seq, running = head.seq, head.hash
             rows = connection.execute(_UNSEALED, {"batch": batch}).all()
+            if not rows:
+                return total
+            problem = head_problem(key, head.seq, head.hash, head.mac_from_id, head.mac)
+            if problem is not None:
+                raise HeadNotAuthentic(problem)
             sealed = []
             for row in rows:
                 seq += 1
@@ -193,17 +251,24 @@ def seal(db: Database, batch: int = SEAL_BATCH) -> int:
                 digest = _content_hash(content, running)
                 sealed.append({"k_id": row.id, "v_seq": seq, "v_prev_hash": running, "v_hash": digest})
                 running = digest
-            if sealed:
-                direct_update(JOURNAL, ("id",), ("seq", "prev_hash", "hash")).executemany(connection, sealed)
-                direct_update(HEAD, ("id",), ("seq", "hash")).execute(
-                    connection, {"k_id": 1, "v_seq": seq, "v_hash": running}
-                )
+            direct_update(JOURNAL, ("id",), ("seq", "prev_hash", "hash")).executemany(connection, sealed)
+            direct_update(HEAD, ("id",), ("seq", "hash", "mac")).execute(
+                connection,
+                {
+                    "k_id": 1,
+                    "v_seq": seq,
+                    "v_hash": running,
+                    "v_mac": head_mac(key, seq, running, head.mac_from_id),
+                },
+            )
             total += len(rows)
         if len(rows) < batch:
             return total
 
 
-_READ_HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
+_READ_HEAD = (
+    select(HEAD.c.seq, HEAD.c.hash, HEAD.c.mac_from_id, HEAD.c.mac).where(HEAD.c.id == 1).with_for_update()
+)
 _UNSEALED = (
     select(*(JOURNAL.c[name] for name in HASHED_FIELDS if name != "seq"))
     .where(JOURNAL.c.seq.is_(None))
@@ -221,31 +286,56 @@ class Verification:
     first_bad_seq: int | None = None
     first_bad_id: int | None = None
     problem: str | None = None
+    checkpoints: int = 0
+    """How many of the checkpoints given were found in the chain (all of them when ``ok``)."""
+    at_head: bool = False
+    """The problem is the head itself: what it says of the chain cannot be trusted."""
 
     def describe(self) -> str:
         if self.ok:
+            confirmed = f"; {self.checkpoints} checkpoint(s) confirmed" if self.checkpoints else ""
             return (
                 f"journal OK: {self.checked} rows verified up to seq {self.head_seq}"
-                f" ({self.unsealed} not yet sealed)"
+                f" ({self.unsealed} not yet sealed){confirmed}"
             )
+        if self.at_head:
+            return f"journal BROKEN at the head: {self.problem}"
+        if self.first_bad_seq is not None and self.first_bad_id is None:
+            return f"journal BROKEN at seq {self.first_bad_seq}: {self.problem}"
         where = f"seq {self.first_bad_seq}" if self.first_bad_seq is not None else "an unsealed row"
         return f"journal BROKEN at {where} (row id {self.first_bad_id}): {self.problem}"
 
 
-def verify(db: Database, key: bytes) -> Verification:
-    """Walk the chain from the genesis hash; report the first row that does not fit.
+def verify(db: Database, key: bytes, checkpoints: Sequence[Checkpoint] = ()) -> Verification:
+    """Check the head's MAC, then walk the chain from the genesis hash; report the first problem.
 
     Everything is read in one snapshot, so a seal committing meanwhile cannot look like tampering,
     and a row outside the chain's range (beyond the head, or numbered below 1) is tampering. Every
     row, sealed or not, must carry the MAC the hub made with ``key`` when it wrote it (rows written
-    before MACs existed excepted: ids below the head's ``mac_from_id``)."""
+    before MACs existed excepted: ids below the head's ``mac_from_id``). Each checkpoint given (an
+    auditor's, signature already checked) must still be in the chain: its position holds its hash,
+    and the head is not behind it (a rollback to an older genuine head)."""
+    expected_at = {point.seq: point for point in sorted(checkpoints, key=lambda p: p.time)}
     with db.snapshot() as session:
         head = session.get(JournalHead, 1)
         if head is None:
-            return Verification(False, 0, 0, 0, None, None, "journal head missing")
+            return Verification(False, 0, 0, 0, None, None, "journal head missing", at_head=True)
         unsealed = session.scalar(select(func.count()).where(JournalEntry.seq.is_(None))) or 0
+
+        def broken(seq: int | None, row_id: int | None, problem: str, confirmed: int = 0) -> Verification:
+            return Verification(False, checked, unsealed, head.seq, seq, row_id, problem, confirmed)
+
+        checked, confirmed = 0, 0
+        problem = head_problem(key, head.seq, head.hash, head.mac_from_id, head.mac)
+        if problem is not None:
+            return Verification(False, 0, unsealed, head.seq, None, None, problem, at_head=True)
         mac_from = head.mac_from_id if head.mac_from_id is not None else 1
-        expected_seq, running, checked = 0, GENESIS, 0
+        expected_seq, running = 0, GENESIS
+        point = expected_at.get(0)
+        if point is not None:
+            if point.hash != GENESIS:
+                return broken(0, None, _rewritten(point, "the genesis hash"))
+            confirmed += 1
         for row in _sealed_rows(session, up_to=head.seq):
             expected_seq += 1
             bad = None
@@ -258,19 +348,35 @@ def verify(db: Database, key: bytes) -> Verification:
                 bad = "content does not match its hash: the row was altered"
             elif row.id >= mac_from and not _mac_holds(row, key):
                 bad = _FORGED
+            elif (point := expected_at.get(row.seq)) is not None:
+                if point.hash != row.hash:
+                    bad = _rewritten(point, f"hash {(row.hash or '')[:12]}…")
+                else:
+                    confirmed += 1
             if bad:
-                return Verification(False, checked, unsealed, head.seq, row.seq, row.id, bad)
+                return broken(row.seq, row.id, bad, confirmed)
             running = row.hash or ""
             checked += 1
-        if head.seq != expected_seq or head.hash != running:
-            return Verification(
-                False,
-                checked,
-                unsealed,
-                head.seq,
+        if head.seq != expected_seq:
+            return broken(
                 expected_seq + 1,
                 None,
                 f"chain ends at seq {expected_seq} but the head says {head.seq}: rows deleted at the end",
+                confirmed,
+            )
+        if head.hash != running:
+            return broken(
+                expected_seq, None, f"the head's hash is not the chain's at seq {expected_seq}", confirmed
+            )
+        ahead = [point for seq, point in expected_at.items() if seq > head.seq]
+        if ahead:
+            point = max(ahead, key=lambda p: p.seq)
+            return broken(
+                head.seq + 1,
+                None,
+                f"the head (seq {head.seq}) is behind {point.describe()}: the journal was rolled"
+                f" back to an older head, rows {head.seq + 1}..{point.seq} are gone",
+                confirmed,
             )
         for row in session.scalars(
             select(JournalEntry)
@@ -278,8 +384,7 @@ def verify(db: Database, key: bytes) -> Verification:
             .order_by(JournalEntry.id)
         ):
             if not _mac_holds(row, key):
-                problem = f"unsealed row: {_FORGED}"
-                return Verification(False, checked, unsealed, head.seq, None, row.id, problem)
+                return broken(None, row.id, f"unsealed row: {_FORGED}", confirmed)
         copied = session.scalar(
             select(func.max(JournalEntry.id)).where(
                 JournalEntry.mac.in_(
@@ -293,25 +398,24 @@ def verify(db: Database, key: bytes) -> Verification:
         if copied is not None:
             row = session.get(JournalEntry, copied)
             seq = row.seq if row else None
-            return Verification(
-                False, checked, unsealed, head.seq, seq, copied, "a copy of another row (same MAC)"
-            )
+            return broken(seq, copied, "a copy of another row (same MAC)", confirmed)
         outside = session.scalar(
             select(func.min(JournalEntry.id)).where((JournalEntry.seq < 1) | (JournalEntry.seq > head.seq))
         )
         if outside is not None:
             row = session.get(JournalEntry, outside)
             seq = row.seq if row else None
-            return Verification(
-                False,
-                checked,
-                unsealed,
-                head.seq,
-                seq,
-                outside,
-                f"row numbered {seq}, outside the chain 1..{head.seq}: inserted",
+            return broken(
+                seq, outside, f"row numbered {seq}, outside the chain 1..{head.seq}: inserted", confirmed
             )
-        return Verification(True, checked, unsealed, head.seq)
+        return Verification(True, checked, unsealed, head.seq, checkpoints=confirmed)
+
+
+def _rewritten(point: Checkpoint, found: str) -> str:
+    return (
+        f"{point.describe()} recorded hash {point.hash[:12]}… at this position, the chain now has"
+        f" {found}: the journal was rewritten since (rolled back and sealed again)"
+    )
 
 
 _FORGED = "no valid MAC: written without the hub's key (inserted by hand) or altered before its seal"

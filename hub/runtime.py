@@ -35,6 +35,7 @@ from hub.db.migrate import upgrade
 from hub.flows import Flow, load_flows
 from hub.ids import new_id
 from hub.journal import JournalRecorder, inbound_row, journal_key
+from hub.journal_checkpoint import CheckpointSigner, journal_origin
 from hub.mapping import Mapping, load_mappings
 from hub.metrics import Metrics
 from hub.systems import build_client, policy_of
@@ -281,6 +282,12 @@ class Hub:
         from the pseudonym key, which lives outside the database (environment or ``var/``)."""
         return self.recorder.key
 
+    @functools.cached_property
+    def checkpoint_signer(self) -> CheckpointSigner:
+        """Signs the journal's checkpoints (:mod:`hub.journal_checkpoint`) with the Ed25519 key
+        derived from the journal key; its verifier key is what auditors check them with."""
+        return CheckpointSigner(journal_origin(self.config.municipality.insee_code), self.journal_key)
+
     def request_context(
         self,
         *,
@@ -364,14 +371,14 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
     config = definitions.config
     data_dir = config.resolve(config.paths.data)
     url = url or database_url(data_dir / "hub.db")
+    secret = pseudonym_key(data_dir, url)
     if migrate:
-        upgrade(url)
+        upgrade(url, journal_key=journal_key(secret))
     db = Database(url)
     gateways: dict[str, Gateway] = {}
     metrics = Metrics(
         db, lambda: {name: g.breaker_state for name, g in list(gateways.items())}, lambda: dict(gateways)
     )
-    secret = pseudonym_key(data_dir, url)
     recorder = JournalRecorder(db, journal_key(secret), metrics.exchanges)
     clients = ClientRegistry(config.clients, db)
     try:

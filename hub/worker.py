@@ -37,6 +37,7 @@ class Worker:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hub-flow")
         self._last_seal = 0.0
+        self._head_refused: str | None = None  # the head problem last logged by the seal
         self.processed = 0
 
     def run_once(self) -> int:
@@ -128,9 +129,17 @@ class Worker:
         if force or now - self._last_seal >= SEAL_EVERY_S:
             self._last_seal = now
             try:
-                journal.seal(self.hub.db)
+                journal.seal(self.hub.db, self.hub.journal_key)
+            except journal.HeadNotAuthentic as exc:
+                # Rows keep being written (each with its MAC) but stay unsealed until an operator
+                # looks: said once per problem, not every half second.
+                if exc.problem != self._head_refused:
+                    self._head_refused = exc.problem
+                    log.error("the journal is not sealed: %s (see `hub audit verify`)", exc.problem)
             except Exception:
                 log.exception("sealing the journal failed; will retry")
+            else:
+                self._head_refused = None
 
 
 def run_in_thread(hub: Hub, *, concurrency: int | None = None) -> tuple[threading.Thread, threading.Event]:

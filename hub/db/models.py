@@ -191,7 +191,10 @@ class JournalEntry(Base):
 
 
 class JournalHead(Base):
-    """The last sealed position of the chain: truncating the tail is detected against it."""
+    """The last sealed position of the chain: truncating the tail is detected against it.
+
+    ``mac`` authenticates the row (:func:`hub.journal.head_mac`): without the hub's key, the head
+    cannot be rewound over a deleted tail nor ``mac_from_id`` moved."""
 
     __tablename__ = "journal_head"
 
@@ -200,6 +203,9 @@ class JournalHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
     mac_from_id: Mapped[int | None] = mapped_column(
         BigInteger, doc="rows from this id on must carry a MAC (older rows predate it)"
+    )
+    mac: Mapped[str | None] = mapped_column(
+        String(64), doc="HMAC of seq, hash and mac_from_id under the hub's key, made by the seal"
     )
 
 

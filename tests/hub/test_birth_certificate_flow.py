@@ -88,7 +88,7 @@ def test_every_exchange_is_journaled_with_purpose_and_citizen_reference(live_hub
         body["data"]["delivery"] = "espace_citoyen"  # the GED filing is an exchange too
         request_id = client.post("/v1/requests", json=body).json()["id"]
         assert wait_for(client, request_id)["status"] == "completed"
-    journal.seal(live_hub.hub.db)
+    journal.seal(live_hub.hub.db, live_hub.hub.journal_key)
     with live_hub.hub.db.sessions() as session:
         rows = session.scalars(
             select(JournalEntry).where(JournalEntry.request_id == request_id).order_by(JournalEntry.seq)

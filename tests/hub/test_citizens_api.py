@@ -174,7 +174,7 @@ def test_a_demarche_resolves_a_citizen_known_under_other_spellings(live_hub, loa
         assert wait_for(client, request_id)["status"] == "completed"
     with live_hub.hub.db.sessions() as session:
         assert session.get(Request, request_id).golden_id == loaded
-    journal.seal(live_hub.hub.db)
+    journal.seal(live_hub.hub.db, live_hub.hub.journal_key)
     with live_hub.hub.db.sessions() as session:
         outbound = session.scalars(
             select(JournalEntry).where(

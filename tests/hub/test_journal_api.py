@@ -29,7 +29,7 @@ def filed(live_hub):
     with live_hub.client() as portal:
         first = file_and_wait(portal, "01-lefevre-copie-integrale")
         second = file_and_wait(portal, "03-ndiaye-extrait-sans-filiation")
-    journal.seal(live_hub.hub.db)
+    journal.seal(live_hub.hub.db, live_hub.hub.journal_key)
     auditor = live_hub.hub.clients.add("cnil-audit", ["audit"])
     with live_hub.hub.db.reading() as connection:
         golden = dict(
