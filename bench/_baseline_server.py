@@ -12,7 +12,6 @@ Run: ``python bench/_baseline_server.py --port 8123`` (HUB_CONFIG names the hub.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import uuid
 from pathlib import Path
@@ -25,8 +24,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from hub.api import errors
+from hub.api.body import parse_json, read_body
 from hub.api.errors import ApiError, validation_details
-from hub.api.requests import _read_body
 from hub.intake import Accepted, RequestBody
 from hub.runtime import load_definitions
 
@@ -44,14 +43,8 @@ def create_baseline_app() -> FastAPI:
 
     @app.post("/v1/requests", status_code=202)
     async def post_request(request: Request) -> JSONResponse:
-        raw = await _read_body(request, limit)
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-        try:
-            document = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+        raw = await read_body(request, limit)
+        document = parse_json(request, raw)
         try:
             body = RequestBody.model_validate(document)
         except ValidationError as exc:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
-from hub.api import citizens, documents, errors, journal, ops, requests, stewardship
+from hub.api import body, citizens, documents, errors, journal, ops, requests, stewardship
 from hub.api.threads import limiter_for
 from hub.group_commit import GroupCommitter
 from hub.runtime import Hub
@@ -50,7 +50,7 @@ def create_app(hub: Hub, *, embedded_worker: bool = False) -> FastAPI:
         if app.openapi_schema is None:
             document = generate()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(requests.REQUEST_BODY_SCHEMA.get("$defs", {}))
+            schemas.update(body.SCHEMAS)  # the JSON bodies read by hub.api.body
             app.openapi_schema = document
         return app.openapi_schema
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.api.body import documented, json_body
 from hub.api.errors import ApiError
 from hub.api.security import require_any
 from hub.auth import Principal
@@ -92,9 +93,17 @@ def get_requests(golden_id: str, request: Request, principal: Annotated[Principa
     )
 
 
-@router.post("/{golden_id}/merge", summary="Merge another golden record into this one", responses=ERRORS)
+@router.post(
+    "/{golden_id}/merge",
+    summary="Merge another golden record into this one",
+    responses=ERRORS,
+    openapi_extra=documented(MergeBody),
+)
 def merge(
-    golden_id: str, body: MergeBody, request: Request, principal: Annotated[Principal, Depends(WRITE)]
+    golden_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(WRITE)],
+    body: Annotated[MergeBody, json_body(MergeBody)],
 ) -> Any:
     citizens = citizens_of(request)
     try:
@@ -103,9 +112,17 @@ def merge(
         raise ApiError(error.status, error.code, error.message, error.details) from None
 
 
-@router.post("/{golden_id}/unmerge", summary="Split a merged golden record back out", responses=ERRORS)
+@router.post(
+    "/{golden_id}/unmerge",
+    summary="Split a merged golden record back out",
+    responses=ERRORS,
+    openapi_extra=documented(UnmergeBody),
+)
 def unmerge(
-    golden_id: str, body: UnmergeBody, request: Request, principal: Annotated[Principal, Depends(WRITE)]
+    golden_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(WRITE)],
+    body: Annotated[UnmergeBody, json_body(UnmergeBody)],
 ) -> Any:
     citizens = citizens_of(request)
     try:

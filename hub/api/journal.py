@@ -1,10 +1,11 @@
 """``/v1/journal``: the exchange journal for auditors and the DPO (scope ``audit``).
 
 ``GET /v1/journal`` pages through the rows an auditor selects (a citizen, a request, a system, a
-purpose, a client, a period); ``GET /v1/journal/verify`` checks the hash chain and the rows' MACs as
-``hub audit verify`` does. Rows hold references and digests, never payloads. Each read is itself
-journaled — who read the journal, when, about which citizen — since the journal answers questions
-about people.
+purpose, a client, a period); ``GET /v1/journal/verify`` checks the head's MAC, the hash chain and
+the rows' MACs as ``hub audit verify`` does, and ``POST /v1/journal/verify`` also that the journal
+still holds the auditor's checkpoints, which ``GET /v1/journal/checkpoint`` signs for them to keep.
+Rows hold references and digests, never payloads. Each read is itself journaled — who read the
+journal, when, about which citizen — since the journal answers questions about people.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AfterValidator
+from fastapi.responses import PlainTextResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
 
 from hub import journal
+from hub.api.body import documented, json_body
 from hub.api.errors import ApiError
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.db.master_models import GOLDEN
 from hub.db.models import JOURNAL, MAX_ID, storable_time
+from hub.journal_checkpoint import MAX_NOTE_CHARS, Checkpoint, CheckpointError, HeadRefused, checkpoint
 from hub.journal_search import MAX_LIMIT, Direction, JournalFilter, search
 from hub.runtime import Hub
 
@@ -103,9 +107,70 @@ def list_entries(
     return {"entries": page.entries, "next_after": page.next_after}
 
 
-@router.get("/verify", summary="Check the hash chain and every row's MAC", responses=ERRORS)
+class VerifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    checkpoints: list[Annotated[str, Field(max_length=MAX_NOTE_CHARS)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="signed checkpoints kept outside the database (GET /v1/journal/checkpoint)",
+    )
+
+
+@router.get("/verify", summary="Check the head's MAC, the hash chain and every row's MAC", responses=ERRORS)
 def verify_chain(request: Request, principal: Annotated[Principal, Depends(AUDIT)]) -> dict[str, Any]:
+    return _verify(request.app.state.hub, principal, "GET /v1/journal/verify", [])
+
+
+@router.post(
+    "/verify",
+    summary="Verify as GET does, and that the journal still holds each checkpoint given",
+    responses=ERRORS | {422: {"description": "validation_failed / invalid_checkpoint"}},
+    openapi_extra=documented(VerifyBody),
+)
+def verify_with_checkpoints(
+    request: Request,
+    principal: Annotated[Principal, Depends(AUDIT)],
+    body: Annotated[VerifyBody, json_body(VerifyBody)],
+) -> dict[str, Any]:
     hub: Hub = request.app.state.hub
-    result = journal.verify(hub.db, hub.journal_key)
-    _journal_read(hub, principal.name, "GET /v1/journal/verify", None, "", "ok" if result.ok else "broken")
+    opened = []
+    for index, note in enumerate(body.checkpoints):
+        try:
+            opened.append(hub.checkpoint_signer.open(note))
+        except CheckpointError as exc:
+            _journal_read(hub, principal.name, "POST /v1/journal/verify", None, "", "invalid_checkpoint")
+            raise ApiError(
+                422,
+                "invalid_checkpoint",
+                f"checkpoints[{index}] is not a checkpoint of this journal: {exc}",
+                {"index": index, "problem": str(exc)},
+            ) from None
+    return _verify(hub, principal, "POST /v1/journal/verify", opened)
+
+
+def _verify(hub: Hub, principal: Principal, operation: str, checkpoints: list[Checkpoint]) -> dict[str, Any]:
+    result = journal.verify(hub.db, hub.journal_key, checkpoints)
+    _journal_read(hub, principal.name, operation, None, "", "ok" if result.ok else "broken")
     return {**asdict(result), "summary": result.describe()}
+
+
+@router.get(
+    "/checkpoint",
+    summary="A signed checkpoint of the journal head (C2SP signed note), to keep outside the hub",
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "the signed note"},
+        **ERRORS,
+        409: {"description": "journal_head_not_authentic: the head fails its MAC; nothing is signed"},
+    },
+    response_class=PlainTextResponse,
+)
+def get_checkpoint(request: Request, principal: Annotated[Principal, Depends(AUDIT)]) -> PlainTextResponse:
+    hub: Hub = request.app.state.hub
+    operation = "GET /v1/journal/checkpoint"
+    try:
+        made = checkpoint(hub.db, hub.checkpoint_signer, hub.journal_key)
+    except HeadRefused as exc:
+        _journal_read(hub, principal.name, operation, None, "", "journal_head_not_authentic")
+        raise ApiError(409, "journal_head_not_authentic", f"no checkpoint signed: {exc}") from None
+    _journal_read(hub, principal.name, operation, None, "", "ok")
+    return PlainTextResponse(made.note, media_type="text/plain; charset=utf-8")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from hub.api.body import documented, parse_json, read_body
 from hub.api.errors import ApiError, validation_details
 from hub.api.security import require_any
 from hub.api.threads import in_db_thread
@@ -22,9 +22,8 @@ from hub.intake import InputInvalid, IntakeError, RequestBody, journal_refused, 
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 OPERATION = "POST /v1/requests"
-# The body is read and validated by hand (auth first, size limit, typed errors), so its schema is
-# declared here; its nested models go to the document's components (see hub.api.app).
-REQUEST_BODY_SCHEMA = RequestBody.model_json_schema(ref_template="#/components/schemas/{model}")
+# The body is read and validated by hand (every refusal is journaled), so it is documented here.
+REQUEST_BODY_DOC = documented(RequestBody)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed_json"},
@@ -43,14 +42,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status_code=202,
     summary="File a request (démarche) for a citizen",
     responses=ERROR_RESPONSES,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {k: v for k, v in REQUEST_BODY_SCHEMA.items() if k != "$defs"}}
-            },
-        }
-    },
+    openapi_extra=REQUEST_BODY_DOC,
 )
 async def post_request(
     request: Request,
@@ -65,7 +57,7 @@ async def post_request(
         idempotency_key = None
     raw = b""  # an oversized body is refused unread
     try:
-        raw = await _read_body(request, hub.config.api.max_body_bytes)
+        raw = await read_body(request, hub.config.api.max_body_bytes)
         body = _parse(request, raw)
         prepared = prepare(hub, principal, body, idempotency_key, started)
         accepted = await request.app.state.committer.record(prepared)
@@ -89,43 +81,12 @@ async def post_request(
 
 
 def _parse(request: Request, raw: bytes) -> RequestBody:
-    """The body as a request: JSON declared and well formed (else 415, 400), valid (else 422)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        document = json.loads(raw, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, 5,000-digit numbers, nesting
-        readable = isinstance(exc, (json.JSONDecodeError, _NotJsonConstant))
-        reason = str(exc) if readable else type(exc).__name__
-        raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {reason}") from None
+    """The body as a request: JSON (:func:`hub.api.body.parse_json`), valid (else 422, journaled)."""
+    document = parse_json(request, raw)
     try:
         return RequestBody.model_validate(document)
     except ValidationError as exc:
         raise InputInvalid("the request is invalid", validation_details(list(exc.errors()))) from None
-
-
-class _NotJsonConstant(ValueError):
-    """NaN, Infinity or -Infinity: Python's json reads them, JSON (RFC 8259) has no such values."""
-
-
-def _refuse_constant(name: str) -> Any:
-    # Accepted, NaN would pass a JSON Schema's bounds (every comparison with it is false) and then
-    # be refused by PostgreSQL's json column: a 202-then-503 forever instead of a clear 400.
-    raise _NotJsonConstant(f"{name} is not a JSON value (RFC 8259 has no NaN or Infinity)")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.get("/{request_id}", summary="A request's status and timeline", responses=ERROR_RESPONSES)

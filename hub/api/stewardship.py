@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.api.body import documented, json_body
 from hub.api.citizens import citizens_of
 from hub.api.errors import ApiError
 from hub.api.security import require_any
@@ -54,9 +55,17 @@ def list_tasks(
     return {"tasks": page.tasks, "next_after": page.next_after}
 
 
-@router.post("/tasks/{task_id}", summary="Decide a review task: link or not_same", responses=ERRORS)
+@router.post(
+    "/tasks/{task_id}",
+    summary="Decide a review task: link or not_same",
+    responses=ERRORS,
+    openapi_extra=documented(DecisionBody),
+)
 def decide(
-    task_id: int, body: DecisionBody, request: Request, principal: Annotated[Principal, Depends(WRITE)]
+    task_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(WRITE)],
+    body: Annotated[DecisionBody, json_body(DecisionBody)],
 ) -> dict[str, Any]:
     try:
         return citizens_of(request).decide(task_id, body.decision, actor=principal.name, reason=body.reason)
