@@ -28,25 +28,21 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("journal_head", sa.Column("mac", sa.String(length=64), nullable=True))
     bind = op.get_bind()
     head = bind.execute(sa.text("SELECT seq, hash, mac_from_id FROM journal_head WHERE id = 1")).one_or_none()
-    if head is None:
-        return
     key = context.config.attributes.get("journal_key")
-    if key is None:
-        if head.seq == 0 and head.hash == GENESIS and head.mac_from_id in (None, 1):
-            return  # the empty journal: the first seal authenticates the head it advances
+    empty = head is None or (head.seq == 0 and head.hash == GENESIS and head.mac_from_id in (None, 1))
+    if key is None and not empty:  # refused before any change, whatever the DDL's transactions
         raise RuntimeError(
             f"migration 0009 authenticates the journal head (seq {head.seq}) with the journal key, "
             "which this upgrade was not given: run `hub db upgrade`, which reads HUB_PSEUDONYM_KEY "
             "or var/pseudonym.key"
         )
-    op.execute(
-        sa.text("UPDATE journal_head SET mac = :mac WHERE id = 1").bindparams(
-            mac=head_mac(key, head.seq, head.hash, head.mac_from_id)
-        )
-    )
+    op.add_column("journal_head", sa.Column("mac", sa.String(length=64), nullable=True))
+    if head is not None and key is not None:
+        mac = head_mac(key, head.seq, head.hash, head.mac_from_id)
+        op.execute(sa.text("UPDATE journal_head SET mac = :mac WHERE id = 1").bindparams(mac=mac))
+    # Else the empty journal's head: public, it needs no MAC; the first seal authenticates the next.
 
 
 def downgrade() -> None:
