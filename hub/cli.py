@@ -154,16 +154,16 @@ def audit_verify(
         try:
             opened.append(hub.checkpoint_signer.open(path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
-            errors.print(f"{path}: cannot read the checkpoint: {exc}", markup=False)
+            errors.print(f"{path}: cannot read the checkpoint: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except CheckpointError as exc:
-            errors.print(f"{path}: not a checkpoint of this journal: {exc}", markup=False)
+            errors.print(f"{path}: not a checkpoint of this journal: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
     if seal_first:
         with contextlib.suppress(journal.HeadNotAuthentic):  # verify names the problem
             journal.seal(hub.db, hub.journal_key)
     result = journal.verify(hub.db, hub.journal_key, opened)
-    (console if result.ok else errors).print(result.describe(), markup=False)
+    (console if result.ok else errors).print(result.describe(), markup=False, soft_wrap=True)
     raise typer.Exit(0 if result.ok else 1)
 
 
@@ -182,7 +182,11 @@ def audit_checkpoint(
     from hub.journal_checkpoint import HeadRefused, checkpoint
 
     if out is not None and out.exists():
-        errors.print(f"{out} exists: checkpoints are kept, not overwritten; choose a new name", markup=False)
+        errors.print(
+            f"{out} exists: checkpoints are kept, not overwritten; choose a new name",
+            markup=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2)
     hub = _hub(config)
     if seal_first:
@@ -191,7 +195,7 @@ def audit_checkpoint(
     try:
         made = checkpoint(hub.db, hub.checkpoint_signer, hub.journal_key)
     except HeadRefused as exc:
-        errors.print(f"no checkpoint signed: {exc}", markup=False)
+        errors.print(f"no checkpoint signed: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     if out is None:
         sys.stdout.write(made.note)
@@ -200,9 +204,9 @@ def audit_checkpoint(
         with out.open("x", encoding="utf-8") as file:
             file.write(made.note)
     except OSError as exc:
-        errors.print(f"{out}: cannot write the checkpoint: {exc}", markup=False)
+        errors.print(f"{out}: cannot write the checkpoint: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    console.print(f"checkpoint of seq {made.seq} written to {out}", markup=False)
+    console.print(f"checkpoint of seq {made.seq} written to {out}", markup=False, soft_wrap=True)
 
 
 @audit_app.command("verifier-key")

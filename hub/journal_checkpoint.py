@@ -122,6 +122,8 @@ def open_checkpoint(note: str, verifier_key: str) -> Checkpoint:
     if split < 0 or not note.endswith("\n"):
         raise CheckpointError("no blank line before signature lines ending in a newline: not a signed note")
     body, signatures = note[: split + 1], note[split + 2 :].splitlines()
+    if not signatures:
+        raise CheckpointError("no signature line after the blank line: not a signed note")
     signers = []
     for line in signatures:
         parts = line.split(" ")

@@ -83,7 +83,9 @@ def database_url(database_template: str, tmp_path: Path) -> str:
         connection.execute(sa.text(f"TRUNCATE {', '.join(sorted(tables))} RESTART IDENTITY CASCADE"))
         connection.execute(
             # An empty journal: every row from the first on must carry its MAC.
-            sa.text("UPDATE journal_head SET seq = 0, hash = :genesis, mac_from_id = 1, mac = NULL WHERE id = 1"),
+            sa.text(
+                "UPDATE journal_head SET seq = 0, hash = :genesis, mac_from_id = 1, mac = NULL WHERE id = 1"
+            ),
             {"genesis": "ae2b7f0a1bd6a6fa3fe94cd5e3b0c5d1b2d1a2f5d76fd0f3c0a9c73a8a6e4b10"},
         )
     engine.dispose()

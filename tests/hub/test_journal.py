@@ -138,7 +138,9 @@ def test_reordered_rows_are_detected(hub):
 def test_any_single_alteration_is_caught_at_its_row(hub, rows, data):
     with hub.db.transaction() as session:
         session.execute(text("DELETE FROM journal"))
-        session.execute(text("UPDATE journal_head SET seq = 0, hash = :g, mac = NULL"), {"g": journal.GENESIS})
+        session.execute(
+            text("UPDATE journal_head SET seq = 0, hash = :g, mac = NULL"), {"g": journal.GENESIS}
+        )
     fill(hub, rows)
     seq = data.draw(st.integers(min_value=1, max_value=rows))
     column = data.draw(st.sampled_from(["operation", "outcome", "system", "payload_digest", "citizen_ref"]))
