@@ -58,3 +58,18 @@ def test_mappings_reference_covers_every_transform():
     text = (ROOT / "docs" / "mappings.md").read_text(encoding="utf-8")
     for name in NAMES:
         assert f"`{name}`" in text or f"{{{name}:" in text, name
+
+
+def test_the_checkpoint_example_is_what_the_hub_signs():
+    from datetime import UTC, datetime
+
+    from hub.journal_checkpoint import CheckpointSigner, journal_origin
+
+    [example] = blocks("audit.md", "checkpoint")
+    body, signature = example.split("\n\n")
+    signer = CheckpointSigner(journal_origin("33063"), b"any key")
+    made = signer.sign(1520, "abcdef1234567890" * 4, datetime(2026, 11, 30, 10, 0, tzinfo=UTC))
+    assert made.note.split("\n\n")[0] == body.rstrip("\n")
+    assert made.note.split("\n\n")[1].startswith(
+        signature.split(" ")[0] + " " + signature.split(" ")[1] + " "
+    )
