@@ -5,9 +5,14 @@ vouch for) a head that fails its MAC."""
 from __future__ import annotations
 
 import logging
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
-from sqlalchemy import select, text
+import sqlalchemy as sa
+from sqlalchemy import insert, select, text
 from typer.testing import CliRunner
 
 from connectors.exchange import CallContext, Exchange
@@ -15,7 +20,7 @@ from hub import journal
 from hub.cli import app
 from hub.db.engine import Database
 from hub.db.migrate import upgrade
-from hub.db.models import JournalEntry, JournalHead
+from hub.db.models import JOURNAL, JournalEntry, JournalHead
 from tests.conftest import CONFIG
 from tests.hub.test_journal import fill, forged_row
 
@@ -166,20 +171,15 @@ def _sealed_before_0009(url: str, rows: int) -> tuple[int, str]:
     """A journal as the hub before 0009 left it: rows with MACs, sealed, the head unauthenticated."""
     db = Database(url)
     try:
-        key = journal.journal_key(bytes.fromhex("00" * 32))
+        key = journal.journal_key(bytes.fromhex(os.environ["HUB_PSEUDONYM_KEY"]))
         context = CallContext(correlation_id="old")
-        made = [
-            journal._row(key, context, "outbound", "etat_civil", f"Op{i}", "ok", 1, 1.0, f"d{i}", None, None)
-            for i in range(rows)
-        ]
         running = journal.GENESIS
         with db.engine.begin() as connection:
-            for seq, row in enumerate(made, 1):
-                columns = ", ".join(row)
-                connection.execute(
-                    text(f"INSERT INTO journal ({columns}) VALUES ({', '.join(':' + c for c in row)})"), row
+            for seq in range(1, rows + 1):
+                row = journal._row(
+                    key, context, "outbound", "etat_civil", f"Op{seq}", "ok", 1, 1.0, "d", None, None
                 )
-                row_id = connection.execute(text("SELECT max(id) FROM journal")).scalar()
+                row_id = connection.execute(insert(JOURNAL), row).inserted_primary_key[0]
                 digest = journal._content_hash({**row, "id": row_id, "seq": seq}, running)
                 connection.execute(
                     text("UPDATE journal SET seq = :s, prev_hash = :p, hash = :h WHERE id = :i"),
@@ -193,10 +193,37 @@ def _sealed_before_0009(url: str, rows: int) -> tuple[int, str]:
 
 
 @pytest.fixture
-def old_database(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path / 'before-0009.db'}"
-    upgrade(url, "0008")
-    return url
+def old_database(database_template, tmp_path) -> Iterator[str]:
+    """A database at revision 0008: a SQLite file, or a fresh schema of the PostgreSQL test database."""
+    if not database_template.startswith("postgresql"):
+        url = f"sqlite:///{tmp_path / 'before-0009.db'}"
+        upgrade(url, "0008")
+        yield url
+        return
+    schema = f"m0009_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in database_template else "?"
+    url = f"{database_template}{separator}options={quote(f'-csearch_path={schema}')}"
+    admin = sa.create_engine(database_template.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        upgrade(url, "0008")
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def _revision_and_columns(url: str) -> tuple[str, list[str]]:
+    db = Database(url)
+    try:
+        with db.engine.connect() as connection:
+            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            columns = [column["name"] for column in sa.inspect(connection).get_columns("journal_head")]
+        return revision, columns
+    finally:
+        db.dispose()
 
 
 def test_the_upgrade_authenticates_the_existing_head_with_the_hubs_key(old_database, sandbox):
@@ -219,14 +246,8 @@ def test_an_upgrade_without_the_key_refuses_a_sealed_journal_and_changes_nothing
     _sealed_before_0009(old_database, 2)
     with pytest.raises(RuntimeError, match="hub db upgrade"):
         upgrade(old_database)
-    db = Database(old_database)
-    try:
-        with db.engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
-            columns = [row[1] for row in connection.execute(text("PRAGMA table_info(journal_head)"))]
-        assert "mac" not in columns
-    finally:
-        db.dispose()
+    revision, columns = _revision_and_columns(old_database)
+    assert revision == "0008" and "mac" not in columns
 
 
 def test_an_empty_journal_upgrades_without_the_key(old_database):
