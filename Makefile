@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/end_to_end.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/mapping.py
+	$(BIN)/python bench/journal.py
 
 clean:
 	rm -rf $(VENV) var/demo.db* .pytest_cache
