@@ -315,7 +315,9 @@ def verify(db: Database, key: bytes, checkpoints: Sequence[Checkpoint] = ()) -> 
     before MACs existed excepted: ids below the head's ``mac_from_id``). Each checkpoint given (an
     auditor's, signature already checked) must still be in the chain: its position holds its hash,
     and the head is not behind it (a rollback to an older genuine head)."""
-    expected_at = {point.seq: point for point in sorted(checkpoints, key=lambda p: p.time)}
+    expected_at: dict[int, list[Checkpoint]] = {}
+    for point in sorted(checkpoints, key=lambda p: p.time):  # two of one seq must both hold
+        expected_at.setdefault(point.seq, []).append(point)
     with db.snapshot() as session:
         head = session.get(JournalHead, 1)
         if head is None:
@@ -331,8 +333,7 @@ def verify(db: Database, key: bytes, checkpoints: Sequence[Checkpoint] = ()) -> 
             return Verification(False, 0, unsealed, head.seq, None, None, problem, at_head=True)
         mac_from = head.mac_from_id if head.mac_from_id is not None else 1
         expected_seq, running = 0, GENESIS
-        point = expected_at.get(0)
-        if point is not None:
+        for point in expected_at.get(0, []):
             if point.hash != GENESIS:
                 return broken(0, None, _rewritten(point, "the genesis hash"))
             confirmed += 1
@@ -348,10 +349,11 @@ def verify(db: Database, key: bytes, checkpoints: Sequence[Checkpoint] = ()) -> 
                 bad = "content does not match its hash: the row was altered"
             elif row.id >= mac_from and not _mac_holds(row, key):
                 bad = _FORGED
-            elif (point := expected_at.get(row.seq)) is not None:
-                if point.hash != row.hash:
-                    bad = _rewritten(point, f"hash {(row.hash or '')[:12]}…")
-                else:
+            elif row.seq in expected_at:
+                for point in expected_at[row.seq]:
+                    if point.hash != row.hash:
+                        bad = _rewritten(point, f"hash {(row.hash or '')[:12]}…")
+                        break
                     confirmed += 1
             if bad:
                 return broken(row.seq, row.id, bad, confirmed)
@@ -368,7 +370,7 @@ def verify(db: Database, key: bytes, checkpoints: Sequence[Checkpoint] = ()) -> 
             return broken(
                 expected_seq, None, f"the head's hash is not the chain's at seq {expected_seq}", confirmed
             )
-        ahead = [point for seq, point in expected_at.items() if seq > head.seq]
+        ahead = [points[-1] for seq, points in expected_at.items() if seq > head.seq]
         if ahead:
             point = max(ahead, key=lambda p: p.seq)
             return broken(

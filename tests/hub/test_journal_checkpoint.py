@@ -158,6 +158,29 @@ def test_older_checkpoints_and_the_empty_journals_are_confirmed(hub):
     assert result.ok and result.checkpoints == 4
 
 
+def test_two_checkpoints_of_one_position_must_both_hold(hub):
+    """Two signed checkpoints of one seq with two hashes: the hub signed two histories; the one the
+    chain no longer holds is named, whichever order they are given in."""
+    fill(hub, 3)
+    first = checkpoint(hub.db, hub.checkpoint_signer, hub.journal_key, at=datetime(2026, 11, 1, tzinfo=UTC))
+    with hub.db.transaction() as session:
+        session.execute(text("UPDATE journal SET seq = NULL, prev_hash = NULL, hash = NULL WHERE seq = 3"))
+        session.execute(text("DELETE FROM journal WHERE seq = 2"))
+    set_head(hub, seq=1, hash=row_hash(hub, 1), mac=journal.head_mac(hub.journal_key, 1, row_hash(hub, 1), 1))
+    fill(hub, 1)  # the old third row and a new one: seq 2 and 3 again, other hashes
+    second = checkpoint(hub.db, hub.checkpoint_signer, hub.journal_key, at=datetime(2026, 11, 2, tzinfo=UTC))
+    assert (first.seq, second.seq) == (3, 3) and first.hash != second.hash
+    for given in ([first, second], [second, first]):
+        result = journal.verify(hub.db, hub.journal_key, given)
+        assert not result.ok and result.first_bad_seq == 3
+        assert "the checkpoint of 2026-11-01T00:00:00Z (seq 3) recorded hash" in result.problem
+
+
+def row_hash(hub, seq: int) -> str:
+    with hub.db.sessions() as session:
+        return session.scalar(select(JournalEntry.hash).where(JournalEntry.seq == seq))
+
+
 def test_no_checkpoint_is_signed_for_a_head_that_fails_its_mac(hub):
     fill(hub, 3)
     set_head(hub, seq=2)
