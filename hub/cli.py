@@ -140,7 +140,7 @@ def audit_verify(
         ),
     ] = None,
 ) -> None:
-    """Check the journal head's MAC and walk the hash chain; exit 1 naming the first problem.
+    """Check the journal head's MAC and the hash chain; exit 1 naming the first problem.
 
     With --checkpoint, each checkpoint's position must still hold its hash and the head must not
     be behind it (a rollback). Exit 2: a checkpoint file that cannot be read or is not this
@@ -175,9 +175,11 @@ def audit_checkpoint(
     ] = None,
     seal_first: Annotated[bool, typer.Option("--seal/--no-seal", help="seal pending rows first")] = True,
 ) -> None:
-    """A signed checkpoint of the journal head (C2SP signed note), for an auditor to keep outside
-    the database; `hub audit verify --checkpoint FILE` later proves the journal was not rolled
-    back behind it. Exit 1 if the head fails its MAC (it is not signed)."""
+    """A signed checkpoint of the journal head, for an auditor to keep outside the database.
+
+    A C2SP signed note (Ed25519); `hub audit verify --checkpoint FILE` later proves the journal
+    was not rolled back behind it. Exit 1 if the head fails its MAC (nothing is signed), 2 if FILE
+    exists or cannot be written."""
     from hub import journal
     from hub.journal_checkpoint import HeadRefused, checkpoint
 
