@@ -55,6 +55,10 @@ from master_data.records import Decision, Explanation, FieldComparison, Identity
 
 # Rule codes of :meth:`Matcher.rules`, in priority order (positive ones link whatever the score).
 NO_RULE, SAME_SYSTEM_ID, SAME_NIR, SAME_PIVOT, CONFLICT = 0, 1, 2, 3, -1
+# The batch's code of a pair linked by a system identifier (:meth:`Matcher.identified`). Real time
+# decides identifiers before every other rule (:meth:`Matcher.decide`); a batch ranks them first
+# too (:data:`RULE_PRIORITY`). Not in RULE_NAMES: that rule is checked against the golden record.
+SAME_IDENTIFIER = 4
 # At or below this weight of "both records from one system", two records of one system under one
 # identity key are taken for two people (Matcher.known_homonyms).
 SYSTEM_HOMONYM_WEIGHT = -2.0
@@ -66,6 +70,9 @@ RULE_NAMES = {SAME_SYSTEM_ID: "same_system_id", SAME_NIR: "same_nir", SAME_PIVOT
 # Explanation rule of a link by a stated system identifier, and of identifiers naming two golden records.
 IDENTIFIER_RULE = "same_identifier"
 IDENTIFIERS_CONFLICT = "conflict:identifiers"
+# Positive rule codes, strongest first, and the name a cross-reference records for each.
+RULE_PRIORITY = (SAME_IDENTIFIER, SAME_SYSTEM_ID, SAME_NIR, SAME_PIVOT)
+LINK_RULE_NAMES = {**RULE_NAMES, SAME_IDENTIFIER: IDENTIFIER_RULE}
 STRICT_TRAITS = ("given_names", "birth_date", "birth_place", "sex")
 # Traits a household shares: they cannot tell a mother from her daughter or twins apart.
 HOUSEHOLD_TRAITS = ("address", "postal_code", "city", "phone", "email")
@@ -273,6 +280,24 @@ class Matcher:
             else:
                 conflicting[:, column] = np.isin(levels[:, k], list(CONFLICT_LEVELS[FIELDS[k].name]))
         return conflicting
+
+    @staticmethod
+    def identified(features: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Per pair: the two records name one person by a system identifier (one states the
+        other's own (system, local id), or both state the same one), as
+        :meth:`IdentityRecord.identifies` says for one pair. Only pairs where a record states
+        something are looked at (usually few)."""
+        out = np.zeros(len(i), dtype=bool)
+        stated = features.stated
+        if not any(stated):
+            return out
+        states = np.fromiter((bool(s) for s in stated), dtype=bool, count=features.n)
+        source = features.strings["source"]
+        check = np.flatnonzero(states[i] | states[j])
+        for k, x, y in zip(check.tolist(), i[check].tolist(), j[check].tolist(), strict=True):
+            mine, theirs = stated[x], stated[y]
+            out[k] = source[y] in mine or source[x] in theirs or not set(mine).isdisjoint(theirs)
+        return out
 
     def hard_conflicts(self, a: IdentityRecord, b: IdentityRecord) -> list[str]:
         """The strict traits on which ``a`` and ``b`` are two people: what forbids a link by a
