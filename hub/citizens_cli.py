@@ -47,7 +47,7 @@ def import_command(
         bool,
         typer.Option(
             "--batch",
-            help="initial load into an empty store: deduplicate the whole file at once (batch engine)",
+            help="batch engine: deduplicate the whole file and link it to the stored golden records at once",
         ),
     ] = False,
     actor: Actor = DEFAULT_ACTOR,
@@ -87,8 +87,11 @@ def import_command(
         rows = {
             "records": summary.records,
             "golden records created": summary.golden_records_created,
-            "linked to a golden record": summary.outcomes.get("link", 0),
+            "linked to an existing golden record": summary.outcomes.get("link", 0),
+            "linked to a new golden record": summary.outcomes.get("joined", 0),
             "review tasks": summary.review_tasks + summary.outcomes.get("review", 0),
+            "known record, changed": summary.outcomes.get("updated", 0),
+            "known record, unchanged": summary.outcomes.get("unchanged", 0),
         }
     else:
         labels = {
@@ -110,13 +113,16 @@ def _import_batch(
     citizens: Any, system: str, records: list[Any], arguments: dict[str, Any], columns: Any
 ) -> Any:
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"writing {system}", total=len(records), start=False)
+        task = progress.add_task(f"importing {system}", total=len(records), start=False)
 
         def advance(n: int) -> None:
             progress.start_task(task)
             progress.advance(task, n)
 
-        return citizens.import_batch(system, records, progress=advance, steps=True, **arguments)
+        def stage(name: str) -> None:
+            progress.update(task, description=f"{name} ({system})")
+
+        return citizens.import_batch(system, records, progress=advance, steps=True, stage=stage, **arguments)
 
 
 @app.command("explain")
