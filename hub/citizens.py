@@ -63,6 +63,8 @@ IMPORT_BATCH = 100
 # EM needs enough candidate pairs to tell matches from non-matches; below this the identity-practice
 # defaults serve until ``hub citizens estimate`` runs on a larger population.
 MIN_ESTIMATE_RECORDS = 1000
+# Records EM reads at most when estimating from the stored population (an even sample beyond).
+ESTIMATE_SAMPLE = 200_000
 # Blocks (records sharing a key) a batch compares whole; larger ones are skipped (master_data.batch).
 BATCH_MAX_BLOCK = 500
 EVENT_CLIENT = "hub:master-data"
@@ -224,19 +226,19 @@ class Citizens:
         raw: bytes,
         actor: str,
         progress: Callable[[int], None] = lambda _n: None,
+        estimate: bool = False,
     ) -> ImportSummary:
         """Load a system's export: each record is resolved as in real time (a record already
         imported is unchanged, a changed one updated). Weights are estimated from the file when
-        no model is stored yet. Commits every :data:`IMPORT_BATCH` records: an interrupted import
-        is finished by running it again."""
+        no model is stored yet, or with ``estimate`` (:meth:`_import_model`). Commits every
+        :data:`IMPORT_BATCH` records: an interrupted import is finished by running it again."""
         started = time.perf_counter()
         summary = ImportSummary(system, len(records))
+        model, summary.model = self._import_model(records, estimate=estimate, progress=False)
         with self.hub.db.connection() as connection:
             self._journal_import(connection, summary, source, raw, actor)
-            if not self._stored_model(connection) and len(records) >= MIN_ESTIMATE_RECORDS:
-                model = estimate_model(list(records), communes=self.communes)
-                self.store_model(connection, model, len(records))
-                summary.model = f"estimated from {len(records)} records"
+            if model is not None:
+                self.store_model(connection, model, model.notes.get("records", len(records)))
         self._resolve_each(records, self.matcher(), summary, actor, progress)
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
@@ -252,6 +254,7 @@ class Citizens:
         progress: Callable[[int], None] = lambda _n: None,
         steps: bool = False,
         stage: Callable[[str], None] = lambda _s: None,
+        estimate: bool = False,
     ) -> ImportSummary:
         """A system's export through the batch engine (master_data.batch), into an empty store (an
         initial load) or one that holds golden records already (another system's export): the
@@ -272,26 +275,21 @@ class Citizens:
         - Should another writer store a record, or change a golden record the batch joins, while
           the batch writes, the rest of the file is resolved record by record.
 
-        ``steps`` shows the matching steps' progress bar (stderr); ``stage`` is told what the
-        import does next (for the caller's progress display)."""
+        Weights: as :meth:`import_records` (``estimate``: see :meth:`_import_model`). ``steps``
+        shows the matching steps' progress bar (stderr); ``stage`` is told what the import does
+        next (for the caller's progress display)."""
         started = time.perf_counter()
         summary = ImportSummary(system, len(records), mode="batch")
         summary.outcomes = {"new": 0, "link": 0, "joined": 0}
         with self.hub.db.reading() as connection:
             known = self.store.known_local_ids(connection, system, [r.local_id for r in records])
         new = [record for record in records if record.local_id not in known]
-        model = None
-        with self.hub.db.reading() as connection:
-            has_model = self._stored_model(connection)
-        if not has_model and len(records) >= MIN_ESTIMATE_RECORDS:
-            stage("estimating weights")
-            model = estimate_model(list(records), communes=self.communes, progress=steps)
-            summary.model = f"estimated from {len(records)} records"
+        model, summary.model = self._import_model(records, estimate=estimate, progress=steps, stage=stage)
         with self.hub.db.connection() as connection:
             self._journal_import(connection, summary, source, raw, actor)
             if model is not None:
                 # The batch matches with the weights as stored and read back by every later resolution.
-                self.store_model(connection, model, len(records))
+                self.store_model(connection, model, model.notes.get("records", len(records)))
         if known:
             stage("known records")
             self._resolve_each(
@@ -320,7 +318,8 @@ class Citizens:
         """Match the new records against each other and the stored population, and write the
         plan; returns the records left unwritten (another writer came first: record by record)."""
         matcher = self.matcher()
-        keys = [sorted(matcher.blocking_keys(record)) for record in new]
+        stage("blocking keys")
+        keys = [sorted(found) for found in matcher.blocking_keys_of(new)]
         counts: dict[str, int] = {}
         for record_keys in keys:
             for key in record_keys:
@@ -402,6 +401,49 @@ class Citizens:
             progress(len(fresh))
         return [everything[i] for i in range(stored, len(everything)) if i not in source_ids]
 
+    def _import_model(
+        self,
+        records: Sequence[IdentityRecord],
+        *,
+        estimate: bool,
+        progress: bool,
+        stage: Callable[[str], None] = lambda _s: None,
+    ) -> tuple[MatchModel | None, str]:
+        """The weights an import estimates (EM) and stores before matching, if any, and what the
+        summary says of them.
+
+        By default, from the file when no weights are stored yet and it has at least
+        :data:`MIN_ESTIMATE_RECORDS` records (the first import of a town). With ``estimate``, from
+        the stored population (an even sample, :meth:`estimation_sample`; the stored versions of
+        the file's own records left out) and the file together: after a first import of one
+        system, whose records seldom hold one person twice, another system's export brings the
+        pairs of one person EM learns from. Too few records together is an error, before any
+        effect."""
+        if estimate:
+            keys = {record.key for record in records}
+            room = max(ESTIMATE_SAMPLE - len(records), 0)
+            stored = [r for r in self.estimation_sample(room) if r.key not in keys] if room else []
+            together = [*stored, *records]
+            if len(together) < MIN_ESTIMATE_RECORDS:
+                raise MasterDataError(
+                    f"{len(stored)} stored records and {len(records)} in the file; estimating weights "
+                    f"needs {MIN_ESTIMATE_RECORDS}",
+                    {"stored": len(stored), "file": len(records)},
+                )
+            stage("estimating weights")
+            model = estimate_model(together, communes=self.communes, progress=progress)
+            note = (
+                f"estimated from {len(together)} records ({len(stored)} stored, {len(records)} in the file)"
+            )
+            return MatchModel.from_json(model.to_json()), note
+        with self.hub.db.reading() as connection:
+            has_model = self._stored_model(connection)
+        if has_model or len(records) < MIN_ESTIMATE_RECORDS:
+            return None, "stored"
+        stage("estimating weights")
+        model = estimate_model(list(records), communes=self.communes, progress=progress)
+        return MatchModel.from_json(model.to_json()), f"estimated from {len(records)} records"
+
     def _stored_model(self, connection: Connection) -> bool:
         return bool(connection.execute(select(func.count()).select_from(MODELS)).scalar_one())
 
@@ -433,7 +475,7 @@ class Citizens:
                     summary.count(resolution.outcome)
             progress(len(batch))
 
-    def estimate(self, *, sample: int = 200_000) -> int:
+    def estimate(self, *, sample: int = ESTIMATE_SAMPLE) -> int:
         """Estimate the weights again from the stored population (current source versions), or
         from an even sample of ``sample`` of them (:meth:`estimation_sample`)."""
         records = self.estimation_sample(sample)

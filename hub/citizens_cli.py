@@ -50,6 +50,14 @@ def import_command(
             help="batch engine: deduplicate the whole file and link it to the stored golden records at once",
         ),
     ] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="estimate the match weights again (EM) from the stored records and this file together, "
+            "before matching (stored: every later resolution uses them)",
+        ),
+    ] = False,
     actor: Actor = DEFAULT_ACTOR,
     config: ConfigOption = None,
 ) -> None:
@@ -68,19 +76,19 @@ def import_command(
             errors.print(str(issue), markup=False, highlight=False)
         _fail(f"{len(exc.issues)} problem(s) in {file}; nothing was imported")
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    arguments = {"source": file.name, "raw": file.read_bytes(), "actor": actor}
-    if batch:
-        try:
+    arguments = {"source": file.name, "raw": file.read_bytes(), "actor": actor, "estimate": estimate}
+    try:
+        if batch:
             # The matching steps show their own bar (stderr) before the golden records are written.
             summary = _import_batch(citizens, system, records, arguments, columns)
-        except MasterDataError as exc:
-            _fail(exc.message)
-    else:
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task(f"importing {system}", total=len(records))
-            summary = citizens.import_records(
-                system, records, progress=lambda n: progress.advance(task, n), **arguments
-            )
+        else:
+            with Progress(*columns, console=console, transient=False) as progress:
+                task = progress.add_task(f"importing {system}", total=len(records))
+                summary = citizens.import_records(
+                    system, records, progress=lambda n: progress.advance(task, n), **arguments
+                )
+    except MasterDataError as exc:
+        _fail(exc.message)
     title = f"{file.name} ({system}): {summary.records} records, {summary.mode}"
     table = Table("outcome", "records", title=title)
     if summary.mode.startswith("batch"):

@@ -48,7 +48,7 @@ from master_data.blocking import namesake_keys, record_keys
 from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, GIVEN_NAMES, MISSING, compare
 from master_data.estimation import TF_COLUMNS
-from master_data.features import Features, normalise_record
+from master_data.features import Features, Normalised, normalise_columns, normalise_record
 from master_data.model import MatchModel
 from master_data.phonetics import phonetic
 from master_data.records import Decision, Explanation, FieldComparison, IdentityRecord
@@ -156,6 +156,13 @@ class Matcher:
     def blocking_keys(self, record: IdentityRecord) -> frozenset[str]:
         """Short strings; two records are candidates when they share one (see master_data.blocking)."""
         return frozenset(record_keys(normalise_record(record, self.communes)))
+
+    def blocking_keys_of(self, records: Sequence[IdentityRecord]) -> list[frozenset[str]]:
+        """:meth:`blocking_keys` of many records, normalised together (each distinct value once:
+        a batch's thousands of records in a fraction of the time, one at a time)."""
+        columns = normalise_columns(records, self.communes)
+        fields = [columns[name] for name in Normalised._fields]
+        return [frozenset(record_keys(Normalised(*(f[k] for f in fields)))) for k in range(len(records))]
 
     def refine(self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """Comparison levels corrected by what the population knows: two first given names that are

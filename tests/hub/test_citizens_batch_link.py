@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.citizens import Citizens
-from hub.db.master_models import GOLDEN, SOURCES, TASKS, VALUES, VERSIONS, XREFS
+from hub.db.master_models import GOLDEN, MODELS, SOURCES, TASKS, VALUES, VERSIONS, XREFS
 from hub.db.migrate import upgrade
 from hub.db.models import JOURNAL
 from hub.runtime import build_hub
@@ -328,3 +328,38 @@ def test_a_golden_record_changed_while_the_batch_writes_sends_the_rest_record_by
     ids = golden_of(hub)
     assert len([key for key in ids if key[0] == SCHOOL]) == len(records)
     assert ids[(SCHOOL, target)] == ids[(REGISTRY, expected[target])]
+
+
+def test_estimate_weights_again_from_the_stored_records_and_the_file(hub, export):
+    """`--estimate`: the weights are estimated from the stored population and the file together
+    (the registry alone holds no pair of one person to learn from), stored, and used to link; too
+    few records together is refused before any effect."""
+    small = export(
+        [{**row, "local_id": f"M-{row['local_id']}"} for row in registry_rows(100, seed=5)], "small.json"
+    )
+    assert invoke("import", "--system", REGISTRY, "--batch", str(small)).exit_code == 0
+    before = state(hub)
+    refused = invoke("import", "--system", SCHOOL, "--batch", "--estimate", str(small))
+    assert refused.exit_code == 1 and "estimating weights needs 1000" in refused.output
+    assert state(hub) == before
+
+    registry = registry_rows(600, seed=31)
+    school, expected, doubtful = school_export(registry, seed=32)
+    assert invoke("import", "--system", REGISTRY, str(export(registry, "registry.json"))).exit_code == 0
+    with hub.db.sessions() as session:
+        models = session.scalar(select(func.count()).select_from(MODELS))
+    result = invoke("import", "--system", SCHOOL, "--batch", "--estimate", str(export(school, "school.json")))
+    assert result.exit_code == 0, result.output
+    stored = 100 + len(registry)
+    assert f"estimated from {stored + len(school)} records ({stored} stored, {len(school)} in the file)" in (
+        " ".join(result.output.split())
+    )
+    with hub.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(MODELS)) == models + 1
+        assert session.scalar(select(MODELS.c.records).order_by(MODELS.c.id.desc()).limit(1)) == stored + len(
+            school
+        )
+    found = golden_of(hub)
+    certain = [local_id for local_id, n in expected.items() if n is not None and local_id not in doubtful]
+    linked = [i for i in certain if found[(SCHOOL, i)] == found[(REGISTRY, expected[i])]]
+    assert len(linked) >= 0.95 * len(certain)

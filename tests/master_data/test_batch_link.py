@@ -139,3 +139,14 @@ def test_without_stored_records_the_batch_is_the_plain_deduplication():
     alone, against = deduplicate(records, MATCHER), deduplicate_against([], [], records, MATCHER)
     assert sorted(map(sorted, alone.clusters)) == sorted(map(sorted, against.clusters))
     assert np.array_equal(alone.outcomes, against.outcomes) and against.stored == 0
+
+
+def test_blocking_keys_of_many_records_are_each_records_own():
+    """The batch indexes its new records with the keys real time computes one record at a time."""
+    records = [
+        person("ecole", "E-1"),
+        person("finances", "T-1", birth_place=None, used_name="Martin", address="12 rue des Lilas"),
+        person("ecole", "E-2", given_names=("Paul",), sex="M", phone="0611223344", email="p@example.fr"),
+        person("portal", "cit", birth_date=None, postal_code="33000"),
+    ]
+    assert MATCHER.blocking_keys_of(records) == [MATCHER.blocking_keys(r) for r in records]
