@@ -227,14 +227,12 @@ def _clusters(
     held = _anchor_links(anchors)
     # Most candidate pairs are conflicts (two members of a household), but only those inside one
     # component of the links could ever be merged: keep just these.
-    for a, b in zip(
-        [*held[:, 0].tolist(), *links[:, 0].tolist()],
-        [*held[:, 1].tolist(), *links[:, 1].tolist()],
-        strict=True,
-    ):
+    joined = np.concatenate([held, links]) if len(held) else links
+    for a, b in zip(joined[:, 0].tolist(), joined[:, 1].tolist(), strict=True):
         root_a, root_b = find(a), find(b)
         if root_a != root_b:
             parent[max(root_a, root_b)] = min(root_a, root_b)
+    del joined
     component = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
     if callable(conflicts):
         conflicts = conflicts(component)
