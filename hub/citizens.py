@@ -67,6 +67,8 @@ MIN_ESTIMATE_RECORDS = 1000
 ESTIMATE_SAMPLE = 200_000
 # Blocks (records sharing a key) a batch compares whole; larger ones are skipped (master_data.batch).
 BATCH_MAX_BLOCK = 500
+# New records whose blocking keys a batch computes at once when it reads the stored neighbourhood.
+KEY_SLICE = 5000
 EVENT_CLIENT = "hub:master-data"
 
 
@@ -318,16 +320,14 @@ class Citizens:
         """Match the new records against each other and the stored population, and write the
         plan; returns the records left unwritten (another writer came first: record by record)."""
         matcher = self.matcher()
-        stage("blocking keys")
-        keys = [sorted(found) for found in matcher.blocking_keys_of(new)]
-        counts: dict[str, int] = {}
-        for record_keys in keys:
-            for key in record_keys:
-                counts[key[:120]] = counts.get(key[:120], 0) + 1
-        named = {key for record in new for key in (record.key, *record.identifiers)}
         stage("reading stored records")
+        keys = (
+            [key for found in matcher.blocking_keys_of(new[start : start + KEY_SLICE]) for key in found]
+            for start in range(0, len(new), KEY_SLICE)
+        )
+        named = {key for record in new for key in (record.key, *record.identifiers)}
         with self.hub.db.reading() as connection:
-            around = self.store.neighbourhood(connection, counts, named, max_block=BATCH_MAX_BLOCK)
+            around = self.store.neighbourhood(connection, keys, named, max_block=BATCH_MAX_BLOCK)
         stage("matching")
         result = deduplicate_against(
             [s.record for s in around.sources],
@@ -349,7 +349,10 @@ class Citizens:
         written = 0
         for chunk, tasks in plan.chunks(IMPORT_BATCH):
             fresh = [i for members in chunk for i in plan.fresh(members)]
-            locks = {key for i in fresh for key in keys[i - stored]}
+            keys = dict(
+                zip(fresh, map(sorted, matcher.blocking_keys_of([everything[i] for i in fresh])), strict=True)
+            )
+            locks = {key for found in keys.values() for key in found}
             locks.update(lock for i in fresh for lock in identifier_lock_keys(everything[i]))
             joined = {around.golden_ids[members[0]] for members in chunk if members[0] < stored}
             with self.hub.db.connection() as connection:
@@ -366,7 +369,7 @@ class Citizens:
                     arriving = [
                         NewMember(
                             SourceVersion(source_ids[i], everything[i], now, summary.exchange_id),
-                            keys[i - stored],
+                            keys[i],
                             *plan.links[i],
                         )
                         for i in plan.fresh(members)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -645,7 +645,7 @@ class GoldenStore:
     def neighbourhood(
         self,
         connection: Connection,
-        keys: dict[str, int],
+        keys: Iterable[Collection[str]],
         identifiers: Iterable[tuple[str, str]],
         *,
         max_block: int,
@@ -653,33 +653,32 @@ class GoldenStore:
         """The stored records a batch of new records must be matched against, and only those: every
         current record of each golden record holding a record that
 
-        - shares a blocking key with the batch in a block the batch compares (``keys``: each new
-          key with the number of new records holding it; a key whose stored and new records
-          together pass ``max_block`` is skipped by the batch's blocking anyway, and is not read:
-          memory follows the file's blocks, not the population);
+        - shares a blocking key with the batch (``keys``: the new records' keys, in batches read
+          one after the other, so the caller never holds the whole file's keys), in a block of
+          fewer than ``max_block`` stored records (a larger block is skipped by the batch's
+          blocking anyway, and is not read: memory follows the file's blocks, not the population);
         - or holds or states one of ``identifiers`` (the new records' own (system, local id) and
           those they state: the "same system identifier" rule).
 
         Whole golden records, because a record joins a golden record only if none of its records
         is in conflict with it, and the golden values are derived again from all of them. Versions
         are read before the records: a golden record changed while the batch decides has another
-        version when the batch writes (:meth:`unchanged`)."""
+        version when the batch writes (:meth:`unchanged`). An empty store reads nothing more."""
         population = connection.execute(_COUNT_XREFS).scalar_one()
+        if not population:
+            return Neighbourhood([], [], {}, 0)
         ids: set[int] = set()
         small = self._small_keys_statement(connection.dialect.name, max_block)
-        wanted = sorted(keys)
-        for start in range(0, len(wanted), _KEY_CHUNK):
-            chunk = wanted[start : start + _KEY_CHUNK]
-            kept = list(connection.execute(small, {"keys": chunk}).scalars())
-            held: dict[str, list[int]] = {}
-            for part in _chunks(kept):
-                for key, source_id in connection.execute(
-                    select(KEYS.c.key, KEYS.c.source_record_id).where(KEYS.c.key.in_(part))
-                ):
-                    held.setdefault(key, []).append(source_id)
-            for key, source_ids in held.items():
-                if len(source_ids) + keys[key] <= max_block:
-                    ids.update(source_ids)
+        for batch in keys:
+            wanted = sorted({key[:120] for key in batch})
+            for start in range(0, len(wanted), _KEY_CHUNK):
+                kept = list(connection.execute(small, {"keys": wanted[start : start + _KEY_CHUNK]}).scalars())
+                for part in _chunks(kept):
+                    ids.update(
+                        connection.execute(
+                            select(KEYS.c.source_record_id).where(KEYS.c.key.in_(part))
+                        ).scalars()
+                    )
         named = sorted(set(identifiers))
         for chunk in _chunks(named):
             ids.update(connection.execute(select(XREFS.c.source_record_id).where(_key_in(chunk))).scalars())
