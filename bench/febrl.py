@@ -10,10 +10,19 @@ on the same records in the same run:
   (FEBRL 3) or linked (FEBRL 4) at match probability 0.99 as those examples do;
 - recordlinkage's ECM classifier on binary comparisons of the same columns, candidates from the
   union of its blocks.
+Beside the engine, the **product** (``hub_import``): the records go through
+``hub.citizens.Citizens.import_batch`` (what ``hub citizens import --batch`` runs) into a fresh
+SQLite store with the shipped config, and the pairs are read back from the cross-references (every
+pair of records one golden record holds). FEBRL 3: one import. FEBRL 4: data set A imported into
+the empty store (weights estimated from A, as the first import of a town does), then B linked to
+the stored golden records in a batch; ``hub_import_estimate`` imports B with ``--estimate`` (the
+weights estimated again from A and B together first); ``hub_import_rbr`` (on demand: over a
+minute) imports B record by record instead (the real-time path the batch replaces). Their
+``b_seconds`` are B's import alone.
 Precision, recall and F1 are pairwise against ALL true pairs (6,538 and 5,000): a pair blocking
 lost counts as a miss. The ``_noid`` runs drop ``soc_sec_id`` everywhere (the municipal case).
 
-    .venv/bin/python bench/febrl.py [--only febrl3,febrl4_noid] [--tools hub,splink,ecm]
+    .venv/bin/python bench/febrl.py [--only febrl3,febrl4_noid] [--tools hub,hub_import,splink,ecm]
 """
 
 from __future__ import annotations
@@ -21,7 +30,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
+import time
 import warnings
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -44,6 +56,8 @@ from bench._matching import (
     timed,
 )
 from master_data.matching import IdentityRecord, deduplicate, link
+
+TOOLS = ("hub", "hub_import", "hub_import_estimate", "splink", "ecm")  # hub_import_rbr: on demand
 
 THRESHOLD, _LOWER = shipped_thresholds()
 SPLINK_THRESHOLD = 0.99  # the documented examples cluster at 0.99
@@ -94,6 +108,58 @@ def run_hub_link(left: pd.DataFrame, right: pd.DataFrame, with_id: bool) -> set[
     a, b = to_records(left, "a", with_id), to_records(right, "b", with_id)
     result = link(a, b, upper=THRESHOLD)
     return {(a[x].local_id, b[y].local_id) for x, y in result.links.tolist()}
+
+
+# ------------------------------------------------------------------------------- hub (product)
+
+
+def run_hub_import(
+    exports: list[tuple[str, list[IdentityRecord]]],
+    record_by_record_last: bool = False,
+    estimate_last: bool = False,
+) -> tuple[set[tuple[str, str]], float]:
+    """Import each (system, records) in turn into a fresh SQLite store through the product's
+    import (batch; the last record by record, or with ``--estimate``, if asked); the pairs of
+    records the golden records hold (``system:local_id``, sorted), and the seconds of the last
+    import."""
+    from sqlalchemy import select
+
+    from bench._common import write_config
+    from hub.citizens import Citizens
+    from hub.db.master_models import XREFS
+    from hub.db.migrate import upgrade
+    from hub.runtime import build_hub
+
+    with tempfile.TemporaryDirectory(prefix="febrl-hub-") as workdir:
+        url = f"sqlite:///{workdir}/hub.db"
+        upgrade(url)
+        hub = build_hub(write_config(Path(workdir)), url=url, migrate=False)
+        try:
+            citizens = Citizens(hub)
+            seconds = 0.0
+            for k, (system, records) in enumerate(exports):
+                last = k == len(exports) - 1
+                run: Callable[..., object] = (
+                    citizens.import_records if last and record_by_record_last else citizens.import_batch
+                )
+                started = time.perf_counter()
+                estimate = last and estimate_last
+                run(system, records, source=f"{system}.json", raw=b"febrl", actor="bench", estimate=estimate)
+                seconds = time.perf_counter() - started
+            groups: dict[str, list[str]] = {}
+            with hub.db.sessions() as session:
+                for system, local_id, golden_id in session.execute(
+                    select(XREFS.c.system, XREFS.c.local_id, XREFS.c.golden_id)
+                ):
+                    groups.setdefault(golden_id, []).append(f"{system}:{local_id}")
+        finally:
+            hub.close()
+    return pairs_of_clusters(g for g in groups.values() if len(g) > 1), seconds
+
+
+def _as_product(truth: set[tuple[str, str]], left: str, right: str) -> set[tuple[str, str]]:
+    """True pairs named as the product's pairs are (``system:local_id``, sorted)."""
+    return {tuple(sorted((f"{left}:{a}", f"{right}:{b}"))) for a, b in truth}
 
 
 # ---------------------------------------------------------------------------------------- splink
@@ -246,13 +312,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", default=",".join(DATASETS), help="data sets to run (comma-separated)")
-    parser.add_argument("--tools", default="hub,splink,ecm", help="tools to run (comma-separated)")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="tools to run (comma-separated)")
     args = parser.parse_args()
     quiet_splink()
     tools = args.tools.split(",")
     note(machine_load())
     for name in args.only.split(","):
         with_id = not name.endswith("_noid")
+        product: dict[str, Callable[[], tuple[set[tuple[str, str]], float]]] = {}
         if name.startswith("febrl3"):
             frame, true_links = datasets.load_febrl3(return_links=True)
             truth = {tuple(sorted(p)) for p in true_links.tolist()}
@@ -261,6 +328,10 @@ def main() -> None:
                 "splink": partial(run_splink_dedup, frame, with_id),
                 "ecm": partial(run_ecm, frame, None, with_id),
             }
+            product["hub_import"] = partial(
+                run_hub_import, [("etat_civil", to_records(frame, "etat_civil", with_id))]
+            )
+            product_truth = _as_product(truth, "etat_civil", "etat_civil")
         else:
             left, right, true_links = datasets.load_febrl4(return_links=True)
             truth = set(true_links.tolist())
@@ -269,15 +340,32 @@ def main() -> None:
                 "splink": partial(run_splink_link, left, right, with_id),
                 "ecm": partial(run_ecm, left, right, with_id),
             }
+            exports = [
+                ("etat_civil", to_records(left, "etat_civil", with_id)),
+                ("ecole", to_records(right, "ecole", with_id)),
+            ]
+            product["hub_import"] = partial(run_hub_import, exports)
+            product["hub_import_estimate"] = partial(run_hub_import, exports, estimate_last=True)
+            product["hub_import_rbr"] = partial(run_hub_import, exports, record_by_record_last=True)
+            product_truth = _as_product(truth, "etat_civil", "ecole")
         note(f"{name}: {len(truth)} true pairs")
         for tool in tools:
-            with timed() as seconds:
-                predicted = runners[tool]()
-            precision, recall, f1 = scores(predicted, truth)
+            if tool in product:
+                with timed() as seconds:
+                    predicted, last_seconds = product[tool]()
+                precision, recall, f1 = scores(predicted, product_truth)
+            elif tool in runners:
+                with timed() as seconds:
+                    predicted = runners[tool]()
+                precision, recall, f1 = scores(predicted, truth)
+            else:
+                continue
             emit(f"{name}.{tool}.f1", f1)
             emit(f"{name}.{tool}.precision", precision)
             emit(f"{name}.{tool}.recall", recall)
             emit(f"{name}.{tool}.seconds", f"{seconds[0]:.2f}", "s")
+            if tool in product and name.startswith("febrl4"):
+                emit(f"{name}.{tool}.b_seconds", f"{last_seconds:.2f}", "s")
     note(machine_load())
 
 

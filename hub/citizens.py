@@ -33,6 +33,7 @@ from hub.master_store import (
     FOLLOWED_TASK,
     MERGED_TASK,
     GoldenStore,
+    JoiningRecords,
     MasterDataError,
     MergeResult,
     NewMember,
@@ -41,12 +42,13 @@ from hub.master_store import (
     UnknownGolden,
     explanation_json,
     golden_record,
+    identifier_lock_keys,
     record_from_json,
 )
 from hub.runtime import Hub
 from master_data.identity import CitizenIdentity
 from master_data.load_plan import plan_load
-from master_data.matching import IdentityRecord, Matcher, MatchModel, deduplicate, estimate_model
+from master_data.matching import IdentityRecord, Matcher, MatchModel, deduplicate_against, estimate_model
 from master_data.sources import from_identity
 from master_data.stewardship import Decided, ThresholdsReport, thresholds_report
 from master_data.survivorship import SourceVersion
@@ -61,6 +63,12 @@ IMPORT_BATCH = 100
 # EM needs enough candidate pairs to tell matches from non-matches; below this the identity-practice
 # defaults serve until ``hub citizens estimate`` runs on a larger population.
 MIN_ESTIMATE_RECORDS = 1000
+# Records EM reads at most when estimating from the stored population (an even sample beyond).
+ESTIMATE_SAMPLE = 200_000
+# Blocks (records sharing a key) a batch compares whole; larger ones are skipped (master_data.batch).
+BATCH_MAX_BLOCK = 500
+# New records whose blocking keys a batch computes at once when it reads the stored neighbourhood.
+KEY_SLICE = 5000
 EVENT_CLIENT = "hub:master-data"
 
 
@@ -76,7 +84,8 @@ class TaskPage:
 class ImportSummary:
     """What an import did. Record by record, ``outcomes`` counts each record's resolution
     (``new``, ``link``, ``review``, ``updated``, ``unchanged``); a batch counts ``new`` golden
-    records created, records ``link``-ed into one, and ``review_tasks``."""
+    records created, records ``link``-ed to a stored golden record, records ``joined`` to a
+    golden record the batch created, and ``review_tasks`` (plus the known records' resolutions)."""
 
     system: str
     records: int = 0
@@ -219,19 +228,19 @@ class Citizens:
         raw: bytes,
         actor: str,
         progress: Callable[[int], None] = lambda _n: None,
+        estimate: bool = False,
     ) -> ImportSummary:
         """Load a system's export: each record is resolved as in real time (a record already
         imported is unchanged, a changed one updated). Weights are estimated from the file when
-        no model is stored yet. Commits every :data:`IMPORT_BATCH` records: an interrupted import
-        is finished by running it again."""
+        no model is stored yet, or with ``estimate`` (:meth:`_import_model`). Commits every
+        :data:`IMPORT_BATCH` records: an interrupted import is finished by running it again."""
         started = time.perf_counter()
         summary = ImportSummary(system, len(records))
+        model, summary.model = self._import_model(records, estimate=estimate, progress=False)
         with self.hub.db.connection() as connection:
             self._journal_import(connection, summary, source, raw, actor)
-            if not self._stored_model(connection) and len(records) >= MIN_ESTIMATE_RECORDS:
-                model = estimate_model(list(records), communes=self.communes)
-                self.store_model(connection, model, len(records))
-                summary.model = f"estimated from {len(records)} records"
+            if model is not None:
+                self.store_model(connection, model, model.notes.get("records", len(records)))
         self._resolve_each(records, self.matcher(), summary, actor, progress)
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
@@ -246,95 +255,137 @@ class Citizens:
         actor: str,
         progress: Callable[[int], None] = lambda _n: None,
         steps: bool = False,
+        stage: Callable[[str], None] = lambda _s: None,
+        estimate: bool = False,
     ) -> ImportSummary:
-        """The initial load of a large export through the batch engine (master_data.batch): the
-        whole file is deduplicated at once (blocking, comparison and clustering as arrays), then
-        its golden records are written with the rows real-time resolution writes, by
-        :data:`IMPORT_BATCH` records per transaction (whole golden records each).
+        """A system's export through the batch engine (master_data.batch), into an empty store (an
+        initial load) or one that holds golden records already (another system's export): the
+        file's new records are deduplicated among themselves and linked to the stored population
+        at once (blocking, comparison and clustering as arrays), then written with the rows
+        real-time resolution writes, by :data:`IMPORT_BATCH` new records per transaction (whole
+        golden records each).
 
-        Only into an empty store: a batch does not match against stored records, so a file with
-        new records meets a non-empty store with :class:`MasterDataError` before any effect (import
-        it record by record). A file whose records are all known is imported record by record
-        (unchanged or updated): running the same batch import again changes nothing. Should a
-        real-time writer store a record while the batch writes, the rest of the file is resolved
-        record by record. ``steps`` shows the matching steps' progress bar (stderr)."""
+        - Records of the file already known (same system and local id) are resolved first, as the
+          record-by-record import does (``unchanged``, or ``updated``): running the same import
+          again changes nothing, and the new records then meet the current versions.
+        - The stored records read are only those the new records can meet
+          (:meth:`GoldenStore.neighbourhood`): memory follows the file, not the population.
+        - A new record joins a stored golden record with a cross-reference (``score`` or
+          ``rule:<name>`` with its probability), and the golden record gets a version per record
+          joining it, its values derived again with lineage; two stored golden records are never
+          merged (a record fitting two goes to review, as in real time).
+        - Should another writer store a record, or change a golden record the batch joins, while
+          the batch writes, the rest of the file is resolved record by record.
+
+        Weights: as :meth:`import_records` (``estimate``: see :meth:`_import_model`). ``steps``
+        shows the matching steps' progress bar (stderr); ``stage`` is told what the import does
+        next (for the caller's progress display)."""
         started = time.perf_counter()
+        summary = ImportSummary(system, len(records), mode="batch")
+        summary.outcomes = {"new": 0, "link": 0, "joined": 0}
         with self.hub.db.reading() as connection:
-            stored = connection.execute(select(func.count()).select_from(XREFS)).scalar_one()
-            known = set(
-                connection.execute(select(XREFS.c.local_id).where(XREFS.c.system == system)).scalars()
-            )
-        new = sum(1 for record in records if record.local_id not in known)
-        if stored and new:
-            raise MasterDataError(
-                f"--batch builds the golden records of an empty store (an initial load), and the store "
-                f"holds {stored} records already: {new} records of this file are new and must be matched "
-                "against them; import the file without --batch (record by record)",
-                {"stored": stored, "new": new},
-            )
-        if not new:
-            summary = self.import_records(
-                system, records, source=source, raw=raw, actor=actor, progress=progress
-            )
-            summary.mode = "record by record (every record of the file is known)"
-            return summary
-        thresholds = self.settings.thresholds
-        with self.hub.db.reading() as connection:
-            has_model = self._stored_model(connection)
-        model, model_note = None, "stored"
-        if not has_model and len(records) >= MIN_ESTIMATE_RECORDS:
-            estimated = estimate_model(list(records), communes=self.communes, progress=steps)
-            # The clustering uses the weights as stored and read back by every later resolution.
-            model, model_note = (
-                MatchModel.from_json(estimated.to_json()),
-                f"estimated from {len(records)} records",
-            )
-        matcher = (
-            Matcher(model, thresholds.upper, thresholds.lower, communes=self.communes)
-            if model is not None
-            else self.matcher()
-        )
-        result = deduplicate(records, matcher, progress=steps)
-        plan = plan_load(records, result, matcher)
-        golden_ids: dict[int, str] = {}
-        source_ids: dict[int, int] = {}
-        summary = ImportSummary(system, len(records), model=model_note, mode="batch")
-        summary.outcomes = {"new": 0, "link": 0}
+            known = self.store.known_local_ids(connection, system, [r.local_id for r in records])
+        new = [record for record in records if record.local_id not in known]
+        model, summary.model = self._import_model(records, estimate=estimate, progress=steps, stage=stage)
         with self.hub.db.connection() as connection:
             self._journal_import(connection, summary, source, raw, actor)
             if model is not None:
-                self.store_model(connection, model, len(records))
+                # The batch matches with the weights as stored and read back by every later resolution.
+                self.store_model(connection, model, model.notes.get("records", len(records)))
+        if known:
+            stage("known records")
+            self._resolve_each(
+                [r for r in records if r.local_id in known], self.matcher(), summary, actor, progress
+            )
+        if not new:
+            summary.mode = "record by record (every record of the file is known)"
+            summary.seconds = round(time.perf_counter() - started, 3)
+            return summary
+        rest = self._link_batch(new, summary, actor, progress, steps, stage)
+        if rest:
+            summary.mode = f"batch, then record by record for the last {len(rest)} records"
+            self._resolve_each(rest, self.matcher(), summary, actor, progress)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    def _link_batch(
+        self,
+        new: Sequence[IdentityRecord],
+        summary: ImportSummary,
+        actor: str,
+        progress: Callable[[int], None],
+        steps: bool,
+        stage: Callable[[str], None],
+    ) -> list[IdentityRecord]:
+        """Match the new records against each other and the stored population, and write the
+        plan; returns the records left unwritten (another writer came first: record by record)."""
+        matcher = self.matcher()
+        stage("reading stored records")
+        keys = (
+            [key for found in matcher.blocking_keys_of(new[start : start + KEY_SLICE]) for key in found]
+            for start in range(0, len(new), KEY_SLICE)
+        )
+        named = {key for record in new for key in (record.key, *record.identifiers)}
+        with self.hub.db.reading() as connection:
+            around = self.store.neighbourhood(connection, keys, named, max_block=BATCH_MAX_BLOCK)
+        stage("matching")
+        result = deduplicate_against(
+            [s.record for s in around.sources],
+            around.golden_ids,
+            new,
+            matcher,
+            max_block=BATCH_MAX_BLOCK,
+            progress=steps,
+        )
+        everything = [*(s.record for s in around.sources), *new]
+        plan = plan_load(everything, result, matcher)
+        stored = len(around.sources)
+        golden_ids: dict[int, str] = dict(enumerate(around.golden_ids))
+        source_ids: dict[int, int] = {k: s.id for k, s in enumerate(around.sources)}
+        members_of: dict[str, list[SourceVersion]] = {}
+        for k, golden_id in enumerate(around.golden_ids):
+            members_of.setdefault(golden_id, []).append(around.sources[k])
+        stage("writing")
         written = 0
         for chunk, tasks in plan.chunks(IMPORT_BATCH):
-            count = sum(len(members) for members in chunk)
-            keys = {
-                index: sorted(matcher.blocking_keys(records[index])) for members in chunk for index in members
-            }
+            fresh = [i for members in chunk for i in plan.fresh(members)]
+            keys = dict(
+                zip(fresh, map(sorted, matcher.blocking_keys_of([everything[i] for i in fresh])), strict=True)
+            )
+            locks = {key for found in keys.values() for key in found}
+            locks.update(lock for i in fresh for lock in identifier_lock_keys(everything[i]))
+            joined = {around.golden_ids[members[0]] for members in chunk if members[0] < stored}
             with self.hub.db.connection() as connection:
                 now = utcnow()
-                others, ids = self.store.reserve(connection, {k for ks in keys.values() for k in ks}, count)
-                if others != written:
-                    break  # someone else stored records meanwhile: the rest is matched against them
-                source_ids.update(zip([i for members in chunk for i in members], ids, strict=True))
-                clusters = []
+                others, ids = self.store.reserve(connection, locks, len(fresh))
+                if others != around.population + written or not self.store.unchanged(
+                    connection, {g: around.versions[g] for g in joined}
+                ):
+                    break  # someone else wrote meanwhile: the rest is matched against it
+                source_ids.update(zip(fresh, ids, strict=True))
+                clusters, joining = [], []
                 for members in chunk:
-                    golden_id = new_id()
-                    golden_ids.update((index, golden_id) for index in members)
-                    clusters.append(
-                        (
-                            golden_id,
-                            [
-                                NewMember(
-                                    SourceVersion(
-                                        source_ids[index], records[index], now, summary.exchange_id
-                                    ),
-                                    keys[index],
-                                    *plan.links[index],
-                                )
-                                for index in members
-                            ],
+                    golden_id = around.golden_ids[members[0]] if members[0] < stored else new_id()
+                    arriving = [
+                        NewMember(
+                            SourceVersion(source_ids[i], everything[i], now, summary.exchange_id),
+                            keys[i],
+                            *plan.links[i],
                         )
-                    )
+                        for i in plan.fresh(members)
+                    ]
+                    golden_ids.update((i, golden_id) for i in plan.fresh(members))
+                    if members[0] < stored:
+                        joining.append(
+                            JoiningRecords(
+                                golden_id, around.versions[golden_id], members_of[golden_id], arriving
+                            )
+                        )
+                        summary.outcomes["link"] += len(arriving)
+                    else:
+                        clusters.append((golden_id, arriving))
+                        summary.outcomes["new"] += 1
+                        summary.outcomes["joined"] += len(arriving) - 1
                 new_tasks = [
                     NewTask(
                         source_ids[task.record],
@@ -345,18 +396,56 @@ class Citizens:
                     )
                     for task in tasks
                 ]
-                self.store.write_new_golden_records(connection, clusters, new_tasks, now=now, actor=actor)
-            written += count
-            summary.outcomes["new"] += len(chunk)
-            summary.outcomes["link"] += count - len(chunk)
+                self.store.write_new_golden_records(
+                    connection, clusters, new_tasks, now=now, actor=actor, joining=joining
+                )
+            written += len(fresh)
             summary.review_tasks += len(new_tasks)
-            progress(count)
-        rest = [records[i] for i in range(len(records)) if i not in source_ids]
-        if rest:
-            summary.mode = f"batch, then record by record for the last {len(rest)} records"
-            self._resolve_each(rest, self.matcher(), summary, actor, progress)
-        summary.seconds = round(time.perf_counter() - started, 3)
-        return summary
+            progress(len(fresh))
+        return [everything[i] for i in range(stored, len(everything)) if i not in source_ids]
+
+    def _import_model(
+        self,
+        records: Sequence[IdentityRecord],
+        *,
+        estimate: bool,
+        progress: bool,
+        stage: Callable[[str], None] = lambda _s: None,
+    ) -> tuple[MatchModel | None, str]:
+        """The weights an import estimates (EM) and stores before matching, if any, and what the
+        summary says of them.
+
+        By default, from the file when no weights are stored yet and it has at least
+        :data:`MIN_ESTIMATE_RECORDS` records (the first import of a town). With ``estimate``, from
+        the stored population (an even sample, :meth:`estimation_sample`; the stored versions of
+        the file's own records left out) and the file together: after a first import of one
+        system, whose records seldom hold one person twice, another system's export brings the
+        pairs of one person EM learns from. Too few records together is an error, before any
+        effect."""
+        if estimate:
+            keys = {record.key for record in records}
+            room = max(ESTIMATE_SAMPLE - len(records), 0)
+            stored = [r for r in self.estimation_sample(room) if r.key not in keys] if room else []
+            together = [*stored, *records]
+            if len(together) < MIN_ESTIMATE_RECORDS:
+                raise MasterDataError(
+                    f"{len(stored)} stored records and {len(records)} in the file; estimating weights "
+                    f"needs {MIN_ESTIMATE_RECORDS}",
+                    {"stored": len(stored), "file": len(records)},
+                )
+            stage("estimating weights")
+            model = estimate_model(together, communes=self.communes, progress=progress)
+            note = (
+                f"estimated from {len(together)} records ({len(stored)} stored, {len(records)} in the file)"
+            )
+            return MatchModel.from_json(model.to_json()), note
+        with self.hub.db.reading() as connection:
+            has_model = self._stored_model(connection)
+        if has_model or len(records) < MIN_ESTIMATE_RECORDS:
+            return None, "stored"
+        stage("estimating weights")
+        model = estimate_model(list(records), communes=self.communes, progress=progress)
+        return MatchModel.from_json(model.to_json()), f"estimated from {len(records)} records"
 
     def _stored_model(self, connection: Connection) -> bool:
         return bool(connection.execute(select(func.count()).select_from(MODELS)).scalar_one())
@@ -389,7 +478,7 @@ class Citizens:
                     summary.count(resolution.outcome)
             progress(len(batch))
 
-    def estimate(self, *, sample: int = 200_000) -> int:
+    def estimate(self, *, sample: int = ESTIMATE_SAMPLE) -> int:
         """Estimate the weights again from the stored population (current source versions), or
         from an even sample of ``sample`` of them (:meth:`estimation_sample`)."""
         records = self.estimation_sample(sample)

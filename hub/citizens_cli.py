@@ -47,7 +47,15 @@ def import_command(
         bool,
         typer.Option(
             "--batch",
-            help="initial load into an empty store: deduplicate the whole file at once (batch engine)",
+            help="batch engine: deduplicate the whole file and link it to the stored golden records at once",
+        ),
+    ] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="estimate the match weights again (EM) from the stored records and this file together, "
+            "before matching (stored: every later resolution uses them)",
         ),
     ] = False,
     actor: Actor = DEFAULT_ACTOR,
@@ -68,27 +76,30 @@ def import_command(
             errors.print(str(issue), markup=False, highlight=False)
         _fail(f"{len(exc.issues)} problem(s) in {file}; nothing was imported")
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    arguments = {"source": file.name, "raw": file.read_bytes(), "actor": actor}
-    if batch:
-        try:
+    arguments = {"source": file.name, "raw": file.read_bytes(), "actor": actor, "estimate": estimate}
+    try:
+        if batch:
             # The matching steps show their own bar (stderr) before the golden records are written.
             summary = _import_batch(citizens, system, records, arguments, columns)
-        except MasterDataError as exc:
-            _fail(exc.message)
-    else:
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task(f"importing {system}", total=len(records))
-            summary = citizens.import_records(
-                system, records, progress=lambda n: progress.advance(task, n), **arguments
-            )
+        else:
+            with Progress(*columns, console=console, transient=False) as progress:
+                task = progress.add_task(f"importing {system}", total=len(records))
+                summary = citizens.import_records(
+                    system, records, progress=lambda n: progress.advance(task, n), **arguments
+                )
+    except MasterDataError as exc:
+        _fail(exc.message)
     title = f"{file.name} ({system}): {summary.records} records, {summary.mode}"
     table = Table("outcome", "records", title=title)
     if summary.mode.startswith("batch"):
         rows = {
             "records": summary.records,
             "golden records created": summary.golden_records_created,
-            "linked to a golden record": summary.outcomes.get("link", 0),
+            "linked to an existing golden record": summary.outcomes.get("link", 0),
+            "linked to a new golden record": summary.outcomes.get("joined", 0),
             "review tasks": summary.review_tasks + summary.outcomes.get("review", 0),
+            "known record, changed": summary.outcomes.get("updated", 0),
+            "known record, unchanged": summary.outcomes.get("unchanged", 0),
         }
     else:
         labels = {
@@ -110,13 +121,16 @@ def _import_batch(
     citizens: Any, system: str, records: list[Any], arguments: dict[str, Any], columns: Any
 ) -> Any:
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"writing {system}", total=len(records), start=False)
+        task = progress.add_task(f"importing {system}", total=len(records), start=False)
 
         def advance(n: int) -> None:
             progress.start_task(task)
             progress.advance(task, n)
 
-        return citizens.import_batch(system, records, progress=advance, steps=True, **arguments)
+        def stage(name: str) -> None:
+            progress.update(task, description=f"{name} ({system})")
+
+        return citizens.import_batch(system, records, progress=advance, steps=True, stage=stage, **arguments)
 
 
 @app.command("explain")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -59,6 +59,8 @@ from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
 # SQLite allows 32,766 host parameters per statement; PostgreSQL many more. Chunks stay well below.
 _IN_CHUNK = 500
+# Blocking keys probed per statement when a batch reads its neighbourhood (one array parameter).
+_KEY_CHUNK = 5000
 # Records a blocking key may hold and still be read in real time (master_data.max_key_records).
 MAX_KEY_RECORDS = 2000
 # The reason of a task closed because a steward answered the same question on another task: not a
@@ -134,8 +136,32 @@ class NewMember:
 
 
 @dataclass(frozen=True)
+class JoiningRecords:
+    """New source records a batch links to a stored golden record: its ``version`` and current
+    ``stored`` sources when the batch read them, and the ``members`` joining it (in file order)."""
+
+    golden_id: str
+    version: int
+    stored: Sequence[SourceVersion]
+    members: Sequence[NewMember]
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """The stored records a batch must meet (:meth:`GoldenStore.neighbourhood`): current source
+    records with their golden id (parallel lists, grouped by golden record), each golden record's
+    version when read, and the number of cross-references stored then (a batch checks before each
+    write that nobody stored one since)."""
+
+    sources: list[SourceVersion]
+    golden_ids: list[str]
+    versions: dict[str, int]
+    population: int
+
+
+@dataclass(frozen=True)
 class NewTask:
-    """A review task between two golden records a batch built (the record is the later one)."""
+    """A review task between two golden records of a batch (the record is the later one)."""
 
     source_record_id: int
     golden_id: str
@@ -162,11 +188,15 @@ class MergeResult:
     systems: list[str]
 
 
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(IdentityRecord))
+
+
 def record_json(record: IdentityRecord) -> dict[str, Any]:
     """The record as stored; ``identifiers`` as ``{system: local id}``. Fields a source did not
     give that older records never had (identifiers, updated_at) are left out, so a record stored
     before them keeps its digest (an unchanged re-import stays a no-op)."""
-    data = dataclasses.asdict(record)
+    # Field by field: ``dataclasses.asdict`` deep-copies recursively, a quarter of a batch's writing.
+    data = {name: getattr(record, name) for name in _RECORD_FIELDS}
     data["given_names"] = list(record.given_names)
     data["identifiers"] = dict(record.identifiers)
     for name in ("identifiers", "updated_at"):
@@ -205,7 +235,7 @@ class GoldenStore:
         # The system requests' citizens are resolved under: a request's source record is the
         # cross-reference (request_system, requests.citizen_ref) (see hub.citizens.resolve_request).
         self.request_system = request_system
-        self._candidates: dict[tuple[str, int, int], Select[Any]] = {}
+        self._candidates: dict[tuple[Any, ...], Select[Any]] = {}
 
     # ------------------------------------------------------------------ resolution (real time)
 
@@ -249,7 +279,7 @@ class GoldenStore:
         reads = Pipeline(connection)
         # Records that may name one another by a system identifier take turns too, even when they
         # share no blocking key: each claims its own (system, local id) and those it states.
-        self._claim(reads, [*keys, *(_identifier_lock_key(k) for k in (record.key, *record.identifiers))])
+        self._claim(reads, [*keys, *identifier_lock_keys(record)])
         known_read = reads.add(_KNOWN, {"system": record.system, "local_id": record.local_id})
         found = reads.add(self._candidate_statement(dialect), {"keys": keys}) if keys else None
         # The golden records a steward said this record is not the person of (usually none).
@@ -580,7 +610,7 @@ class GoldenStore:
         }
         return values, snapshot
 
-    # ------------------------------------------------------------------ batch (initial load)
+    # ------------------------------------------------------------------ batch (import)
 
     def reserve(self, connection: Connection, keys: Iterable[str], count: int) -> tuple[int, list[int]]:
         """Before writing a batch's golden records: take turns with real-time writers on their
@@ -601,6 +631,139 @@ class GoldenStore:
             reserved = list(range(first, first + count))
         return stored.scalar(), reserved
 
+    def known_local_ids(self, connection: Connection, system: str, local_ids: Sequence[str]) -> set[str]:
+        """Which of ``local_ids`` the store holds for ``system`` (read by primary key, in chunks)."""
+        known: set[str] = set()
+        for chunk in _chunks(local_ids):
+            known.update(
+                connection.execute(
+                    select(XREFS.c.local_id).where(XREFS.c.system == system, XREFS.c.local_id.in_(chunk))
+                ).scalars()
+            )
+        return known
+
+    def neighbourhood(
+        self,
+        connection: Connection,
+        keys: Iterable[Collection[str]],
+        identifiers: Iterable[tuple[str, str]],
+        *,
+        max_block: int,
+    ) -> Neighbourhood:
+        """The stored records a batch of new records must be matched against, and only those: every
+        current record of each golden record holding a record that
+
+        - shares a blocking key with the batch (``keys``: the new records' keys, in batches read
+          one after the other, so the caller never holds the whole file's keys), in a block of
+          fewer than ``max_block`` stored records (a larger block is skipped by the batch's
+          blocking anyway, and is not read: memory follows the file's blocks, not the population);
+        - or holds or states one of ``identifiers`` (the new records' own (system, local id) and
+          those they state: the "same system identifier" rule).
+
+        Whole golden records, because a record joins a golden record only if none of its records
+        is in conflict with it, and the golden values are derived again from all of them. Versions
+        are read before the records: a golden record changed while the batch decides has another
+        version when the batch writes (:meth:`unchanged`). An empty store reads nothing more."""
+        population = connection.execute(_COUNT_XREFS).scalar_one()
+        if not population:
+            return Neighbourhood([], [], {}, 0)
+        ids: set[int] = set()
+        small = self._small_keys_statement(connection.dialect.name, max_block)
+        for batch in keys:
+            wanted = sorted({key[:120] for key in batch})
+            for start in range(0, len(wanted), _KEY_CHUNK):
+                kept = list(connection.execute(small, {"keys": wanted[start : start + _KEY_CHUNK]}).scalars())
+                for part in _chunks(kept):
+                    ids.update(
+                        connection.execute(
+                            select(KEYS.c.source_record_id).where(KEYS.c.key.in_(part))
+                        ).scalars()
+                    )
+        named = sorted(set(identifiers))
+        for chunk in _chunks(named):
+            ids.update(connection.execute(select(XREFS.c.source_record_id).where(_key_in(chunk))).scalars())
+            stating = tuple_(STATED.c.system, STATED.c.local_id).in_([tuple(key) for key in chunk])
+            ids.update(connection.execute(select(STATED.c.source_record_id).where(stating)).scalars())
+        current = and_(
+            XREFS.c.system == SOURCES.c.system,
+            XREFS.c.local_id == SOURCES.c.local_id,
+            XREFS.c.source_record_id == SOURCES.c.id,
+        )
+        goldens: set[str] = set()
+        for chunk in _chunks(sorted(ids)):
+            goldens.update(
+                connection.execute(
+                    select(XREFS.c.golden_id)
+                    .select_from(SOURCES.join(XREFS, current))
+                    .where(SOURCES.c.id.in_(chunk))
+                ).scalars()
+            )
+        versions: dict[str, int] = {}
+        for chunk in _chunks(sorted(goldens)):
+            rows = connection.execute(
+                select(GOLDEN.c.id, GOLDEN.c.version).where(
+                    GOLDEN.c.id.in_(chunk), GOLDEN.c.status == "active"
+                )
+            )
+            versions.update((row.id, row.version) for row in rows)
+        sources: list[SourceVersion] = []
+        golden_ids: list[str] = []
+        for chunk in _chunks(sorted(versions)):
+            for row in connection.execute(
+                select(*_VERSION_COLUMNS, XREFS.c.golden_id)
+                .join(XREFS, XREFS.c.source_record_id == SOURCES.c.id)
+                .where(XREFS.c.golden_id.in_(chunk))
+                .order_by(XREFS.c.golden_id, SOURCES.c.id)
+            ):
+                sources.append(_version(row))
+                golden_ids.append(row.golden_id)
+        return Neighbourhood(sources, golden_ids, versions, population)
+
+    def _small_keys_statement(self, dialect: str, max_block: int) -> Select[Any]:
+        """Of the keys given (one array parameter), those held by fewer than ``max_block`` records,
+        each probed for its ``max_block``-th record (reading at most that many index entries)."""
+        cache_key = ("small", dialect, max_block)
+        statement = self._candidates.get(cache_key)
+        if statement is not None:
+            return statement
+        if dialect == "postgresql":
+            wanted = (
+                func.unnest(bindparam("keys", type_=ARRAY(KEYS.c.key.type)))
+                .table_valued("value")
+                .render_derived(name="wanted")
+            )
+        else:
+            wanted = func.json_each(bindparam("keys", type_=JSON)).table_valued("value").alias("wanted")
+        edge = (
+            select(KEYS.c.source_record_id)
+            .where(KEYS.c.key == wanted.c.value)
+            .order_by(KEYS.c.source_record_id)
+            .limit(1)
+            .offset(max_block - 1)
+            .scalar_subquery()
+        )
+        statement = select(wanted.c.value).where(edge.is_(None))
+        self._candidates[cache_key] = statement
+        return statement
+
+    def unchanged(self, connection: Connection, versions: dict[str, int]) -> bool:
+        """Lock these golden records (in id order, as merges do) and tell whether each is still
+        active at the version a batch read: if one was linked, updated, merged or split since,
+        the batch's decision about it may be stale."""
+        found: dict[str, Any] = {}
+        for chunk in _chunks(sorted(versions)):
+            for row in connection.execute(
+                select(GOLDEN.c.id, GOLDEN.c.status, GOLDEN.c.version)
+                .where(GOLDEN.c.id.in_(chunk))
+                .order_by(GOLDEN.c.id)
+                .with_for_update()
+            ):
+                found[row.id] = row
+        return all(
+            golden_id in found and found[golden_id].status == "active" and found[golden_id].version == version
+            for golden_id, version in versions.items()
+        )
+
     def write_new_golden_records(
         self,
         connection: Connection,
@@ -609,6 +772,7 @@ class GoldenStore:
         *,
         now: datetime,
         actor: str,
+        joining: Sequence[JoiningRecords] = (),
     ) -> None:
         """Golden records a batch built from new source records, with the rows real-time
         resolution writes when it meets the members one after the other: each member's source
@@ -616,53 +780,73 @@ class GoldenStore:
         the first, the link's rule or score after), a version per member (``created``, then
         ``source_linked``, each derived from the members so far) and the golden values of all of
         them with their lineage; then the review tasks. One round trip of writes (the commit is the
-        caller's); the ids were taken with :meth:`reserve`."""
+        caller's); the ids were taken with :meth:`reserve`.
+
+        ``joining``: new source records linked to stored golden records (checked
+        :meth:`unchanged` first), written as real time links each: its source version, keys and
+        cross-reference, and per record a version of the golden record (``source_linked``) derived
+        from its stored sources and the records linked so far; the golden values of the last."""
         writes = Pipeline(connection)
+        members = [m for _golden_id, ms in clusters for m in ms] + [m for j in joining for m in j.members]
         writes.add_many(
             _INSERT_SOURCE,
-            [
-                _source_row(m.source.record, record_digest(m.source.record), 1, m.source)
-                for _golden_id, members in clusters
-                for m in members
-            ],
+            [_source_row(m.source.record, record_digest(m.source.record), 1, m.source) for m in members],
         )
         writes.add_many(
             _INSERT_KEY,
-            [
-                {"key": key[:120], "source_record_id": m.source.id}
-                for _golden_id, members in clusters
-                for m in members
-                for key in m.keys
-            ],
+            [{"key": key[:120], "source_record_id": m.source.id} for m in members for key in m.keys],
         )
         writes.add_many(
-            _INSERT_STATED,
-            [
-                row
-                for _golden_id, members in clusters
-                for m in members
-                for row in _stated_rows(m.source.record, m.source.id)
-            ],
+            _INSERT_STATED, [row for m in members for row in _stated_rows(m.source.record, m.source.id)]
         )
-        for golden_id, members in clusters:
+        for golden_id, cluster in clusters:
             row = _golden_row(golden_id, now)
-            row["version"] = len(members)
+            row["version"] = len(cluster)
             writes.add(_INSERT_GOLDEN, row)
             writes.add_many(
                 _INSERT_XREF,
                 [
                     _xref_row(m.source.record, m.source.id, golden_id, m.link, m.probability, now)
-                    for m in members
+                    for m in cluster
                 ],
             )
             values: dict[str, Any] = {}
-            for version in range(1, len(members) + 1):
-                values, snapshot = self._snapshot([m.source for m in members[:version]])
+            for version in range(1, len(cluster) + 1):
+                values, snapshot = self._snapshot([m.source for m in cluster[:version]])
                 cause = "created" if version == 1 else "source_linked"
                 _add_version(
                     writes, golden_id, version, snapshot, _NEW_GOLDEN, now=now, cause=cause, actor=actor
                 )
             _add_values(writes, golden_id, values)
+        for join in joining:
+            writes.add_many(
+                _INSERT_XREF,
+                [
+                    _xref_row(m.source.record, m.source.id, join.golden_id, m.link, m.probability, now)
+                    for m in join.members
+                ],
+            )
+            golden = _Golden("active", None, join.version, None, None, None)
+            sources = list(join.stored)
+            for step, m in enumerate(join.members, start=1):
+                sources = sorted([*sources, m.source], key=lambda s: s.id)
+                values, snapshot = self._snapshot(sources)
+                _add_version(
+                    writes,
+                    join.golden_id,
+                    join.version + step,
+                    snapshot,
+                    golden,
+                    now=now,
+                    cause="source_linked",
+                    actor=actor,
+                )
+            writes.add(_DELETE_VALUES, {"golden_id": join.golden_id})
+            _add_values(writes, join.golden_id, values)
+            writes.add(
+                _SET_GOLDEN_VERSION,
+                {"golden_id": join.golden_id, "new_version": join.version + len(join.members), "now": now},
+            )
         writes.add_many(
             _INSERT_TASK_ROWS,
             [
@@ -1428,6 +1612,12 @@ def _golden_of(candidates: list[tuple[SourceVersion, str]], record: IdentityReco
 
 # Locks taken in the order given (unnest keeps the array's order; the caller sorts it).
 _CLAIM_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:locks AS bigint[])) AS k")
+
+
+def identifier_lock_keys(record: IdentityRecord) -> list[str]:
+    """The lock names a writer of ``record`` claims besides its blocking keys: its own (system,
+    local id) and those it states (two records naming one another take turns)."""
+    return [_identifier_lock_key(key) for key in (record.key, *record.identifiers)]
 
 
 def _identifier_lock_key(key: tuple[str, str]) -> str:

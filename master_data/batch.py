@@ -20,12 +20,13 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from master_data.blocking import candidate_pairs, key_arrays
+from master_data.arrays import sorted_unique
+from master_data.blocking import candidate_pairs, identifier_keys, key_arrays, namesake_keys
 from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, compare
 from master_data.estimation import estimate_from_features
 from master_data.features import Features
-from master_data.matcher import CONFLICT, Matcher
+from master_data.matcher import CONFLICT, RULE_PRIORITY, SAME_IDENTIFIER, Matcher
 from master_data.model import MatchModel
 from master_data.records import IdentityRecord
 
@@ -60,6 +61,9 @@ class BatchResult:
     # without a distinguishing trait: what a stored link or review task says it was decided by.
     rules: np.ndarray | None = None
     homonyms: np.ndarray | None = None
+    # Against a stored population (:func:`deduplicate_against`): the first ``stored`` indices are
+    # the stored records, each cluster holding one of them is that record's golden record.
+    stored: int = 0
 
     @property
     def links(self) -> np.ndarray:
@@ -120,13 +124,21 @@ def _prepare(
     communes: CommuneTable,
     max_block: int,
     steps: _Steps,
+    stored: int = 0,
 ) -> _Prepared:
     with steps.step("normalising"):
         features = Features.of(records, communes)
     with steps.step("blocking"):
         owners, groups = key_arrays(features)
-        i, j, stats = candidate_pairs(owners, groups, features.n, max_block=max_block, split=split)
+        stated_owners, stated_groups = identifier_keys(features)
+        if len(stated_owners):
+            owners, groups = np.concatenate([owners, stated_owners]), np.concatenate([groups, stated_groups])
+        i, j, stats = candidate_pairs(
+            owners, groups, features.n, max_block=max_block, split=split, known=stored
+        )
         del owners, groups
+        if stored:
+            i, j = _with_stored_namesakes(features, i, j, stored, max_block)
     with steps.step("comparing pairs"):
         parts = [
             compare(features, i[s : s + _SCORE_CHUNK], j[s : s + _SCORE_CHUNK])
@@ -134,6 +146,24 @@ def _prepare(
         ]
         levels = np.concatenate(parts) if parts else np.zeros((0, len(FIELDS)), dtype=np.int8)
     return _Prepared(features, i, j, levels, split, stats)
+
+
+def _with_stored_namesakes(
+    features: Features, i: np.ndarray, j: np.ndarray, stored: int, max_block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs plus the pairs of stored records sharing the identity key (birth name,
+    first given name, birth date) of a new record: whether the population holds two people under
+    that key is what real time reads among its candidates (known homonyms), and two stored records
+    are otherwise never compared again."""
+    key = namesake_keys(features)
+    new = key[stored:]
+    wanted = np.flatnonzero((key[:stored] != 0) & np.isin(key[:stored], new[new != 0]))
+    if len(wanted) < 2:
+        return i, j
+    si, sj, _ = candidate_pairs(wanted, key[wanted], features.n, max_block=max_block)
+    n = features.n
+    combined = sorted_unique(np.concatenate([i * n + j, si * n + sj]))
+    return combined // n, combined % n
 
 
 def _estimate(prepared: _Prepared, seed: int, steps: _Steps) -> MatchModel:
@@ -170,6 +200,7 @@ def _clusters(
     links: np.ndarray,
     strength: np.ndarray,
     conflicts: np.ndarray | Callable[[np.ndarray], np.ndarray],
+    anchors: np.ndarray | None = None,
 ) -> tuple[list[list[int]], np.ndarray]:
     """Clusters from the links, strongest first, refusing any merge that would put two records in
     conflict (twins, namesakes born elsewhere...) into one golden record, even through others.
@@ -179,6 +210,11 @@ def _clusters(
     a merge happen). Returns the clusters (every record in exactly one) and a mask of the links
     that were refused. Each cluster root keeps the records its members conflict with, so a merge
     checks only those.
+
+    ``anchors`` (against a stored population) gives each stored record its golden record's label
+    (-1 for a new record): the records of one golden record start as one cluster whatever their
+    conflicts (a steward or real time put them there), and a merge that would join two golden
+    records is refused (merging people is a steward's act, never a batch's).
     """
     parent = list(range(n))
 
@@ -188,12 +224,15 @@ def _clusters(
             x = parent[x]
         return x
 
+    held = _anchor_links(anchors)
     # Most candidate pairs are conflicts (two members of a household), but only those inside one
     # component of the links could ever be merged: keep just these.
-    for a, b in zip(links[:, 0].tolist(), links[:, 1].tolist(), strict=True):
+    joined = np.concatenate([held, links]) if len(held) else links
+    for a, b in zip(joined[:, 0].tolist(), joined[:, 1].tolist(), strict=True):
         root_a, root_b = find(a), find(b)
         if root_a != root_b:
             parent[max(root_a, root_b)] = min(root_a, root_b)
+    del joined
     component = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
     if callable(conflicts):
         conflicts = conflicts(component)
@@ -203,12 +242,32 @@ def _clusters(
         against.setdefault(a, []).append(b)
         against.setdefault(b, []).append(a)
     parent = list(range(n))
+    owner: dict[int, int] = {}  # root -> label of the stored golden record the cluster is
+
+    def join(root_a: int, root_b: int) -> None:
+        partners_a, partners_b = against.get(root_a), against.get(root_b)
+        parent[root_b] = root_a
+        if partners_b:
+            against[root_a] = (partners_a or []) + partners_b
+        if root_b in owner:
+            owner[root_a] = owner.pop(root_b)
+
+    for a, b in zip(held[:, 0].tolist(), held[:, 1].tolist(), strict=True):
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            join(root_a, root_b)
+    if anchors is not None:
+        for x in np.flatnonzero(anchors >= 0).tolist():
+            owner[find(x)] = int(anchors[x])
 
     refused = np.zeros(len(links), dtype=bool)
     order = np.argsort(-strength, kind="stable")
     for k, a, b in zip(order.tolist(), links[order, 0].tolist(), links[order, 1].tolist(), strict=True):
         root_a, root_b = find(a), find(b)
         if root_a == root_b:
+            continue
+        if root_a in owner and root_b in owner:
+            refused[k] = True  # two stored golden records: a steward merges them, not a batch
             continue
         partners_a, partners_b = against.get(root_a), against.get(root_b)
         if partners_a and partners_b:  # conflicts are symmetric: one side's list is enough
@@ -218,14 +277,64 @@ def _clusters(
             if any(find(p) == other_root for p in shorter):
                 refused[k] = True
                 continue
-        parent[root_b] = root_a
-        if partners_b:
-            against[root_a] = (partners_a or []) + partners_b
+        join(root_a, root_b)
     roots = np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
     order = np.argsort(roots, kind="stable")
     bounds = [0, *(np.flatnonzero(np.diff(roots[order])) + 1).tolist(), n]
     ordered = order.tolist()
     return [ordered[start:end] for start, end in pairwise(bounds) if end > start], refused
+
+
+def _anchor_links(anchors: np.ndarray | None) -> np.ndarray:
+    """Pairs (first record, other record) joining the stored records of each golden record."""
+    if anchors is None or not (anchors >= 0).any():
+        return np.zeros((0, 2), dtype=np.int64)
+    stored = np.flatnonzero(anchors >= 0)
+    order = stored[np.argsort(anchors[stored], kind="stable")]
+    labels = anchors[order]
+    starts = np.concatenate(([True], labels[1:] != labels[:-1]))
+    first = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))]
+    keep = first != order
+    return np.stack([first[keep], order[keep]], axis=1)
+
+
+def _rival_anchors(
+    pairs: np.ndarray,
+    outcomes: np.ndarray,
+    rules: np.ndarray,
+    probabilities: np.ndarray,
+    identified: np.ndarray,
+    anchors: np.ndarray,
+    stored: int,
+) -> None:
+    """A new record meeting several stored golden records decides as real time does
+    (:meth:`master_data.matcher.Matcher.decide`): identifiers first (``identified`` pairs, in hard
+    conflict or not: naming two golden records, it joins neither and a steward says which person
+    it is), then a positive rule (its golden record takes the record), then the score (two golden
+    records above the upper threshold: review). The links to the golden records not chosen become
+    review pairs (``outcomes`` changed in place)."""
+    cross = (pairs[:, 0] < stored) & (pairs[:, 1] >= stored)
+    by_record: dict[int, list[int]] = {}
+    for k in np.flatnonzero(cross & ((outcomes == 2) | identified)).tolist():
+        by_record.setdefault(int(pairs[k, 1]), []).append(k)
+    rank = {code: position for position, code in enumerate(RULE_PRIORITY)}
+    for ks in by_record.values():
+        golden = {k: int(anchors[pairs[k, 0]]) for k in ks}
+        named = {golden[k] for k in ks if identified[k]}
+        links = [k for k in ks if outcomes[k] == 2]
+        if named:
+            keep = named.pop() if len(named) == 1 else None
+        elif len({golden[k] for k in links}) <= 1:
+            continue
+        elif ruled := [k for k in links if rules[k] > 0]:
+            top = min(rank[int(rules[k])] for k in ruled)
+            tier = [k for k in ruled if rank[int(rules[k])] == top]
+            keep = golden[max(tier, key=lambda k: (probabilities[k], -k))]
+        else:
+            keep = None  # two golden records pass the upper threshold
+        for k in links:
+            if golden[k] != keep:
+                outcomes[k] = 1
 
 
 def _ambiguous(
@@ -286,19 +395,48 @@ def _ambiguous(
     return np.array(sorted(out), dtype=np.int64)
 
 
-def _conflicts_within(matcher: Matcher, features: Features, component: np.ndarray) -> np.ndarray:
+def _conflicts_within(
+    matcher: Matcher, features: Features, component: np.ndarray, identified: np.ndarray | None = None
+) -> np.ndarray:
     """Conflicting pairs among ALL pairs inside each component of the links, not only the blocked
     candidates: a namesake's records may share no key with the other person's, yet a link through
     a third record would put them in one golden record. Components larger than
-    ``_COMPONENT_LIMIT`` are left to their candidate conflicts."""
+    ``_COMPONENT_LIMIT`` are left to their candidate conflicts.
+
+    A record ``identified`` (linked by a system identifier) is also in conflict with any record
+    its strict traits say is another person, whether or not a sex is known: real time links by an
+    identifier only when no record of the golden record is in such a hard conflict with it."""
     i, j, _ = candidate_pairs(
         np.arange(features.n, dtype=np.int64), component, features.n, max_block=_COMPONENT_LIMIT
     )
     if len(i) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     levels = matcher.refine(features, i, j, compare(features, i, j))
-    rules = matcher.rules(features, i, j, levels)
-    return np.stack([i, j], axis=1)[rules == CONFLICT]
+    conflict = matcher.rules(features, i, j, levels) == CONFLICT
+    if identified is not None:
+        check = np.flatnonzero(identified[i] | identified[j])
+        if len(check):
+            hard = matcher.strict_conflicts(features, i[check], j[check], levels[check]).any(axis=1)
+            conflict[check] |= hard
+    return np.stack([i, j], axis=1)[conflict]
+
+
+def _identifier_rules(
+    matcher: Matcher, prepared: _Prepared, rules: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs naming one person by a system identifier take the rule ``SAME_IDENTIFIER`` (linked
+    whatever the score), unless a strict trait says another person whatever the sex (a child
+    stating a parent's payer id, twins stating one family id): those become conflicts that go to
+    review (never a link, never left as two unrelated people), as real time sends them. ``rules``
+    is changed in place; returns the mask of identified pairs and the indices of those to review."""
+    mask = matcher.identified(prepared.features, prepared.i, prepared.j)
+    identified = np.flatnonzero(mask)
+    if len(identified) == 0:
+        return mask, identified
+    i, j = prepared.i[identified], prepared.j[identified]
+    hard = matcher.strict_conflicts(prepared.features, i, j, prepared.levels[identified]).any(axis=1)
+    rules[identified] = np.where(hard, CONFLICT, SAME_IDENTIFIER)
+    return mask, identified[hard]
 
 
 def _run(
@@ -312,11 +450,13 @@ def _run(
     max_block: int,
     seed: int,
     progress: bool,
+    anchors: np.ndarray | None = None,
 ) -> BatchResult:
     started = time.perf_counter()
     communes = matcher.communes if matcher else (communes or default_table())
+    stored = int((anchors >= 0).sum()) if anchors is not None else 0
     with _Steps(progress, 5 if matcher is None else 4) as steps:
-        prepared = _prepare(records, split, communes, max_block, steps)
+        prepared = _prepare(records, split, communes, max_block, steps, stored)
         if matcher is None:
             matcher = Matcher(_estimate(prepared, seed, steps), upper, lower, communes=communes)
         with steps.step("scoring and deciding"):
@@ -327,15 +467,23 @@ def _run(
             )
             probabilities = matcher.model.probability(totals)
             rules = matcher.rules(prepared.features, prepared.i, prepared.j, prepared.levels)
+            identified_pairs, to_review = _identifier_rules(matcher, prepared, rules)
             known = matcher.known_homonyms(prepared.features, prepared.i, prepared.j, rules)
             homonyms = matcher.unconfirmed_homonyms(
                 prepared.features, prepared.i, prepared.j, prepared.levels, known
             )
             outcomes = matcher.outcomes(probabilities, rules, prepared.levels, adjustments, homonyms)
+            outcomes[to_review] = 1
             pairs = np.stack([prepared.i, prepared.j], axis=1)
             clusters: list[list[int]] = []
             ambiguous_records = 0
             if split is None:
+                # Two stored records were decided when they were stored (together or apart): their
+                # pairs only tell which identities the population holds twice (known homonyms).
+                both_stored = pairs[:, 1] < stored
+                outcomes[both_stored] = 0
+                if stored:
+                    _rival_anchors(pairs, outcomes, rules, probabilities, identified_pairs, anchors, stored)
                 # Cannot-link pairs: strict conflicts, and pairs the matcher compared and found
                 # as surely two people as a link must be one (probability below 1 - upper) when one
                 # record is identity-grade (the scope of conflicts, see master_data.matcher).
@@ -344,6 +492,8 @@ def _run(
                 decided_apart &= graded[prepared.i] | graded[prepared.j]
                 separated = (rules == CONFLICT) | decided_apart
                 del decided_apart
+                identified = np.zeros(len(records), dtype=bool)
+                identified[pairs[(rules == SAME_IDENTIFIER) & (outcomes == 2)].ravel()] = True
                 found: list[np.ndarray] = []
 
                 def conflicts_within(component: np.ndarray) -> np.ndarray:
@@ -351,31 +501,43 @@ def _run(
                     # there (found once: removing links only splits components)
                     inside = separated & (component[prepared.i] == component[prepared.j])
                     if not found:
-                        found.append(_conflicts_within(matcher, prepared.features, component))
+                        found.append(
+                            _conflicts_within(
+                                matcher,
+                                prepared.features,
+                                component,
+                                identified if identified.any() else None,
+                            )
+                        )
                     return np.concatenate([pairs[inside], found[0]])
 
                 strength = np.where(rules > 0, np.inf, totals)  # rules, then log-odds
                 linked = np.flatnonzero(outcomes == 2)
-                clusters, refused = _clusters(len(records), pairs[linked], strength[linked], conflicts_within)
+                clusters, refused = _clusters(
+                    len(records), pairs[linked], strength[linked], conflicts_within, anchors
+                )
                 outcomes[linked[refused]] = 1  # a steward decides between the two golden records
                 # Records as close to a golden record in conflict with theirs go to review, and the
                 # golden records are rebuilt without their links.
                 plausible = ((probabilities >= matcher.lower) & (rules != CONFLICT)) | (rules > 0)
+                plausible &= ~both_stored
                 margin = float(np.log2(matcher.upper / (1 - matcher.upper))) if matcher.upper < 1 else np.inf
                 ambiguous = _ambiguous(clusters, pairs, strength, plausible, separated, found[0], margin)
+                ambiguous = ambiguous[ambiguous >= stored]  # a stored record stays where it is
                 if len(ambiguous):
                     touched = np.isin(pairs[:, 0], ambiguous) | np.isin(pairs[:, 1], ambiguous)
                     outcomes[touched & (outcomes == 2) & (rules <= 0)] = 1
                     linked = np.flatnonzero(outcomes == 2)
                     clusters, refused = _clusters(
-                        len(records), pairs[linked], strength[linked], conflicts_within
+                        len(records), pairs[linked], strength[linked], conflicts_within, anchors
                     )
                     outcomes[linked[refused]] = 1
                 ambiguous_records = len(ambiguous)
             else:
                 pairs = pairs - np.array([0, split])
     summary: dict[str, float | int] = {
-        "records": len(records),
+        "records": len(records) - stored,
+        **({"stored_records": stored} if stored else {}),
         "candidate_pairs": len(prepared.i),
         "links": int((outcomes == 2).sum()),
         "reviews": int((outcomes == 1).sum()),
@@ -391,7 +553,7 @@ def _run(
             "[bold]summary[/]: " + ", ".join(f"{key} {value}" for key, value in summary.items())
         )
     return BatchResult(
-        pairs, probabilities, totals, outcomes, clusters, matcher.model, summary, rules, homonyms
+        pairs, probabilities, totals, outcomes, clusters, matcher.model, summary, rules, homonyms, stored
     )
 
 
@@ -444,4 +606,41 @@ def link(
         max_block=max_block,
         seed=seed,
         progress=progress,
+    )
+
+
+def deduplicate_against(
+    stored: Sequence[IdentityRecord],
+    golden: Sequence[str],
+    records: Sequence[IdentityRecord],
+    matcher: Matcher,
+    *,
+    max_block: int = 500,
+    progress: bool = False,
+) -> BatchResult:
+    """Group ``records`` into people and link them to a stored population, in one run.
+
+    ``stored`` are current source records already held by golden records (``golden``, parallel:
+    the golden id of each); every record of a golden record the new records may meet must be among
+    them (the batch checks conflicts against the whole golden record). Indices of the result count
+    over ``[*stored, *records]``: each cluster holding stored records is their golden record (two
+    golden records are never joined), the others are new people. Only pairs with a new record are
+    decided; the weights are the ``matcher``'s (a stored population has its model)."""
+    if len(golden) != len(stored):
+        raise ValueError(f"{len(golden)} golden ids for {len(stored)} stored records")
+    labels: dict[str, int] = {}
+    anchors = np.array(
+        [labels.setdefault(g, len(labels)) for g in golden] + [-1] * len(records), dtype=np.int64
+    )
+    return _run(
+        [*stored, *records],
+        None,
+        matcher,
+        upper=matcher.upper,
+        lower=matcher.lower,
+        communes=None,
+        max_block=max_block,
+        seed=1,
+        progress=progress,
+        anchors=anchors if len(stored) else None,
     )

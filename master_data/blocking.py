@@ -16,6 +16,9 @@ The rules are chosen so that each kind of noise leaves at least one key intact:
 - house number + street, both names + house number, one name + house number + postal code, one
   name + street: the birth date missing or wrong;
 - the national identifier, the e-mail and the phone (nine digits or more) as they are.
+A batch adds the system identifiers (:func:`identifier_keys`): a record's own (system, local id)
+and those it states, so that two records naming one person by an identifier are compared even
+when they share nothing else (real time reads them from ``md_stated_ids`` instead).
 Keys whose blocks grow with the whole population were left out on purpose: birth date + city (one
 town: the birth date alone), a name + house number without postal code, names alone. Streets
 enter as a CRC-32 of their normalised name, to keep keys short for the database index.
@@ -190,6 +193,39 @@ def key_arrays(features: Features) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(owners), np.concatenate(groups)
 
 
+# The rule number of identifier keys in the hashes (after RULES' own numbers).
+_IDENTIFIER_RULE = len(RULES) + 1
+
+
+def identifier_keys(features: Features) -> tuple[np.ndarray, np.ndarray]:
+    """(record index, key) pairs of the system identifiers: each identifier a record states, and
+    the record's own (system, local id) when another record states it. Two records share one when
+    one states the other's own identifier or both state the same: what the "same system
+    identifier" rule links (:meth:`master_data.matcher.Matcher.identified`). Empty when no record
+    states any (no cost for files without identifiers)."""
+    stated = features.stated
+    holders = [k for k, ids in enumerate(stated) if ids]
+    if not holders:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    codes: dict[str, int] = {}
+    owners: list[int] = []
+    values: list[int] = []
+    for k in holders:
+        for key in stated[k]:
+            owners.append(k)
+            values.append(codes.setdefault(key, len(codes) + 1))
+    for k, own in enumerate(features.strings["source"].tolist()):
+        code = codes.get(own)
+        if code is not None:
+            owners.append(k)
+            values.append(code)
+    key = np.full(len(values), _IDENTIFIER_RULE, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        hashed = _mix(_finalise(key + _GOLDEN), np.array(values, dtype=np.int64)).view(np.int64)
+    return np.array(owners, dtype=np.int64), hashed
+
+
 def namesake_keys(features: Features) -> np.ndarray:
     """Per record, a 64-bit hash of its identity key: birth name, first given name and full birth
     date (0 when a part is missing or the date is a placeholder). Two people share it only as
@@ -224,11 +260,15 @@ def candidate_pairs(
     *,
     max_block: int = 500,
     split: int | None = None,
+    known: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Distinct pairs (i < j) of the ``n`` records sharing a key (``groups[k]`` is a key of record
     ``owners[k]``).
 
-    With ``split`` (a link between two sides), only pairs with i < split <= j are kept. Keys shared
+    With ``split`` (a link between two sides), only pairs with i < split <= j are kept. With
+    ``known``, pairs of two of the first ``known`` records are left out (records already stored
+    together or apart: a batch against a stored population compares only pairs with a new record).
+    Keys shared
     by more than ``max_block`` records (a placeholder e-mail, a shared switchboard number) are
     skipped and counted in the returned statistics, so one bad value cannot make the cost quadratic.
     """
@@ -253,6 +293,8 @@ def candidate_pairs(
             keep = i != j
             if split is not None:
                 keep &= (i < split) & (j >= split)
+            if known:
+                keep &= j >= known
             chunks.append(i[keep] * n + j[keep])
     combined = sorted_unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.int64)
     stats["pairs"] = len(combined)

@@ -146,9 +146,17 @@ def normalise_columns(
     columns["trusted_nir"] = [
         (trusted_nir(r.nir, r.sex, r.birth_date) or "") if r.nir else "" for r in records
     ]
-    columns["source"] = [f"{r.system}\x1f{r.local_id}" for r in records]
+    columns["source"] = [source_key(r.system, r.local_id) for r in records]
     columns["system"] = [r.system for r in records]
+    # Other systems' identifiers each record states, in the form of ``source`` (the "same system
+    # identifier" rule compares one record's statements with the other's own key).
+    columns["stated"] = [tuple(source_key(*key) for key in r.identifiers) for r in records]
     return columns
+
+
+def source_key(system: str, local_id: str) -> str:
+    """A (system, local id) as one string: a record's own key, or one it states."""
+    return f"{system}\x1f{local_id}"
 
 
 def _transpose(rows: list[tuple], width: int) -> tuple[list, ...]:
@@ -230,6 +238,7 @@ class Features:
             self.strings[column] = np.array(values, dtype=object)
             self.codes[column] = vocabulary.encode(values)
         self.given = columns["given"]
+        self.stated: list[tuple[str, ...]] = columns["stated"]
         # First letters (as code points, 0 when absent) of the names a swap may cross.
         self.initials = {
             column: np.fromiter((ord(v[0]) if v else 0 for v in columns[column]), np.int32, self.n)

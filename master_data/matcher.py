@@ -48,13 +48,17 @@ from master_data.blocking import namesake_keys, record_keys
 from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, GIVEN_NAMES, MISSING, compare
 from master_data.estimation import TF_COLUMNS
-from master_data.features import Features, normalise_record
+from master_data.features import Features, Normalised, normalise_columns, normalise_record
 from master_data.model import MatchModel
 from master_data.phonetics import phonetic
 from master_data.records import Decision, Explanation, FieldComparison, IdentityRecord
 
 # Rule codes of :meth:`Matcher.rules`, in priority order (positive ones link whatever the score).
 NO_RULE, SAME_SYSTEM_ID, SAME_NIR, SAME_PIVOT, CONFLICT = 0, 1, 2, 3, -1
+# The batch's code of a pair linked by a system identifier (:meth:`Matcher.identified`). Real time
+# decides identifiers before every other rule (:meth:`Matcher.decide`); a batch ranks them first
+# too (:data:`RULE_PRIORITY`). Not in RULE_NAMES: that rule is checked against the golden record.
+SAME_IDENTIFIER = 4
 # At or below this weight of "both records from one system", two records of one system under one
 # identity key are taken for two people (Matcher.known_homonyms).
 SYSTEM_HOMONYM_WEIGHT = -2.0
@@ -66,6 +70,9 @@ RULE_NAMES = {SAME_SYSTEM_ID: "same_system_id", SAME_NIR: "same_nir", SAME_PIVOT
 # Explanation rule of a link by a stated system identifier, and of identifiers naming two golden records.
 IDENTIFIER_RULE = "same_identifier"
 IDENTIFIERS_CONFLICT = "conflict:identifiers"
+# Positive rule codes, strongest first, and the name a cross-reference records for each.
+RULE_PRIORITY = (SAME_IDENTIFIER, SAME_SYSTEM_ID, SAME_NIR, SAME_PIVOT)
+LINK_RULE_NAMES = {**RULE_NAMES, SAME_IDENTIFIER: IDENTIFIER_RULE}
 STRICT_TRAITS = ("given_names", "birth_date", "birth_place", "sex")
 # Traits a household shares: they cannot tell a mother from her daughter or twins apart.
 HOUSEHOLD_TRAITS = ("address", "postal_code", "city", "phone", "email")
@@ -149,6 +156,13 @@ class Matcher:
     def blocking_keys(self, record: IdentityRecord) -> frozenset[str]:
         """Short strings; two records are candidates when they share one (see master_data.blocking)."""
         return frozenset(record_keys(normalise_record(record, self.communes)))
+
+    def blocking_keys_of(self, records: Sequence[IdentityRecord]) -> list[frozenset[str]]:
+        """:meth:`blocking_keys` of many records, normalised together (each distinct value once:
+        a batch's thousands of records in a fraction of the time, one at a time)."""
+        columns = normalise_columns(records, self.communes)
+        fields = [columns[name] for name in Normalised._fields]
+        return [frozenset(record_keys(Normalised(*(f[k] for f in fields)))) for k in range(len(records))]
 
     def refine(self, features: Features, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """Comparison levels corrected by what the population knows: two first given names that are
@@ -273,6 +287,24 @@ class Matcher:
             else:
                 conflicting[:, column] = np.isin(levels[:, k], list(CONFLICT_LEVELS[FIELDS[k].name]))
         return conflicting
+
+    @staticmethod
+    def identified(features: Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Per pair: the two records name one person by a system identifier (one states the
+        other's own (system, local id), or both state the same one), as
+        :meth:`IdentityRecord.identifies` says for one pair. Only pairs where a record states
+        something are looked at (usually few)."""
+        out = np.zeros(len(i), dtype=bool)
+        stated = features.stated
+        if not any(stated):
+            return out
+        states = np.fromiter((bool(s) for s in stated), dtype=bool, count=features.n)
+        source = features.strings["source"]
+        check = np.flatnonzero(states[i] | states[j])
+        for k, x, y in zip(check.tolist(), i[check].tolist(), j[check].tolist(), strict=True):
+            mine, theirs = stated[x], stated[y]
+            out[k] = source[y] in mine or source[x] in theirs or not set(mine).isdisjoint(theirs)
+        return out
 
     def hard_conflicts(self, a: IdentityRecord, b: IdentityRecord) -> list[str]:
         """The strict traits on which ``a`` and ``b`` are two people: what forbids a link by a

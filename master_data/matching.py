@@ -7,13 +7,14 @@
 - :class:`Matcher`: ``blocking_keys`` (what the store indexes), ``explain`` (one pair, field by
   field, symmetric), ``decide`` (one incoming record against its candidates: link, review or new)
   (master_data.matcher);
-- :func:`estimate_model`, :func:`deduplicate`, :func:`link`: whole imports, vectorised, with a
-  progress bar and a summary (master_data.batch).
+- :func:`estimate_model`, :func:`deduplicate`, :func:`link`, :func:`deduplicate_against` (a file
+  against a stored population): whole imports, vectorised, with a progress bar and a summary
+  (master_data.batch).
 """
 
 from __future__ import annotations
 
-from master_data.batch import BatchResult, deduplicate, estimate_model, link
+from master_data.batch import BatchResult, deduplicate, deduplicate_against, estimate_model, link
 from master_data.matcher import Matcher
 from master_data.model import MatchModel, ModelError
 from master_data.records import Decision, Explanation, FieldComparison, IdentityRecord
@@ -28,6 +29,7 @@ __all__ = [
     "Matcher",
     "ModelError",
     "deduplicate",
+    "deduplicate_against",
     "estimate_model",
     "link",
 ]

@@ -1,6 +1,7 @@
 """`hub citizens import --batch`: an initial load through the batch engine, written as real-time
-resolution writes it (same tables, lineage, versions), idempotent, refused when it cannot be
-right, and agreeing with the record-by-record import."""
+resolution writes it (same tables, lineage, versions), idempotent, matching a file against what is
+stored when the store is not empty, and agreeing with the record-by-record import
+(tests/hub/test_citizens_batch_link.py: a second system's export)."""
 
 from __future__ import annotations
 
@@ -241,16 +242,17 @@ def test_batch_initial_load_writes_what_the_matcher_decides_with_lineage_and_rer
     assert state(hub) == before
 
 
-def test_batch_refuses_to_match_against_a_stored_population_and_bad_input_leaves_nothing(export, hub):
-    rows, _truth = population(60, 10, seed=3)
-    first, second = export(rows[:40], "first.json"), export(rows[40:], "second.json")
+def test_batch_into_a_populated_store_matches_the_file_against_it_and_bad_input_leaves_nothing(
+    export, hub, tmp_path, monkeypatch
+):
+    """The rest of an export after its first part: its records are matched against the stored
+    ones (a duplicate split across the two parts is found), as record by record would."""
+    rows, truth = population(300, 60, seed=3, namesakes=None)
+    first, second = export(rows[:150], "first.json"), export(rows[150:], "second.json")
     assert invoke("import", "--system", "finances", str(first)).exit_code == 0
     with hub.db.sessions() as session:
         journaled = session.scalar(select(func.count()).select_from(JOURNAL))
     before = state(hub)
-    refused = invoke("import", "--system", "finances", "--batch", str(second))
-    assert refused.exit_code == 1
-    assert "empty store" in refused.output and "without --batch" in refused.output
     unknown = invoke("import", "--system", "mairie-annexe", "--batch", str(second))
     assert unknown.exit_code == 1 and "unknown system 'mairie-annexe'" in unknown.output
     broken = export([{"local_id": "X-1", "birth_date": "14/03/1985"}], "broken.json")
@@ -259,8 +261,26 @@ def test_batch_refuses_to_match_against_a_stored_population_and_bad_input_leaves
     assert state(hub) == before
     with hub.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(JOURNAL)) == journaled
-    # Record by record, the rest of the file is matched against the stored population.
-    assert invoke("import", "--system", "finances", str(second)).exit_code == 0
+
+    result = invoke("import", "--system", "finances", "--batch", str(second))
+    assert result.exit_code == 0, result.output
+    assert "linked to an existing golden record" in result.output
+    batch = partition(hub)
+    split = [
+        group for group in batch if {i in {r["local_id"] for r in rows[:150]} for i in group} == {True, False}
+    ]
+    assert split  # duplicates across the two parts were linked
+    assert [g for g in batch if len({truth[i] for i in g}) > 1] == []  # never two people
+    url = f"sqlite:///{tmp_path / 'one-by-one.db'}"
+    upgrade(url)
+    monkeypatch.setenv("HUB_DATABASE_URL", url)
+    for path in (first, second):
+        assert invoke("import", "--system", "finances", str(path)).exit_code == 0
+    built = build_hub(CONFIG, url=url, migrate=False)
+    try:
+        assert partition(built) == batch
+    finally:
+        built.close()
 
 
 def test_batch_and_record_by_record_imports_make_the_same_golden_records(export, hub, tmp_path, monkeypatch):
