@@ -18,6 +18,8 @@ from connectors.exchange import CallContext
 
 DocumentType = Literal["justificatif", "acte", "courrier", "decision", "autre"]
 FILING_FIELDS = ("title", "type", "filename")
+# The operation a filing is journaled under (the hub looks for its rows when a worker was lost).
+FILE_OPERATION = "FileDocument"
 
 
 class GedConnector:
@@ -25,7 +27,7 @@ class GedConnector:
 
     DATA_CATEGORIES: ClassVar[dict[str, tuple[str, ...]]] = {
         # A filed document may be anything a citizen attached: an identity card, a payslip.
-        "FileDocument": ("identite", "documents_justificatifs"),
+        FILE_OPERATION: ("identite", "documents_justificatifs"),
         "RetrieveDocument": (),  # the document reference only
         "GetDocument": (),
         "SearchDocuments": ("identite",),  # criteria may name the citizen's reference
@@ -84,7 +86,7 @@ class GedConnector:
         if request_ref or context.request_id:
             metadata["request_ref"] = request_ref or context.request_id or ""
         return self.adapter.upload(
-            "FileDocument", content, metadata, context, filename=filename, content_type=content_type
+            FILE_OPERATION, content, metadata, context, filename=filename, content_type=content_type
         )
 
     def file(

@@ -32,7 +32,8 @@ class Claim:
     first_failure_at: datetime | None
     leased_until: float  # time.monotonic() by which the lease surely still holds
     # The token of an earlier claim that never released the message (its worker died or lost its
-    # database mid-step): a call of this step may have left without its journal row.
+    # database mid-flow): the call at the checkpointed step may have left without its journal row
+    # (the runner reads the journal to find out).
     interrupted: str | None = None
 
 

@@ -1,9 +1,17 @@
 """Runs one request's flow, step by step, from where its outbox message says it stands.
 
-Progress is checkpointed (step index, saved results, status, timeline) under the message's claim
-token after every step that had an effect, so a worker killed mid-flow leaves a message that the
-next worker resumes at the step that was running; that step's call carries the same idempotency
-key (request id + step id), so the back-end makes its effect once.
+Progress (step index, saved results, status, timeline) is checkpointed under the message's claim
+token before a call leaves whenever the outbox does not name that call's step yet: the outbox's
+step is then always the one call a worker of the message may have in flight. Such a checkpoint
+replaces the one that used to follow each call, so a flow writes no more of them than before.
+
+A worker killed mid-flow leaves its message claimed; the claim that takes over (``interrupted``)
+re-runs from that step, and at the first call it reaches (the lost one's, since the steps between
+read only the saved document) looks in the journal for that call's end written since the
+checkpoint. Found, the lost worker died between calls and nothing is reported; not found, the call
+may have reached the system without a journal row, and it is journaled ``interrupted`` under its own
+system, operation and step before being made again with the same idempotency key (request id +
+step id), so the back-end makes its effect once.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
+from connectors.ged import FILE_OPERATION
 from hub.checkpoint import Checkpoint, save_checkpoint
 from hub.citizens import Citizens
-from hub.db.models import REQUESTS, utcnow
+from hub.db.models import JOURNAL, REQUESTS, utcnow
 from hub.flows import SETTABLE, CallSpec, FileDocumentSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed, mask
 from hub.mapping.conditions import describe
@@ -54,6 +63,7 @@ class _Progress:
     context: dict[str, Any]
     target_system: str | None
     leased_until: float = 0.0  # time.monotonic() by which this run's lease surely holds
+    durable: int = -1  # the step the outbox holds for this claim: the claimed one, then checkpoints'
     events: list[_Event] = field(default_factory=list)
     golden_id: str | None = None  # the citizen's, when found by a read: written with the checkpoint
 
@@ -70,8 +80,11 @@ class _Run:
     context: CallContext
     document: dict[str, Any]  # what mappings and conditions read; ``steps`` is progress.context
     progress: _Progress
-    # The claimed step's call, when an earlier delivery was lost during it: its next call journals
-    # the lost attempt first (once).
+    # The claim this one replaced without its release (a worker lost mid-flow), until the run
+    # reaches its first call and finds out whether that claim had it in flight.
+    lost_claim: str | None = None
+    since: datetime | None = None  # when the outbox last moved: the lost claim's rows come after
+    # The call an earlier delivery lost in flight: its next call journals that attempt first (once).
     interrupted_step: Step | None = None
 
 
@@ -111,24 +124,14 @@ class FlowRunner:
             golden_id=snapshot["golden_id"],
             previous_attempts=claim.attempts,
         )
-        interrupted_step = _interrupted_call(flow, claim)
-        if interrupted_step is not None:
-            context = replace(context, previous_attempts=claim.attempts + 1)  # the lost one
-            log.warning(
-                "request %s: claim %s was lost during step %s; its call may have been made",
-                claim.request_id,
-                claim.interrupted,
-                interrupted_step.id,
-            )
         progress = _Progress(
             claim.step,
             snapshot["status"],
             dict(snapshot["steps"]),
             snapshot["target_system"],
             claim.leased_until,
+            durable=claim.step,
         )
-        if interrupted_step is not None:
-            progress.event(interrupted_step.id, "interrupted", "worker lost during this step; made again")
         if progress.status == "received":
             progress.status = "processing"
             progress.event("processing", "ok", f"worker {claim.token.split('/')[0]}")
@@ -158,7 +161,8 @@ class FlowRunner:
                 document["golden"] = {"id": golden_id}
                 if flow.reads_identifiers:
                     document["golden"]["identifiers"] = self.citizens.identifiers(golden_id)
-            return self._run(_Run(flow, claim, context, document, progress, interrupted_step))
+            run = _Run(flow, claim, context, document, progress, claim.interrupted, snapshot["updated_at"])
+            return self._run(run)
         except _Rescheduled as wait:
             return self._checkpoint(claim, progress, available_at=wait.at)
         except _Finished:
@@ -194,28 +198,67 @@ class FlowRunner:
                 progress.event(step.id, "skipped", f"not met: {describe(step.when)}")
                 progress.step += 1  # written with the next checkpoint: skipping has no effect to redo
                 continue
+            outbound = _outbound(step)
+            if outbound is not None:
+                self._before_call(run, step, *outbound)
             result: Any = None
-            effect = True
             if step.map is not None:
                 result = flow.mappings[step.map.mapping].apply(run.document)
-                effect = False
             elif step.call is not None:
                 result = self._call(run, step, step.call)
             elif step.set_status is not None:
                 progress.status = _status(flow, step, run.document)
-                progress.event(step.id, "ok", f"status {progress.status}")
-                effect = False  # written with the next checkpoint, with its own time
+                progress.event(step.id, "ok", f"status {progress.status}")  # written with the next checkpoint
             elif step.wait_until is not None:
                 result = self._wait(run, step, step.wait_until)
-                effect = False  # a poll reads; redoing it after a crash changes nothing
             elif step.file_document is not None:
                 result = self._file(run, step, step.file_document)
             if step.save_as:
                 progress.context[step.save_as] = result
             progress.step += 1
-            if effect and progress.step < len(flow.steps) and self._checkpoint(run.claim, progress) == "lost":
-                raise _LeaseLost()
         return self._checkpoint(run.claim, progress, done=True)
+
+    def _before_call(self, run: _Run, step: Step, system: str, operation: str) -> None:
+        """Make the outbox name this call before it leaves (one checkpoint, unless it already does):
+        whoever takes the message over from a lost worker then knows which call may be in flight.
+
+        The first call of a claim that took over first settles the lost claim's: it is the call at
+        the step the outbox names (any later one would have moved it). This claim then checkpoints
+        whatever the outbox holds, so that its own call, if it is lost in turn, is told apart from
+        the lost claim's by the time of that checkpoint."""
+        progress = run.progress
+        mark = progress.step != progress.durable
+        if run.lost_claim is not None:
+            lost, run.lost_claim = run.lost_claim, None
+            if not self._ended_since(run, system, operation):
+                run.interrupted_step = step
+                progress.event(step.id, "interrupted", f"worker lost during {system}.{operation}; made again")
+                log.warning(
+                    "request %s: claim %s was lost during %s.%s (step %s); it may have reached the system",
+                    run.claim.request_id,
+                    lost,
+                    system,
+                    operation,
+                    step.id,
+                )
+            mark = True
+        if mark and self._checkpoint(run.claim, progress) == "lost":
+            raise _LeaseLost()
+
+    def _ended_since(self, run: _Run, system: str, operation: str) -> bool:
+        """Whether the journal holds this call's end (an answer or a permanent error) written since
+        the outbox last moved: the lost worker made the call and died before its next checkpoint,
+        with no call in flight. A failed attempt, a refusal or an ``interrupted`` row is no end: the
+        gateway, or a claim before this one, may have sent the call again after it."""
+        params = {
+            "request_id": run.claim.request_id,
+            "system": system,
+            "operation": operation,
+            "since": run.since,
+        }
+        with self.hub.db.reading() as connection:
+            outcome = connection.execute(_LAST_OUTCOME, params).scalar()
+        return outcome in _CALL_ENDED
 
     def _call(self, run: _Run, step: Step, call: CallSpec) -> Any:
         answer = self._send(run, step, call)
@@ -385,10 +428,25 @@ class FlowRunner:
         progress.events.clear()
         if outcome == "running":
             progress.leased_until = renewed_at + lease_s
+            progress.durable = progress.step
         return outcome
 
 
 _READ_REQUEST = select(REQUESTS).where(REQUESTS.c.id == bindparam("id"))
+# The outcome of a request's last journaled attempt of one operation since a time.
+_LAST_OUTCOME = (
+    select(JOURNAL.c.outcome)
+    .where(
+        JOURNAL.c.request_id == bindparam("request_id"),
+        JOURNAL.c.direction == "outbound",
+        JOURNAL.c.system == bindparam("system"),
+        JOURNAL.c.operation == bindparam("operation"),
+        JOURNAL.c.at >= bindparam("since", type_=JOURNAL.c.at.type),
+    )
+    .order_by(JOURNAL.c.id.desc())
+    .limit(1)
+)
+_CALL_ENDED = frozenset({"ok", "permanent_error"})
 
 
 class _Finished(Exception):
@@ -435,18 +493,20 @@ def _keyed(run: _Run, step: Step) -> CallContext:
     keyed = replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
     if step is run.interrupted_step:
         run.interrupted_step = None
-        keyed = replace(keyed, interrupted=True)
+        # the lost attempt comes after the earlier deliveries' attempts, this one after it
+        keyed = replace(keyed, interrupted=True, previous_attempts=keyed.previous_attempts + 1)
     return keyed
 
 
-def _interrupted_call(flow: Flow, claim: Claim) -> Step | None:
-    """The claimed step, if it calls a system and an earlier claim never released the message
-    (its worker died, or lost the database, during the step)."""
-    if claim.interrupted is None or claim.step >= len(flow.steps):
-        return None
-    step = flow.steps[claim.step]
-    calls = step.call is not None or step.wait_until is not None or step.file_document is not None
-    return step if calls else None
+def _outbound(step: Step) -> tuple[str, str] | None:
+    """The system and operation a step sends to (as the journal names them), if it calls one."""
+    if step.call is not None:
+        return step.call.system, step.call.operation
+    if step.wait_until is not None:
+        return step.wait_until.system, step.wait_until.operation
+    if step.file_document is not None:
+        return step.file_document.system, FILE_OPERATION
+    return None
 
 
 def _document_bytes(flow: Flow, step: Step, spec: FileDocumentSpec, document: dict[str, Any]) -> bytes:
@@ -479,6 +539,7 @@ def _snapshot(request: Row[Any]) -> dict[str, Any]:
         "citizen_ref": request.citizen_ref,
         "golden_id": request.golden_id,
         "target_system": request.target_system,
+        "updated_at": request.updated_at,
         "steps": dict(request.context or {}),
         "citizen": body.get("citizen", {}),
         "data": body.get("data", {}),

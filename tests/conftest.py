@@ -185,12 +185,15 @@ def sample(name: str) -> dict:
 
 
 @contextlib.contextmanager
-def worker_process(database_url: str, config: Path) -> Iterator[subprocess.Popen]:
+def worker_process(
+    database_url: str, config: Path, *, module: str = "hub.cli", env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
     """``hub worker`` in its own process, as operators run it, for tests that kill it mid-flow;
-    killed at the end if the test left it running."""
-    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(config)}
+    killed at the end if the test left it running. ``module`` runs a wrapper of it instead
+    (``tests.hub.paused_worker``), with ``env`` added to the environment."""
+    env = {**os.environ, **(env or {}), "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(config)}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "worker"],
+        [sys.executable, "-m", module, "worker"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from hub.db.models import JournalEntry, OutboxMessage, Request
@@ -24,24 +27,145 @@ def short_lease_config(tmp_path: Path) -> Path:
     return hub_yaml
 
 
-def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(
-    live_api, sandbox, tmp_path, database_url
+@dataclass(frozen=True)
+class Kill:
+    """Where the worker is killed in the shipped birth-certificate flow, and what must follow."""
+
+    knobs: dict[str, float]  # latency per system while the doomed worker runs
+    after: str | None  # kill inside the slow call after this operation's answer is journaled
+    # (None: once the message is claimed)
+    pause_before_step: int | None  # the worker stops dead before the checkpoint to this step
+    journal: list[tuple[str, str, str | None, int]]  # outbound (operation, outcome, error, attempt)
+    timeline: list[tuple[str, str]]
+
+
+BEFORE = [("received", "ok"), ("processing", "ok")]
+KILLS = {
+    "during the first call": Kill(
+        {"etat_civil": 2000},
+        None,
+        None,
+        [
+            ("RequestActCopy", "interrupted", "WORKER_LOST", 1),
+            ("RequestActCopy", "ok", None, 2),
+            ("GetActRequestStatus", "ok", None, 1),
+            ("FileDocument", "ok", None, 1),
+        ],
+        # the lost worker wrote no checkpoint: the survivor's run is the whole timeline
+        [
+            *BEFORE,
+            ("request-copy", "interrupted"),
+            ("request-copy", "ok"),
+            ("submitted", "ok"),
+            ("wait-issued", "ok"),
+            ("file-issued-act", "ok"),
+            ("completed", "ok"),
+        ],
+    ),
+    "during a status poll": Kill(
+        {"etat_civil": 2000},
+        "RequestActCopy",
+        None,
+        [
+            ("RequestActCopy", "ok", None, 1),
+            ("GetActRequestStatus", "interrupted", "WORKER_LOST", 1),
+            ("GetActRequestStatus", "ok", None, 2),
+            ("FileDocument", "ok", None, 1),
+        ],
+        [
+            *BEFORE,
+            ("request-copy", "ok"),
+            ("submitted", "ok"),
+            ("wait-issued", "interrupted"),
+            ("wait-issued", "ok"),
+            ("file-issued-act", "ok"),
+            ("completed", "ok"),
+        ],
+    ),
+    "during the GED filing after a finished wait": Kill(
+        {"ged": 3000},
+        "GetActRequestStatus",
+        None,
+        [
+            ("RequestActCopy", "ok", None, 1),
+            ("GetActRequestStatus", "ok", None, 1),  # not polled again: the wait's answer was kept
+            ("FileDocument", "interrupted", "WORKER_LOST", 1),
+            ("FileDocument", "ok", None, 2),
+        ],
+        [
+            *BEFORE,
+            ("request-copy", "ok"),
+            ("submitted", "ok"),
+            ("wait-issued", "ok"),
+            ("file-issued-act", "interrupted"),
+            ("file-issued-act", "ok"),
+            ("completed", "ok"),
+        ],
+    ),
+    "between two calls": Kill(
+        {},
+        None,
+        2,  # RequestActCopy answered and journaled, the status poll not sent
+        [
+            ("RequestActCopy", "ok", None, 1),
+            ("RequestActCopy", "ok", None, 1),  # made again with the same key: one act
+            ("GetActRequestStatus", "ok", None, 1),
+            ("FileDocument", "ok", None, 1),
+        ],
+        # no call was in flight: nothing interrupted (the lost worker's events were never written)
+        [
+            *BEFORE,
+            ("request-copy", "ok"),
+            ("submitted", "ok"),
+            ("wait-issued", "ok"),
+            ("file-issued-act", "ok"),
+            ("completed", "ok"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("where", list(KILLS))
+def test_a_worker_killed_anywhere_in_the_flow_leaves_the_lost_call_journaled_once(
+    where, live_api, sandbox, tmp_path, database_url
 ):
+    """kill -9 of a ``hub worker`` at each kind of step of the shipped birth-certificate flow: the
+    survivor journals the call that was in flight, and only that one, under its own operation and
+    step, with the digest of the message it sends again; the request completes once, with one act
+    at the registry and one document in the GED."""
+    kill = KILLS[where]
     config = short_lease_config(tmp_path)
+    body = sample("01-lefevre-copie-integrale")
+    body["data"]["delivery"] = "espace_citoyen"  # the flow's every step kind, the GED filing too
     with live_api.client() as client:
-        request_id = client.post("/v1/requests", json=sample("05-garcia-lopez-ne-a-l-etranger")).json()["id"]
-    # The registry answers slowly: the worker is killed while its RequestActCopy is in flight.
-    sandbox.knobs["etat_civil"].update({"latency_ms": 2000})
-    with worker_process(database_url, config) as worker:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not _claimed(live_api.hub, request_id):
-            time.sleep(0.05)
-        assert _claimed(live_api.hub, request_id), worker.stderr.read1().decode() if worker.poll() else ""
-        time.sleep(0.5)  # inside the slow call
+        request_id = client.post("/v1/requests", json=body).json()["id"]
+    for system, latency in kill.knobs.items():
+        sandbox.knobs[system].update({"latency_ms": latency})
+    flag = tmp_path / "paused"
+    wrapper = {}
+    if kill.pause_before_step is not None:
+        wrapper = {
+            "module": "tests.hub.paused_worker",
+            "env": {
+                "HUB_TEST_PAUSE_BEFORE_STEP": str(kill.pause_before_step),
+                "HUB_TEST_PAUSED_FLAG": str(flag),
+            },
+        }
+    with worker_process(database_url, config, **wrapper) as worker:
+        if kill.pause_before_step is not None:
+            reached = _wait(worker, flag.exists)
+        elif kill.after is not None:
+            reached = _wait(worker, lambda: _answered(live_api.hub, request_id, kill.after))
+        else:
+            reached = _wait(worker, lambda: _claimed(live_api.hub, request_id))
+        assert reached, worker.stderr.read1().decode() if worker.poll() is not None else where
+        if kill.pause_before_step is None:
+            time.sleep(0.5)  # inside the slow call
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
-    sandbox.knobs["etat_civil"].update({"latency_ms": 0})
-    time.sleep(1.6)  # the registry finishes the call the dead worker made
+    for knobs in sandbox.knobs.values():
+        knobs.update({"latency_ms": 0})
+    assert _outbox(live_api.hub, request_id).state == "pending"  # the dead worker never released it
 
     from hub.runtime import build_hub
 
@@ -55,29 +179,52 @@ def test_killed_worker_mid_call_is_recovered_and_the_act_requested_once(
         assert _status(survivor_hub, request_id) == "completed"
     finally:
         survivor_hub.close()
-    # The dead worker's call reached the registry; the survivor's retry carried the same key.
+    # One effect at each back-end: the retried call carried the same idempotency key.
     assert len(acts_for(sandbox, request_id)) == 1
-    # The dead worker never journaled its call: the survivor says it may have been made, with the
-    # very message it then sent again, and numbers its own attempt after it.
+    assert len([d for d in sandbox.states["ged"].documents.values() if d["request_ref"] == request_id]) == 1
     with live_api.hub.db.sessions() as session:
         calls = session.execute(
             select(
-                JournalEntry.attempt,
+                JournalEntry.operation,
                 JournalEntry.outcome,
                 JournalEntry.error_code,
+                JournalEntry.attempt,
                 JournalEntry.payload_digest,
             )
-            .where(JournalEntry.request_id == request_id, JournalEntry.operation == "RequestActCopy")
+            .where(JournalEntry.request_id == request_id, JournalEntry.direction == "outbound")
             .order_by(JournalEntry.id)
         ).all()
-    assert [(c.attempt, c.outcome, c.error_code) for c in calls] == [
-        (1, "interrupted", "WORKER_LOST"),
-        (2, "ok", None),
-    ]
-    assert calls[0].payload_digest == calls[1].payload_digest
+    assert [tuple(c[:4]) for c in calls] == kill.journal
+    for lost, retry in itertools.pairwise(calls):
+        if lost.outcome == "interrupted":  # the very message the lost worker sent, sent again
+            assert (retry.operation, retry.payload_digest) == (lost.operation, lost.payload_digest)
     with live_api.client() as client:
         timeline = client.get(f"/v1/requests/{request_id}").json()["timeline"]
-    assert ("request-copy", "interrupted") in {(e["step"], e["outcome"]) for e in timeline}
+    assert [(e["step"], e["outcome"]) for e in timeline] == kill.timeline
+
+
+def _wait(worker, condition, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and worker.poll() is None:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _answered(hub, request_id: str, operation: str) -> bool:
+    with hub.db.sessions() as session:
+        outcomes = session.scalars(
+            select(JournalEntry.outcome).where(
+                JournalEntry.request_id == request_id, JournalEntry.operation == operation
+            )
+        ).all()
+    return "ok" in outcomes
+
+
+def _outbox(hub, request_id: str) -> OutboxMessage:
+    with hub.db.sessions() as session:
+        return session.scalar(select(OutboxMessage).where(OutboxMessage.request_id == request_id))
 
 
 def _claimed(hub, request_id: str) -> bool:
@@ -136,3 +283,75 @@ def test_claimed_ahead_messages_keep_their_lease_while_they_wait_for_a_slot(live
     with hub.db.sessions() as session:
         outcomes = session.scalars(select(JournalEntry.outcome).where(JournalEntry.request_id.in_(ids))).all()
     assert "interrupted" not in outcomes and outcomes.count("ok") >= 4
+
+
+class _Killed(BaseException):
+    """The worker's process ends here: nothing after it runs, nothing catches it."""
+
+
+def _lease_runs_out(hub, message_id: int) -> None:
+    from datetime import timedelta
+
+    from hub.db.models import utcnow
+
+    with hub.db.sessions() as session:
+        session.get(OutboxMessage, message_id).lease_until = utcnow() - timedelta(seconds=1)
+        session.commit()
+
+
+def test_a_claim_that_takes_over_marks_its_first_call_so_losing_it_too_is_seen(
+    live_api, sandbox, monkeypatch
+):
+    """Worker A is lost between two calls (its RequestActCopy answered); B takes over, finds that
+    call ended (nothing to report) and is lost in turn just before sending it again. Then A's
+    answer is older than the outbox's last move, and C reports B's call as possibly made."""
+    from hub import runner as runner_module
+    from hub.outbox import claim
+    from hub.runner import FlowRunner
+
+    with live_api.client() as client:
+        request_id = client.post("/v1/requests", json=sample("01-lefevre-copie-integrale")).json()["id"]
+    hub = live_api.hub
+    save = runner_module.save_checkpoint
+
+    def killed_before(db, checkpoint):
+        raise _Killed()
+
+    def killed_after(db, checkpoint):
+        save(db, checkpoint)
+        raise _Killed()
+
+    runner = FlowRunner(hub)
+    [lost_a] = claim(hub.db, "worker-a", 1, lease_s=30)
+    monkeypatch.setattr(runner_module, "save_checkpoint", killed_before)
+    with pytest.raises(_Killed):
+        runner.process(lost_a)  # RequestActCopy answered, killed before the status poll's checkpoint
+    _lease_runs_out(hub, lost_a.message_id)
+    [lost_b] = claim(hub.db, "worker-b", 1, lease_s=30)
+    assert lost_b.interrupted == lost_a.token
+    monkeypatch.setattr(runner_module, "save_checkpoint", killed_after)
+    with pytest.raises(_Killed):
+        runner.process(lost_b)  # its mark written, killed before its RequestActCopy
+    _lease_runs_out(hub, lost_b.message_id)
+    [survivor] = claim(hub.db, "worker-c", 1, lease_s=30)
+    assert survivor.interrupted == lost_b.token
+    monkeypatch.setattr(runner_module, "save_checkpoint", save)
+    assert runner.process(survivor) == "done"
+
+    assert _status(hub, request_id) == "completed"
+    assert len(acts_for(sandbox, request_id)) == 1
+    with hub.db.sessions() as session:
+        calls = session.execute(
+            select(JournalEntry.operation, JournalEntry.outcome, JournalEntry.attempt)
+            .where(JournalEntry.request_id == request_id, JournalEntry.direction == "outbound")
+            .order_by(JournalEntry.id)
+        ).all()
+    assert [tuple(c) for c in calls] == [
+        ("RequestActCopy", "ok", 1),  # A's
+        ("RequestActCopy", "interrupted", 1),  # B's, which may have left
+        ("RequestActCopy", "ok", 2),
+        ("GetActRequestStatus", "ok", 1),
+    ]
+    with live_api.client() as client:
+        timeline = client.get(f"/v1/requests/{request_id}").json()["timeline"]
+    assert [e["step"] for e in timeline if e["outcome"] == "interrupted"] == ["request-copy"]
