@@ -29,6 +29,8 @@ def json_schema(path: Path) -> dict[str, Any]:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SchemaError(f"cannot read schema {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"schema {path} is not UTF-8 (byte {exc.start}: {exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise SchemaError(f"schema {path} is not JSON: {exc}") from None
     if not isinstance(schema, dict):
