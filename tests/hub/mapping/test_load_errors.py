@@ -188,5 +188,5 @@ def test_answer_paths_are_checked_against_the_wsdl_output_message(tmp_path):
     message = only(tmp_path, "a: {path: $.response.status}\nb: {path: $.response.issued}", head=head)
     assert (
         ":5:" in message
-        and "no $.response.issued; valid here: issuedAt, rejectionReason, requestNumber, status" in message
+        and "no $.response.issued; valid here: copies, issuedAt, rejectionReason, requestNumber, status" in message
     )
