@@ -42,12 +42,16 @@ ConfigOption = Annotated[
 
 
 def _hub(config: Path | None, *, migrate: bool = True):
+    from hub.db.engine import DatabaseUnusable
     from hub.runtime import build_hub
 
     try:
         return build_hub(config, migrate=migrate)
     except ConfigError as exc:
         _print_config_errors(exc)
+        raise typer.Exit(1) from None
+    except DatabaseUnusable as exc:  # one line, not the driver's traceback
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -260,12 +264,16 @@ def demo(
     config: ConfigOption = None,
 ) -> None:
     """Start the sandbox and the hub, submit the sample requests, show what happened."""
+    from hub.db.engine import DatabaseUnusable
     from hub.demo import run_demo
 
     try:
         code = run_demo(config=config, port=port, once=once)
     except ConfigError as exc:  # the newcomer's first command: file:line, not a traceback
         _print_config_errors(exc)
+        raise typer.Exit(1) from None
+    except DatabaseUnusable as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 
