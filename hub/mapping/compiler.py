@@ -474,9 +474,9 @@ class Compiler:
             schema = schemas[0] if all(s == schemas[0] for s in schemas) else {}
         else:
             schema = {}
-        values = values_of(schema)
-        if values is not None and spec.explicit_default:
-            schema = _enum([*values, spec.default])
+        if spec.explicit_default:  # written when the value is missing: one value more
+            values = values_of(schema)
+            schema = _enum([*values, spec.default]) if values is not None else {}
         return schema
 
     def _copied(self, text: str, scope: _Scope) -> dict[str, Any]:
