@@ -26,7 +26,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 from connectors.errors import PermanentError, declared_categories
 from connectors.exchange import CallContext
@@ -109,6 +109,35 @@ def parse_ack(name: str, content: bytes) -> Acknowledgement:
     return Acknowledgement(name.removesuffix(ACK_SUFFIX), name, sha256, accepted, len(rejections), rejections)
 
 
+def _closed(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+# FileReceipt.as_dict() and Acknowledgement.as_dict() (or the PENDING answer of file_status)
+_RECEIPT = _closed(
+    {
+        "name": {"type": "string"},
+        "directory": {"type": "string"},
+        "size": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "already_present": {"type": "boolean"},
+    }
+)
+_FILE_STATUS = _closed(
+    {
+        "file": {"type": "string"},
+        "status": {"type": "string", "enum": list(get_args(FileStatus))},
+        "accepted": {"type": "integer"},
+        "rejected": {"type": "integer"},
+        "rejections": {
+            "type": "array",
+            "items": _closed({"line": {"type": "integer"}, "reason": {"type": "string"}}),
+        },
+        "ack_sha256": {"type": "string"},
+    }
+)
+
+
 class FinancesConnector:
     """Billing and aid-payment files out, acknowledgements in, over the system's SFTP adapter."""
 
@@ -118,6 +147,21 @@ class FinancesConnector:
         "GetFileStatus": (),  # a file name only
         "PollAcknowledgements": (),
         "Health": (),
+    }
+    # What each operation answers (JSON Schema), so a flow reading an answer is checked at load:
+    # ``until: {path: $.response.status, equals: ACCEPTD}`` would otherwise wait until timeout.
+    ANSWERS: ClassVar[dict[str, dict[str, Any]]] = {
+        "SendBillingFile": _RECEIPT,
+        "SendAidPaymentFile": _RECEIPT,
+        "GetFileStatus": _FILE_STATUS,
+        "PollAcknowledgements": _closed({"acknowledgements": {"type": "array", "items": _FILE_STATUS}}),
+        "Health": _closed(
+            {
+                "status": {"type": "string", "enum": ["ok"]},
+                "acknowledgements_waiting": {"type": "integer"},
+                "skipped_names": {"type": "integer"},
+            }
+        ),
     }
     KINDS: ClassVar[dict[str, FileKind]] = {
         "SendBillingFile": "billing",

@@ -65,7 +65,7 @@ def load_openapi(path: Path) -> dict[str, RestOperation]:
     """Operations by ``operationId``; raise ``ValueError`` naming the file and the problem."""
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: cannot read the OpenAPI file: {exc}") from exc
     if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3."):
         raise ValueError(f"{path}: not an OpenAPI 3 document (no 'openapi: 3.x' key)")

@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from hub.documents_cli import documents_app
 from hub.mapping_cli import app as mappings_app
@@ -43,12 +45,16 @@ ConfigOption = Annotated[
 
 
 def _hub(config: Path | None, *, migrate: bool = True):
+    from hub.db.engine import DatabaseUnusable
     from hub.runtime import build_hub
 
     try:
         return build_hub(config, migrate=migrate)
     except ConfigError as exc:
         _print_config_errors(exc)
+        raise typer.Exit(1) from None
+    except DatabaseUnusable as exc:  # one line, not the driver's traceback
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -112,7 +118,7 @@ def clients_add(
     try:
         key = hub.clients.add(name, flat)
     except (ClientExists, ValueError) as exc:
-        errors.print(f"error: {exc}", markup=False)
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"client {name} created with scopes {' '.join(sorted(set(flat)))}; its key (shown once):")
     print(key)
@@ -123,9 +129,39 @@ def clients_list(config: ConfigOption = None) -> None:
     """List API clients (keys are never shown: only their hashes are stored)."""
     hub = _hub(config)
     table = Table("name", "scopes", "origin")
+    table.columns[0].no_wrap = True  # the name `hub clients revoke` takes
     for row in hub.clients.list():
         table.add_row(*row)
     console.print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(
+    name: str,
+    operator: Annotated[str, typer.Option(help="who revokes it (journaled)")] = os.environ.get(
+        "USER", "operator"
+    ),
+    config: ConfigOption = None,
+) -> None:
+    """Revoke the key of a client added with `hub clients add`: it answers 401 from then on (within
+    10 s in running hub processes), each use journaled under the client's name."""
+    from hub.auth import ClientExists, UnknownClient
+
+    hub = _hub(config)
+    row = hub.call_row(operator, "revoke client key", "accepted", {"client": name})
+    try:
+        already = hub.clients.revoke(name, row)
+    except (ClientExists, UnknownClient) as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        hub.close()
+    if already is not None:
+        console.print(f"client {name} was already revoked (at {already:%Y-%m-%d %H:%M:%S} UTC)", markup=False)
+        return
+    console.print(
+        f"client {name} revoked: its key answers 401 (within 10 s in running hub processes)", markup=False
+    )
 
 
 @audit_app.command("verify")
@@ -220,17 +256,23 @@ def audit_verifier_key(config: ConfigOption = None) -> None:
 
 @dead_app.command("list")
 def dead_letters_list(config: ConfigOption = None) -> None:
-    """Dead-lettered requests, oldest first, with their cause."""
+    """Dead-lettered requests, oldest first, with their cause.
+
+    One line per request beginning with its whole id (what `replay` takes; a table column squeezed
+    to an 80-column terminal used to cut it), then its cause, indented and wrapped."""
     from hub.deadletters import list_dead
 
     hub = _hub(config)
-    table = Table("request", "flow", "failed step", "cause", "since")
     letters = list_dead(hub)
     for letter in letters:
-        table.add_row(
-            letter.request_id, letter.flow, str(letter.step), letter.error or "", letter.failed_at.isoformat()
-        )
-    console.print(table)
+        flow = hub.flows.get(letter.flow)
+        step = str(letter.step)
+        if flow is not None and 0 <= letter.step < len(flow.steps):
+            step = f"{letter.step} ({flow.steps[letter.step].id})"
+        since = letter.failed_at.strftime("%Y-%m-%d %H:%M:%S")
+        line = f"{letter.request_id}  {letter.flow}  step {step}  since {since} UTC"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(Padding(Text(letter.error or "(no cause recorded)"), (0, 0, 0, 4)))
     console.print(f"{len(letters)} dead letter(s)")
 
 
@@ -335,12 +377,16 @@ def demo(
     config: ConfigOption = None,
 ) -> None:
     """Start the sandbox and the hub, submit the sample requests, show what happened."""
+    from hub.db.engine import DatabaseUnusable
     from hub.demo import run_demo
 
     try:
         code = run_demo(config=config, port=port, once=once)
     except ConfigError as exc:  # the newcomer's first command: file:line, not a traceback
         _print_config_errors(exc)
+        raise typer.Exit(1) from None
+    except DatabaseUnusable as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 

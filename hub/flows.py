@@ -4,7 +4,8 @@ Steps (first form): ``map`` a document with a mapping file, ``call`` a system op
 mapped message, ``set_status``, and ``wait_until`` (call an operation again later until its
 answer meets a condition, e.g. the registry reports the act issued). Routing, events and more
 step kinds grow from this in later issues. Loading checks every reference (systems, purposes,
-mappings) and compiles the flow's input JSON Schema once.
+mappings), every path the flow and its mappings read (hub.flow_paths) and compiles the flow's
+input JSON Schema once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.ged import FILING_FIELDS
 from hub.config import HubConfig
+from hub.flow_paths import check_flow_paths
 from hub.mapping import Mapping
 from hub.mapping.conditions import Predicate, compile_condition
 from hub.mapping.paths import CompiledPath, PathError, compile_path
@@ -117,7 +119,6 @@ class FileDocumentSpec(_Strict):
     )
 
 
-SETTABLE = ("processing", "submitted", "completed", "rejected")
 STEP_KINDS = ("map", "call", "wait_until", "set_status", "file_document")
 
 
@@ -211,12 +212,17 @@ def load_flow(path: Path, config: HubConfig, mappings: dict[str, Mapping]) -> Fl
     document = load_yaml(path)
     spec = validate_document(FlowFile, document)
     issues = _check_references(spec, document, config, mappings)
+    input_ok = True
     try:
         jsonschema.Draft202012Validator.check_schema(spec.input)
     except jsonschema.SchemaError as exc:
+        input_ok = False
         issues.append(document.issue(("input", *exc.absolute_path), f"invalid JSON Schema: {exc.message}"))
     for location, problem in _unresolvable_refs(spec.input, spec.input, ("input",)):
+        input_ok = False
         issues.append(document.issue(location, problem))
+    # $.data against the input schema only when it is one (its own errors are reported above)
+    issues += check_flow_paths(spec, document, config, mappings, input_ok)
     conditions: dict[str, JSONPath] = {}
     guards: dict[str, Predicate] = {}
     for index, step in enumerate(spec.steps):

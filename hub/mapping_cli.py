@@ -54,7 +54,7 @@ def _read_input(path: Path) -> Any:
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
         return json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         errors.print(f"{path}: cannot read a JSON document: {exc}", markup=False)
         raise typer.Exit(2) from None
 

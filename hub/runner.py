@@ -36,7 +36,8 @@ from connectors.ged import FILE_OPERATION
 from hub.checkpoint import Checkpoint, save_checkpoint
 from hub.citizens import Citizens
 from hub.db.models import JOURNAL, REQUESTS, utcnow
-from hub.flows import SETTABLE, CallSpec, FileDocumentSpec, Flow, Step, WaitUntil
+from hub.flow_paths import SETTABLE
+from hub.flows import CallSpec, FileDocumentSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed, mask
 from hub.mapping.conditions import describe
 from hub.mapping.paths import MISSING

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import paramiko
 from lxml import etree
+from sqlalchemy.exc import DBAPIError
 
 from connectors.exchange import CallContext, digest
 from connectors.finances import FinancesConnector
@@ -30,7 +31,7 @@ from connectors.soap import wsdl_operations
 from hub.auth import ClientExists, ClientRegistry
 from hub.breakers import SqlBreakerBoard
 from hub.config import HubConfig, load_config
-from hub.db.engine import Database, database_url
+from hub.db.engine import Database, database_url, engine_url, unusable
 from hub.db.migrate import upgrade
 from hub.flows import Flow, load_flows
 from hub.ids import new_id
@@ -370,10 +371,14 @@ def build_hub(config_path: str | Path | None = None, url: str | None = None, *, 
     definitions = load_definitions(config_path)
     config = definitions.config
     data_dir = config.resolve(config.paths.data)
-    url = url or database_url(data_dir / "hub.db")
+    given = url or database_url(data_dir / "hub.db")
+    url = engine_url(given)
     secret = pseudonym_key(data_dir, url)
     if migrate:
-        upgrade(url, journal_key=journal_key(secret))
+        try:
+            upgrade(url, journal_key=journal_key(secret))
+        except DBAPIError as exc:  # refused, no such database, authentication, permissions...
+            raise unusable(given, exc) from None
     db = Database(url)
     gateways: dict[str, Gateway] = {}
     metrics = Metrics(

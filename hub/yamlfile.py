@@ -3,6 +3,13 @@
 PyYAML keeps the last of two duplicate keys without a word, which is how a Camel route silently
 loses a branch; here a duplicate key is an error. Every value's line is remembered so a validation
 error anywhere later can still name ``file:line``.
+
+Anchors and aliases (``&name`` / ``*name``) are refused, like merge keys: a value written once and
+used in several places would have no single line to report its errors at, and an alias chain
+expands exponentially (nine levels of ``[*a, *a]`` is 2^9 copies of the innermost value; a file
+of a few lines kept ``hub config check`` busy for minutes). Mappings share fields with fragments,
+and nothing else an engineer writes needs repetition that large. A file that is not UTF-8 is
+refused at the line and column of its first invalid byte, not with a traceback.
 """
 
 from __future__ import annotations
@@ -86,9 +93,10 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> YamlDocument:
     path = str(path)
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = Path(path).read_bytes()
         except OSError as exc:
             raise ConfigError([ConfigIssue(path, 1, 1, f"cannot read file: {exc.strerror}")]) from exc
+        text = decode_utf8(path, raw)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -102,13 +110,68 @@ def load_yaml(path: str | Path, *, text: str | None = None) -> YamlDocument:
         document.data = {}
         return document
     issues: list[ConfigIssue] = []
-    document.data = _build(node, (), document, issues)
+    aliased: list[bool] = []
+    document.data = _build(node, (), document, issues, set(), aliased)
+    if aliased:
+        issues += _alias_issues(path, text)
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(sorted(issues, key=lambda i: (i.line, i.column)))
     return document
 
 
-def _build(node: yaml.Node, location: Location, doc: YamlDocument, issues: list[ConfigIssue]) -> Any:
+def decode_utf8(path: str, raw: bytes) -> str:
+    """The file's text; a file saved in another encoding (Latin-1, Windows-1252) is an error at the
+    line and column of its first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8")) + 1  # in characters
+        byte = raw[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    path,
+                    line,
+                    column,
+                    f"not UTF-8 (byte 0x{byte}: {exc.reason}); save the file as UTF-8 "
+                    "(it was probably written as Latin-1 or Windows-1252)",
+                )
+            ]
+        ) from None
+
+
+def _alias_issues(path: str, text: str) -> list[ConfigIssue]:
+    """One issue per alias of the file, at the alias itself (the composed tree only knows anchors)."""
+    return [
+        ConfigIssue(
+            path,
+            event.start_mark.line + 1,
+            event.start_mark.column + 1,
+            f"YAML alias *{event.anchor} is not allowed (nor anchors): write the value out where it "
+            "is used (mappings share fields with fragments)",
+        )
+        for event in yaml.parse(text, Loader=_Loader)
+        if isinstance(event, yaml.AliasEvent)
+    ]
+
+
+def _build(
+    node: yaml.Node,
+    location: Location,
+    doc: YamlDocument,
+    issues: list[ConfigIssue],
+    seen: set[int],
+    aliased: list[bool],
+) -> Any:
+    # An alias is the same node object met again (even inside itself, for a recursive anchor):
+    # never expanded, so no alias chain can blow up; reported at the aliases' lines after.
+    if id(node) in seen:
+        if not aliased:
+            aliased.append(True)
+        return None
+    seen.add(id(node))
     doc.lines.setdefault(location, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
@@ -130,10 +193,10 @@ def _build(node: yaml.Node, location: Location, doc: YamlDocument, issues: list[
                 )
                 continue
             doc.lines[(*location, key)] = position
-            result[key] = _build(value_node, (*location, key), doc, issues)
+            result[key] = _build(value_node, (*location, key), doc, issues, seen, aliased)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*location, i), doc, issues) for i, item in enumerate(node.value)]
+        return [_build(item, (*location, i), doc, issues, seen, aliased) for i, item in enumerate(node.value)]
     return _scalar(node)
 
 

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.api.errors import ApiError
 from hub.api.threads import in_db_thread
-from hub.auth import MISSING, Principal
+from hub.auth import MISSING, Principal, Revoked
 from hub.intake import journal_refused
 
 # Declared for OpenAPI (the "Authorize" button in /docs); the check itself is below.
@@ -38,12 +38,17 @@ def require_any(*scopes: str) -> Callable[..., Principal]:
             principal = await in_db_thread(request, clients.authenticate, key)
         if principal is None:
             raise ApiError(401, "unauthorized", "invalid client key", headers=challenge)
+        hub = request.app.state.hub
+        if isinstance(principal, Revoked):
+            # A key whose holder is known (a revoked client): the auditor sees who still uses it.
+            await in_db_thread(
+                request, journal_refused, hub, principal.name, _operation(request), "unauthorized"
+            )
+            raise ApiError(401, "unauthorized", "this client key was revoked", headers=challenge)
         if not any(principal.has(scope) for scope in scopes):
             # A known client reaching beyond its scopes: the auditor sees the attempt.
-            route = request.scope.get("route")
-            operation = f"{request.method} {route.path if route is not None else request.url.path}"
             await in_db_thread(
-                request, journal_refused, request.app.state.hub, principal.name, operation, "forbidden"
+                request, journal_refused, hub, principal.name, _operation(request), "forbidden"
             )
             raise ApiError(
                 403,
@@ -54,3 +59,9 @@ def require_any(*scopes: str) -> Callable[..., Principal]:
         return principal
 
     return dependency
+
+
+def _operation(request: Request) -> str:
+    """The call as the journal names it: method and route template (never the ids in the path)."""
+    route = request.scope.get("route")
+    return f"{request.method} {route.path if route is not None else request.url.path}"

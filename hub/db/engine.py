@@ -9,6 +9,7 @@ whichever commit crosses SQLite's automatic threshold. PostgreSQL is the product
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sqlite3
@@ -19,7 +20,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.db.batched import BatchedWriter
@@ -43,11 +45,57 @@ def database_url(default_path: Path | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+class DatabaseUnusable(ValueError):
+    """The database URL is not one the hub can use, or the database cannot be reached: said in
+    one line an operator can act on (the commands print it and exit 1, never a traceback)."""
+
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+_SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
+_EXPECTED = "postgresql://user@host:5432/database (or postgres://...) or sqlite:///path/to/hub.db"
+
+
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL of a database URL as operators write it. ``postgresql://`` and
+    ``postgres://`` (what libpq, Heroku and most hosting platforms hand out) both mean PostgreSQL
+    through psycopg 3; ``sqlite:///path`` the embedded file. Anything else is
+    :class:`DatabaseUnusable`, whose message never shows a password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUnusable(f"HUB_DATABASE_URL is not a database URL; expected {_EXPECTED}") from None
+    scheme = parsed.drivername
+    if scheme in _SQLITE_SCHEMES:
+        return url
+    if scheme not in _POSTGRES_SCHEMES:
+        raise DatabaseUnusable(
+            f"database URL scheme {scheme!r} is not supported: the hub runs on PostgreSQL or SQLite; "
+            f"expected {_EXPECTED}"
+        )
+    if importlib.util.find_spec("psycopg") is None:
+        raise DatabaseUnusable("PostgreSQL needs psycopg 3: pip install 'hub[postgres]'")
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+def shown(url: str) -> str:
+    """``url`` for a message or a log: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a URL)"
+
+
+def unusable(url: str, exc: DBAPIError) -> DatabaseUnusable:
+    """The driver's first line of why ``url`` cannot be used (refused, no such database...)."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    return DatabaseUnusable(f"cannot use the database {shown(url)}: {reason}")
+
+
 def make_engine(url: str, *, immediate: bool = True, auto_checkpoint: bool = True, **kwargs: Any) -> Engine:
     """An engine for ``url``; on SQLite, ``immediate`` makes every transaction a writer's, and
     ``auto_checkpoint=False`` leaves WAL checkpoints to someone else (:class:`Checkpointer`)."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    url = engine_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _configure_sqlite(engine, immediate=immediate, auto_checkpoint=auto_checkpoint)

@@ -62,7 +62,7 @@ def load_case(path: Path) -> tuple[CaseFile, Any]:
     source = (path.parent / case.input_file).resolve()
     try:
         return case, json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise ConfigError([document.issue(("input_file",), f"cannot read {source}: {exc}")]) from None
 
 

@@ -15,6 +15,11 @@ every target field, where its value came from.
 Every problem found while compiling (bad JSONPath, unknown transform or table, a target the
 target schema does not have, a source path the source schema proves can never match, a ``ref``
 to a field not declared before) becomes a :class:`ConfigIssue` at the file:line:col of the key.
+
+The compiler also notes what a flow needs to check the mapping in its place (``hub.flow_paths``):
+every absolute path it reads, with its line (``reads``), and the shape of the record it builds
+(``produces``: a closed object schema, with the values of a field when they are known: a
+constant, a code table's values, an enumerated source copied as is).
 """
 
 from __future__ import annotations
@@ -29,11 +34,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from hub.mapping import transforms as tx
-from hub.mapping.conditions import compile_condition
+from hub.mapping.conditions import compile_condition, condition_leaves
 from hub.mapping.errors import MappingFailed
-from hub.mapping.paths import MISSING, CompiledPath, PathError, compile_path, sub_schema
-from hub.mapping.spec import FieldSpec, FragmentFile
-from hub.mapping.tables import Table, TableArgs, table_transform
+from hub.mapping.paths import MISSING, CompiledPath, PathError, compile_path, sub_schema, values_of
+from hub.mapping.spec import Condition, FieldSpec, FragmentFile
+from hub.mapping.tables import Table, TableArgs, outputs_of, table_transform
 from hub.validation import issues_from
 from hub.yamlfile import ConfigIssue, Location, YamlDocument
 
@@ -48,6 +53,17 @@ class FieldMeta:
     target: str  # with {} where item indexes go: children[{}].birthDate
     source: str | None
     transforms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PathRead:
+    """An absolute path a mapping reads (a field's source, a condition's path), where it is written
+    (in the mapping or a fragment it includes); ``condition`` is the test when it is a condition's."""
+
+    path: CompiledPath
+    document: YamlDocument
+    location: Location
+    condition: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,7 @@ class _Site:
     scope: _Scope
     indent: int
     schema: dict[str, Any] | None
+    shape: dict[str, Any]  # the properties of the produced object this field is written into
 
 
 @dataclass
@@ -95,6 +112,8 @@ class Compiler:
     namespace: dict[str, Any] = field(default_factory=dict)
     metas: list[FieldMeta] = field(default_factory=list)
     declared: dict[str, str] = field(default_factory=dict)  # dotted target -> its dict variable
+    reads: list[PathRead] = field(default_factory=list)
+    produced: dict[str, Any] = field(default_factory=dict)  # the top-level fields' schemas
     _counter: int = 0
     _fragment_stack: tuple[str, ...] = ()
 
@@ -105,7 +124,7 @@ class Compiler:
         self._emit(0, "def apply(doc, trace):")
         self._emit(1, "out = {}")
         scope = _Scope("doc", self.source_schema, (), False)
-        self._fields(fields, document, ("fields",), "out", "", scope, 1, self.target_schema)
+        self._fields(fields, document, ("fields",), "out", "", scope, 1, self.target_schema, self.produced)
         self._emit(1, "return out")
         source = "\n".join(self.lines)
         exec(compile(source, f"<mapping {self.mapping}>", "exec"), self.namespace)
@@ -125,6 +144,11 @@ class Compiler:
     def _var(self, prefix: str) -> str:
         self._counter += 1
         return f"{prefix}{self._counter}"
+
+    @property
+    def produces(self) -> dict[str, Any]:
+        """The schema of the record :meth:`compile`'s function returns."""
+        return _closed(self.produced)
 
     def _issue(self, document: YamlDocument, location: Location, message: str) -> None:
         self.issues.append(document.issue(location, message))
@@ -147,6 +171,8 @@ class Compiler:
             sub_schema(path, base, root)
         except PathError as exc:
             self._issue(document, location, f"{text} can never match: {exc}")
+        if not path.relative:
+            self.reads.append(PathRead(path, document, location))
         return path
 
     def _read(self, path: CompiledPath, scope: _Scope) -> str:
@@ -169,6 +195,7 @@ class Compiler:
         scope: _Scope,
         indent: int,
         target_schema: dict[str, Any] | None,
+        shape: dict[str, Any],
     ) -> None:
         for name, spec in specs.items():
             here = (*location, name)
@@ -182,7 +209,9 @@ class Compiler:
                     continue
                 self._emit(indent, f"if {predicate}(doc, {scope.item}):")
                 body_indent += 1
-            site = _Site(name, spec, document, here, out, f"{prefix}{name}", scope, body_indent, child_schema)
+            site = _Site(
+                name, spec, document, here, out, f"{prefix}{name}", scope, body_indent, child_schema, shape
+            )
             if spec.each is not None:
                 self._each(site)
             else:
@@ -214,7 +243,9 @@ class Compiler:
             self._emit(indent, f"{inner} = {{}}")
             if not site.scope.in_array:
                 self.declared[site.target] = inner
-            self._block(site, inner)
+            inner_shape: dict[str, Any] = {}
+            site.shape[site.name] = _closed(inner_shape)
+            self._block(site, inner, inner_shape)
             self._emit(indent, f"if {inner}:")
             self._emit(indent + 1, f"{out}[{key}] = {inner}")
             self._empty_branch(site, key, "is empty")
@@ -229,7 +260,7 @@ class Compiler:
         if not site.scope.in_array:
             self.declared[site.target] = f"{out}[{key}]"
 
-    def _block(self, site: _Site, inner: str) -> None:
+    def _block(self, site: _Site, inner: str, shape: dict[str, Any]) -> None:
         """A nested ``fields`` block or a ``fragment``, writing into the dict ``inner``."""
         spec, document, location, target = site.spec, site.document, site.location, site.target
         scope, indent, schema = site.scope, site.indent, site.schema
@@ -243,6 +274,7 @@ class Compiler:
                 scope,
                 indent,
                 _object(schema),
+                shape,
             )
             return
         fragment = self.fragments.get(spec.fragment or "")
@@ -284,6 +316,7 @@ class Compiler:
                 node_scope,
                 indent,
                 _object(schema),
+                shape,
             )
         finally:
             self._fragment_stack = self._fragment_stack[:-1]
@@ -322,19 +355,29 @@ class Compiler:
             if predicate is not None:
                 self._emit(body, f"if not {predicate}(doc, {item}):")
                 self._emit(body + 1, "continue")
+        item_shape: dict[str, Any] = {}  # the item's schema, under the field's name
         item_site = replace(
-            site, target=f"{target}[{{}}]", scope=inner_scope, indent=body, schema=_items(schema)
+            site,
+            target=f"{target}[{{}}]",
+            scope=inner_scope,
+            indent=body,
+            schema=_items(schema),
+            shape=item_shape,
         )
+        site.shape[site.name] = {"type": "array", "items": item_shape}
         if spec.fields is not None or spec.fragment is not None:
             inner = self._var("o")
             self._emit(body, f"{inner} = {{}}")
-            self._block(item_site, inner)
+            inner_shape: dict[str, Any] = {}
+            site.shape[site.name]["items"] = _closed(inner_shape)
+            self._block(item_site, inner, inner_shape)
             self._emit(body, f"if {inner}:")
             self._emit(body + 1, f"{array}.append({inner})")
         else:
             meta = self._leaf_value(item_site)
             if meta is None:
                 return
+            site.shape[site.name]["items"] = item_shape.get(site.name, {})
             self._emit(body, "if not (v is M or v is None or v == '' or v == [] or v == {}):")
             self._emit(body + 1, f"{array}.append(v)")
             if spec.required:
@@ -380,6 +423,10 @@ class Compiler:
         except (PathError, ValueError) as exc:
             self._issue(document, location, str(exc))
             return None
+        for leaf, where in condition_leaves(condition, location):
+            path = compile_path(leaf.path or "")  # compiled above already: it parses
+            if not path.relative:
+                self.reads.append(PathRead(path, document, (*where, "path"), leaf))
         return self._const(predicate)
 
     # ------------------------------------------------------------------ leaf values
@@ -394,6 +441,7 @@ class Compiler:
         if source is False or functions is None:
             return None
         self.metas[meta] = FieldMeta(target, source, names)
+        site.shape[site.name] = self._leaf_schema(spec, scope, functions)
         if self.trace:
             self._emit(indent, "raw = v")
         if functions:
@@ -408,6 +456,44 @@ class Compiler:
             indexes = "".join(i + ", " for i in scope.indexes)
             self._emit(indent, f"trace.append(({meta}, ({indexes}), raw, v))")
         return meta
+
+    def _leaf_schema(self, spec: FieldSpec, scope: _Scope, functions: list[tx.Transform]) -> dict[str, Any]:
+        """What a leaf field holds, as far as the file says: a code table's values (the last
+        transform), a constant, or a scalar source copied as is (its type and enum); else {}."""
+        if functions:
+            outputs = outputs_of(functions[-1])
+            schema = _enum(list(outputs)) if outputs is not None else {}
+        elif "value" in spec.model_fields_set:
+            schema = _enum([spec.value])
+        elif spec.count is not None:
+            schema = {"type": "integer"}
+        elif spec.path is not None or spec.first_of is not None:
+            schemas = [
+                self._copied(text, scope) for text in ([spec.path] if spec.path else spec.first_of or [])
+            ]
+            schema = schemas[0] if all(s == schemas[0] for s in schemas) else {}
+        else:
+            schema = {}
+        if spec.explicit_default:  # written when the value is missing: one value more
+            values = values_of(schema)
+            schema = _enum([*values, spec.default]) if values is not None else {}
+        return schema
+
+    def _copied(self, text: str, scope: _Scope) -> dict[str, Any]:
+        """The type and enum of a scalar the source schema gives at ``text`` ({} when unknown)."""
+        try:
+            path = compile_path(text)
+            base = scope.item_schema if path.relative else self.source_schema
+            reached = sub_schema(path, base, self.source_schema or {})
+        except PathError:
+            return {}
+        if (
+            not path.singular
+            or not isinstance(reached, dict)
+            or reached.get("type") in (None, "object", "array")
+        ):
+            return {}
+        return {key: reached[key] for key in ("type", "enum", "const") if key in reached}
 
     def _source(
         self,
@@ -537,6 +623,28 @@ class Compiler:
 
 class _Reported(Exception):
     """An issue was recorded; stop compiling this transform."""
+
+
+def _closed(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
+
+
+def _enum(values: list[Any]) -> dict[str, Any]:
+    """The schema of a value that is one of ``values`` (scalars), with their JSON type if they
+    share one; {} when one of them is an object or a list."""
+    kinds = set()
+    for value in values:
+        kind = next((name for cls, name in _JSON_TYPES if isinstance(value, cls)), None)
+        if kind is None and value is not None:
+            return {}
+        kinds.add(kind)
+    schema: dict[str, Any] = {"enum": values}
+    if len(kinds) == 1 and None not in kinds:
+        schema["type"] = kinds.pop()
+    return schema
 
 
 def _object(schema: dict[str, Any] | None) -> dict[str, Any] | None:

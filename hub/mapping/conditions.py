@@ -84,6 +84,20 @@ def _test(condition: Condition) -> Callable[[Any], bool]:
     raise ValueError("empty condition")  # the spec model makes this unreachable
 
 
+def condition_leaves(condition: Condition, location: tuple) -> list[tuple[Condition, tuple]]:
+    """Each path test of a condition with its location (``when.all[1]``), for load-time checks."""
+    for key, parts in (("all", condition.all), ("any", condition.any)):
+        if parts is not None:
+            return [
+                leaf
+                for number, part in enumerate(parts)
+                for leaf in condition_leaves(part, (*location, key, number))
+            ]
+    if condition.not_ is not None:
+        return condition_leaves(condition.not_, (*location, "not"))
+    return [(condition, location)]
+
+
 def describe(condition: Condition) -> str:
     """The condition in words for a request's timeline, e.g. ``$.data.systems contains 'ecole'``:
     an agent reading why a step was skipped sees the test, never a value read from the request."""

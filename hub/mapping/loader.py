@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.mapping.compiler import Compiler, FieldMeta, Fragment
+from hub.mapping.compiler import Compiler, FieldMeta, Fragment, PathRead
 from hub.mapping.errors import MappingFailed
 from hub.mapping.formats import Renderer
 from hub.mapping.schemas import SchemaError, json_schema, wsdl_message_schema
@@ -53,9 +53,15 @@ class Mapping:
         tracer: Any,
         metas: list[FieldMeta],
         document: YamlDocument,
+        reads: tuple[PathRead, ...] = (),
+        produces: dict[str, Any] | None = None,
     ) -> None:
         self.spec, self.path, self.document = spec, path, document
         self.name = spec.mapping
+        # For the flows using it: the absolute paths it reads (checked against each flow's
+        # document at the step using it) and the schema of the record it builds.
+        self.reads = reads
+        self.produces = produces if produces is not None else {}
         self._apply, self._tracer, self._metas = function, tracer, metas
         self.renderer = Renderer(spec.mapping, spec.target, spec.fields)
 
@@ -241,7 +247,9 @@ def _compile(path: Path, tables: dict[str, Table], fragments: dict[str, Fragment
     if issues:
         raise ConfigError(issues)
     (function, compiler), (tracer, tracing) = builds
-    return Mapping(spec, str(path), function, tracer, tracing.metas, document)
+    return Mapping(
+        spec, str(path), function, tracer, tracing.metas, document, tuple(compiler.reads), compiler.produces
+    )
 
 
 def _schema(

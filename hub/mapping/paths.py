@@ -18,6 +18,7 @@ from typing import Any
 
 from jsonpath_ng import jsonpath as ast
 from jsonpath_ng.ext import parse as parse_jsonpath
+from jsonpath_ng.ext.filter import Filter
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
 
@@ -39,6 +40,10 @@ class CompiledPath:
     singular: bool
     steps: tuple[Step, ...] | None  # None: evaluated by jsonpath-ng's find
     get: Callable[[Any], Any]  # node -> value | MISSING (singular) or list of values
+    # The leading steps a schema can check: all of ``steps``, or for a path jsonpath-ng runs
+    # itself, those before its first descendant (..) or function, a filter counting as [*]
+    # (``$.data.refs[?(@.system == 'ecole')].id`` is checked as ``$.data.refs[*].id``).
+    checked: tuple[Step, ...] = ()
 
     @property
     def field_names(self) -> tuple[str, ...] | None:
@@ -65,9 +70,27 @@ def compile_path(text: str) -> CompiledPath:
         def find(node: Any, _expression: ast.JSONPath = expression) -> list[Any]:
             return [match.value for match in _expression.find(node)]
 
-        return CompiledPath(text, relative, False, None, find)
+        return CompiledPath(text, relative, False, None, find, _checkable(expression))
     singular = all(step.kind == "field" or (step.kind == "index") for step in steps)
-    return CompiledPath(text, relative, singular, steps, _singular(steps) if singular else _plural(steps))
+    getter = _singular(steps) if singular else _plural(steps)
+    return CompiledPath(text, relative, singular, steps, getter, steps)
+
+
+def _checkable(node: ast.JSONPath) -> tuple[Step, ...]:
+    """The steps of the longest prefix of ``node`` a schema can check (see CompiledPath.checked)."""
+    chain: list[ast.JSONPath] = []
+    while isinstance(node, ast.Child):
+        chain.append(node.right)
+        node = node.left
+    if not isinstance(node, ast.Root | ast.This):
+        return ()
+    found: list[Step] = []
+    for part in reversed(chain):
+        step = (Step("wildcard"),) if isinstance(part, Filter) else _leaf(part)
+        if step is None:
+            break
+        found += step
+    return tuple(found)
 
 
 def _flatten(node: ast.JSONPath) -> tuple[Step, ...] | None:
@@ -158,26 +181,37 @@ def sub_schema(
     Raise :class:`PathError` when the schema proves the path can never match: a property the
     schema closes out, an index into something that is not an array, a name on a non-object.
     """
-    if schema is None or path.steps is None:
+    if schema is None:
         return None
+    reached = reach(path.checked, schema, root, "$" if not path.relative else "@")
+    return reached if path.steps is not None else None  # only a prefix was walked
+
+
+def reach(
+    steps: tuple[Step, ...],
+    schema: dict[str, Any] | None,
+    root: dict[str, Any],
+    walked: str,
+    name: str = "the source schema",
+) -> dict[str, Any] | None:
+    """The schema ``steps`` reach from ``schema`` (``$ref`` read in ``root``), or None when the
+    schema does not say; raise :class:`PathError` when it proves they can never match.
+    ``walked`` is the path up to ``schema`` and ``name`` what the schema is, for the message."""
     current: dict[str, Any] | None = schema
-    walked = "$" if not path.relative else "@"
-    for step in path.steps:
+    for step in steps:
         if current is None:
             return None
         current = _resolve(current, root)
         types = _types(current)
         if step.kind == "field":
             if types and "object" not in types:
-                raise PathError(
-                    f"{walked} is {'/'.join(sorted(types))} in the source schema, it has no {step.arg!r}"
-                )
+                raise PathError(f"{walked} is {'/'.join(sorted(types))} in {name}, it has no {step.arg!r}")
             properties = current.get("properties", {})
             if step.arg in properties:
                 current = properties[step.arg]
             elif current.get("additionalProperties") is False:
                 valid = ", ".join(sorted(properties)) or "none"
-                raise PathError(f"the source schema has no {walked}.{step.arg}; valid here: {valid}")
+                raise PathError(f"{name} has no {walked}.{step.arg}; valid here: {valid}")
             else:
                 extra = current.get("additionalProperties")
                 current = extra if isinstance(extra, dict) else None
@@ -186,11 +220,21 @@ def sub_schema(
             if step.kind == "wildcard" and (not types or "object" in types):
                 return None
             if types and "array" not in types:
-                raise PathError(f"{walked} is {'/'.join(sorted(types))} in the source schema, not an array")
+                raise PathError(f"{walked} is {'/'.join(sorted(types))} in {name}, not an array")
             items = current.get("items")
             current = items if isinstance(items, dict) else None
             walked += "[]"
     return _resolve(current, root) if current is not None else None
+
+
+def values_of(schema: dict[str, Any] | None) -> list[Any] | None:
+    """The values a schema allows when it lists them (``enum``, ``const``), else None."""
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return [schema["const"]]
+    enum = schema.get("enum")
+    return list(enum) if isinstance(enum, list) else None
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

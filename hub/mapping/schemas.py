@@ -1,9 +1,10 @@
 """The source and target schemas a mapping may declare, read once at load.
 
 A JSON Schema file is used as is. A WSDL message becomes the same kind of schema (objects with
-closed ``properties``, arrays for repeating elements) read from the WSDL's inline XSD with lxml,
-without network access or DTDs, so a mapping naming a SOAP element the back-end does not have is
-refused at load, at its file:line.
+closed ``properties``, arrays for repeating elements, the JSON type of simple values and the
+``enum`` of an enumerated simple type) read from the WSDL's inline XSD with lxml, without network
+access or DTDs, so a mapping naming a SOAP element the back-end does not have, or a flow waiting
+for a status the back-end never answers, is refused at load, at its file:line.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def json_schema(path: Path) -> dict[str, Any]:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SchemaError(f"cannot read schema {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"schema {path} is not UTF-8 (byte {exc.start}: {exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise SchemaError(f"schema {path} is not JSON: {exc}") from None
     if not isinstance(schema, dict):
@@ -72,12 +75,65 @@ def wsdl_message_schema(path: Path, operation: str, message: str) -> dict[str, A
         e.get("name"): e for e in root.iter(f"{{{XSD}}}element") if e.getparent().tag == f"{{{XSD}}}schema"
     }
     types = {t.get("name"): t for t in root.iter(f"{{{XSD}}}complexType") if t.get("name")}
+    simple = {t.get("name"): t for t in root.iter(f"{{{XSD}}}simpleType") if t.get("name")}
     if element_name not in elements:
         raise SchemaError(f"WSDL {path.name} declares no element {element_name}")
-    return _element(elements[element_name], types, depth=0)
+    return _element(elements[element_name], types, depth=0, simple=simple)
 
 
-def _element(element: etree._Element, types: dict[str, etree._Element], depth: int) -> dict[str, Any]:
+# XSD built-in types -> the JSON type of the value zeep gives for them (dates as ISO text)
+_JSON_TYPES = {
+    **dict.fromkeys(
+        ("int", "integer", "long", "short", "byte", "nonNegativeInteger", "positiveInteger",
+         "negativeInteger", "nonPositiveInteger", "unsignedInt", "unsignedLong", "unsignedShort",
+         "unsignedByte"),
+        "integer",
+    ),
+    **dict.fromkeys(("decimal", "float", "double"), "number"),
+    "boolean": "boolean",
+    **dict.fromkeys(
+        ("string", "normalizedString", "token", "language", "Name", "NCName", "NMTOKEN", "ID",
+         "IDREF", "anyURI", "QName", "date", "dateTime", "time", "duration", "gYear", "gYearMonth",
+         "gMonth", "gMonthDay", "gDay", "base64Binary", "hexBinary"),
+        "string",
+    ),
+}  # fmt: skip
+
+
+def _simple(
+    type_name: str, inline: etree._Element | None, simple: dict[str, etree._Element], depth: int = 0
+) -> dict[str, Any]:
+    """A simple value's schema: its JSON type (from the built-in type it restricts) and, for an
+    enumeration, its values. Unknown or unusual types give {} (not checked)."""
+    definition = inline if inline is not None else simple.get(type_name)
+    if definition is None:
+        kind = _JSON_TYPES.get(type_name)
+        return {"type": kind} if kind else {}
+    restriction = definition.find(f"{{{XSD}}}restriction")
+    if restriction is None or depth > 8:
+        return {}  # a list or a union: not checked
+    base = (restriction.get("base") or "").split(":")[-1]
+    schema = _simple(base, restriction.find(f"{{{XSD}}}simpleType"), simple, depth + 1)
+    values: list[Any] = [e.get("value") for e in restriction.findall(f"{{{XSD}}}enumeration")]
+    if values:
+        # as zeep gives them: an enumerated xs:int is a number, not the text of the WSDL
+        cast = {"integer": int, "number": float, "boolean": lambda v: v in ("true", "1")}.get(
+            schema.get("type", "string"), str
+        )
+        try:
+            schema = {**schema, "enum": [cast(v) for v in values]}
+        except ValueError:
+            return {}
+    return schema
+
+
+def _element(
+    element: etree._Element,
+    types: dict[str, etree._Element],
+    depth: int,
+    simple: dict[str, etree._Element] | None = None,
+) -> dict[str, Any]:
+    simple = simple or {}
     if depth > 32:
         return {}
     type_name = (element.get("type") or "").split(":")[-1]
@@ -85,7 +141,7 @@ def _element(element: etree._Element, types: dict[str, etree._Element], depth: i
     if complex_type is None and type_name in types:
         complex_type = types[type_name]
     if complex_type is None:
-        schema: dict[str, Any] = {}
+        schema: dict[str, Any] = _simple(type_name, element.find(f"{{{XSD}}}simpleType"), simple)
     else:
         properties = {}
         for child in complex_type.iter(f"{{{XSD}}}element"):
@@ -93,7 +149,7 @@ def _element(element: etree._Element, types: dict[str, etree._Element], depth: i
                 continue
             if _owner(child) is not complex_type:
                 continue
-            properties[child.get("name")] = _element(child, types, depth + 1)
+            properties[child.get("name")] = _element(child, types, depth + 1, simple)
         for attribute in complex_type.iter(f"{{{XSD}}}attribute"):
             if attribute.get("name"):
                 properties["@" + attribute.get("name")] = {}

@@ -66,7 +66,15 @@ def build_table_transform(table: dict[str, Any], label: str, default: Any = _UNS
             return default
         raise ValueError(f"code not in table {label}")
 
+    # Every value the lookup can give: a flow reading the mapped field checks its conditions and
+    # set_status against them at load (hub.flow_paths).
+    lookup.outputs = (*table.values(), *(() if default is _UNSET else (default,)))  # type: ignore[attr-defined]
     return lookup
+
+
+def outputs_of(transform: Transform) -> tuple[Any, ...] | None:
+    """The values a table transform can give; None for any other transform (not known)."""
+    return getattr(transform, "outputs", None)
 
 
 def reversed_table(values: dict[str, Any], label: str) -> dict[str, Any]:

@@ -157,6 +157,8 @@ class ActRequest:
     idempotency_key: str | None
     fingerprint: str
     created_at: float
+    copies: int = 1  # how many copies the registry sends
+    reason: str | None = None  # why the citizen asks (motif), as written
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,7 @@ class RequestState:
     status: RequestStatus
     issued_at: datetime | None = None
     rejection_reason: str | None = None
+    copies: int = 1
 
 
 def normalise_name(value: str) -> str:
@@ -250,6 +253,8 @@ class EtatCivilState:
         reference: str | None,
         idempotency_key: str | None,
         fingerprint: str,
+        copies: int = 1,
+        reason: str | None = None,
     ) -> ActRequest:
         """Create an act request, or return the one already made under the same idempotency key.
 
@@ -276,6 +281,8 @@ class EtatCivilState:
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
                 created_at=now,
+                copies=copies,
+                reason=reason,
             )
             self._requests[request.request_number] = request
             if idempotency_key is not None:
@@ -289,9 +296,9 @@ class EtatCivilState:
             raise RegistryError("REQUEST_NOT_FOUND", "no act request has this number")
         decided_at = request.created_at + self.issue_delay_s
         if self._clock() < decided_at:
-            return RequestState(request_number, "PENDING")
+            return RequestState(request_number, "PENDING", copies=request.copies)
         reason = REJECTED_ACTS.get(request.act_number)
         if reason is not None:
-            return RequestState(request_number, "REJECTED", rejection_reason=reason)
+            return RequestState(request_number, "REJECTED", rejection_reason=reason, copies=request.copies)
         issued_at = datetime.fromtimestamp(decided_at, UTC).replace(microsecond=0)
-        return RequestState(request_number, "ISSUED", issued_at=issued_at)
+        return RequestState(request_number, "ISSUED", issued_at=issued_at, copies=request.copies)

@@ -259,6 +259,8 @@ class _EtatCivilSoap:
             reference=_text(payload, "reference"),
             idempotency_key=request.headers.get("idempotency-key") or None,
             fingerprint=fingerprint,
+            copies=int(_text(payload, "copies") or 1),  # the schema checked it is 1..10
+            reason=_text(payload, "reason"),
         )
         return _response(
             "RequestActCopyResponse",
@@ -266,6 +268,7 @@ class _EtatCivilSoap:
                 ("requestNumber", act_request.request_number),
                 ("status", "PENDING"),
                 ("actNumber", act_request.act_number),
+                ("copies", str(act_request.copies)),
             ],
         )
 
@@ -281,6 +284,7 @@ class _EtatCivilSoap:
                 ("status", state.status),
                 ("issuedAt", issued_at),
                 ("rejectionReason", state.rejection_reason),
+                ("copies", str(state.copies)),
             ],
         )
 

@@ -96,6 +96,24 @@ def test_billing_file_is_acknowledged_line_by_line_and_read_once(
     assert connector.poll_acknowledgements(ctx()) == []  # already processed
 
 
+def test_the_answers_are_those_the_connector_declares(finances: FinancesServer, db: Database) -> None:
+    """Flows are checked at load against FinancesConnector.ANSWERS: they must be the real ones."""
+    import jsonschema
+
+    connector = connector_for(finances, db)
+    answers = {"SendAidPaymentFile": connector.call("SendAidPaymentFile", "A-1;Martin;12.50", ctx("r:pay"))}
+    name = answers["SendAidPaymentFile"]["name"]
+    answers["GetFileStatus (pending)"] = connector.file_status("facturation-none.csv", ctx())
+    wait_for(lambda: finances.state.counters["files_processed"] == 1)
+    answers["GetFileStatus"] = connector.call("GetFileStatus", {"file": name}, ctx())
+    answers["PollAcknowledgements"] = connector.call("PollAcknowledgements", {}, ctx())
+    answers["Health"] = connector.call("Health", {}, ctx())
+    for operation, answer in answers.items():
+        jsonschema.validate(answer, FinancesConnector.ANSWERS[operation.split(" ")[0]])
+    assert answers["GetFileStatus"]["status"] == "ACCEPTED"
+    assert set(FinancesConnector.ANSWERS) == set(FinancesConnector.DATA_CATEGORIES)
+
+
 def test_an_acknowledgement_is_processed_once_across_restarts_and_workers(
     finances: FinancesServer, db: Database
 ) -> None:

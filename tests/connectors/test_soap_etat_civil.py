@@ -463,3 +463,43 @@ def test_schema_import_outside_the_wsdl_directory_is_refused(tmp_path: Path) -> 
         # zeep itself refuses what looks remote; the transport refuses the rest.
         with pytest.raises(ValueError, match=r"ENDPOINT_REFUSED|ExternalReferenceForbidden"):
             SoapAdapter("etat_civil", wsdl, "http://127.0.0.1/etat-civil", gateway, 5)
+
+
+def test_answers_fit_the_schema_flows_are_checked_against(wire: Wire) -> None:
+    """hub.flow_paths checks ``until``/``$.steps`` paths and values against the WSDL's output
+    messages: the adapter's real answers (absent optional elements aside) must fit them."""
+    import jsonschema
+
+    from hub.mapping.schemas import wsdl_message_schema
+
+    adapter = wire().adapter
+    message = {
+        "copyType": "COPIE_INTEGRALE",
+        "birthName": SANTONI["birth_name"],
+        "givenNames": SANTONI["given_names"],
+        "birthDate": SANTONI["birth_date"],
+        "birthPlaceInsee": SANTONI["birth_place_insee"],
+        "sex": SANTONI["sex"],
+        "copies": 2,
+    }
+    created = adapter.call("RequestActCopy", message, ctx("schema-1"))
+    answers = {
+        "RequestActCopy": created,
+        "GetActRequestStatus": adapter.call(
+            "GetActRequestStatus", {"requestNumber": created["requestNumber"]}, ctx()
+        ),
+        "SearchBirthRecord": adapter.call(
+            "SearchBirthRecord",
+            {
+                "birthName": SANTONI["birth_name"],
+                "givenNames": "Pierre-Paul",
+                "birthDate": SANTONI["birth_date"],
+            },
+            ctx(),
+        ),
+    }
+    for operation, answer in answers.items():
+        present = {key: value for key, value in answer.items() if value is not None}
+        jsonschema.validate(present, wsdl_message_schema(WSDL, operation, "output"))
+    assert answers["GetActRequestStatus"]["status"] in ("PENDING", "ISSUED")
+    assert answers["RequestActCopy"]["copies"] == 2

@@ -55,6 +55,19 @@ def test_birth_certificate_completes_with_the_registry_request_number(live_hub, 
     assert [d for d in ged.values() if d["request_ref"] == request_id] == []
 
 
+def test_the_copies_and_the_reason_the_citizen_asked_reach_the_registry(live_hub, sandbox):
+    """Sample 04 asks for 2 copies: the registry must be asked for 2, not the default one."""
+    body = sample("04-santoni-corse")
+    body["data"]["reason"] = "Dossier  de retraite"
+    with live_hub.client() as client:
+        request_id = client.post("/v1/requests", json=body).json()["id"]
+        state = wait_for(client, request_id)
+    assert state["status"] == "completed", state
+    [act] = acts_for(sandbox, request_id)
+    assert (act.copies, act.reason) == (2, "Dossier de retraite")
+    assert state["result"]["act_request"]["copies"] == 2  # what the registry said it will issue
+
+
 def test_the_issued_act_is_filed_in_the_ged_and_the_request_keeps_only_its_claim_check(live_hub, sandbox):
     body = sample("02-de-la-fontaine-extrait-filiation")
     body["data"]["delivery"] = "espace_citoyen"  # delivered into the citizen's online space

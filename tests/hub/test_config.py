@@ -449,3 +449,40 @@ def test_an_unreadable_sftp_key_is_a_config_error(project, content, reason):
     [error] = errors_of(project)
     assert error.startswith(f"{hub_yaml}:{line_of(hub_yaml, 'private_key_file: finances.key')}:")
     assert reason in error
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["config/hub.yaml", "flows/birth-certificate.yaml", "mappings/etat-civil/request-act-copy.yaml"],
+)
+def test_a_file_saved_as_latin1_is_an_error_at_its_line_not_a_traceback(project, name):
+    """An editor saving in Latin-1 (Windows) is a config error like any other: file:line, exit 1."""
+    path = project / name
+    text = path.read_text(encoding="utf-8")
+    number, line = next((n, t) for n, t in enumerate(text.splitlines(), start=1) if not t.isascii())
+    column = next(i for i, char in enumerate(line, start=1) if not char.isascii())
+    path.write_bytes(text.encode("latin-1"))
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(project / "config" / "hub.yaml")])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    [error] = [text for text in result.output.splitlines() if "not UTF-8" in text]
+    assert error.startswith(f"{path}:{number}:{column}: not UTF-8"), error
+
+
+def test_an_alias_in_hub_yaml_is_refused_at_its_line(project):
+    hub_yaml = project / "config" / "hub.yaml"
+    edit(
+        hub_yaml,
+        "    breaker: {failures: 5, reset_s: 10}\n",
+        "    breaker: &breaker {failures: 5, reset_s: 10}\n",
+    )
+    edit(
+        hub_yaml,
+        "    breaker: {failures: 5, reset_s: 10, failure_rate: 0.5, window: 20}",
+        "    breaker: *breaker",
+    )
+    errors = errors_of(project)
+    assert errors == [
+        f"{hub_yaml}:{line_of(hub_yaml, 'breaker: *breaker')}:14: YAML alias *breaker is not allowed "
+        "(nor anchors): write the value out where it is used (mappings share fields with fragments)"
+    ]

@@ -63,14 +63,16 @@ def fault_code(doc: etree._Element) -> tuple[str, str]:
     )
 
 
-def request_copy_body(record: dict[str, str], copy_type: str = "EXTRAIT_AVEC_FILIATION") -> str:
+def request_copy_body(
+    record: dict[str, str], copy_type: str = "EXTRAIT_AVEC_FILIATION", extra: str = ""
+) -> str:
     return (
         f"<ec:RequestActCopy><ec:copyType>{copy_type}</ec:copyType>"
         f"<ec:birthName>{record['birth_name']}</ec:birthName>"
         f"<ec:givenNames>{record['given_names']}</ec:givenNames>"
         f"<ec:birthDate>{record['birth_date']}</ec:birthDate>"
         f"<ec:birthPlaceInsee>{record['birth_place_insee']}</ec:birthPlaceInsee>"
-        f"<ec:sex>{record['sex']}</ec:sex></ec:RequestActCopy>"
+        f"<ec:sex>{record['sex']}</ec:sex>{extra}</ec:RequestActCopy>"
     )
 
 
@@ -147,6 +149,35 @@ def test_request_then_status_pending_then_issued(sandbox: Sandbox) -> None:
     _, doc = sandbox.soap(body)
     assert doc.findtext(".//ec:status", namespaces=NS) == "ISSUED"
     assert doc.findtext(".//ec:issuedAt", namespaces=NS).endswith("Z")
+
+
+def test_copies_and_reason_are_kept_and_the_copies_echoed(sandbox: Sandbox) -> None:
+    extra = "<ec:reference>req-7</ec:reference><ec:copies>2</ec:copies><ec:reason>Passeport</ec:reason>"
+    status, doc = sandbox.soap(request_copy_body(SEED_BIRTH_RECORDS[0], extra=extra))
+    assert status == 200
+    assert doc.findtext(".//ec:copies", namespaces=NS) == "2"
+    [act] = sandbox.state.act_requests()
+    assert (act.copies, act.reason) == (2, "Passeport")
+    number = doc.findtext(".//ec:requestNumber", namespaces=NS)
+    _, doc = sandbox.soap(
+        f"<ec:GetActRequestStatus><ec:requestNumber>{number}</ec:requestNumber></ec:GetActRequestStatus>"
+    )
+    assert doc.findtext(".//ec:copies", namespaces=NS) == "2"
+
+
+def test_one_copy_when_the_request_does_not_say(sandbox: Sandbox) -> None:
+    _, doc = sandbox.soap(request_copy_body(SEED_BIRTH_RECORDS[0]))
+    assert doc.findtext(".//ec:copies", namespaces=NS) == "1"
+    [act] = sandbox.state.act_requests()
+    assert (act.copies, act.reason) == (1, None)
+
+
+@pytest.mark.parametrize("copies", ["0", "11", "deux"])
+def test_a_number_of_copies_out_of_the_registrys_range_is_a_schema_fault(sandbox: Sandbox, copies) -> None:
+    body = request_copy_body(SEED_BIRTH_RECORDS[0], extra=f"<ec:copies>{copies}</ec:copies>")
+    status, doc = sandbox.soap(body)
+    assert (status, fault_code(doc)) == (500, ("soap:Client", "SCHEMA_INVALID"))
+    assert sandbox.state.created_count == 0
 
 
 def test_act_under_rectification_is_rejected() -> None:

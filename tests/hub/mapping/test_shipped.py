@@ -27,6 +27,29 @@ def test_shipped_case_passes(name, case):
     assert result.passed, "\n".join(result.differences)
 
 
+OUTPUT_CASES = [(name, path) for name, path in CASES if load_case(path)[0].expect_error is None]
+
+
+@pytest.mark.parametrize(("name", "case"), OUTPUT_CASES, ids=[f"{n}::{p.stem}" for n, p in OUTPUT_CASES])
+def test_what_a_shipped_mapping_builds_fits_the_schema_flows_are_checked_against(name, case):
+    """Flows check $.steps.<name>.* paths and values against Mapping.produces (hub.flow_paths):
+    a record the mapping really builds must fit it, or a valid flow would be refused."""
+    mapping = SHIPPED[name]
+    record = mapping.apply(load_case(case)[1])
+    jsonschema.validate(record, mapping.produces)
+
+
+def test_produces_knows_the_values_of_a_table_a_constant_and_a_copied_enum():
+    produced = SHIPPED["etat-civil/act-status-answer"].produces["properties"]
+    assert produced["status"] == {"enum": ["submitted", "completed", "rejected"], "type": "string"}
+    assert produced["registry_status"]["enum"] == ["PENDING", "ISSUED", "REJECTED"]  # from the WSDL
+    assert produced["issued_at"] == {}  # a datetime transform: anything
+    assert SHIPPED["ged/issued-act-fields"].produces["properties"]["type"]["enum"] == ["acte"]
+    address = SHIPPED["etat-civil/request-act-copy"].produces["properties"]["deliveryAddress"]
+    assert set(address["properties"]) == {"line1", "postalCode", "city", "country"}
+    assert address["additionalProperties"] is False
+
+
 def test_every_shipped_mapping_has_cases_and_an_error_case_when_it_can_fail():
     assert missing_cases(SHIPPED) == []
     for name, mapping in SHIPPED.items():
