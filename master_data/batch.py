@@ -25,7 +25,7 @@ from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, compare
 from master_data.estimation import estimate_from_features
 from master_data.features import Features
-from master_data.matcher import CONFLICT, Matcher
+from master_data.matcher import AMBIGUOUS_RULE, CONFLICT, GOLDEN_CONFLICT_RULE, Matcher
 from master_data.model import MatchModel
 from master_data.records import IdentityRecord
 
@@ -36,6 +36,10 @@ DEFAULT_UPPER = 0.95
 DEFAULT_LOWER = 0.7  # review band [0.7, 0.95): 1.4 % of the town's records (2.2 % with 0.5), nothing lost
 _SCORE_CHUNK = 500_000
 _COMPONENT_LIMIT = 200
+# Why a pair the score linked was held back for review (BatchResult.held): its link would put two
+# conflicting records in one golden record, or its record is as close to another golden record.
+HELD_CONFLICT, HELD_AMBIGUOUS = 1, 2
+HELD_RULES = {HELD_CONFLICT: GOLDEN_CONFLICT_RULE, HELD_AMBIGUOUS: AMBIGUOUS_RULE}
 
 
 @dataclass
@@ -60,6 +64,9 @@ class BatchResult:
     # without a distinguishing trait: what a stored link or review task says it was decided by.
     rules: np.ndarray | None = None
     homonyms: np.ndarray | None = None
+    # Per pair (deduplication only): 0, or why the clustering held a scored link back for review
+    # (HELD_CONFLICT, HELD_AMBIGUOUS): the rule its review task states.
+    held: np.ndarray | None = None
 
     @property
     def links(self) -> np.ndarray:
@@ -335,6 +342,7 @@ def _run(
             pairs = np.stack([prepared.i, prepared.j], axis=1)
             clusters: list[list[int]] = []
             ambiguous_records = 0
+            held = None
             if split is None:
                 # Cannot-link pairs: strict conflicts, and pairs the matcher compared and found
                 # as surely two people as a link must be one (probability below 1 - upper) when one
@@ -357,7 +365,9 @@ def _run(
                 strength = np.where(rules > 0, np.inf, totals)  # rules, then log-odds
                 linked = np.flatnonzero(outcomes == 2)
                 clusters, refused = _clusters(len(records), pairs[linked], strength[linked], conflicts_within)
+                held = np.zeros(len(pairs), dtype=np.int8)
                 outcomes[linked[refused]] = 1  # a steward decides between the two golden records
+                held[linked[refused]] = HELD_CONFLICT
                 # Records as close to a golden record in conflict with theirs go to review, and the
                 # golden records are rebuilt without their links.
                 plausible = ((probabilities >= matcher.lower) & (rules != CONFLICT)) | (rules > 0)
@@ -365,12 +375,16 @@ def _run(
                 ambiguous = _ambiguous(clusters, pairs, strength, plausible, separated, found[0], margin)
                 if len(ambiguous):
                     touched = np.isin(pairs[:, 0], ambiguous) | np.isin(pairs[:, 1], ambiguous)
-                    outcomes[touched & (outcomes == 2) & (rules <= 0)] = 1
+                    demoted = touched & (outcomes == 2) & (rules <= 0)
+                    outcomes[demoted] = 1
+                    # Its links refused above are the same question: which golden record is it in?
+                    held[demoted | (touched & (held != 0))] = HELD_AMBIGUOUS
                     linked = np.flatnonzero(outcomes == 2)
                     clusters, refused = _clusters(
                         len(records), pairs[linked], strength[linked], conflicts_within
                     )
                     outcomes[linked[refused]] = 1
+                    held[linked[refused]] = HELD_CONFLICT
                 ambiguous_records = len(ambiguous)
             else:
                 pairs = pairs - np.array([0, split])
@@ -391,7 +405,7 @@ def _run(
             "[bold]summary[/]: " + ", ".join(f"{key} {value}" for key, value in summary.items())
         )
     return BatchResult(
-        pairs, probabilities, totals, outcomes, clusters, matcher.model, summary, rules, homonyms
+        pairs, probabilities, totals, outcomes, clusters, matcher.model, summary, rules, homonyms, held
     )
 
 

@@ -326,6 +326,9 @@ def test_two_candidates_above_the_threshold_go_to_review(matcher: Matcher) -> No
     incoming = base(system="finances", local_id="Z", sex=None)
     decision = matcher.decide(incoming, [first, second])
     assert decision.outcome == "review" and decision.candidate in (first, second)
+    # The task says why: the score alone would have linked either one.
+    assert decision.explanation.probability >= matcher.upper
+    assert decision.explanation.rule == "ambiguous_golden"
 
 
 def test_several_records_of_one_golden_record_are_one_answer(matcher: Matcher) -> None:
@@ -342,7 +345,11 @@ def test_a_golden_record_holding_a_conflicting_record_cannot_take_the_record(mat
     sister = base(system="etat_civil", local_id="B", given_names=("Jeanne",), sex="F")
     incoming = base(system="ged", local_id="Z")
     decision = matcher.decide(incoming, [brother, sister], groups=["G1", "G1"])
-    assert decision.outcome == "review"
+    assert decision.outcome == "review" and decision.candidate == brother
+    assert decision.explanation.probability >= matcher.upper
+    assert decision.explanation.rule == "conflict_in_golden"
+    # The same pair alone links: the rule is the golden record's, not the pair's.
+    assert matcher.decide(incoming, [brother]).outcome == "link"
     with pytest.raises(ValueError, match="groups"):
         matcher.decide(incoming, [brother, sister], groups=["G1"])
 
