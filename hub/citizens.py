@@ -48,7 +48,7 @@ from master_data.identity import CitizenIdentity
 from master_data.load_plan import plan_load
 from master_data.matching import IdentityRecord, Matcher, MatchModel, deduplicate, estimate_model
 from master_data.sources import from_identity
-from master_data.stewardship import Decided, ThresholdsReport, thresholds_report
+from master_data.stewardship import Decided, ThresholdsReport, thresholds_report, why_asked
 from master_data.survivorship import SourceVersion
 
 MODEL_TTL_S = 30.0
@@ -931,6 +931,8 @@ class Citizens:
             "candidate_golden_id": row.candidate_golden_id,
             "probability": row.probability,
             "total": row.total,
+            "rule": row.rule,
+            "why": why_asked(row.rule, row.probability, self.settings.thresholds.upper),
             "explanation": row.explanation,
             "decided_at": row.decided_at.isoformat() if row.decided_at else None,
             "decided_by": row.decided_by,
@@ -955,9 +957,7 @@ class Citizens:
             # Tasks closed by another task's decision, or by the merge that answered them, are not
             # decisions: counting them would weigh one answer as many.
             rows = session.execute(
-                select(
-                    TASKS.c.probability, TASKS.c.status, TASKS.c.explanation, undone.label("undone")
-                ).where(
+                select(TASKS.c.probability, TASKS.c.status, TASKS.c.rule, undone.label("undone")).where(
                     TASKS.c.status != "open",
                     or_(
                         TASKS.c.reason.is_(None),
@@ -974,12 +974,7 @@ class Citizens:
                 select(func.count()).select_from(TASKS).where(TASKS.c.status == "open")
             ).scalar_one()
         decided = [
-            Decided(
-                row.probability,
-                row.status == "linked" and not row.undone,
-                (row.explanation or {}).get("rule"),
-            )
-            for row in rows
+            Decided(row.probability, row.status == "linked" and not row.undone, row.rule) for row in rows
         ]
         thresholds = self.settings.thresholds
         return thresholds_report(decided, thresholds.upper, thresholds.lower, pending=pending)

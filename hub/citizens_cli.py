@@ -214,6 +214,8 @@ def _print_task(task: dict[str, Any]) -> None:
         show = lambda v: ", ".join(v) if isinstance(v, list) else ("" if v is None else str(v))  # noqa: E731
         table.add_row(key, show(left), show(right))
     console.print(table)
+    rule = f" [dim]({task['rule']})[/]" if task.get("rule") else ""
+    console.print(f"[bold]why you are asked[/]: {task['why']}{rule}")
     _print_explanation(task["explanation"])
 
 

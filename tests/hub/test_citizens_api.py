@@ -223,6 +223,7 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
         [task] = client.get("/v1/stewardship/tasks").json()["tasks"]
         assert task["candidate_golden_id"] == loaded and task["record"]["local_id"] == "T-3"
         assert task["explanation"]["rule"] == "conflict:birth_place"
+        assert task["rule"] == "conflict:birth_place" and "disagree on birth_place" in task["why"]
         levels = {c["field"]: c["level"] for c in task["explanation"]["comparisons"]}
         assert levels["birth_place"] == "else" and levels["birth_name"] == "exact"
         decided = client.post(
@@ -321,6 +322,11 @@ def test_cli_explain_show_review_and_thresholds(exports, loaded):
     assert review.exit_code == 0, review.output
     assert (
         "T-3" in review.output and "not_same" in review.output and "1 decision(s) recorded" in review.output
+    )
+    # Why the steward is asked, in words and by rule.
+    said = " ".join(review.output.split())
+    assert (
+        "why you are asked: the records disagree on birth_place" in said and "(conflict:birth_place)" in said
     )
     assert "no open review task" in invoke("review").output
     report = invoke("thresholds")
