@@ -387,6 +387,18 @@ def test_agreeing_on_a_rare_surname_weighs_more_than_on_a_common_one(matcher: Ma
     assert surname_weight("Kerbiriou") > surname_weight("Martin") + 2
 
 
+def test_the_default_model_is_probabilities_and_disagreement_counts_against() -> None:
+    """The weights used before any data was seen: for every field, m and u are distributions and
+    'else' (the values differ) weighs against the pair, below every agreeing level. The given
+    names' seven agreeing levels once pushed u past 1 and 'else' to +15.6 bits."""
+    model = MatchModel.default()
+    for k, spec in enumerate(FIELDS):
+        for shares in (model.m[k], model.u[k]):
+            assert all(0 < share < 1 for share in shares) and sum(shares) == pytest.approx(1.0)
+        weights = [model.weight(k, level) for level in range(len(spec.levels))]
+        assert weights[-1] < 0 and weights[-1] == min(weights), spec.name
+
+
 def test_model_json_round_trip_and_rejects_other_fields(matcher: Matcher) -> None:
     restored = MatchModel.from_json(matcher.model.to_json())
     a, b = base(), base(system="ecole", birth_name="Fontaine")
