@@ -147,10 +147,9 @@ def _print_explanation(result: dict[str, Any]) -> None:
         table.add_row(comparison["field"], comparison["level"], f"[{style}]{weight:+.2f}[/]")
     console.print(table)
     rule = f", rule {result['rule']}" if result.get("rule") else ""
-    console.print(
-        f"total {result['total']:+.2f}, probability {result['probability']:.4f}{rule} "
-        f"→ [bold]{result.get('outcome', '')}[/]"
-    )
+    # explain says what the matcher decides; a task's explanation has no outcome (a steward decides).
+    outcome = f" → [bold]{result['outcome']}[/]" if result.get("outcome") else ""
+    console.print(f"total {result['total']:+.2f}, probability {result['probability']:.4f}{rule}{outcome}")
 
 
 @app.command("review")

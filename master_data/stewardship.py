@@ -45,7 +45,8 @@ WHY: dict[str | None, str] = {
     "holds a record in conflict with it (a twin, a namesake born elsewhere?)",
     IDENTIFIER_CONFLICT_RULE: "a record already known newly states an identifier that this other "
     "golden record holds or states: are the two golden records one person?",
-    IDENTIFIERS_CONFLICT: "the record states identifiers that two golden records hold: which person is it?",
+    IDENTIFIERS_CONFLICT: "system identifiers tie the record to two golden records (identifiers it "
+    "states, or records of both stating its own): which person is it?",
     IDENTIFIER_RULE: "the record states an identifier of this golden record",
     HOMONYM_RULE: "several people share this birth name, first given name and birth date, and no "
     "other trait tells these two apart",

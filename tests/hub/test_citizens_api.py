@@ -328,6 +328,8 @@ def test_cli_explain_show_review_and_thresholds(exports, loaded):
     assert (
         "why you are asked: the records disagree on birth_place" in said and "(conflict:birth_place)" in said
     )
+    # A task has no matcher's outcome to point at (explain has: "→ link" above).
+    assert "rule conflict:birth_place\n" in review.output and "→" not in review.output
     assert "no open review task" in invoke("review").output
     report = invoke("thresholds")
     assert report.exit_code == 0 and "1 decided (0 on the score's band), 0 open" in report.output

@@ -55,4 +55,4 @@ def test_why_a_steward_is_asked_reads_the_rule_or_the_probability():
     assert "two golden records" in why_asked("ambiguous_golden", 0.97, 0.95)
     assert "newly states an identifier" in why_asked("identifier_conflict", 0.2, 0.95)
     assert "disagree on birth_date, sex" in why_asked("conflict:birth_date,sex", 0.99, 0.95)
-    assert "identifiers that two golden records hold" in why_asked("conflict:identifiers", 0.4, 0.95)
+    assert "tie the record to two golden records" in why_asked("conflict:identifiers", 0.4, 0.95)
