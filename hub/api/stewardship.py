@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.citizens import citizens_of
@@ -56,7 +56,10 @@ def list_tasks(
 
 @router.post("/tasks/{task_id}", summary="Decide a review task: link or not_same", responses=ERRORS)
 def decide(
-    task_id: int, body: DecisionBody, request: Request, principal: Annotated[Principal, Depends(WRITE)]
+    task_id: Annotated[int, Path(ge=0, le=MAX_ID, description="the task's id")],
+    body: DecisionBody,
+    request: Request,
+    principal: Annotated[Principal, Depends(WRITE)],
 ) -> dict[str, Any]:
     try:
         return citizens_of(request).decide(task_id, body.decision, actor=principal.name, reason=body.reason)

@@ -231,6 +231,11 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
         )
         twice = client.post(f"/v1/stewardship/tasks/{task['id']}", json={"decision": "not_same"})
         invalid = client.post(f"/v1/stewardship/tasks/{task['id']}", json={"decision": "maybe"})
+        # A task id no database column holds is a 422 naming the field, not a 500.
+        huge = [
+            client.post(f"/v1/stewardship/tasks/{task_id}", json={"decision": "link"})
+            for task_id in (2**63, 10**20, -1)
+        ]
         report = client.get("/v1/stewardship/thresholds").json()
         absorbed = client.get(f"/v1/citizens/{task['golden_id']}")
     assert decided.status_code == 200, decided.text
@@ -239,6 +244,8 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
     assert body["merge"]["moved"] == [{"system": "finances", "local_id": "T-3"}]
     assert twice.status_code == 409 and twice.json()["error"]["code"] == "task_already_decided"
     assert invalid.status_code == 422
+    for answer in huge:
+        assert answer.status_code == 422 and answer.json()["error"]["details"][0]["field"] == "path.task_id"
     assert report["decided"] == 1 and report["pending"] == 0
     # The task came from a conflict (born elsewhere): counted under its rule, not in the score's bands.
     assert sum(b["decided"] for b in report["bands"]) == 0 and report["scored"] == 0
