@@ -9,8 +9,9 @@ pieces and a page never shifts while new rows are appended.
 A citizen is named by golden id. The person is that golden record and every one merged with it
 now, at any depth and on either side (a merged-away id names the person it lives in now). Their
 rows are those that carry one of these golden ids (outbound calls, 360° views, steward decisions),
-at any time, and every row of their requests (the inbound row of a request carries the pseudonym
-of the identity as filed, made before the citizen was resolved). A merge a steward undid still
+at any time, every row of their requests (the inbound row of a request carries the pseudonym of
+the identity as filed, made before the citizen was resolved), and the exchanges that brought their
+source records in (an import's row, one per file, names no one person). A merge a steward undid still
 counts for the time it lasted: while golden records were held together — by one merge or a chain
 of them, overlapping or nested (A in B, B in C: A was in C) — rows written under any of them
 concerned all, so the selection keeps another golden record's rows written while it was held
@@ -26,7 +27,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, and_, case, literal, or_, select
 
-from hub.db.master_models import EVENTS, GOLDEN_ID
+from hub.db.master_models import EVENTS, GOLDEN_ID, SOURCES, XREFS
 from hub.db.models import JOURNAL, REQUESTS
 from hub.journal import HASHED_FIELDS
 from master_data.merge_history import Merge, current_person, shared_periods
@@ -90,12 +91,23 @@ def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnEle
         merges = merge_history(connection, wanted.citizen)
         ids = sorted(current_person(wanted.citizen, merges))
         requests = select(REQUESTS.c.id).where(REQUESTS.c.golden_id.in_(ids))
+        # The exchanges that brought their records in (an import's row names no one person).
+        brought = (
+            select(SOURCES.c.exchange_id)
+            .join(XREFS, and_(XREFS.c.system == SOURCES.c.system, XREFS.c.local_id == SOURCES.c.local_id))
+            .where(XREFS.c.golden_id.in_(ids), SOURCES.c.exchange_id.is_not(None))
+        )
         while_merged = [
             and_(JOURNAL.c.citizen_ref == p.golden_id, JOURNAL.c.at >= p.since, JOURNAL.c.at <= p.until)
             for p in shared_periods(ids, merges)
         ]
         conditions.append(
-            or_(JOURNAL.c.citizen_ref.in_(ids), JOURNAL.c.request_id.in_(requests), *while_merged)
+            or_(
+                JOURNAL.c.citizen_ref.in_(ids),
+                JOURNAL.c.request_id.in_(requests),
+                JOURNAL.c.id.in_(brought),
+                *while_merged,
+            )
         )
     columns = (
         "request_id",

@@ -541,3 +541,25 @@ def test_a_flow_routes_with_each_systems_own_identifier_of_the_citizen(
     hub.close()
     assert state["status"] == "completed", state
     assert state["result"]["ids"] == {"family": "FAM-77", "act": "N-75056-1985-0412", "golden": golden_id}
+
+
+def test_a_citizens_journal_lists_the_imports_that_brought_their_records(live_api, loaded):
+    """An import journals one row per file, naming no one person: a citizen's selection still lists
+    the imports their records came in by (RGPD art. 15: where the data came from), and only those."""
+    auditor = key_with(live_api, "audit")
+    with live_api.hub.db.sessions() as session:
+        other = session.scalar(select(XREFS.c.golden_id).where(XREFS.c.local_id == "N-2A004-1990-0007"))
+
+    def imports_of(golden_id: str) -> list[str]:
+        with live_api.client(auditor) as client:
+            answer = client.get("/v1/journal", params={"citizen": golden_id})
+        assert answer.status_code == 200, answer.text
+        return [
+            e["operation"] for e in answer.json()["entries"] if e["operation"].startswith("citizens import")
+        ]
+
+    assert [name.split(":")[0] for name in imports_of(loaded)] == [
+        "citizens import (etat_civil",
+        "citizens import (ecole",
+    ]
+    assert [name.split(":")[0] for name in imports_of(other)] == ["citizens import (etat_civil"]
