@@ -264,6 +264,12 @@ def show_command(golden_id: str, actor: Actor = DEFAULT_ACTOR, config: ConfigOpt
         _fail(exc.message)
     citizens.journal_access(actor, "hub citizens show", golden_id)
     console.print(f"[bold]{view['id']}[/] {view['status']} v{view['version']}")
+    if view["merged_into"]:
+        # A merged record holds no values: the person lives in the survivor now.
+        console.print(f"merged into {view['merged_into']}: see hub citizens show {view['merged_into']}")
+        return
+    if view["merged_from"]:
+        console.print(f"merged from: {', '.join(view['merged_from'])}")
     values = Table("attribute", "value", "from", "rule", "changed")
     for attribute, value in view["values"].items():
         shown = value["value"]

@@ -258,6 +258,17 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
     assert sorted(shown) == sorted([task["golden_id"], loaded])  # each citizen shown is journaled
 
 
+def test_cli_show_of_a_merged_record_names_where_the_person_lives_now(exports, loaded, hub):
+    with hub.db.sessions() as session:
+        other = session.scalar(select(XREFS.c.golden_id).where(XREFS.c.local_id == "N-2A004-1990-0007"))
+    assert invoke("merge", loaded, other).exit_code == 0
+    absorbed = invoke("show", other)
+    assert absorbed.exit_code == 0, absorbed.output
+    assert f"merged into {loaded}" in absorbed.output and "attribute" not in absorbed.output
+    survivor = invoke("show", loaded)
+    assert f"merged from: {other}" in survivor.output and "N-2A004-1990-0007" in survivor.output
+
+
 def test_merge_and_unmerge_over_http(live_api, loaded):
     steward = key_with(live_api, "stewardship:write", "citizens:read")
     with live_api.hub.db.sessions() as session:
