@@ -16,7 +16,8 @@ counts for the time it lasted: while golden records were held together — by on
 of them, overlapping or nested (A in B, B in C: A was in C) — rows written under any of them
 concerned all, so the selection keeps another golden record's rows written while it was held
 together with the person, and only those (:mod:`master_data.merge_history`, from ``md_events``
-read in one recursive query).
+read in one recursive query). A page costs three queries: the merge history, the person's requests
+and imports, then the page itself.
 """
 
 from __future__ import annotations
@@ -25,7 +26,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, case, literal, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    cast,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
 from hub.db.master_models import EVENTS, GOLDEN_ID, SOURCES, XREFS
 from hub.db.models import JOURNAL, REQUESTS
@@ -65,50 +80,78 @@ class JournalPage:
 _FIELDS = (*HASHED_FIELDS, "hash")  # the row as chained, and its place in the chain
 
 
-def merge_history(connection: Connection, golden_id: str) -> list[Merge]:
-    """Every merge, in force or undone, among the golden records that merges ever joined to
-    ``golden_id`` (at any depth, on either side): one recursive query, however deep the chain."""
+def _merge_history_statement() -> Select[Any]:
+    """Built once: every merge among the golden records merges ever joined to ``:golden_id``."""
     step = EVENTS.alias("step")
-    joined = select(literal(golden_id, GOLDEN_ID).label("id")).cte("joined", recursive=True)
+    joined = select(bindparam("golden_id", type_=GOLDEN_ID).label("id")).cte("joined", recursive=True)
     joined = joined.union(
         select(case((step.c.golden_id == joined.c.id, step.c.other_id), else_=step.c.golden_id)).where(
             step.c.kind == "merge", or_(step.c.golden_id == joined.c.id, step.c.other_id == joined.c.id)
         )
     )
     merge, unmerge = EVENTS.alias("merge"), EVENTS.alias("unmerge")
-    rows = connection.execute(
+    return (
         select(merge.c.golden_id, merge.c.other_id, merge.c.at, unmerge.c.at.label("until"))
         .outerjoin(unmerge, unmerge.c.id == merge.c.undone_by)
         .where(merge.c.kind == "merge", merge.c.golden_id.in_(select(joined.c.id)))
         .order_by(merge.c.id)
-    ).all()
+    )
+
+
+_MERGE_HISTORY = _merge_history_statement()
+
+
+def merge_history(connection: Connection, golden_id: str) -> list[Merge]:
+    """Every merge, in force or undone, among the golden records that merges ever joined to
+    ``golden_id`` (at any depth, on either side): one recursive query, however deep the chain."""
+    rows = connection.execute(_MERGE_HISTORY, {"golden_id": golden_id}).all()
     return [Merge(row.golden_id, row.other_id, row.at, row.until) for row in rows]
+
+
+def _person_references_statement() -> CompoundSelect:
+    """Built once: the requests resolved to the golden records ``:ids``, and the exchanges that
+    brought their current source records in (an import's row, one per file, names no one person)."""
+    ids = bindparam("ids", expanding=True)
+    requests = select(REQUESTS.c.id.label("request_id"), cast(null(), BigInteger).label("exchange_id")).where(
+        REQUESTS.c.golden_id.in_(ids)
+    )
+    brought = (
+        select(cast(null(), REQUESTS.c.id.type).label("request_id"), SOURCES.c.exchange_id)
+        .join(XREFS, and_(XREFS.c.system == SOURCES.c.system, XREFS.c.local_id == SOURCES.c.local_id))
+        .where(XREFS.c.golden_id.in_(ids), SOURCES.c.exchange_id.is_not(None))
+    )
+    return union_all(requests, brought)
+
+
+_PERSON_REFERENCES = _person_references_statement()
+
+
+def _citizen_condition(connection: Connection, golden_id: str) -> ColumnElement[bool]:
+    """The rows of the person ``golden_id`` is (see the module docstring), in two queries: the merge
+    history, then their requests and imports. Both are given to the page's query as values, so
+    each branch of its OR is an index look-up (a subquery there made PostgreSQL filter the whole
+    journal in id order)."""
+    merges = merge_history(connection, golden_id)
+    ids = sorted(current_person(golden_id, merges))
+    references = connection.execute(_PERSON_REFERENCES, {"ids": ids}).all()
+    request_ids = sorted({row.request_id for row in references if row.request_id is not None})
+    exchange_ids = sorted({row.exchange_id for row in references if row.exchange_id is not None})
+    branches = [JOURNAL.c.citizen_ref.in_(ids)]
+    if request_ids:
+        branches.append(JOURNAL.c.request_id.in_(request_ids))
+    if exchange_ids:
+        branches.append(JOURNAL.c.id.in_(exchange_ids))
+    branches += [
+        and_(JOURNAL.c.citizen_ref == p.golden_id, JOURNAL.c.at >= p.since, JOURNAL.c.at <= p.until)
+        for p in shared_periods(ids, merges)
+    ]
+    return or_(*branches)
 
 
 def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if wanted.citizen is not None:
-        merges = merge_history(connection, wanted.citizen)
-        ids = sorted(current_person(wanted.citizen, merges))
-        requests = select(REQUESTS.c.id).where(REQUESTS.c.golden_id.in_(ids))
-        # The exchanges that brought their records in (an import's row names no one person).
-        brought = (
-            select(SOURCES.c.exchange_id)
-            .join(XREFS, and_(XREFS.c.system == SOURCES.c.system, XREFS.c.local_id == SOURCES.c.local_id))
-            .where(XREFS.c.golden_id.in_(ids), SOURCES.c.exchange_id.is_not(None))
-        )
-        while_merged = [
-            and_(JOURNAL.c.citizen_ref == p.golden_id, JOURNAL.c.at >= p.since, JOURNAL.c.at <= p.until)
-            for p in shared_periods(ids, merges)
-        ]
-        conditions.append(
-            or_(
-                JOURNAL.c.citizen_ref.in_(ids),
-                JOURNAL.c.request_id.in_(requests),
-                JOURNAL.c.id.in_(brought),
-                *while_merged,
-            )
-        )
+        conditions.append(_citizen_condition(connection, wanted.citizen))
     columns = (
         "request_id",
         "correlation_id",
