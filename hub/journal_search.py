@@ -108,22 +108,34 @@ def merge_history(connection: Connection, golden_id: str) -> list[Merge]:
     return [Merge(row.golden_id, row.other_id, row.at, row.until) for row in rows]
 
 
-def _person_references_statement() -> CompoundSelect:
-    """Built once: the requests resolved to the golden records ``:ids``, and the exchanges that
-    brought their current source records in (an import's row, one per file, names no one person)."""
-    ids = bindparam("ids", expanding=True)
-    requests = select(REQUESTS.c.id.label("request_id"), cast(null(), BigInteger).label("exchange_id")).where(
-        REQUESTS.c.golden_id.in_(ids)
-    )
-    brought = (
-        select(cast(null(), REQUESTS.c.id.type).label("request_id"), SOURCES.c.exchange_id)
+def _requests_of(ids: Any) -> Select[Any]:
+    """The requests resolved to the golden records ``ids``."""
+    return select(REQUESTS.c.id.label("request_id")).where(REQUESTS.c.golden_id.in_(ids))
+
+
+def _brought_by(ids: Any) -> Select[Any]:
+    """The exchanges that brought the current source records of the golden records ``ids`` in (an
+    import's row, one per file, names no one person)."""
+    return (
+        select(SOURCES.c.exchange_id)
         .join(XREFS, and_(XREFS.c.system == SOURCES.c.system, XREFS.c.local_id == SOURCES.c.local_id))
         .where(XREFS.c.golden_id.in_(ids), SOURCES.c.exchange_id.is_not(None))
     )
-    return union_all(requests, brought)
+
+
+def _person_references_statement() -> CompoundSelect:
+    """Built once: :func:`_requests_of` and :func:`_brought_by` the golden records ``:ids``."""
+    ids = bindparam("ids", expanding=True)
+    return union_all(
+        _requests_of(ids).add_columns(cast(null(), BigInteger).label("exchange_id")),
+        _brought_by(ids).with_only_columns(cast(null(), REQUESTS.c.id.type), SOURCES.c.exchange_id),
+    )
 
 
 _PERSON_REFERENCES = _person_references_statement()
+# Above this many requests and imports, the page reads them through subqueries again rather than as
+# values (a database's limit on bound parameters; a person seldom has a hundred).
+MAX_LISTED = 2_000
 
 
 def _citizen_condition(connection: Connection, golden_id: str) -> ColumnElement[bool]:
@@ -137,10 +149,13 @@ def _citizen_condition(connection: Connection, golden_id: str) -> ColumnElement[
     request_ids = sorted({row.request_id for row in references if row.request_id is not None})
     exchange_ids = sorted({row.exchange_id for row in references if row.exchange_id is not None})
     branches = [JOURNAL.c.citizen_ref.in_(ids)]
-    if request_ids:
-        branches.append(JOURNAL.c.request_id.in_(request_ids))
-    if exchange_ids:
-        branches.append(JOURNAL.c.id.in_(exchange_ids))
+    if len(request_ids) + len(exchange_ids) > MAX_LISTED:
+        branches += [JOURNAL.c.request_id.in_(_requests_of(ids)), JOURNAL.c.id.in_(_brought_by(ids))]
+    else:
+        if request_ids:
+            branches.append(JOURNAL.c.request_id.in_(request_ids))
+        if exchange_ids:
+            branches.append(JOURNAL.c.id.in_(exchange_ids))
     branches += [
         and_(JOURNAL.c.citizen_ref == p.golden_id, JOURNAL.c.at >= p.since, JOURNAL.c.at <= p.until)
         for p in shared_periods(ids, merges)

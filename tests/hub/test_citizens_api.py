@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from hub import journal
+from hub import journal, journal_search
 from hub.cli import app
 from hub.db.master_models import GOLDEN, SOURCES, VALUES, XREFS
 from hub.db.models import JournalEntry, Request
@@ -554,9 +554,15 @@ def test_a_flow_routes_with_each_systems_own_identifier_of_the_citizen(
     assert state["result"]["ids"] == {"family": "FAM-77", "act": "N-75056-1985-0412", "golden": golden_id}
 
 
-def test_a_citizens_journal_lists_the_imports_that_brought_their_records(live_api, loaded):
+@pytest.mark.parametrize("listed", [True, False], ids=["as values", "through subqueries"])
+def test_a_citizens_journal_lists_the_imports_that_brought_their_records(
+    live_api, loaded, monkeypatch, listed
+):
     """An import journals one row per file, naming no one person: a citizen's selection still lists
-    the imports their records came in by (RGPD art. 15: where the data came from), and only those."""
+    the imports their records came in by (RGPD art. 15: where the data came from), and only those;
+    the same whether the page gets them as values or, past MAX_LISTED, through subqueries."""
+    if not listed:
+        monkeypatch.setattr(journal_search, "MAX_LISTED", 0)
     auditor = key_with(live_api, "audit")
     with live_api.hub.db.sessions() as session:
         other = session.scalar(select(XREFS.c.golden_id).where(XREFS.c.local_id == "N-2A004-1990-0007"))
