@@ -50,7 +50,7 @@ from master_data.identity import CitizenIdentity
 from master_data.load_plan import plan_load
 from master_data.matching import IdentityRecord, Matcher, MatchModel, deduplicate_against, estimate_model
 from master_data.sources import from_identity
-from master_data.stewardship import Decided, ThresholdsReport, thresholds_report
+from master_data.stewardship import Decided, ThresholdsReport, thresholds_report, why_asked
 from master_data.survivorship import SourceVersion
 
 MODEL_TTL_S = 30.0
@@ -69,6 +69,8 @@ ESTIMATE_SAMPLE = 200_000
 BATCH_MAX_BLOCK = 500
 # New records whose blocking keys a batch computes at once when it reads the stored neighbourhood.
 KEY_SLICE = 5000
+# Open tasks checked per round trip when the thresholds report counts those the queue would list.
+PENDING_CHUNK = 500
 EVENT_CLIENT = "hub:master-data"
 
 
@@ -994,13 +996,8 @@ class Citizens:
                 if rows:
                     cursor = rows[-1].id
                 if status == "open" and rows:
-                    goldens = self.store.task_goldens(connection, task_ids=[r.id for r in rows])
-                    apart = self.store.not_same_between(connection, goldens.values())
-                    rows = [
-                        r
-                        for r in rows
-                        if len(set(goldens.get(r.id, ()))) == 2 and frozenset(goldens[r.id]) not in apart
-                    ]
+                    askable = self._askable(connection, [r.id for r in rows])
+                    rows = [r for r in rows if r.id in askable]
                 shown += rows
             ids = {r.source_record_id for r in shown} | {r.candidate_source_record_id for r in shown}
             records = {
@@ -1011,6 +1008,26 @@ class Citizens:
             }
         return TaskPage([self.task_json(row, records) for row in shown], None if exhausted else cursor)
 
+    def _askable(self, connection: Connection, task_ids: Sequence[int]) -> set[int]:
+        """Of these open tasks, those the queue asks: their two records are in two golden records
+        (a merge joined none of them) that no steward decided are not the same person."""
+        goldens = self.store.task_goldens(connection, task_ids=task_ids)
+        apart = self.store.not_same_between(connection, goldens.values())
+        return {
+            task_id
+            for task_id, pair in goldens.items()
+            if len(set(pair)) == 2 and frozenset(pair) not in apart
+        }
+
+    def _pending(self, connection: Connection) -> int:
+        """The open tasks the queue would list (not every open row: some ask what a merge or a
+        "not the same person" answered since), counted in chunks."""
+        open_ids = connection.scalars(select(TASKS.c.id).where(TASKS.c.status == "open")).all()
+        return sum(
+            len(self._askable(connection, open_ids[start : start + PENDING_CHUNK]))
+            for start in range(0, len(open_ids), PENDING_CHUNK)
+        )
+
     def task_json(self, row: Any, records: dict[int, Any] | None = None) -> dict[str, Any]:
         answer = {
             "id": row.id,
@@ -1020,6 +1037,8 @@ class Citizens:
             "candidate_golden_id": row.candidate_golden_id,
             "probability": row.probability,
             "total": row.total,
+            "rule": row.rule,
+            "why": why_asked(row.rule, row.probability, self.settings.thresholds.upper),
             "explanation": row.explanation,
             "decided_at": row.decided_at.isoformat() if row.decided_at else None,
             "decided_by": row.decided_by,
@@ -1044,9 +1063,7 @@ class Citizens:
             # Tasks closed by another task's decision, or by the merge that answered them, are not
             # decisions: counting them would weigh one answer as many.
             rows = session.execute(
-                select(
-                    TASKS.c.probability, TASKS.c.status, TASKS.c.explanation, undone.label("undone")
-                ).where(
+                select(TASKS.c.probability, TASKS.c.status, TASKS.c.rule, undone.label("undone")).where(
                     TASKS.c.status != "open",
                     or_(
                         TASKS.c.reason.is_(None),
@@ -1059,16 +1076,9 @@ class Citizens:
                     ),
                 )
             ).all()
-            pending = session.execute(
-                select(func.count()).select_from(TASKS).where(TASKS.c.status == "open")
-            ).scalar_one()
+            pending = self._pending(session.connection())
         decided = [
-            Decided(
-                row.probability,
-                row.status == "linked" and not row.undone,
-                (row.explanation or {}).get("rule"),
-            )
-            for row in rows
+            Decided(row.probability, row.status == "linked" and not row.undone, row.rule) for row in rows
         ]
         thresholds = self.settings.thresholds
         return thresholds_report(decided, thresholds.upper, thresholds.lower, pending=pending)

@@ -161,10 +161,9 @@ def _print_explanation(result: dict[str, Any]) -> None:
         table.add_row(comparison["field"], comparison["level"], f"[{style}]{weight:+.2f}[/]")
     console.print(table)
     rule = f", rule {result['rule']}" if result.get("rule") else ""
-    console.print(
-        f"total {result['total']:+.2f}, probability {result['probability']:.4f}{rule} "
-        f"→ [bold]{result.get('outcome', '')}[/]"
-    )
+    # explain says what the matcher decides; a task's explanation has no outcome (a steward decides).
+    outcome = f" → [bold]{result['outcome']}[/]" if result.get("outcome") else ""
+    console.print(f"total {result['total']:+.2f}, probability {result['probability']:.4f}{rule}{outcome}")
 
 
 @app.command("review")
@@ -228,6 +227,8 @@ def _print_task(task: dict[str, Any]) -> None:
         show = lambda v: ", ".join(v) if isinstance(v, list) else ("" if v is None else str(v))  # noqa: E731
         table.add_row(key, show(left), show(right))
     console.print(table)
+    rule = f" [dim]({task['rule']})[/]" if task.get("rule") else ""
+    console.print(f"[bold]why you are asked[/]: {task['why']}{rule}")
     _print_explanation(task["explanation"])
 
 
@@ -277,6 +278,12 @@ def show_command(golden_id: str, actor: Actor = DEFAULT_ACTOR, config: ConfigOpt
         _fail(exc.message)
     citizens.journal_access(actor, "hub citizens show", golden_id)
     console.print(f"[bold]{view['id']}[/] {view['status']} v{view['version']}")
+    if view["merged_into"]:
+        # A merged record holds no values: the person lives in the survivor now.
+        console.print(f"merged into {view['merged_into']}: see hub citizens show {view['merged_into']}")
+        return
+    if view["merged_from"]:
+        console.print(f"merged from: {', '.join(view['merged_from'])}")
     values = Table("attribute", "value", "from", "rule", "changed")
     for attribute, value in view["values"].items():
         shown = value["value"]

@@ -6,26 +6,46 @@ the facts an auditor starts from — a citizen, a request, a system, a purpose, 
 and pages through them in journal order with a keyset cursor, so a long history is read in bounded
 pieces and a page never shifts while new rows are appended.
 
-A citizen is named by golden id. Their rows are those that carry the golden id (outbound calls, 360°
-views, steward decisions), those of any golden record merged into it, and every row of their
-requests (the inbound row of a request carries the pseudonym of the identity as filed, made before
-the citizen was resolved). A merge a steward undid still counts for the time it lasted: while two
-golden records were one, rows written under either concerned both people, so each one's selection
-keeps the other's rows written between the merge and the unmerge (``md_events``) — and only those.
+A citizen is named by golden id. The person is that golden record and every one merged with it
+now, at any depth and on either side (a merged-away id names the person it lives in now). Their
+rows are those that carry one of these golden ids (outbound calls, 360° views, steward decisions),
+at any time, every row of their requests (the inbound row of a request carries the pseudonym of
+the identity as filed, made before the citizen was resolved), and the exchanges that brought their
+source records in (an import's row, one per file, names no one person). A merge a steward undid still
+counts for the time it lasted: while golden records were held together — by one merge or a chain
+of them, overlapping or nested (A in B, B in C: A was in C) — rows written under any of them
+concerned all, so the selection keeps another golden record's rows written while it was held
+together with the person, and only those (:mod:`master_data.merge_history`, from ``md_events``
+read in one recursive query). A page costs three queries: the merge history, the person's requests
+and imports, then the page itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    cast,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
-from hub.db.master_models import EVENTS, GOLDEN
+from hub.db.master_models import EVENTS, GOLDEN_ID, SOURCES, XREFS
 from hub.db.models import JOURNAL, REQUESTS
 from hub.journal import HASHED_FIELDS
+from master_data.merge_history import Merge, current_person, shared_periods
 
 MAX_LIMIT = 500
 
@@ -60,51 +80,93 @@ class JournalPage:
 _FIELDS = (*HASHED_FIELDS, "hash")  # the row as chained, and its place in the chain
 
 
-def golden_ids_of(connection: Connection, golden_id: str) -> list[str]:
-    """The golden id and every golden record merged into it, at any depth (merges chain)."""
-    found, frontier = [golden_id], [golden_id]
-    while frontier:
-        frontier = list(
-            connection.scalars(select(GOLDEN.c.id).where(GOLDEN.c.merged_into.in_(frontier))).all()
+def _merge_history_statement() -> Select[Any]:
+    """Built once: every merge among the golden records merges ever joined to ``:golden_id``."""
+    step = EVENTS.alias("step")
+    joined = select(bindparam("golden_id", type_=GOLDEN_ID).label("id")).cte("joined", recursive=True)
+    joined = joined.union(
+        select(case((step.c.golden_id == joined.c.id, step.c.other_id), else_=step.c.golden_id)).where(
+            step.c.kind == "merge", or_(step.c.golden_id == joined.c.id, step.c.other_id == joined.c.id)
         )
-        frontier = [g for g in frontier if g not in found]
-        found += frontier
-    return found
-
-
-def merged_periods(connection: Connection, golden_ids: Sequence[str]) -> list[tuple[str, datetime, datetime]]:
-    """The undone merges of these golden records, from either side: (the other golden id, merged at,
-    split back at). While merged, rows written under the other golden id concerned these people too."""
+    )
     merge, unmerge = EVENTS.alias("merge"), EVENTS.alias("unmerge")
-    rows = connection.execute(
+    return (
         select(merge.c.golden_id, merge.c.other_id, merge.c.at, unmerge.c.at.label("until"))
-        .join(unmerge, unmerge.c.id == merge.c.undone_by)
-        .where(
-            merge.c.kind == "merge",
-            or_(merge.c.golden_id.in_(golden_ids), merge.c.other_id.in_(golden_ids)),
-        )
+        .outerjoin(unmerge, unmerge.c.id == merge.c.undone_by)
+        .where(merge.c.kind == "merge", merge.c.golden_id.in_(select(joined.c.id)))
         .order_by(merge.c.id)
-    ).all()
-    periods = []
-    for row in rows:
-        for mine, theirs in ((row.golden_id, row.other_id), (row.other_id, row.golden_id)):
-            if mine in golden_ids and theirs not in golden_ids:
-                periods.append((theirs, row.at, row.until))
-    return periods
+    )
+
+
+_MERGE_HISTORY = _merge_history_statement()
+
+
+def merge_history(connection: Connection, golden_id: str) -> list[Merge]:
+    """Every merge, in force or undone, among the golden records that merges ever joined to
+    ``golden_id`` (at any depth, on either side): one recursive query, however deep the chain."""
+    rows = connection.execute(_MERGE_HISTORY, {"golden_id": golden_id}).all()
+    return [Merge(row.golden_id, row.other_id, row.at, row.until) for row in rows]
+
+
+def _requests_of(ids: Any) -> Select[Any]:
+    """The requests resolved to the golden records ``ids``."""
+    return select(REQUESTS.c.id.label("request_id")).where(REQUESTS.c.golden_id.in_(ids))
+
+
+def _brought_by(ids: Any) -> Select[Any]:
+    """The exchanges that brought the current source records of the golden records ``ids`` in (an
+    import's row, one per file, names no one person)."""
+    return (
+        select(SOURCES.c.exchange_id)
+        .join(XREFS, and_(XREFS.c.system == SOURCES.c.system, XREFS.c.local_id == SOURCES.c.local_id))
+        .where(XREFS.c.golden_id.in_(ids), SOURCES.c.exchange_id.is_not(None))
+    )
+
+
+def _person_references_statement() -> CompoundSelect:
+    """Built once: :func:`_requests_of` and :func:`_brought_by` the golden records ``:ids``."""
+    ids = bindparam("ids", expanding=True)
+    return union_all(
+        _requests_of(ids).add_columns(cast(null(), BigInteger).label("exchange_id")),
+        _brought_by(ids).with_only_columns(cast(null(), REQUESTS.c.id.type), SOURCES.c.exchange_id),
+    )
+
+
+_PERSON_REFERENCES = _person_references_statement()
+# Above this many requests and imports, the page reads them through subqueries again rather than as
+# values (a database's limit on bound parameters; a person seldom has a hundred).
+MAX_LISTED = 2_000
+
+
+def _citizen_condition(connection: Connection, golden_id: str) -> ColumnElement[bool]:
+    """The rows of the person ``golden_id`` is (see the module docstring), in two queries: the merge
+    history, then their requests and imports. Both are given to the page's query as values, so
+    each branch of its OR is an index look-up (a subquery there made PostgreSQL filter the whole
+    journal in id order)."""
+    merges = merge_history(connection, golden_id)
+    ids = sorted(current_person(golden_id, merges))
+    references = connection.execute(_PERSON_REFERENCES, {"ids": ids}).all()
+    request_ids = sorted({row.request_id for row in references if row.request_id is not None})
+    exchange_ids = sorted({row.exchange_id for row in references if row.exchange_id is not None})
+    branches = [JOURNAL.c.citizen_ref.in_(ids)]
+    if len(request_ids) + len(exchange_ids) > MAX_LISTED:
+        branches += [JOURNAL.c.request_id.in_(_requests_of(ids)), JOURNAL.c.id.in_(_brought_by(ids))]
+    else:
+        if request_ids:
+            branches.append(JOURNAL.c.request_id.in_(request_ids))
+        if exchange_ids:
+            branches.append(JOURNAL.c.id.in_(exchange_ids))
+    branches += [
+        and_(JOURNAL.c.citizen_ref == p.golden_id, JOURNAL.c.at >= p.since, JOURNAL.c.at <= p.until)
+        for p in shared_periods(ids, merges)
+    ]
+    return or_(*branches)
 
 
 def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if wanted.citizen is not None:
-        ids = golden_ids_of(connection, wanted.citizen)
-        requests = select(REQUESTS.c.id).where(REQUESTS.c.golden_id.in_(ids))
-        while_merged = [
-            and_(JOURNAL.c.citizen_ref == other, JOURNAL.c.at >= since, JOURNAL.c.at <= until)
-            for other, since, until in merged_periods(connection, ids)
-        ]
-        conditions.append(
-            or_(JOURNAL.c.citizen_ref.in_(ids), JOURNAL.c.request_id.in_(requests), *while_merged)
-        )
+        conditions.append(_citizen_condition(connection, wanted.citizen))
     columns = (
         "request_id",
         "correlation_id",

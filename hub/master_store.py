@@ -53,7 +53,7 @@ from hub.db.models import REQUESTS
 from hub.db.pipeline import Pending, Pipeline
 from hub.db.prebuilt import insert_values
 from hub.ids import new_id
-from master_data.matcher import IDENTIFIER_RULE, IDENTIFIERS_CONFLICT, RULE_NAMES
+from master_data.matcher import IDENTIFIER_CONFLICT_RULE, IDENTIFIER_RULE, IDENTIFIERS_CONFLICT, RULE_NAMES
 from master_data.matching import Decision, Explanation, IdentityRecord, Matcher
 from master_data.survivorship import SourceVersion, SurvivorshipPolicy, derive
 
@@ -380,8 +380,9 @@ class GoldenStore:
 
         A known record stays where it is: moving it to another golden record is a merge, which a
         steward decides. So a system identifier it newly states that another golden record holds
-        (or states) opens a review task between the two, unless a steward already decided the
-        record is not the person of that golden record (:meth:`not_same_as_record`)."""
+        (or states) opens a review task between the two (rule ``identifier_conflict``), unless a
+        steward already decided the record is not the person of that golden record
+        (:meth:`not_same_as_record`)."""
         record = source.record
         reads = Pipeline(connection)
         state = reads.add(_GOLDEN_STATE, {"golden_id": known.golden_id})
@@ -424,7 +425,9 @@ class GoldenStore:
             why = matcher.explain(record, other.record)
             explanation = explanation or why
             decision = Decision("review", other.record, why)
-            row = _task_row(source.id, known.golden_id, [(other, golden_id)], decision, now)
+            row = _task_row(
+                source.id, known.golden_id, [(other, golden_id)], decision, now, rule=IDENTIFIER_CONFLICT_RULE
+            )
             tasks.append(writes.add(_INSERT_TASK, row))
         writes.run()
         if tasks:
@@ -1371,6 +1374,7 @@ _INSERT_TASK_ROWS = insert_values(
     "probability",
     "total",
     "explanation",
+    "rule",
 )
 _INSERT_TASK = _INSERT_TASK_ROWS.returning(TASKS.c.id)
 # An unmerge gives a moved record back to its golden record, with its link time from before the merge.
@@ -1501,6 +1505,8 @@ def _task_row(
     candidates: list[tuple[SourceVersion, str]],
     decision: Decision,
     now: datetime,
+    *,
+    rule: str | None = None,
 ) -> dict[str, Any]:
     assert decision.candidate is not None and decision.explanation is not None
     candidate = next(s for s, _g in candidates if s.record.key == decision.candidate.key)
@@ -1511,6 +1517,7 @@ def _task_row(
         _golden_of(candidates, decision.candidate),
         decision.explanation,
         now,
+        rule=rule,
     )
 
 
@@ -1521,7 +1528,13 @@ def _task_values(
     candidate_golden_id: str,
     explanation: Explanation,
     now: datetime,
+    *,
+    rule: str | None = None,
 ) -> dict[str, Any]:
+    """A review task's row. Its ``rule`` says why a steward is asked: the decision's rule (a
+    conflict, known homonyms, ambiguous_golden...; None for the score's review band) unless the
+    caller names another reason (identifier_conflict)."""
+    why = rule or explanation.rule
     return {
         "status": "open",
         "created_at": now,
@@ -1532,6 +1545,7 @@ def _task_values(
         "probability": explanation.probability,
         "total": explanation.total,
         "explanation": explanation_json(explanation),
+        "rule": why[:64] if why else None,
     }
 
 

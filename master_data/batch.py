@@ -26,7 +26,14 @@ from master_data.communes import CommuneTable, default_table
 from master_data.comparison import FIELDS, compare
 from master_data.estimation import estimate_from_features
 from master_data.features import Features
-from master_data.matcher import CONFLICT, RULE_PRIORITY, SAME_IDENTIFIER, Matcher
+from master_data.matcher import (
+    AMBIGUOUS_RULE,
+    CONFLICT,
+    GOLDEN_CONFLICT_RULE,
+    RULE_PRIORITY,
+    SAME_IDENTIFIER,
+    Matcher,
+)
 from master_data.model import MatchModel
 from master_data.records import IdentityRecord
 
@@ -37,6 +44,10 @@ DEFAULT_UPPER = 0.95
 DEFAULT_LOWER = 0.7  # review band [0.7, 0.95): 1.4 % of the town's records (2.2 % with 0.5), nothing lost
 _SCORE_CHUNK = 500_000
 _COMPONENT_LIMIT = 200
+# Why a pair the score linked was held back for review (BatchResult.held): its link would put two
+# conflicting records in one golden record, or its record is as close to another golden record.
+HELD_CONFLICT, HELD_AMBIGUOUS = 1, 2
+HELD_RULES = {HELD_CONFLICT: GOLDEN_CONFLICT_RULE, HELD_AMBIGUOUS: AMBIGUOUS_RULE}
 
 
 @dataclass
@@ -64,6 +75,9 @@ class BatchResult:
     # Against a stored population (:func:`deduplicate_against`): the first ``stored`` indices are
     # the stored records, each cluster holding one of them is that record's golden record.
     stored: int = 0
+    # Per pair (deduplication only): 0, or why the clustering held a scored link back for review
+    # (HELD_CONFLICT, HELD_AMBIGUOUS): the rule its review task states.
+    held: np.ndarray | None = None
 
     @property
     def links(self) -> np.ndarray:
@@ -477,6 +491,7 @@ def _run(
             pairs = np.stack([prepared.i, prepared.j], axis=1)
             clusters: list[list[int]] = []
             ambiguous_records = 0
+            held = None
             if split is None:
                 # Two stored records were decided when they were stored (together or apart): their
                 # pairs only tell which identities the population holds twice (known homonyms).
@@ -516,7 +531,9 @@ def _run(
                 clusters, refused = _clusters(
                     len(records), pairs[linked], strength[linked], conflicts_within, anchors
                 )
+                held = np.zeros(len(pairs), dtype=np.int8)
                 outcomes[linked[refused]] = 1  # a steward decides between the two golden records
+                held[linked[refused]] = HELD_CONFLICT
                 # Records as close to a golden record in conflict with theirs go to review, and the
                 # golden records are rebuilt without their links.
                 plausible = ((probabilities >= matcher.lower) & (rules != CONFLICT)) | (rules > 0)
@@ -526,12 +543,16 @@ def _run(
                 ambiguous = ambiguous[ambiguous >= stored]  # a stored record stays where it is
                 if len(ambiguous):
                     touched = np.isin(pairs[:, 0], ambiguous) | np.isin(pairs[:, 1], ambiguous)
-                    outcomes[touched & (outcomes == 2) & (rules <= 0)] = 1
+                    demoted = touched & (outcomes == 2) & (rules <= 0)
+                    outcomes[demoted] = 1
+                    # Its links refused above are the same question: which golden record is it in?
+                    held[demoted | (touched & (held != 0))] = HELD_AMBIGUOUS
                     linked = np.flatnonzero(outcomes == 2)
                     clusters, refused = _clusters(
                         len(records), pairs[linked], strength[linked], conflicts_within, anchors
                     )
                     outcomes[linked[refused]] = 1
+                    held[linked[refused]] = HELD_CONFLICT
                 ambiguous_records = len(ambiguous)
             else:
                 pairs = pairs - np.array([0, split])
@@ -553,7 +574,17 @@ def _run(
             "[bold]summary[/]: " + ", ".join(f"{key} {value}" for key, value in summary.items())
         )
     return BatchResult(
-        pairs, probabilities, totals, outcomes, clusters, matcher.model, summary, rules, homonyms, stored
+        pairs,
+        probabilities,
+        totals,
+        outcomes,
+        clusters,
+        matcher.model,
+        summary,
+        rules,
+        homonyms,
+        stored=stored,
+        held=held,
     )
 
 

@@ -16,8 +16,10 @@ module turns a :class:`~master_data.batch.BatchResult` into that plan, with no I
   record is earlier than every record of the file), with that link's probability;
 - one **review task** per pair of golden records holding a pair the matcher sent to review (its
   most probable pair; the later record is the task's record, the earlier its candidate),
-  explained field by field as ``hub citizens explain`` shows it (``conflict:identifiers`` for a
-  pair named by one identifier that could not be linked);
+  explained field by field as ``hub citizens explain`` shows it, with the rule that sent it to
+  review when the score alone did not (``conflict:identifiers`` for a pair named by one
+  identifier that could not be linked, ``known_homonyms``, or a link the clustering held back:
+  ``conflict_in_golden``, ``ambiguous_golden``, as real time names them);
 - **chunks** of whole clusters for bounded transactions, each task in the chunk that writes the
   later of its two golden records (both exist when it is written).
 """
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from master_data.batch import BatchResult
+from master_data.batch import HELD_RULES, BatchResult
 from master_data.matcher import (
     HOMONYM_RULE,
     IDENTIFIERS_CONFLICT,
@@ -159,6 +161,8 @@ def plan_load(records: Sequence[IdentityRecord], result: BatchResult, matcher: M
             )
         elif result.homonyms is not None and result.homonyms[k] and explanation.rule is None:
             explanation = dataclasses.replace(explanation, rule=HOMONYM_RULE)
+        if result.held is not None and result.held[k] and explanation.rule is None:
+            explanation = dataclasses.replace(explanation, rule=HELD_RULES[int(result.held[k])])
         tasks.append(PlannedTask(record, candidate, explanation))
         task_cluster.append(int(max(position[first], position[second])))
     return LoadPlan(clusters, links, tasks, task_cluster, stored)

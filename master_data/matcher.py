@@ -73,6 +73,14 @@ IDENTIFIERS_CONFLICT = "conflict:identifiers"
 # Positive rule codes, strongest first, and the name a cross-reference records for each.
 RULE_PRIORITY = (SAME_IDENTIFIER, SAME_SYSTEM_ID, SAME_NIR, SAME_PIVOT)
 LINK_RULE_NAMES = {**RULE_NAMES, SAME_IDENTIFIER: IDENTIFIER_RULE}
+# Rules of a review that the pair's score alone would have linked (probability >= upper): the record
+# passed ``upper`` against two golden records (which person is it?), or against a golden record
+# that also holds a record in conflict with it (a twin, a namesake born elsewhere). And, on the
+# store's side, a known record that newly states an identifier another golden record holds or
+# states: known records are not moved, so a steward says whether the two golden records are one.
+AMBIGUOUS_RULE = "ambiguous_golden"
+GOLDEN_CONFLICT_RULE = "conflict_in_golden"
+IDENTIFIER_CONFLICT_RULE = "identifier_conflict"
 STRICT_TRAITS = ("given_names", "birth_date", "birth_place", "sex")
 # Traits a household shares: they cannot tell a mother from her daughter or twins apart.
 HOUSEHOLD_TRAITS = ("address", "postal_code", "city", "phone", "email")
@@ -641,13 +649,13 @@ class Matcher:
         ``groups`` (optional, parallel to ``candidates``) names the golden record each candidate
         already belongs to. With it, several candidates of one golden record passing the threshold
         are one answer, not an ambiguity, and a golden record holding any record in conflict with
-        the incoming one (a twin, a namesake born elsewhere) cannot take it automatically. Without
-        it every candidate is its own group.
+        the incoming one (a twin, a namesake born elsewhere) cannot take it automatically (the
+        review's rule is ``conflict_in_golden``). Without it every candidate is its own group.
 
         A candidate sharing a system identifier with the record decides first
         (:meth:`_by_identifier`). Then a positive deterministic rule links at once. Otherwise the
         best-scored group decides; when two groups both pass the upper threshold, the choice goes
-        to review (an agent must say which person it is).
+        to review (an agent must say which person it is: rule ``ambiguous_golden``).
         """
         if not candidates:
             return Decision("new", None, None)
@@ -679,9 +687,11 @@ class Matcher:
         homonyms = self._homonyms_among(features, levels)
         outcomes = self.outcomes(probabilities, rules, levels, adjustments, homonyms)
         conflicted = {labels[k] for k in np.flatnonzero(rules == CONFLICT).tolist()}
+        held_back = set()
         for k in range(len(candidates)):
             if labels[k] in conflicted and outcomes[k] == 2:
                 outcomes[k] = 1
+                held_back.add(k)
         order = np.lexsort((-totals, -outcomes)).tolist()
         best = order[0]
         if outcomes[best] == 0:
@@ -689,7 +699,12 @@ class Matcher:
         rivals = [k for k in order[1:] if outcomes[k] == 2 and labels[k] != labels[best]]
         if outcomes[best] == 2 and not rivals:
             return Decision("link", candidates[best], explained(best))
-        return Decision("review", candidates[best], explained(best))
+        why = explained(best)
+        # A review the score did not ask for says why it was asked (the steward's question, and the
+        # thresholds report, which counts it apart from the score's band).
+        if why.rule is None and (rivals or best in held_back):
+            why = dataclasses.replace(why, rule=AMBIGUOUS_RULE if rivals else GOLDEN_CONFLICT_RULE)
+        return Decision("review", candidates[best], why)
 
 
 def _shares(

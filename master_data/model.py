@@ -153,12 +153,19 @@ class MatchModel:
         for spec in FIELDS:
             agree = len(spec.levels) - 1
             m_levels = [0.85] + [0.10 / max(agree - 1, 1)] * (agree - 1) + [0.0]
-            u_levels = [0.002 * 3**level for level in range(agree)] + [0.0]
+            # Looser levels are commoner among two people, but never most of them: a field of
+            # many levels (given names: 7 agreeing ones) must leave 'else' the commonest level
+            # (uncapped, 0.002 * 3**6 alone passed 1 and 'else' weighed +15.6 bits).
+            u_levels = [min(0.002 * 3**level, DEFAULT_U_CAP) for level in range(agree)] + [0.0]
             m_levels[-1] = 1 - sum(m_levels)
             u_levels[-1] = 1 - sum(u_levels)
             m.append(_normalised(m_levels))
             u.append(_normalised(u_levels))
         return cls(fields=FIELDS, m=m, u=u, prior=0.05, notes={"source": "default"})
+
+
+# The largest share of non-matching pairs the default model puts at one agreeing level.
+DEFAULT_U_CAP = 0.1
 
 
 def _normalised(values: list[float]) -> list[float]:

@@ -7,12 +7,15 @@ if they reject nearly everything below some probability, the lower one can go up
 only suggests; an engineer changes ``master_data.thresholds`` in hub.yaml.
 
 Only tasks the score sent to review (its probability between the thresholds, no rule) say where the
-thresholds stand. A task a rule made (a conflict such as twins, known homonyms, identifiers naming
-two people...) carries a probability that is often above ``upper``: stewards rejecting twins at
-0.99 say the rule was right, not that the upper threshold is too low. Those decisions are counted
-apart, by rule. A task without a rule at or above ``upper`` did not come from the score's band
-either (a score that high links by itself): two golden records both passed ``upper``, or a record
-newly stated an identifier another golden record holds; it is counted under :data:`ABOVE_UPPER`.
+thresholds stand. A task a rule made carries a probability that is often above ``upper``: stewards
+rejecting twins at 0.99 say the rule was right, not that the upper threshold is too low. Those
+decisions are counted apart, by the rule the task stores (:data:`WHY`): a conflict such as twins,
+known homonyms, identifiers naming two golden records, a record above ``upper`` against two golden
+records (``ambiguous_golden``) or against one holding a record in conflict with it
+(``conflict_in_golden``), a known record newly stating another golden record's identifier
+(``identifier_conflict``). A task without a rule at or above ``upper`` can only be one made before
+tasks stored their rule (migration 0009 could not tell which); it is counted under
+:data:`ABOVE_UPPER`.
 """
 
 from __future__ import annotations
@@ -21,9 +24,47 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from master_data.matcher import (
+    AMBIGUOUS_RULE,
+    GOLDEN_CONFLICT_RULE,
+    HOMONYM_RULE,
+    IDENTIFIER_CONFLICT_RULE,
+    IDENTIFIER_RULE,
+    IDENTIFIERS_CONFLICT,
+)
+
 BANDS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 # The rule a task without one is counted under when its probability is at or above ``upper``.
 ABOVE_UPPER = "above_upper"
+# Why a steward is asked, per rule a review task stores (what the queue shows beside the rule).
+WHY: dict[str | None, str] = {
+    None: "the match probability is between the two thresholds: the score alone cannot decide",
+    AMBIGUOUS_RULE: "the record scores above the link threshold against two golden records: which "
+    "person is it?",
+    GOLDEN_CONFLICT_RULE: "the record scores above the link threshold, but this golden record also "
+    "holds a record in conflict with it (a twin, a namesake born elsewhere?)",
+    IDENTIFIER_CONFLICT_RULE: "a record already known newly states an identifier that this other "
+    "golden record holds or states: are the two golden records one person?",
+    IDENTIFIERS_CONFLICT: "system identifiers tie the record to two golden records (identifiers it "
+    "states, or records of both stating its own): which person is it?",
+    IDENTIFIER_RULE: "the record states an identifier of this golden record",
+    HOMONYM_RULE: "several people share this birth name, first given name and birth date, and no "
+    "other trait tells these two apart",
+    ABOVE_UPPER: "the record scores above the link threshold, yet was sent to review (a task made "
+    "before tasks stored their rule: two golden records matched, or one held a conflicting record)",
+}
+_CONFLICT = "conflict:"
+
+
+def why_asked(rule: str | None, probability: float, upper: float) -> str:
+    """Why a review task asks a steward, in words: from its rule, else from its probability (at
+    or above ``upper`` without a rule: a task made before tasks stored their rule)."""
+    if rule is None and probability >= upper:
+        rule = ABOVE_UPPER
+    if rule is not None and rule.startswith(_CONFLICT) and rule not in WHY:
+        traits = rule.removeprefix(_CONFLICT).replace(",", ", ")
+        return f"the records disagree on {traits}, which usually means two people (twins, parent and child?)"
+    return WHY.get(rule, f"rule {rule}")
 
 
 @dataclass(frozen=True)

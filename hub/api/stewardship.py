@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.body import documented, json_body
@@ -62,7 +62,7 @@ def list_tasks(
     openapi_extra=documented(DecisionBody),
 )
 def decide(
-    task_id: int,
+    task_id: Annotated[int, Path(ge=0, le=MAX_ID, description="the task's id")],
     request: Request,
     principal: Annotated[Principal, Depends(WRITE)],
     body: Annotated[DecisionBody, json_body(DecisionBody)],

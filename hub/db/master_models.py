@@ -131,6 +131,12 @@ class ReviewTask(Base):
     probability: Mapped[float] = mapped_column(Float)
     total: Mapped[float] = mapped_column(Float)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rule: Mapped[str | None] = mapped_column(
+        String(64),
+        default=None,
+        doc="why the task was made (master_data.matcher's rule names; None: the score's review band) "
+        "(migration 0009)",
+    )
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     decided_by: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)

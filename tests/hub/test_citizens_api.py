@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from hub import journal
+from hub import journal, journal_search
 from hub.cli import app
 from hub.db.master_models import GOLDEN, SOURCES, VALUES, XREFS
 from hub.db.models import JournalEntry, Request
@@ -223,6 +223,7 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
         [task] = client.get("/v1/stewardship/tasks").json()["tasks"]
         assert task["candidate_golden_id"] == loaded and task["record"]["local_id"] == "T-3"
         assert task["explanation"]["rule"] == "conflict:birth_place"
+        assert task["rule"] == "conflict:birth_place" and "disagree on birth_place" in task["why"]
         levels = {c["field"]: c["level"] for c in task["explanation"]["comparisons"]}
         assert levels["birth_place"] == "else" and levels["birth_name"] == "exact"
         decided = client.post(
@@ -230,6 +231,11 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
         )
         twice = client.post(f"/v1/stewardship/tasks/{task['id']}", json={"decision": "not_same"})
         invalid = client.post(f"/v1/stewardship/tasks/{task['id']}", json={"decision": "maybe"})
+        # A task id no database column holds is a 422 naming the field, not a 500.
+        huge = [
+            client.post(f"/v1/stewardship/tasks/{task_id}", json={"decision": "link"})
+            for task_id in (2**63, 10**20, -1)
+        ]
         report = client.get("/v1/stewardship/thresholds").json()
         absorbed = client.get(f"/v1/citizens/{task['golden_id']}")
     assert decided.status_code == 200, decided.text
@@ -238,6 +244,8 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
     assert body["merge"]["moved"] == [{"system": "finances", "local_id": "T-3"}]
     assert twice.status_code == 409 and twice.json()["error"]["code"] == "task_already_decided"
     assert invalid.status_code == 422
+    for answer in huge:
+        assert answer.status_code == 422 and answer.json()["error"]["details"][0]["field"] == "path.task_id"
     assert report["decided"] == 1 and report["pending"] == 0
     # The task came from a conflict (born elsewhere): counted under its rule, not in the score's bands.
     assert sum(b["decided"] for b in report["bands"]) == 0 and report["scored"] == 0
@@ -248,6 +256,17 @@ def test_steward_links_a_review_task_and_the_decision_feeds_the_thresholds_repor
             select(JournalEntry.citizen_ref).where(JournalEntry.operation == "GET /v1/stewardship/tasks")
         ).all()
     assert sorted(shown) == sorted([task["golden_id"], loaded])  # each citizen shown is journaled
+
+
+def test_cli_show_of_a_merged_record_names_where_the_person_lives_now(exports, loaded, hub):
+    with hub.db.sessions() as session:
+        other = session.scalar(select(XREFS.c.golden_id).where(XREFS.c.local_id == "N-2A004-1990-0007"))
+    assert invoke("merge", loaded, other).exit_code == 0
+    absorbed = invoke("show", other)
+    assert absorbed.exit_code == 0, absorbed.output
+    assert f"merged into {loaded}" in absorbed.output and "attribute" not in absorbed.output
+    survivor = invoke("show", loaded)
+    assert f"merged from: {other}" in survivor.output and "N-2A004-1990-0007" in survivor.output
 
 
 def test_merge_and_unmerge_over_http(live_api, loaded):
@@ -322,6 +341,13 @@ def test_cli_explain_show_review_and_thresholds(exports, loaded):
     assert (
         "T-3" in review.output and "not_same" in review.output and "1 decision(s) recorded" in review.output
     )
+    # Why the steward is asked, in words and by rule.
+    said = " ".join(review.output.split())
+    assert (
+        "why you are asked: the records disagree on birth_place" in said and "(conflict:birth_place)" in said
+    )
+    # A task has no matcher's outcome to point at (explain has: "→ link" above).
+    assert "rule conflict:birth_place\n" in review.output and "→" not in review.output
     assert "no open review task" in invoke("review").output
     report = invoke("thresholds")
     assert report.exit_code == 0 and "1 decided (0 on the score's band), 0 open" in report.output
@@ -526,3 +552,31 @@ def test_a_flow_routes_with_each_systems_own_identifier_of_the_citizen(
     hub.close()
     assert state["status"] == "completed", state
     assert state["result"]["ids"] == {"family": "FAM-77", "act": "N-75056-1985-0412", "golden": golden_id}
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["as values", "through subqueries"])
+def test_a_citizens_journal_lists_the_imports_that_brought_their_records(
+    live_api, loaded, monkeypatch, listed
+):
+    """An import journals one row per file, naming no one person: a citizen's selection still lists
+    the imports their records came in by (RGPD art. 15: where the data came from), and only those;
+    the same whether the page gets them as values or, past MAX_LISTED, through subqueries."""
+    if not listed:
+        monkeypatch.setattr(journal_search, "MAX_LISTED", 0)
+    auditor = key_with(live_api, "audit")
+    with live_api.hub.db.sessions() as session:
+        other = session.scalar(select(XREFS.c.golden_id).where(XREFS.c.local_id == "N-2A004-1990-0007"))
+
+    def imports_of(golden_id: str) -> list[str]:
+        with live_api.client(auditor) as client:
+            answer = client.get("/v1/journal", params={"citizen": golden_id})
+        assert answer.status_code == 200, answer.text
+        return [
+            e["operation"] for e in answer.json()["entries"] if e["operation"].startswith("citizens import")
+        ]
+
+    assert [name.split(":")[0] for name in imports_of(loaded)] == [
+        "citizens import (etat_civil",
+        "citizens import (ecole",
+    ]
+    assert [name.split(":")[0] for name in imports_of(other)] == ["citizens import (etat_civil"]

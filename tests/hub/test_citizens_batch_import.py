@@ -186,12 +186,21 @@ def test_batch_initial_load_writes_what_the_matcher_decides_with_lineage_and_rer
             local_id: row.link for local_id, row in xrefs.items()
         }
         tasks = session.execute(
-            select(TASKS.c.source_record_id, TASKS.c.candidate_source_record_id, TASKS.c.explanation)
+            select(
+                TASKS.c.source_record_id,
+                TASKS.c.candidate_source_record_id,
+                TASKS.c.explanation,
+                TASKS.c.rule,
+                TASKS.c.probability,
+            )
         ).all()
         local = dict(session.execute(select(SOURCES.c.id, SOURCES.c.local_id)).all())
-        assert {(local[t.source_record_id], local[t.candidate_source_record_id]) for t in tasks} == {
-            (records[t.record].local_id, records[t.candidate].local_id) for t in plan.tasks
+        # Each task with the rule that made it (None: the score's review band).
+        assert {(local[t.source_record_id], local[t.candidate_source_record_id], t.rule) for t in tasks} == {
+            (records[t.record].local_id, records[t.candidate].local_id, t.explanation.rule)
+            for t in plan.tasks
         }
+        assert all(t.rule is not None for t in tasks if t.probability >= matcher.upper)
         assert len(tasks) >= 20 and all(t.explanation["comparisons"] for t in tasks)
         exchange_id = session.scalar(select(func.max(JOURNAL.c.id)))
         # Lineage: every golden value points to an existing source version, brought by the import's

@@ -326,6 +326,9 @@ def test_two_candidates_above_the_threshold_go_to_review(matcher: Matcher) -> No
     incoming = base(system="finances", local_id="Z", sex=None)
     decision = matcher.decide(incoming, [first, second])
     assert decision.outcome == "review" and decision.candidate in (first, second)
+    # The task says why: the score alone would have linked either one.
+    assert decision.explanation.probability >= matcher.upper
+    assert decision.explanation.rule == "ambiguous_golden"
 
 
 def test_several_records_of_one_golden_record_are_one_answer(matcher: Matcher) -> None:
@@ -342,7 +345,11 @@ def test_a_golden_record_holding_a_conflicting_record_cannot_take_the_record(mat
     sister = base(system="etat_civil", local_id="B", given_names=("Jeanne",), sex="F")
     incoming = base(system="ged", local_id="Z")
     decision = matcher.decide(incoming, [brother, sister], groups=["G1", "G1"])
-    assert decision.outcome == "review"
+    assert decision.outcome == "review" and decision.candidate == brother
+    assert decision.explanation.probability >= matcher.upper
+    assert decision.explanation.rule == "conflict_in_golden"
+    # The same pair alone links: the rule is the golden record's, not the pair's.
+    assert matcher.decide(incoming, [brother]).outcome == "link"
     with pytest.raises(ValueError, match="groups"):
         matcher.decide(incoming, [brother, sister], groups=["G1"])
 
@@ -378,6 +385,18 @@ def test_agreeing_on_a_rare_surname_weighs_more_than_on_a_common_one(matcher: Ma
 
     assert "MARTIN" in matcher.model.term_frequencies["birth_name"]
     assert surname_weight("Kerbiriou") > surname_weight("Martin") + 2
+
+
+def test_the_default_model_is_probabilities_and_disagreement_counts_against() -> None:
+    """The weights used before any data was seen: for every field, m and u are distributions and
+    'else' (the values differ) weighs against the pair, below every agreeing level. The given
+    names' seven agreeing levels once pushed u past 1 and 'else' to +15.6 bits."""
+    model = MatchModel.default()
+    for k, spec in enumerate(FIELDS):
+        for shares in (model.m[k], model.u[k]):
+            assert all(0 < share < 1 for share in shares) and sum(shares) == pytest.approx(1.0)
+        weights = [model.weight(k, level) for level in range(len(spec.levels))]
+        assert weights[-1] < 0 and weights[-1] == min(weights), spec.name
 
 
 def test_model_json_round_trip_and_rejects_other_fields(matcher: Matcher) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from master_data.batch import _ambiguous, _clusters
 from master_data.blocking import candidate_pairs, key_arrays, record_keys, text_key_arrays
 from master_data.features import Features, Normalised, normalise_columns, normalise_record
+from master_data.load_plan import plan_load
 from master_data.matching import IdentityRecord, Matcher, MatchModel, deduplicate, link
 from tests.master_data.test_matching import noisy, person
 
@@ -203,3 +204,28 @@ def test_no_golden_record_holds_two_records_the_matcher_decided_are_two_people(
     cluster_of = {k: c for c, members in enumerate(result.clusters) for k in members}
     assert cluster_of[n + 1] != cluster_of[n + 2]
     assert cluster_of[n + 2] == cluster_of[n + 3]
+
+
+def test_a_batch_review_the_score_did_not_ask_for_says_why_as_real_time_does() -> None:
+    """Born in Paris, born in Marseille (two people), and a record that says nothing of the birth
+    place: above the upper threshold against both. Its two tasks ask which person it is, under the
+    rule real time gives that question, not as if the score's band had sent them."""
+    matcher = Matcher(MatchModel.default(), 0.95, 0.5)
+    paris = IdentityRecord(
+        "etat_civil", "N-1", birth_name="Lefèvre", given_names=("Élodie", "Marie"),
+        birth_date="1985-03-14", sex="F", birth_place="75056",
+    )  # fmt: skip
+    marseille = dataclasses.replace(paris, local_id="N-2", birth_place="13055")
+    unsure = dataclasses.replace(paris, system="ecole", local_id="FAM-77", birth_place=None)
+    records = [paris, marseille, unsure]
+    result = deduplicate(records, matcher)
+    assert sorted(map(sorted, result.clusters)) == [[0], [1], [2]]
+    plan = plan_load(records, result, matcher)
+    rules = {(t.record, t.candidate): (t.explanation.rule, t.explanation.probability) for t in plan.tasks}
+    assert rules[(1, 0)][0] == "conflict:birth_place"
+    for candidate in (0, 1):
+        rule, probability = rules[(2, candidate)]
+        assert rule == "ambiguous_golden" and probability >= matcher.upper
+    # Real time, meeting the records in file order, asks the same question.
+    decision = matcher.decide(unsure, [paris, marseille], groups=["G1", "G2"])
+    assert decision.outcome == "review" and decision.explanation.rule == "ambiguous_golden"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from master_data.stewardship import Decided, thresholds_report
+from master_data.stewardship import Decided, thresholds_report, why_asked
 
 
 def test_decisions_are_counted_by_band():
@@ -35,13 +35,24 @@ def test_rule_driven_decisions_are_counted_apart_from_the_thresholds():
     scored = [Decided(0.80 + i * 0.005, True) for i in range(25)]
     twins = [Decided(0.99, False, "conflict:sex") for _ in range(25)]
     homonyms = [Decided(0.9, False, "known_homonyms"), Decided(0.92, True, "known_homonyms")]
-    rivals = [Decided(0.97, True)]  # no rule, yet above upper: two golden records both passed it
-    report = thresholds_report(scored + twins + homonyms + rivals, 0.95, 0.5)
+    rivals = [Decided(0.97, True, "ambiguous_golden"), Decided(0.98, False, "ambiguous_golden")]
+    legacy = [Decided(0.97, True)]  # no rule, yet above upper: made before tasks stored their rule
+    report = thresholds_report(scored + twins + homonyms + rivals + legacy, 0.95, 0.5)
     assert report.suggested_upper == 0.80
-    assert report.decided == 53 and report.scored == 25
+    assert report.decided == 55 and report.scored == 25
     assert sum(b.decided for b in report.bands) == 25
     assert report.as_json()["by_rule"] == [
         {"rule": "above_upper", "decided": 1, "linked": 1, "not_same": 0},
+        {"rule": "ambiguous_golden", "decided": 2, "linked": 1, "not_same": 1},
         {"rule": "conflict:sex", "decided": 25, "linked": 0, "not_same": 25},
         {"rule": "known_homonyms", "decided": 2, "linked": 1, "not_same": 1},
     ]
+
+
+def test_why_a_steward_is_asked_reads_the_rule_or_the_probability():
+    assert "between the two thresholds" in why_asked(None, 0.8, 0.95)
+    assert "before tasks stored their rule" in why_asked(None, 0.97, 0.95)
+    assert "two golden records" in why_asked("ambiguous_golden", 0.97, 0.95)
+    assert "newly states an identifier" in why_asked("identifier_conflict", 0.2, 0.95)
+    assert "disagree on birth_date, sex" in why_asked("conflict:birth_date,sex", 0.99, 0.95)
+    assert "tie the record to two golden records" in why_asked("conflict:identifiers", 0.4, 0.95)

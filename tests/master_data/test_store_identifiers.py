@@ -137,6 +137,9 @@ def test_a_known_record_newly_stating_an_identifier_asks_a_steward_unless_decide
     with golden.db.connection() as connection:
         task = connection.execute(select(TASKS).where(TASKS.c.id == stating.task_id)).one()
         assert (task.golden_id, task.candidate_golden_id) == (school.golden_id, registry.golden_id)
+        # Why the steward is asked: the identifier; the pair's explanation keeps its own rule.
+        assert task.rule == "identifier_conflict"
+        assert task.explanation["rule"] == "conflict:birth_date,birth_place"
         assert golden.store.not_same_as_record(connection, ("ecole", "FAM-77"), {registry.golden_id}) == set()
     decide(golden, stating.task_id, "not_same")
     # Dropped by the school, then stated again: the steward's answer stands, no new task.
@@ -164,3 +167,8 @@ def test_a_known_record_restating_the_same_identifier_opens_no_second_task(golde
     first = golden.resolve(person("ecole", "FAM-77", **fields))
     second = golden.resolve(person("ecole", "FAM-77", **fields, email="new@example.org"))
     assert first.task_id is not None and second.outcome == "updated" and second.task_id is None
+    with golden.db.connection() as connection:
+        task = connection.execute(select(TASKS).where(TASKS.c.id == first.task_id)).one()
+    assert (
+        task.rule == "identifier_conflict" and task.explanation["rule"] == "conflict:birth_date,birth_place"
+    )
