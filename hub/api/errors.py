@@ -14,6 +14,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hub.api.threads import in_db_thread
+from hub.intake import journal_refused
+
 STATUS_CODES = {
     400: "malformed_json",
     401: "unauthorized",
@@ -53,13 +56,28 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return details
 
 
+def operation_of(request: Request) -> str:
+    """The journal's name of a call: its method and route (``GET /v1/citizens/{golden_id}``)."""
+    route = request.scope.get("route")
+    return f"{request.method} {route.path if route is not None else request.url.path}"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI validates parameters (a query, an Idempotency-Key over 200 characters) after the
+        # authentication dependency and before the route runs: the route cannot journal the
+        # refusal, so it is journaled here when the caller was authenticated (docs/api.md).
+        principal = getattr(request.state, "principal", None)
+        if principal is not None:
+            hub = request.app.state.hub
+            await in_db_thread(
+                request, journal_refused, hub, principal.name, operation_of(request), "validation_failed"
+            )
         return error_response(
             422, "validation_failed", "the request is invalid", validation_details(list(exc.errors()))
         )

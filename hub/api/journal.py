@@ -98,7 +98,13 @@ def list_entries(
         ):
             _journal_read(hub, principal.name, operation_name, citizen, str(request.url.query), "not_found")
             raise ApiError(404, "not_found", f"no golden record {citizen!r}", {"citizen": citizen})
-        page = search(connection, wanted, after=after, limit=limit)
+        page = search(
+            connection,
+            wanted,
+            after=after,
+            limit=limit,
+            request_system=hub.config.master_data.portal_system,
+        )
     _journal_read(hub, principal.name, operation_name, citizen, str(request.url.query), "ok")
     return {"entries": page.entries, "next_after": page.next_after}
 

@@ -18,7 +18,7 @@ from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
 from hub.group_commit import Unavailable
-from hub.intake import InputInvalid, IntakeError, RequestBody, journal_refused, journal_replayed, prepare
+from hub.intake import IntakeError, RequestBody, invalid_body, journal_refused, journal_replayed, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 OPERATION = "POST /v1/requests"
@@ -76,9 +76,10 @@ async def post_request(
             exc if isinstance(exc, ApiError) else ApiError(exc.status, exc.code, exc.message, exc.details)
         )
         # Every refusal of a known client is journaled, whatever its reason: the auditor sees what
-        # was attempted, not only what passed.
+        # was attempted, not only what passed, and about whom when that is known.
+        concerned = exc.concerned if isinstance(exc, IntakeError) else None
         await in_db_thread(
-            request, journal_refused, hub, principal.name, OPERATION, refused.code, raw, started
+            request, journal_refused, hub, principal.name, OPERATION, refused.code, raw, started, concerned
         )
         raise refused from None
     headers = {"Location": f"/v1/requests/{accepted.request_id}"}
@@ -102,7 +103,7 @@ def _parse(request: Request, raw: bytes) -> RequestBody:
     try:
         return RequestBody.model_validate(document)
     except ValidationError as exc:
-        raise InputInvalid("the request is invalid", validation_details(list(exc.errors()))) from None
+        raise invalid_body(request.app.state.hub, document, validation_details(list(exc.errors()))) from None
 
 
 class _NotJsonConstant(ValueError):
