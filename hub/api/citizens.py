@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.errors import ApiError
+from hub.api.openapi import AUTHENTICATED, error_responses
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.citizens import Citizens
@@ -22,13 +23,21 @@ from hub.master_store import MasterDataError
 router = APIRouter(prefix="/v1/citizens", tags=["citizens"])
 READ = require_any("citizens:read")
 WRITE = require_any("stewardship:write")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "unauthorized"},
-    403: {"description": "forbidden"},
-    404: {"description": "not_found: no such golden record"},
-    409: {"description": "golden_record_not_active / nothing_to_unmerge"},
-    422: {"description": "validation_failed"},
-}
+READ_ERRORS = error_responses(*AUTHENTICATED, "invalid_characters", not_found="no such golden record")
+MERGE_ERRORS = error_responses(
+    *AUTHENTICATED,
+    "invalid_characters",
+    "golden_record_not_active",
+    "validation_failed",
+    not_found="no such golden record",
+)
+UNMERGE_ERRORS = error_responses(
+    *AUTHENTICATED,
+    "invalid_characters",
+    "golden_record_not_active",
+    "nothing_to_unmerge",
+    "validation_failed",
+)
 
 
 class MergeBody(BaseModel):
@@ -65,7 +74,7 @@ def answer(
 
 
 @router.get(
-    "/{golden_id}", summary="360° view: golden values with lineage, cross-references", responses=ERRORS
+    "/{golden_id}", summary="360° view: golden values with lineage, cross-references", responses=READ_ERRORS
 )
 def get_citizen(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
@@ -75,7 +84,7 @@ def get_citizen(golden_id: str, request: Request, principal: Annotated[Principal
 @router.get(
     "/{golden_id}/history",
     summary="Every version of the golden record, merges and unmerges",
-    responses=ERRORS,
+    responses=READ_ERRORS,
 )
 def get_history(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
@@ -84,7 +93,7 @@ def get_history(golden_id: str, request: Request, principal: Annotated[Principal
     )
 
 
-@router.get("/{golden_id}/requests", summary="The citizen's requests across services", responses=ERRORS)
+@router.get("/{golden_id}/requests", summary="The citizen's requests across services", responses=READ_ERRORS)
 def get_requests(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
     return answer(
@@ -92,7 +101,9 @@ def get_requests(golden_id: str, request: Request, principal: Annotated[Principa
     )
 
 
-@router.post("/{golden_id}/merge", summary="Merge another golden record into this one", responses=ERRORS)
+@router.post(
+    "/{golden_id}/merge", summary="Merge another golden record into this one", responses=MERGE_ERRORS
+)
 def merge(
     golden_id: str, body: MergeBody, request: Request, principal: Annotated[Principal, Depends(WRITE)]
 ) -> Any:
@@ -103,7 +114,9 @@ def merge(
         raise ApiError(error.status, error.code, error.message, error.details) from None
 
 
-@router.post("/{golden_id}/unmerge", summary="Split a merged golden record back out", responses=ERRORS)
+@router.post(
+    "/{golden_id}/unmerge", summary="Split a merged golden record back out", responses=UNMERGE_ERRORS
+)
 def unmerge(
     golden_id: str, body: UnmergeBody, request: Request, principal: Annotated[Principal, Depends(WRITE)]
 ) -> Any:

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from hub.api.threads import in_db_thread
 from hub.intake import journal_refused
@@ -62,6 +63,17 @@ def operation_of(request: Request) -> str:
     return f"{request.method} {route.path if route is not None else request.url.path}"
 
 
+def _routed_without_slash(request: Request) -> str | None:
+    """The path without its trailing slash, when a route serves that one (the hint of a 404)."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    scope = {**request.scope, "path": path.rstrip("/")}
+    if any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
+        return scope["path"]
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -83,9 +95,14 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404 and request.scope.get("route") is None:
+            message = f"no route {request.method} {request.url.path}"
+            bare = _routed_without_slash(request)
+            if bare is not None:
+                message += f"; without the trailing slash: {bare}"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     async def _database(_request: Request, exc: Exception) -> JSONResponse:

@@ -19,6 +19,7 @@ from sqlalchemy import insert, select
 
 from hub import journal
 from hub.api.errors import ApiError
+from hub.api.openapi import AUTHENTICATED, error_responses
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.db.master_models import GOLDEN
@@ -28,12 +29,13 @@ from hub.runtime import Hub
 
 router = APIRouter(prefix="/v1/journal", tags=["journal"])
 AUDIT = require_any("audit")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "unauthorized"},
-    403: {"description": "forbidden"},
-    404: {"description": "not_found: no such golden record (citizen)"},
-    422: {"description": "validation_failed"},
-}
+LIST_ERRORS = error_responses(
+    *AUTHENTICATED,
+    "invalid_characters",
+    "validation_failed",
+    not_found="citizen names no golden record",
+)
+VERIFY_ERRORS = error_responses(*AUTHENTICATED)
 
 
 # A time the journal's column can compare with: 0001-01-01T00:00+01:00 is a 422, not a 500.
@@ -55,7 +57,7 @@ def _journal_read(
         connection.execute(insert(JOURNAL), row)
 
 
-@router.get("", summary="Journal rows an auditor selects, in journal order", responses=ERRORS)
+@router.get("", summary="Journal rows an auditor selects, in journal order", responses=LIST_ERRORS)
 def list_entries(
     request: Request,
     principal: Annotated[Principal, Depends(AUDIT)],
@@ -109,7 +111,7 @@ def list_entries(
     return {"entries": page.entries, "next_after": page.next_after}
 
 
-@router.get("/verify", summary="Check the hash chain and every row's MAC", responses=ERRORS)
+@router.get("/verify", summary="Check the hash chain and every row's MAC", responses=VERIFY_ERRORS)
 def verify_chain(request: Request, principal: Annotated[Principal, Depends(AUDIT)]) -> dict[str, Any]:
     hub: Hub = request.app.state.hub
     result = journal.verify(hub.db, hub.journal_key)

@@ -8,47 +8,105 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hub.api.errors import ApiError, validation_details
+from hub.api.openapi import AUTHENTICATED, error_responses
 from hub.api.security import require_any
 from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
+from hub.flows import STATUSES
 from hub.group_commit import Unavailable
 from hub.intake import IntakeError, RequestBody, invalid_body, journal_refused, journal_replayed, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 OPERATION = "POST /v1/requests"
 # The body is read and validated by hand (auth first, size limit, typed errors), so its schema is
-# declared here; its nested models go to the document's components (see hub.api.app).
+# declared here; its nested models go to the document's components, where RequestBody itself is
+# one variant per loaded flow (see hub.api.app and hub.api.openapi).
 REQUEST_BODY_SCHEMA = RequestBody.model_json_schema(ref_template="#/components/schemas/{model}")
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "malformed_json"},
-    401: {"description": "unauthorized"},
-    403: {"description": "forbidden"},
-    404: {"description": "unknown_flow / not_found"},
-    413: {"description": "payload_too_large"},
-    415: {"description": "unsupported_media_type"},
-    422: {"description": "validation_failed / idempotency_key_reused"},
-    503: {"description": "unavailable: not recorded now, retry with the same Idempotency-Key"},
-}
+POST_ERRORS = error_responses(
+    *AUTHENTICATED,
+    "malformed_json",
+    "flow_not_requestable",
+    "unknown_flow",
+    "payload_too_large",
+    "unsupported_media_type",
+    "validation_failed",
+    "idempotency_key_reused",
+    unavailable="not recorded now (database failed, shutting down): retry with the same Idempotency-Key",
+)
+GET_ERRORS = error_responses(
+    *AUTHENTICATED,
+    "invalid_characters",
+    not_found="no such request for this client (another client's is not disclosed)",
+)
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class RequestAccepted(BaseModel):
+    """The answer to an accepted request (and to a replay of it with the same Idempotency-Key)."""
+
+    id: str
+    flow: str
+    status: str = Field(description="received: recorded, a worker will run its flow")
+    status_url: str = Field(description="GET it to follow the request (also in the Location header)")
+
+
+class TimelineEvent(BaseModel):
+    step: str
+    at: Timestamp
+    outcome: str
+    detail: str | None
+
+
+class RequestFailure(BaseModel):
+    code: str = Field(description="the back-end's or the hub's error code")
+    message: str | None
+
+
+class RequestStatus(BaseModel):
+    """A request's status and timeline."""
+
+    id: str
+    flow: str
+    status: str = Field(json_schema_extra={"enum": list(STATUSES)})
+    client: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    completed_at: Timestamp | None
+    target_system: str | None
+    result: dict[str, Any] = Field(description="what the flow's steps saved (save_as), by name")
+    error: RequestFailure | None = Field(description="why it was rejected or failed; null otherwise")
+    timeline: list[TimelineEvent]
 
 
 @router.post(
     "",
     status_code=202,
     summary="File a request (démarche) for a citizen",
-    responses=ERROR_RESPONSES,
+    response_model=RequestAccepted,
+    responses={
+        202: {
+            "description": "Accepted: recorded with its outbox message and journal row",
+            "headers": {
+                "Location": {"description": "the status URL", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "true when the Idempotency-Key answered an earlier request",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+        },
+        **POST_ERRORS,
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {"schema": {k: v for k, v in REQUEST_BODY_SCHEMA.items() if k != "$defs"}}
-            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RequestBody"}}},
         }
     },
 )
@@ -129,7 +187,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.get("/{request_id}", summary="A request's status and timeline", responses=ERROR_RESPONSES)
+@router.get(
+    "/{request_id}",
+    summary="A request's status and timeline",
+    response_model=RequestStatus,
+    responses=GET_ERRORS,
+)
 def get_request(
     request_id: str,
     request: Request,
