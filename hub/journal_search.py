@@ -7,11 +7,13 @@ and pages through them in journal order with a keyset cursor, so a long history 
 pieces and a page never shifts while new rows are appended.
 
 A citizen is named by golden id. Their rows are those that carry the golden id (outbound calls, 360°
-views, steward decisions), those of any golden record merged into it, and every row of their
-requests (the inbound row of a request carries the pseudonym of the identity as filed, made before
-the citizen was resolved). A merge a steward undid still counts for the time it lasted: while two
-golden records were one, rows written under either concerned both people, so each one's selection
-keeps the other's rows written between the merge and the unmerge (``md_events``) — and only those.
+views, steward decisions), those of any golden record merged into it, every row of their requests
+(the inbound row of a request carries the pseudonym of the identity as filed, made before the
+citizen was resolved), and the rows carrying a pseudonym their golden record holds as the requests'
+source record: the requests refused at the door, which have no request row. A merge a steward undid
+still counts for the time it lasted: while two golden records were one, rows written under either
+concerned both people, so each one's selection keeps the other's rows written between the merge and
+the unmerge (``md_events``) — and only those.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
-from hub.db.master_models import EVENTS, GOLDEN
+from hub.db.master_models import EVENTS, GOLDEN, XREFS
 from hub.db.models import JOURNAL, REQUESTS
 from hub.journal import HASHED_FIELDS
 
@@ -93,7 +95,9 @@ def merged_periods(connection: Connection, golden_ids: Sequence[str]) -> list[tu
     return periods
 
 
-def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnElement[bool]]:
+def _conditions(
+    connection: Connection, wanted: JournalFilter, request_system: str | None
+) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if wanted.citizen is not None:
         ids = golden_ids_of(connection, wanted.citizen)
@@ -102,8 +106,14 @@ def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnEle
             and_(JOURNAL.c.citizen_ref == other, JOURNAL.c.at >= since, JOURNAL.c.at <= until)
             for other, since, until in merged_periods(connection, ids)
         ]
+        as_filed = []
+        if request_system is not None:  # a request's source record is (request_system, citizen_ref)
+            pseudonyms = select(XREFS.c.local_id).where(
+                XREFS.c.system == request_system, XREFS.c.golden_id.in_(ids)
+            )
+            as_filed.append(JOURNAL.c.citizen_ref.in_(pseudonyms))
         conditions.append(
-            or_(JOURNAL.c.citizen_ref.in_(ids), JOURNAL.c.request_id.in_(requests), *while_merged)
+            or_(JOURNAL.c.citizen_ref.in_(ids), JOURNAL.c.request_id.in_(requests), *as_filed, *while_merged)
         )
     columns = (
         "request_id",
@@ -126,12 +136,20 @@ def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnEle
     return conditions
 
 
-def search(connection: Connection, wanted: JournalFilter, *, after: int = 0, limit: int = 100) -> JournalPage:
-    """One page of the rows ``wanted``, after the row id ``after``, at most ``limit`` (≤ 500)."""
+def search(
+    connection: Connection,
+    wanted: JournalFilter,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    request_system: str | None = None,
+) -> JournalPage:
+    """One page of the rows ``wanted``, after the row id ``after``, at most ``limit`` (≤ 500);
+    ``request_system`` (``master_data.portal_system``) finds a citizen's refused requests too."""
     limit = max(1, min(limit, MAX_LIMIT))
     rows = connection.execute(
         select(*(JOURNAL.c[name] for name in _FIELDS))
-        .where(JOURNAL.c.id > after, *_conditions(connection, wanted))
+        .where(JOURNAL.c.id > after, *_conditions(connection, wanted, request_system))
         .order_by(JOURNAL.c.id)
         .limit(limit + 1)
     ).all()

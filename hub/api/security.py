@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hub.api.errors import ApiError
+from hub.api.errors import ApiError, operation_of
 from hub.api.threads import in_db_thread
 from hub.auth import MISSING, Principal
 from hub.intake import journal_refused
@@ -40,10 +40,13 @@ def require_any(*scopes: str) -> Callable[..., Principal]:
             raise ApiError(401, "unauthorized", "invalid client key", headers=challenge)
         if not any(principal.has(scope) for scope in scopes):
             # A known client reaching beyond its scopes: the auditor sees the attempt.
-            route = request.scope.get("route")
-            operation = f"{request.method} {route.path if route is not None else request.url.path}"
             await in_db_thread(
-                request, journal_refused, request.app.state.hub, principal.name, operation, "forbidden"
+                request,
+                journal_refused,
+                request.app.state.hub,
+                principal.name,
+                operation_of(request),
+                "forbidden",
             )
             raise ApiError(
                 403,
@@ -51,6 +54,9 @@ def require_any(*scopes: str) -> Callable[..., Principal]:
                 f"client {principal.name!r} lacks the scope for this call",
                 {"required_any_of": list(scopes), "granted": sorted(principal.scopes)},
             )
+        # For the refusals FastAPI makes after this dependency (an invalid parameter): journaled
+        # as this client's (hub.api.errors).
+        request.state.principal = principal
         return principal
 
     return dependency
