@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, Dialect, bindparam, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import OperationalError
@@ -22,6 +22,7 @@ from connectors.exchange import CallContext, digest
 from hub.auth import Principal
 from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, storable_time, utcnow
 from hub.db.prebuilt import Direct, direct_insert
+from hub.flows import Flow
 from hub.ids import new_id
 from hub.journal import inbound_row, row_mac
 from hub.runtime import Hub
@@ -41,13 +42,25 @@ class RequestBody(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict, description="validated by the flow's input schema")
 
 
+@dataclass(frozen=True)
+class Concerned:
+    """What a refused request is known to concern when it is refused, for its journal row: the
+    flow's purpose once the flow is known, the citizen's reference once their identity validated,
+    the request an Idempotency-Key points to. The DPO finds a refusal by these, like an exchange."""
+
+    purpose: str | None = None
+    citizen_ref: str | None = None
+    request_id: str | None = None
+
+
 class IntakeError(Exception):
     status = 422
     code = "invalid_request"
 
-    def __init__(self, message: str, details: Any = None) -> None:
+    def __init__(self, message: str, details: Any = None, concerned: Concerned | None = None) -> None:
         super().__init__(message)
         self.message, self.details = message, details
+        self.concerned = concerned or Concerned()
 
 
 class UnknownFlow(IntakeError):
@@ -86,13 +99,30 @@ class Accepted:
 
 
 def journal_refused(
-    hub: Hub, client: str, operation: str, code: str, raw: bytes = b"", started: float | None = None
+    hub: Hub,
+    client: str,
+    operation: str,
+    code: str,
+    raw: bytes = b"",
+    started: float | None = None,
+    concerned: Concerned | None = None,
 ) -> None:
     """Journal an inbound call the hub refused (a malformed, oversized or forbidden call from a
-    known client), with the digest of what it sent. Calls without a valid key are not journaled,
-    only logged: anyone could otherwise fill the journal."""
+    known client), with the digest of what it sent and what it is known to concern. Calls without a
+    valid key are not journaled, only logged: anyone could otherwise fill the journal."""
     latency_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-    row = hub.call_row(client, operation, "rejected", raw, latency_ms=latency_ms, error_code=code)
+    known = concerned or Concerned()
+    row = hub.call_row(
+        client,
+        operation,
+        "rejected",
+        raw,
+        latency_ms=latency_ms,
+        error_code=code,
+        purpose=known.purpose,
+        citizen_ref=known.citizen_ref,
+        request_id=known.request_id,
+    )
     try:
         with hub.db.connection() as connection:
             connection.execute(insert(JOURNAL), row)
@@ -139,31 +169,63 @@ def _time_errors(citizen: CitizenIdentity) -> list[dict[str, Any]]:
     return []
 
 
-def prepare(
-    hub: Hub, principal: Principal, body: RequestBody, idempotency_key: str | None, started: float
-) -> Prepared:
-    """Validate a request against its flow and build its rows; raise :class:`IntakeError` if invalid."""
-    flow = hub.flows.get(body.flow)
+def _requestable_flow(hub: Hub, name: str, concerned: Concerned) -> Flow:
+    """The flow a client may file under ``name``: else 404 ``unknown_flow`` (checked before the
+    rest of the body, so a client that names no flow learns that first), or 403 for the hub's own."""
+    flow = hub.flows.get(name)
     internal = hub.config.master_data.merge_event_flow
     if flow is None:
         raise UnknownFlow(
-            f"no flow named {body.flow!r}",
-            {"known_flows": sorted(name for name in hub.flows if name != internal)},
+            f"no flow named {name!r}",
+            {"known_flows": sorted(known for known in hub.flows if known != internal)},
+            concerned,
         )
     if flow.name == internal:
         raise FlowNotRequestable(
             f"flow {flow.name!r} is run by the hub itself for merges and unmerges of citizen records",
             {"flow": flow.name},
+            Concerned(flow.spec.purpose, concerned.citizen_ref),
         )
+    return flow
+
+
+def invalid_body(hub: Hub, document: Any, details: list[dict[str, Any]]) -> IntakeError:
+    """The refusal of a body its model refused (``details``): an unknown flow comes first (404),
+    then the validation's 422, with what the body is known to concern (its flow's purpose, its
+    citizen's reference when the identity alone is valid)."""
+    fields = document if isinstance(document, dict) else {}
+    citizen_ref = None
+    try:
+        identity = CitizenIdentity.model_validate(fields.get("citizen"))
+        citizen_ref = citizen_reference(identity, hub.pseudonym_key)
+    except ValidationError:
+        pass
+    name = fields.get("flow")
+    if not isinstance(name, str):
+        return InputInvalid("the request is invalid", details, Concerned(citizen_ref=citizen_ref))
+    try:
+        flow = _requestable_flow(hub, name, Concerned(citizen_ref=citizen_ref))
+    except IntakeError as refused:
+        return refused
+    return InputInvalid("the request is invalid", details, Concerned(flow.spec.purpose, citizen_ref))
+
+
+def prepare(
+    hub: Hub, principal: Principal, body: RequestBody, idempotency_key: str | None, started: float
+) -> Prepared:
+    """Validate a request against its flow and build its rows; raise :class:`IntakeError` if invalid."""
+    citizen_ref = citizen_reference(body.citizen, hub.pseudonym_key)
+    flow = _requestable_flow(hub, body.flow, Concerned(citizen_ref=citizen_ref))
+    concerned = Concerned(flow.spec.purpose, citizen_ref)
     unknown = identifier_errors(hub, body.citizen)
     if unknown:
-        raise InputInvalid("the citizen's identifiers name systems the hub does not know", unknown)
+        raise InputInvalid("the citizen's identifiers name systems the hub does not know", unknown, concerned)
     time_errors = _time_errors(body.citizen)
     if time_errors:
-        raise InputInvalid("the citizen's updated_at cannot be stored", time_errors)
+        raise InputInvalid("the citizen's updated_at cannot be stored", time_errors, concerned)
     errors = flow.input_errors(body.data)
     if errors:
-        raise InputInvalid("the request data does not match the flow's input schema", errors)
+        raise InputInvalid("the request data does not match the flow's input schema", errors, concerned)
     stored = body.model_dump(mode="json")
     body_digest = digest(stored, hub.digest_key)
     purpose = hub.config.purposes[flow.spec.purpose]
@@ -174,7 +236,7 @@ def prepare(
         client=principal.name,
         purpose=flow.spec.purpose,
         legal_basis=purpose.legal_basis,
-        citizen_ref=citizen_reference(body.citizen, hub.pseudonym_key),
+        citizen_ref=citizen_ref,
     )
     now = utcnow()
     request_row = {
@@ -229,7 +291,7 @@ def record_many(connection: Connection, batch: list[Prepared]) -> list[Accepted 
             )
         ).one()
         try:
-            outcomes.append(_replay(existing.id, existing.flow, existing.body_digest, row["body_digest"]))
+            outcomes.append(_replay(existing.id, existing.flow, existing.body_digest, prepared))
         except IntakeError as error:
             outcomes.append(error)
     return outcomes
@@ -386,10 +448,14 @@ def _postgresql_params(prepared: Prepared) -> dict[str, Any]:
     return params
 
 
-def _replay(request_id: str, flow: str, stored_digest: str, body_digest: str) -> Accepted:
-    if stored_digest != body_digest:
+def _replay(request_id: str, flow: str, stored_digest: str, prepared: Prepared) -> Accepted:
+    if stored_digest != prepared.request_row["body_digest"]:
+        journal_row = prepared.journal_row
         raise IdempotencyKeyReused(
-            "this Idempotency-Key was already used with a different body", {"request_id": request_id}
+            "this Idempotency-Key was already used with a different body",
+            {"request_id": request_id},
+            # the body refused is about its own citizen and flow; the key points to request_id
+            Concerned(journal_row["purpose"], journal_row["citizen_ref"], request_id),
         )
     # The same answer as the first time: the request as it was accepted (its status URL says more).
     return Accepted(request_id, flow, "received", created=False)

@@ -10,8 +10,10 @@ A citizen is named by golden id. The person is that golden record and every one 
 now, at any depth and on either side (a merged-away id names the person it lives in now). Their
 rows are those that carry one of these golden ids (outbound calls, 360° views, steward decisions),
 at any time, every row of their requests (the inbound row of a request carries the pseudonym of
-the identity as filed, made before the citizen was resolved), and the exchanges that brought their
-source records in (an import's row, one per file, names no one person). A merge a steward undid still
+the identity as filed, made before the citizen was resolved), the rows carrying a pseudonym their
+golden records hold as the requests' source record (the requests refused at the door, which have no
+request row), and the exchanges that brought their source records in (an import's row, one per
+file, names no one person). A merge a steward undid still
 counts for the time it lasted: while golden records were held together — by one merge or a chain
 of them, overlapping or nested (A in B, B in C: A was in C) — rows written under any of them
 concerned all, so the selection keeps another golden record's rows written while it was held
@@ -123,12 +125,23 @@ def _brought_by(ids: Any) -> Select[Any]:
     )
 
 
+def _as_filed(ids: Any, system: Any) -> Select[Any]:
+    """The pseudonyms the golden records ``ids`` hold as source records of the requests' system
+    (``master_data.portal_system``): the citizen_ref of a request refused at the door, which has no
+    request row to be found by."""
+    return select(XREFS.c.local_id).where(XREFS.c.system == system, XREFS.c.golden_id.in_(ids))
+
+
 def _person_references_statement() -> CompoundSelect:
-    """Built once: :func:`_requests_of` and :func:`_brought_by` the golden records ``:ids``."""
-    ids = bindparam("ids", expanding=True)
+    """Built once: :func:`_requests_of`, :func:`_brought_by` and :func:`_as_filed` the golden
+    records ``:ids`` (``:system`` None: no pseudonyms)."""
+    ids, system = bindparam("ids", expanding=True), bindparam("system", type_=XREFS.c.system.type)
+    no_request, no_exchange = cast(null(), REQUESTS.c.id.type), cast(null(), BigInteger)
+    no_pseudonym = cast(null(), XREFS.c.local_id.type)
     return union_all(
-        _requests_of(ids).add_columns(cast(null(), BigInteger).label("exchange_id")),
-        _brought_by(ids).with_only_columns(cast(null(), REQUESTS.c.id.type), SOURCES.c.exchange_id),
+        _requests_of(ids).add_columns(no_exchange.label("exchange_id"), no_pseudonym.label("pseudonym")),
+        _brought_by(ids).with_only_columns(no_request, SOURCES.c.exchange_id, no_pseudonym),
+        _as_filed(ids, system).with_only_columns(no_request, no_exchange, XREFS.c.local_id),
     )
 
 
@@ -138,20 +151,29 @@ _PERSON_REFERENCES = _person_references_statement()
 MAX_LISTED = 2_000
 
 
-def _citizen_condition(connection: Connection, golden_id: str) -> ColumnElement[bool]:
+def _citizen_condition(
+    connection: Connection, golden_id: str, request_system: str | None
+) -> ColumnElement[bool]:
     """The rows of the person ``golden_id`` is (see the module docstring), in two queries: the merge
-    history, then their requests and imports. Both are given to the page's query as values, so
-    each branch of its OR is an index look-up (a subquery there made PostgreSQL filter the whole
-    journal in id order)."""
+    history, then their requests, imports and the pseudonyms they filed under. Both are given to
+    the page's query as values, so each branch of its OR is an index look-up (a subquery there made
+    PostgreSQL filter the whole journal in id order)."""
     merges = merge_history(connection, golden_id)
     ids = sorted(current_person(golden_id, merges))
-    references = connection.execute(_PERSON_REFERENCES, {"ids": ids}).all()
+    references = connection.execute(_PERSON_REFERENCES, {"ids": ids, "system": request_system}).all()
     request_ids = sorted({row.request_id for row in references if row.request_id is not None})
     exchange_ids = sorted({row.exchange_id for row in references if row.exchange_id is not None})
-    branches = [JOURNAL.c.citizen_ref.in_(ids)]
-    if len(request_ids) + len(exchange_ids) > MAX_LISTED:
-        branches += [JOURNAL.c.request_id.in_(_requests_of(ids)), JOURNAL.c.id.in_(_brought_by(ids))]
+    pseudonyms = sorted({row.pseudonym for row in references if row.pseudonym is not None})
+    if len(request_ids) + len(exchange_ids) + len(pseudonyms) > MAX_LISTED:
+        branches = [
+            JOURNAL.c.citizen_ref.in_(ids),
+            JOURNAL.c.request_id.in_(_requests_of(ids)),
+            JOURNAL.c.id.in_(_brought_by(ids)),
+        ]
+        if request_system is not None:
+            branches.append(JOURNAL.c.citizen_ref.in_(_as_filed(ids, request_system)))
     else:
+        branches = [JOURNAL.c.citizen_ref.in_(ids + pseudonyms)]
         if request_ids:
             branches.append(JOURNAL.c.request_id.in_(request_ids))
         if exchange_ids:
@@ -163,10 +185,12 @@ def _citizen_condition(connection: Connection, golden_id: str) -> ColumnElement[
     return or_(*branches)
 
 
-def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnElement[bool]]:
+def _conditions(
+    connection: Connection, wanted: JournalFilter, request_system: str | None
+) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if wanted.citizen is not None:
-        conditions.append(_citizen_condition(connection, wanted.citizen))
+        conditions.append(_citizen_condition(connection, wanted.citizen, request_system))
     columns = (
         "request_id",
         "correlation_id",
@@ -188,12 +212,20 @@ def _conditions(connection: Connection, wanted: JournalFilter) -> list[ColumnEle
     return conditions
 
 
-def search(connection: Connection, wanted: JournalFilter, *, after: int = 0, limit: int = 100) -> JournalPage:
-    """One page of the rows ``wanted``, after the row id ``after``, at most ``limit`` (≤ 500)."""
+def search(
+    connection: Connection,
+    wanted: JournalFilter,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    request_system: str | None = None,
+) -> JournalPage:
+    """One page of the rows ``wanted``, after the row id ``after``, at most ``limit`` (≤ 500);
+    ``request_system`` (``master_data.portal_system``) finds a citizen's refused requests too."""
     limit = max(1, min(limit, MAX_LIMIT))
     rows = connection.execute(
         select(*(JOURNAL.c[name] for name in _FIELDS))
-        .where(JOURNAL.c.id > after, *_conditions(connection, wanted))
+        .where(JOURNAL.c.id > after, *_conditions(connection, wanted, request_system))
         .order_by(JOURNAL.c.id)
         .limit(limit + 1)
     ).all()

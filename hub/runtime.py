@@ -326,13 +326,16 @@ class Hub:
         purpose: str | None = None,
         latency_ms: float = 0.0,
         error_code: str | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         """The journal row of one call into the hub that files no request (a refusal, a 360° view,
         a steward's action, an auditor's read): its own correlation id, the purpose's legal basis,
-        the digest of ``payload``; to insert in the caller's transaction."""
+        the digest of ``payload``, and the request it is about if any (an Idempotency-Key reused
+        points to one); to insert in the caller's transaction."""
         legal_basis = self.config.purposes[purpose].legal_basis if purpose is not None else None
         context = CallContext(
             correlation_id=new_id(),
+            request_id=request_id,
             client=client[:64],
             purpose=purpose,
             legal_basis=legal_basis,

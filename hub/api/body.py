@@ -6,7 +6,8 @@ columns refuse them), answers malformed JSON with a 422, and reads a body of any
 is read here instead, in this order: the caller is authenticated first (the route's own
 dependencies come before the body's), then the size limit (``413 payload_too_large``), the content
 type (``415 unsupported_media_type``), JSON as RFC 8259 defines it (``400 malformed_json``) and
-the model (``422 validation_failed`` with the failing fields).
+the model (``422 validation_failed`` with the failing fields). Each refusal is journaled for the
+authenticated caller (:func:`hub.api.errors.journal_refusal`), as every refused call is.
 
 A route declares its body as a dependency and documents it with :func:`documented`::
 
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
-from hub.api.errors import ApiError, validation_details
+from hub.api.errors import ApiError, journal_refusal, validation_details
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -71,14 +72,20 @@ def json_body(model: type[M]) -> Any:
     """The dependency that reads, parses and validates a body as ``model``."""
 
     async def read(request: Request) -> M:
-        raw = await read_body(request, request.app.state.hub.config.api.max_body_bytes)
-        document = parse_json(request, raw)
+        raw = b""  # an oversized body is refused unread
         try:
-            return model.model_validate(document)
-        except ValidationError as exc:
-            raise ApiError(
-                422, "validation_failed", "the request is invalid", validation_details(list(exc.errors()))
-            ) from None
+            raw = await read_body(request, request.app.state.hub.config.api.max_body_bytes)
+            document = parse_json(request, raw)
+            try:
+                return model.model_validate(document)
+            except ValidationError as exc:
+                details = validation_details(list(exc.errors()))
+                raise ApiError(422, "validation_failed", "the request is invalid", details) from None
+        except ApiError as refused:
+            # The route never runs: its refusal is journaled here, as the authenticated caller's
+            # (the auditor sees what was attempted, with the digest of what was sent).
+            await journal_refusal(request, refused.code, raw)
+            raise
 
     return Depends(read)
 

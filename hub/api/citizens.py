@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.body import documented, json_body
 from hub.api.errors import ApiError
+from hub.api.openapi import AUTHENTICATED, BODY, error_responses
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.citizens import Citizens
@@ -23,13 +24,21 @@ from hub.master_store import MasterDataError
 router = APIRouter(prefix="/v1/citizens", tags=["citizens"])
 READ = require_any("citizens:read")
 WRITE = require_any("stewardship:write")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "unauthorized"},
-    403: {"description": "forbidden"},
-    404: {"description": "not_found: no such golden record"},
-    409: {"description": "golden_record_not_active / nothing_to_unmerge"},
-    422: {"description": "validation_failed"},
-}
+READ_ERRORS = error_responses(*AUTHENTICATED, "invalid_characters", not_found="no such golden record")
+MERGE_ERRORS = error_responses(
+    *AUTHENTICATED,
+    *BODY,
+    "invalid_characters",
+    "golden_record_not_active",
+    not_found="no such golden record",
+)
+UNMERGE_ERRORS = error_responses(
+    *AUTHENTICATED,
+    *BODY,
+    "invalid_characters",
+    "golden_record_not_active",
+    "nothing_to_unmerge",
+)
 
 
 class MergeBody(BaseModel):
@@ -66,7 +75,7 @@ def answer(
 
 
 @router.get(
-    "/{golden_id}", summary="360° view: golden values with lineage, cross-references", responses=ERRORS
+    "/{golden_id}", summary="360° view: golden values with lineage, cross-references", responses=READ_ERRORS
 )
 def get_citizen(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
@@ -76,7 +85,7 @@ def get_citizen(golden_id: str, request: Request, principal: Annotated[Principal
 @router.get(
     "/{golden_id}/history",
     summary="Every version of the golden record, merges and unmerges",
-    responses=ERRORS,
+    responses=READ_ERRORS,
 )
 def get_history(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
@@ -85,7 +94,7 @@ def get_history(golden_id: str, request: Request, principal: Annotated[Principal
     )
 
 
-@router.get("/{golden_id}/requests", summary="The citizen's requests across services", responses=ERRORS)
+@router.get("/{golden_id}/requests", summary="The citizen's requests across services", responses=READ_ERRORS)
 def get_requests(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
     return answer(
@@ -96,7 +105,7 @@ def get_requests(golden_id: str, request: Request, principal: Annotated[Principa
 @router.post(
     "/{golden_id}/merge",
     summary="Merge another golden record into this one",
-    responses=ERRORS,
+    responses=MERGE_ERRORS,
     openapi_extra=documented(MergeBody),
 )
 def merge(
@@ -115,7 +124,7 @@ def merge(
 @router.post(
     "/{golden_id}/unmerge",
     summary="Split a merged golden record back out",
-    responses=ERRORS,
+    responses=UNMERGE_ERRORS,
     openapi_extra=documented(UnmergeBody),
 )
 def unmerge(

@@ -6,32 +6,40 @@ checked against the request's claim check (:mod:`hub.documents`); every attempt 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from hub.api.errors import ApiError
+from hub.api.openapi import AUTHENTICATED, error_responses
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.documents import DocumentError, retrieve
 
 router = APIRouter(prefix="/v1/requests", tags=["documents"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "unauthorized"},
-    403: {"description": "forbidden"},
-    404: {"description": "not_found: no such request, or it filed no such document"},
-    409: {"description": "system_unknown: the GED it was filed in is no longer configured"},
-    502: {"description": "document_changed / the GED's error code"},
-    503: {"description": "system_unavailable: the GED's circuit is open; Retry-After given"},
-}
+ERRORS = error_responses(
+    *AUTHENTICATED,
+    "invalid_characters",
+    "document_changed",
+    not_found="no such request, or it filed no such document",
+    system_unknown="the documents system it was filed in is no longer configured",
+    system_unavailable="the GED's circuit is open; retry after Retry-After",
+    open_codes={502: "the GED's error code, lower case (document_not_found, http_5xx, timeout, …)"},
+)
 
 
 @router.get(
     "/{request_id}/documents/{document_id}",
     summary="Retrieve a document the request filed in the GED (claim check verified)",
-    responses=ERRORS,
+    responses={
+        200: {
+            "description": "The document's bytes, as filed (X-Content-SHA256 is their digest)",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **ERRORS,
+    },
     response_class=StreamingResponse,
 )
 def get_document(

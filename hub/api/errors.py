@@ -13,6 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from hub.api.threads import in_db_thread
+from hub.intake import journal_refused
 
 STATUS_CODES = {
     400: "malformed_json",
@@ -53,21 +57,58 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return details
 
 
+def operation_of(request: Request) -> str:
+    """The journal's name of a call: its method and route (``GET /v1/citizens/{golden_id}``)."""
+    route = request.scope.get("route")
+    return f"{request.method} {route.path if route is not None else request.url.path}"
+
+
+async def journal_refusal(request: Request, code: str, raw: bytes = b"") -> None:
+    """Journal a refusal made before the route runs (FastAPI's parameter checks, a body refused by
+    :mod:`hub.api.body`) as the authenticated caller's; an anonymous caller's is not journaled (anyone
+    could fill the journal). A route that journals its own refusals (``POST /v1/requests``) does not
+    come here for them."""
+    principal = getattr(request.state, "principal", None)  # set by hub.api.security
+    if principal is not None:
+        hub = request.app.state.hub
+        await in_db_thread(request, journal_refused, hub, principal.name, operation_of(request), code, raw)
+
+
+def _routed_without_slash(request: Request) -> str | None:
+    """The path without its trailing slash, when a route serves that one (the hint of a 404)."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    scope = {**request.scope, "path": path.rstrip("/")}
+    if any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
+        return scope["path"]
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI validates parameters (a query, an Idempotency-Key over 200 characters) after the
+        # authentication dependency and before the route runs: the route cannot journal the
+        # refusal, so it is journaled here when the caller was authenticated (docs/api.md).
+        await journal_refusal(request, "validation_failed")
         return error_response(
             422, "validation_failed", "the request is invalid", validation_details(list(exc.errors()))
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404 and request.scope.get("route") is None:
+            message = f"no route {request.method} {request.url.path}"
+            bare = _routed_without_slash(request)
+            if bare is not None:
+                message += f"; without the trailing slash: {bare}"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     async def _database(_request: Request, exc: Exception) -> JSONResponse:

@@ -22,6 +22,7 @@ from sqlalchemy import insert, select
 from hub import journal
 from hub.api.body import documented, json_body
 from hub.api.errors import ApiError
+from hub.api.openapi import AUTHENTICATED, BODY, error_responses
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.db.master_models import GOLDEN
@@ -32,12 +33,15 @@ from hub.runtime import Hub
 
 router = APIRouter(prefix="/v1/journal", tags=["journal"])
 AUDIT = require_any("audit")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "unauthorized"},
-    403: {"description": "forbidden"},
-    404: {"description": "not_found: no such golden record (citizen)"},
-    422: {"description": "validation_failed"},
-}
+LIST_ERRORS = error_responses(
+    *AUTHENTICATED,
+    "invalid_characters",
+    "validation_failed",
+    not_found="citizen names no golden record",
+)
+VERIFY_ERRORS = error_responses(*AUTHENTICATED)
+VERIFY_WITH_CHECKPOINTS_ERRORS = error_responses(*AUTHENTICATED, *BODY, "invalid_checkpoint")
+CHECKPOINT_ERRORS = error_responses(*AUTHENTICATED, "journal_head_not_authentic")
 
 
 # A time the journal's column can compare with: 0001-01-01T00:00+01:00 is a 422, not a 500.
@@ -59,7 +63,7 @@ def _journal_read(
         connection.execute(insert(JOURNAL), row)
 
 
-@router.get("", summary="Journal rows an auditor selects, in journal order", responses=ERRORS)
+@router.get("", summary="Journal rows an auditor selects, in journal order", responses=LIST_ERRORS)
 def list_entries(
     request: Request,
     principal: Annotated[Principal, Depends(AUDIT)],
@@ -102,7 +106,13 @@ def list_entries(
         ):
             _journal_read(hub, principal.name, operation_name, citizen, str(request.url.query), "not_found")
             raise ApiError(404, "not_found", f"no golden record {citizen!r}", {"citizen": citizen})
-        page = search(connection, wanted, after=after, limit=limit)
+        page = search(
+            connection,
+            wanted,
+            after=after,
+            limit=limit,
+            request_system=hub.config.master_data.portal_system,
+        )
     _journal_read(hub, principal.name, operation_name, citizen, str(request.url.query), "ok")
     return {"entries": page.entries, "next_after": page.next_after}
 
@@ -116,7 +126,9 @@ class VerifyBody(BaseModel):
     )
 
 
-@router.get("/verify", summary="Check the head's MAC, the hash chain and every row's MAC", responses=ERRORS)
+@router.get(
+    "/verify", summary="Check the head's MAC, the hash chain and every row's MAC", responses=VERIFY_ERRORS
+)
 def verify_chain(request: Request, principal: Annotated[Principal, Depends(AUDIT)]) -> dict[str, Any]:
     return _verify(request.app.state.hub, principal, "GET /v1/journal/verify", [])
 
@@ -124,7 +136,7 @@ def verify_chain(request: Request, principal: Annotated[Principal, Depends(AUDIT
 @router.post(
     "/verify",
     summary="Verify as GET does, and that the journal still holds each checkpoint given",
-    responses=ERRORS | {422: {"description": "validation_failed / invalid_checkpoint"}},
+    responses=VERIFY_WITH_CHECKPOINTS_ERRORS,
     openapi_extra=documented(VerifyBody),
 )
 def verify_with_checkpoints(
@@ -158,9 +170,8 @@ def _verify(hub: Hub, principal: Principal, operation: str, checkpoints: list[Ch
     "/checkpoint",
     summary="A signed checkpoint of the journal head (C2SP signed note), to keep outside the hub",
     responses={
-        200: {"content": {"text/plain": {}}, "description": "the signed note"},
-        **ERRORS,
-        409: {"description": "journal_head_not_authentic: the head fails its MAC; nothing is signed"},
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the signed note"},
+        **CHECKPOINT_ERRORS,
     },
     response_class=PlainTextResponse,
 )

@@ -7,12 +7,36 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from hub.api.openapi import error_responses
 from hub.api.threads import in_db_thread
 
 router = APIRouter(tags=["operations"])
+_HEALTH = {
+    "type": "object",
+    "required": ["status", "database"],
+    "properties": {
+        "status": {"enum": ["ok", "unavailable"]},
+        "database": {"type": "string", "description": "ok, or unreachable: <the driver's error class>"},
+        "dialect": {"enum": ["sqlite", "postgresql"]},
+    },
+}
 
 
-@router.get("/health", summary="Liveness and database reachability")
+@router.get(
+    "/health",
+    summary="Liveness and database reachability",
+    responses={
+        200: {
+            "description": "the hub and its database answer",
+            "content": {"application/json": {"schema": _HEALTH}},
+        },
+        503: {
+            "description": "the database is unreachable (this answer, not the Error shape)",
+            "content": {"application/json": {"schema": _HEALTH}},
+        },
+        **error_responses(),
+    },
+)
 def health(request: Request) -> JSONResponse:
     hub = request.app.state.hub
     try:
@@ -25,7 +49,18 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok", "dialect": hub.db.dialect})
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text format",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        },
+        **error_responses("unavailable"),
+    },
+)
 async def metrics(request: Request) -> Response:
     body = await in_db_thread(request, request.app.state.hub.metrics.render)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -7,41 +7,101 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hub.api.body import documented, parse_json, read_body
 from hub.api.errors import ApiError, validation_details
+from hub.api.openapi import AUTHENTICATED, error_responses
 from hub.api.security import require_any
 from hub.api.threads import in_db_thread
 from hub.auth import Principal
 from hub.db.models import Request as RequestRow
+from hub.flows import STATUSES
 from hub.group_commit import Unavailable
-from hub.intake import InputInvalid, IntakeError, RequestBody, journal_refused, journal_replayed, prepare
+from hub.intake import IntakeError, RequestBody, invalid_body, journal_refused, journal_replayed, prepare
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 OPERATION = "POST /v1/requests"
-# The body is read and validated by hand (every refusal is journaled), so it is documented here.
+# The body is read and validated by hand (every refusal is journaled), so it is documented here;
+# in the document, RequestBody is then one variant per loaded flow (see hub.api.openapi).
 REQUEST_BODY_DOC = documented(RequestBody)
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "malformed_json"},
-    401: {"description": "unauthorized"},
-    403: {"description": "forbidden"},
-    404: {"description": "unknown_flow / not_found"},
-    413: {"description": "payload_too_large"},
-    415: {"description": "unsupported_media_type"},
-    422: {"description": "validation_failed / idempotency_key_reused"},
-    503: {"description": "unavailable: not recorded now, retry with the same Idempotency-Key"},
-}
+POST_ERRORS = error_responses(
+    *AUTHENTICATED,
+    "malformed_json",
+    "flow_not_requestable",
+    "unknown_flow",
+    "payload_too_large",
+    "unsupported_media_type",
+    "validation_failed",
+    "idempotency_key_reused",
+    unavailable="not recorded now (database failed, shutting down): retry with the same Idempotency-Key",
+)
+GET_ERRORS = error_responses(
+    *AUTHENTICATED,
+    "invalid_characters",
+    not_found="no such request for this client (another client's is not disclosed)",
+)
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class RequestAccepted(BaseModel):
+    """The answer to an accepted request (and to a replay of it with the same Idempotency-Key)."""
+
+    id: str
+    flow: str
+    status: str = Field(description="received: recorded, a worker will run its flow")
+    status_url: str = Field(description="GET it to follow the request (also in the Location header)")
+
+
+class TimelineEvent(BaseModel):
+    step: str
+    at: Timestamp
+    outcome: str
+    detail: str | None
+
+
+class RequestFailure(BaseModel):
+    code: str = Field(description="the back-end's or the hub's error code")
+    message: str | None
+
+
+class RequestStatus(BaseModel):
+    """A request's status and timeline."""
+
+    id: str
+    flow: str
+    status: str = Field(json_schema_extra={"enum": list(STATUSES)})
+    client: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    completed_at: Timestamp | None
+    target_system: str | None
+    result: dict[str, Any] = Field(description="what the flow's steps saved (save_as), by name")
+    error: RequestFailure | None = Field(description="why it was rejected or failed; null otherwise")
+    timeline: list[TimelineEvent]
 
 
 @router.post(
     "",
     status_code=202,
     summary="File a request (démarche) for a citizen",
-    responses=ERROR_RESPONSES,
+    response_model=RequestAccepted,
+    responses={
+        202: {
+            "description": "Accepted: recorded with its outbox message and journal row",
+            "headers": {
+                "Location": {"description": "the status URL", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "true when the Idempotency-Key answered an earlier request",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+        },
+        **POST_ERRORS,
+    },
     openapi_extra=REQUEST_BODY_DOC,
 )
 async def post_request(
@@ -68,9 +128,10 @@ async def post_request(
             exc if isinstance(exc, ApiError) else ApiError(exc.status, exc.code, exc.message, exc.details)
         )
         # Every refusal of a known client is journaled, whatever its reason: the auditor sees what
-        # was attempted, not only what passed.
+        # was attempted, not only what passed, and about whom when that is known.
+        concerned = exc.concerned if isinstance(exc, IntakeError) else None
         await in_db_thread(
-            request, journal_refused, hub, principal.name, OPERATION, refused.code, raw, started
+            request, journal_refused, hub, principal.name, OPERATION, refused.code, raw, started, concerned
         )
         raise refused from None
     headers = {"Location": f"/v1/requests/{accepted.request_id}"}
@@ -86,10 +147,15 @@ def _parse(request: Request, raw: bytes) -> RequestBody:
     try:
         return RequestBody.model_validate(document)
     except ValidationError as exc:
-        raise InputInvalid("the request is invalid", validation_details(list(exc.errors()))) from None
+        raise invalid_body(request.app.state.hub, document, validation_details(list(exc.errors()))) from None
 
 
-@router.get("/{request_id}", summary="A request's status and timeline", responses=ERROR_RESPONSES)
+@router.get(
+    "/{request_id}",
+    summary="A request's status and timeline",
+    response_model=RequestStatus,
+    responses=GET_ERRORS,
+)
 def get_request(
     request_id: str,
     request: Request,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hub.api.errors import ApiError
+from hub.api.errors import ApiError, operation_of
 from hub.api.threads import in_db_thread
 from hub.auth import MISSING, Principal, Revoked
 from hub.intake import journal_refused
@@ -42,13 +42,13 @@ def require_any(*scopes: str) -> Callable[..., Principal]:
         if isinstance(principal, Revoked):
             # A key whose holder is known (a revoked client): the auditor sees who still uses it.
             await in_db_thread(
-                request, journal_refused, hub, principal.name, _operation(request), "unauthorized"
+                request, journal_refused, hub, principal.name, operation_of(request), "unauthorized"
             )
             raise ApiError(401, "unauthorized", "this client key was revoked", headers=challenge)
         if not any(principal.has(scope) for scope in scopes):
             # A known client reaching beyond its scopes: the auditor sees the attempt.
             await in_db_thread(
-                request, journal_refused, hub, principal.name, _operation(request), "forbidden"
+                request, journal_refused, hub, principal.name, operation_of(request), "forbidden"
             )
             raise ApiError(
                 403,
@@ -56,12 +56,9 @@ def require_any(*scopes: str) -> Callable[..., Principal]:
                 f"client {principal.name!r} lacks the scope for this call",
                 {"required_any_of": list(scopes), "granted": sorted(principal.scopes)},
             )
+        # For the refusals FastAPI makes after this dependency (an invalid parameter): journaled
+        # as this client's (hub.api.errors).
+        request.state.principal = principal
         return principal
 
     return dependency
-
-
-def _operation(request: Request) -> str:
-    """The call as the journal names it: method and route template (never the ids in the path)."""
-    route = request.scope.get("route")
-    return f"{request.method} {route.path if route is not None else request.url.path}"

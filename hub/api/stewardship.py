@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.body import documented, json_body
 from hub.api.citizens import citizens_of
 from hub.api.errors import ApiError
+from hub.api.openapi import AUTHENTICATED, BODY, error_responses
 from hub.api.security import require_any
 from hub.auth import Principal
 from hub.db.models import MAX_ID
@@ -23,16 +24,20 @@ from hub.master_store import MasterDataError
 router = APIRouter(prefix="/v1/stewardship", tags=["stewardship"])
 READ = require_any("stewardship:read", "stewardship:write")
 WRITE = require_any("stewardship:write")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "unauthorized"},
-    403: {"description": "forbidden"},
-    404: {"description": "not_found"},
-    409: {
-        "description": "task_already_decided; decided_not_same (link after a 'not the same person'); "
-        "same_golden_record (not_same on two records of one golden record: unmerge first)"
-    },
-    422: {"description": "validation_failed"},
-}
+TASKS_ERRORS = error_responses(*AUTHENTICATED, "validation_failed")
+DECIDE_ERRORS = error_responses(
+    *AUTHENTICATED,
+    *BODY,
+    "invalid_characters",
+    "task_already_decided",
+    "decided_not_same",
+    "same_golden_record",
+    not_found="no such review task",
+)
+EXPLAIN_ERRORS = error_responses(
+    *AUTHENTICATED, "invalid_characters", "validation_failed", not_found="no such source or golden record"
+)
+THRESHOLDS_ERRORS = error_responses(*AUTHENTICATED)
 
 
 class DecisionBody(BaseModel):
@@ -41,7 +46,7 @@ class DecisionBody(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-@router.get("/tasks", summary="Review tasks, oldest first", responses=ERRORS)
+@router.get("/tasks", summary="Review tasks, oldest first", responses=TASKS_ERRORS)
 def list_tasks(
     request: Request,
     principal: Annotated[Principal, Depends(READ)],
@@ -58,7 +63,7 @@ def list_tasks(
 @router.post(
     "/tasks/{task_id}",
     summary="Decide a review task: link or not_same",
-    responses=ERRORS,
+    responses=DECIDE_ERRORS,
     openapi_extra=documented(DecisionBody),
 )
 def decide(
@@ -73,7 +78,7 @@ def decide(
         raise ApiError(error.status, error.code, error.message, error.details) from None
 
 
-@router.get("/explain", summary="Field-by-field comparison of two records", responses=ERRORS)
+@router.get("/explain", summary="Field-by-field comparison of two records", responses=EXPLAIN_ERRORS)
 def explain(
     request: Request,
     principal: Annotated[Principal, Depends(READ)],
@@ -91,7 +96,9 @@ def explain(
 
 
 @router.get(
-    "/thresholds", summary="Stewards' decisions by probability, suggested thresholds", responses=ERRORS
+    "/thresholds",
+    summary="Stewards' decisions by probability, suggested thresholds",
+    responses=THRESHOLDS_ERRORS,
 )
 def thresholds(request: Request, _principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
     return citizens_of(request).thresholds_report().as_json()

@@ -451,3 +451,118 @@ def test_bad_input_is_answered_as_such_while_the_database_is_down(live_api, monk
         monkeypatch.setattr(live_api.hub.db, "connection", failing)
         response = client.post("/v1/requests", content=b"{oops", headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and error_code(response) == "malformed_json"
+
+
+def journal_of_refusals(hub) -> list:
+    with hub.db.sessions() as session:
+        return session.scalars(
+            select(JournalEntry).where(JournalEntry.outcome == "rejected").order_by(JournalEntry.id)
+        ).all()
+
+
+def test_unknown_flow_comes_before_the_rest_of_the_body(live_api):
+    """A client naming no loaded flow learns that first, whatever else is wrong in its body."""
+    incomplete = {"flow": "permis-de-construire", "citizen": {"birth_name": "X"}, "extra": 1}
+    internal = {"flow": live_api.hub.config.master_data.merge_event_flow, "citizen": {}}
+    with live_api.client() as client:
+        unknown = client.post("/v1/requests", json=incomplete)
+        not_requestable = client.post("/v1/requests", json=internal)
+        nameless = client.post("/v1/requests", json={"citizen": {}})
+    assert unknown.status_code == 404 and error_code(unknown) == "unknown_flow"
+    assert "birth-certificate" in unknown.json()["error"]["details"]["known_flows"]
+    assert not_requestable.status_code == 403 and error_code(not_requestable) == "flow_not_requestable"
+    assert nameless.status_code == 422 and error_code(nameless) == "validation_failed"
+
+
+def _reused(body: dict) -> dict:
+    other = json.loads(json.dumps(body))
+    other["data"]["copy_type"] = "extrait_sans_filiation"
+    return other
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "knows_purpose", "knows_citizen"),
+    [
+        ("data-invalid", "validation_failed", True, True),
+        ("identity-invalid", "validation_failed", True, False),
+        ("identifiers-unknown", "validation_failed", True, True),
+        ("unknown-flow", "unknown_flow", False, True),
+        ("unknown-flow-bad-identity", "unknown_flow", False, False),
+        ("malformed", "malformed_json", False, False),
+    ],
+)
+def test_a_refused_request_is_journaled_with_what_it_is_known_to_concern(
+    live_api, case, code, knows_purpose, knows_citizen
+):
+    """The DPO finds a refusal by the citizen and purpose it concerned, as far as they were known
+    when it was refused: the flow's purpose once the flow is known, the citizen's reference once
+    the identity validated."""
+    body = sample(VALID)
+    if case == "data-invalid":
+        body["data"] = {"copy_type": "photocopie"}
+    elif case == "identity-invalid":
+        del body["citizen"]["birth_date"]
+    elif case == "identifiers-unknown":
+        body["citizen"]["identifiers"] = {"impots": "X-1"}
+    elif case.startswith("unknown-flow"):
+        body["flow"] = "permis-de-construire"
+        if case.endswith("bad-identity"):
+            body["citizen"]["sex"] = "X"
+    with live_api.client() as client:
+        if case == "malformed":
+            answer = client.post("/v1/requests", content=b"{", headers={"Content-Type": "application/json"})
+        else:
+            answer = client.post("/v1/requests", json=body)
+        accepted = client.post("/v1/requests", json=sample(VALID)).json()["id"]
+    assert error_code(answer) == code
+    [row] = journal_of_refusals(live_api.hub)
+    with live_api.hub.db.sessions() as session:
+        filed = session.get(Request, accepted)
+    assert (row.operation, row.error_code, row.request_id) == ("POST /v1/requests", code, None)
+    assert row.purpose == ("etat_civil_delivrance_actes" if knows_purpose else None)
+    assert row.legal_basis == ("legal_obligation" if knows_purpose else None)
+    assert row.citizen_ref == (filed.citizen_ref if knows_citizen else None)
+
+
+def test_a_reused_idempotency_key_is_journaled_with_the_request_it_points_to(live_api):
+    with live_api.client() as client:
+        first = client.post("/v1/requests", json=sample(VALID), headers={"Idempotency-Key": "k-7"}).json()
+        answer = client.post("/v1/requests", json=_reused(sample(VALID)), headers={"Idempotency-Key": "k-7"})
+    assert error_code(answer) == "idempotency_key_reused"
+    [row] = journal_of_refusals(live_api.hub)
+    with live_api.hub.db.sessions() as session:
+        filed = session.get(Request, first["id"])
+    assert (row.operation, row.error_code) == ("POST /v1/requests", "idempotency_key_reused")
+    assert row.request_id == first["id"]
+    assert (row.purpose, row.legal_basis) == ("etat_civil_delivrance_actes", "legal_obligation")
+    assert row.citizen_ref == filed.citizen_ref  # the refused body's citizen (here the same one)
+    assert row.correlation_id != filed.correlation_id  # a call of its own, about that request
+
+
+def test_an_idempotency_key_over_200_characters_is_refused_and_journaled(live_api):
+    """FastAPI checks the header before the route runs: the refusal is journaled all the same (4xx
+    after authentication), and an anonymous caller's is not."""
+    with live_api.client() as client:
+        answer = client.post("/v1/requests", json=sample(VALID), headers={"Idempotency-Key": "k" * 201})
+    with live_api.client("not-a-key") as anonymous:
+        assert (
+            anonymous.post("/v1/requests", json={}, headers={"Idempotency-Key": "k" * 201}).status_code == 401
+        )
+    assert answer.status_code == 422 and error_code(answer) == "validation_failed"
+    assert answer.json()["error"]["details"][0]["field"] == "header.idempotency-key"
+    [row] = journal_of_refusals(live_api.hub)
+    assert (row.operation, row.error_code) == ("POST /v1/requests", "validation_failed")
+    assert row.client.startswith("portal-")
+    assert count(live_api.hub, Request) == 0
+
+
+def test_invalid_parameters_of_any_route_are_journaled_for_a_known_client(live_api):
+    auditor = live_api.hub.clients.add("auditor-422", ["audit", "stewardship:read"])
+    with live_api.client(auditor) as client:
+        assert client.get("/v1/journal", params={"limit": 0}).status_code == 422
+        assert client.get("/v1/stewardship/tasks", params={"status": "maybe"}).status_code == 422
+    rows = journal_of_refusals(live_api.hub)
+    assert [(r.client, r.operation, r.error_code) for r in rows] == [
+        ("auditor-422", "GET /v1/journal", "validation_failed"),
+        ("auditor-422", "GET /v1/stewardship/tasks", "validation_failed"),
+    ]

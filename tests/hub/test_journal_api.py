@@ -169,3 +169,31 @@ def test_verify_over_http_names_the_altered_row(filed) -> None:
         bad = client.get("/v1/journal/verify").json()
     assert bad["ok"] is False and bad["first_bad_id"] == row_id
     assert "altered" in bad["problem"] and "BROKEN" in bad["summary"]
+
+
+def test_a_citizens_refused_requests_are_found_by_golden_id(filed) -> None:
+    """A request refused at the door has no request row: the DPO finds it by the citizen's
+    pseudonym, which their golden record holds as the source record of their requests."""
+    live, auditor, (first, _), (golden, other) = filed
+    reused = sample("01-lefevre-copie-integrale")
+    reused["data"]["copy_type"] = "extrait_sans_filiation"
+    invalid = sample("01-lefevre-copie-integrale")
+    invalid["data"] = {"copy_type": "photocopie"}
+    with live.client() as portal:
+        with live.hub.db.reading() as connection:
+            key = connection.scalar(select(REQUESTS.c.idempotency_key).where(REQUESTS.c.id == first))
+        assert portal.post("/v1/requests", json=reused, headers={"Idempotency-Key": key}).status_code == 422
+        assert portal.post("/v1/requests", json=invalid).status_code == 422
+        stranger = sample("01-lefevre-copie-integrale")
+        stranger["citizen"]["birth_date"] = "1990-01-01"  # someone else, refused too
+        stranger["data"] = {}
+        assert portal.post("/v1/requests", json=stranger).status_code == 422
+    with live.client(auditor) as client:
+        mine = client.get("/v1/journal", params={"citizen": golden, "outcome": "rejected"}).json()["entries"]
+        theirs = client.get("/v1/journal", params={"citizen": other, "outcome": "rejected"}).json()["entries"]
+    assert [(e["error_code"], e["request_id"]) for e in mine] == [
+        ("idempotency_key_reused", first),
+        ("validation_failed", None),
+    ]
+    assert all(e["purpose"] == "etat_civil_delivrance_actes" and e["legal_basis"] for e in mine)
+    assert theirs == []

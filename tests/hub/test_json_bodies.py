@@ -3,12 +3,16 @@ RFC 8259 JSON only (``NaN`` and ``Infinity`` are a 400 like malformed JSON), the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 
+from connectors.exchange import digest
 from hub.api.app import create_app
+from hub.db.models import JournalEntry
 
 # Every endpoint that takes a JSON body, with a body its model refuses (a 422 after the JSON passed).
 ENDPOINTS = {
@@ -86,8 +90,6 @@ def test_an_oversized_body_is_413_everywhere(client, endpoint):
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_a_body_the_model_refuses_is_422_with_its_fields(client, endpoint):
-    import json
-
     response = post(client, endpoint, json.dumps(ENDPOINTS[endpoint]).encode())
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -100,3 +102,35 @@ def test_authentication_comes_before_the_body(live_api, endpoint):
     with live_api.client(key="hub_not-a-real-key") as client:
         response = post(client, endpoint, b'{"decision": NaN')
     assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+
+
+# The refusals of the body reader, each with the body that provokes it and its media type.
+REFUSED_BODIES = {
+    "malformed_json": (b'{"decision": ', "application/json"),
+    "unsupported_media_type": (b"decision=link", "application/x-www-form-urlencoded"),
+    "payload_too_large": (b'{"reason": "' + b"x" * (1024 * 1024 + 1) + b'"}', "application/json"),
+}
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_refused_body_is_journaled_once_for_the_authenticated_caller(live_api, client, endpoint):
+    """The route never runs when its body is refused: the refusal is journaled all the same (once,
+    with the digest of what was sent), as the authenticated client's; an anonymous caller's is not."""
+    sent = dict(REFUSED_BODIES)
+    sent["validation_failed"] = (json.dumps(ENDPOINTS[endpoint]).encode(), "application/json")
+    for code, (content, media) in sent.items():
+        assert post(client, endpoint, content, media).json()["error"]["code"] == code
+    with live_api.client(key="hub_not-a-real-key") as anonymous:
+        assert post(anonymous, endpoint, b'{"decision": ').status_code == 401
+    with live_api.hub.db.sessions() as session:
+        rows = session.scalars(
+            select(JournalEntry).where(JournalEntry.outcome == "rejected").order_by(JournalEntry.id)
+        ).all()
+    operation = endpoint.replace("/1", "/{task_id}").replace("/g-1/", "/{golden_id}/")
+    assert [(r.client, r.operation, r.error_code) for r in rows] == [
+        ("json-bodies", operation, code) for code in sent
+    ]
+    by_code = {row.error_code: row.payload_digest for row in rows}
+    key = live_api.hub.digest_key
+    assert by_code["malformed_json"] == digest(sent["malformed_json"][0], key)
+    assert by_code["payload_too_large"] == digest(b"", key)  # refused unread
