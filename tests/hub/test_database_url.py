@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from hub.cli import app
 from hub.db.engine import DatabaseUnusable, engine_url
-from tests.conftest import CONFIG, require_peer
+from tests.conftest import CONFIG
 
 COMMANDS = [
     ["db", "upgrade"],
@@ -74,8 +74,11 @@ def test_a_url_the_hub_cannot_use_is_one_line_and_exit_1(url, message, command, 
 
 
 def postgres_url() -> str:
+    """The suite's PostgreSQL server; on the SQLite run these tests are skipped like the suite's
+    other PostgreSQL-only ones (the PostgreSQL run, which CI makes too, covers them)."""
     url = os.environ.get("HUB_TEST_DATABASE_URL", "")
-    require_peer(url.startswith("postgresql://"), "PostgreSQL tests run with HUB_TEST_DATABASE_URL")
+    if not url.startswith("postgresql://"):
+        pytest.skip("PostgreSQL-only: the run with HUB_TEST_DATABASE_URL=postgresql://... covers it")
     return url
 
 
