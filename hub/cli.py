@@ -98,7 +98,9 @@ def config_check(config: ConfigOption = None) -> None:
 def db_upgrade(config: ConfigOption = None) -> None:
     """Apply the database migrations (HUB_DATABASE_URL or the embedded SQLite file)."""
     hub = _hub(config)
-    console.print(f"database at head: {hub.db.engine.url.render_as_string(hide_password=True)}")
+    # One line whatever the terminal's width: scripts read it.
+    url = hub.db.engine.url.render_as_string(hide_password=True)
+    console.print(f"database at head: {url}", soft_wrap=True)
     hub.close()
 
 
