@@ -39,6 +39,8 @@ app.add_typer(documents_app, name="documents")
 
 console = Console()
 errors = Console(stderr=True)
+# The name an operator's journaled action carries when --operator is not given: the login's.
+DEFAULT_OPERATOR = os.environ.get("USER", "operator")
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="hub.yaml (default: $HUB_CONFIG or config/hub.yaml)")
 ]
@@ -140,9 +142,7 @@ def clients_list(config: ConfigOption = None) -> None:
 @clients_app.command("revoke")
 def clients_revoke(
     name: str,
-    operator: Annotated[str, typer.Option(help="who revokes it (journaled)")] = os.environ.get(
-        "USER", "operator"
-    ),
+    operator: Annotated[str, typer.Option(help="who revokes it (journaled)")] = DEFAULT_OPERATOR,
     config: ConfigOption = None,
 ) -> None:
     """Revoke the key of a client added with `hub clients add`: it answers 401 from then on (within
@@ -281,9 +281,7 @@ def dead_letters_list(config: ConfigOption = None) -> None:
 @dead_app.command("replay")
 def dead_letters_replay(
     request_id: str,
-    operator: Annotated[str, typer.Option(help="who replays (journaled)")] = os.environ.get(
-        "USER", "operator"
-    ),
+    operator: Annotated[str, typer.Option(help="who replays (journaled)")] = DEFAULT_OPERATOR,
     config: ConfigOption = None,
 ) -> None:
     """Put a dead-lettered request back in the queue at the step that failed."""
