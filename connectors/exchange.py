@@ -36,6 +36,11 @@ class CallContext:
     # An earlier delivery of this call was lost mid-step (its worker died): the gateway journals
     # that attempt (outcome "interrupted", numbered previous_attempts) before making its own.
     interrupted: bool = False
+    # Where the recorder may hold the rows of attempts that end a call (answered, refused) instead
+    # of writing each at once: the caller writes them with its own next write, which always
+    # follows (a flow's checkpoint). Rows of attempts that another may follow (a transient error,
+    # an interrupted attempt) are still written before the gateway goes on. None: write each now.
+    held_rows: list[Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

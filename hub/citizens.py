@@ -43,6 +43,7 @@ from hub.master_store import (
     explanation_json,
     golden_record,
     identifier_lock_keys,
+    record_digest,
     record_from_json,
 )
 from hub.runtime import Hub
@@ -154,14 +155,20 @@ class Citizens:
 
     # ------------------------------------------------------------------ real time
 
-    def known_golden_id(self, citizen: dict[str, Any], citizen_ref: str) -> str | None:
-        """The golden id of a portal citizen already resolved with the same identity, read without
-        a write transaction (the common case: a citizen filing another request); else None."""
+    def known_golden_id(
+        self, citizen: dict[str, Any], citizen_ref: str, known: tuple[str, str] | None
+    ) -> str | None:
+        """The golden id of a portal citizen already resolved with the same identity (the common
+        case: a citizen filing another request), or None when a resolution must write. ``known`` is
+        the golden id and record digest the portal's record under ``citizen_ref`` has, read with
+        the request itself (no read of its own)."""
+        if known is None:
+            return None
         record = from_identity(
             CitizenIdentity.model_validate(citizen), self.settings.portal_system, citizen_ref
         )
-        with self.hub.db.reading() as connection:
-            return self.store.unchanged_golden_id(connection, record)
+        golden_id, known_digest = known
+        return golden_id if known_digest == record_digest(record) else None
 
     def identifiers(self, golden_id: str) -> dict[str, str]:
         """Each system's own identifier of the citizen (system -> local id). A system holding the

@@ -191,6 +191,11 @@ def _row(
     return row
 
 
+# Outcomes no other attempt of the same call follows (an answer, a permanent error): their rows may
+# wait for the caller's next write. A transient error or a refusal may be followed by a retry.
+_ENDS_A_CALL = frozenset({"ok", "permanent_error"})
+
+
 class JournalRecorder:
     """The :class:`connectors.exchange.ExchangeRecorder` the hub hands to every gateway."""
 
@@ -214,11 +219,19 @@ class JournalRecorder:
             exchange.error_code,
         )
 
-        def write(connection: Connection) -> None:
-            direct_insert(JOURNAL, tuple(row)).execute(connection, row)
+        if context.held_rows is not None and exchange.outcome in _ENDS_A_CALL:
+            # The caller (a flow's run) writes it in the same statement as its next checkpoint,
+            # which follows before anything else leaves: one write fewer per call. A run lost
+            # before that checkpoint leaves no row, and the claim that takes over journals the call
+            # as interrupted ("may have reached the system") before making it again: true either way.
+            context.held_rows.append(row)
+        else:
 
-        # Durable before the gateway goes on, committed together with other flows' writes.
-        self.db.write(write, single_statement=True)
+            def write(connection: Connection) -> None:
+                direct_insert(JOURNAL, tuple(row)).execute(connection, row)
+
+            # Durable before the gateway goes on, committed together with other flows' writes.
+            self.db.write(write, single_statement=True)
         if self.counter is not None:
             self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 

@@ -239,16 +239,6 @@ class GoldenStore:
 
     # ------------------------------------------------------------------ resolution (real time)
 
-    def unchanged_golden_id(self, connection: Connection, record: IdentityRecord) -> str | None:
-        """The golden id of a (system, local id) already attached with this very content: a read,
-        so a citizen filing again costs no write transaction; None when a resolution must write."""
-        known = self._known(connection, record)
-        return known.golden_id if known is not None and known.digest == record_digest(record) else None
-
-    def _known(self, connection: Connection, record: IdentityRecord) -> Row[Any] | None:
-        # Built once (_KNOWN): every request of a returning citizen reads it before its first call.
-        return connection.execute(_KNOWN, {"system": record.system, "local_id": record.local_id}).first()
-
     @staticmethod
     def _identified(reads: Pipeline, record: IdentityRecord) -> list[Pending]:
         """Add to ``reads`` the current records (with their golden id) that the "same system

@@ -5,13 +5,16 @@ token before a call leaves whenever the outbox does not name that call's step ye
 step is then always the one call a worker of the message may have in flight. Such a checkpoint
 replaces the one that used to follow each call, so a flow writes no more of them than before.
 
-A worker killed mid-flow leaves its message claimed; the claim that takes over (``interrupted``)
-re-runs from that step, and at the first call it reaches (the lost one's, since the steps between
-read only the saved document) looks in the journal for that call's end written since the
-checkpoint. Found, the lost worker died between calls and nothing is reported; not found, the call
-may have reached the system without a journal row, and it is journaled ``interrupted`` under its own
-system, operation and step before being made again with the same idempotency key (request id +
-step id), so the back-end makes its effect once.
+A call's journal rows (its answer, or its permanent error) are written with the checkpoint that
+follows it, in the same statement (:mod:`hub.checkpoint`), not on their own: the outbox moves past a
+call exactly when its end is journaled. So a worker killed mid-flow leaves its message claimed at a
+step whose call may have left and whose end is not journaled; the claim that takes over
+(``interrupted``) re-runs from that step and, at the first call it reaches (the lost one's, since
+the steps between read only the saved document), journals it ``interrupted`` under its own system,
+operation and step ("may have reached the system") before making it again with the same
+idempotency key (request id + step id), so the back-end makes its effect once. A worker lost after
+the answer but before the checkpoint is reported the same way: the journal never claims a call did
+not reach a system when it may have.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, and_, bindparam, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from connectors.errors import CircuitOpenError, ConnectorError
@@ -35,7 +38,8 @@ from connectors.exchange import CallContext
 from connectors.ged import FILE_OPERATION
 from hub.checkpoint import Checkpoint, save_checkpoint
 from hub.citizens import Citizens
-from hub.db.models import JOURNAL, REQUESTS, utcnow
+from hub.db.master_models import SOURCES, XREFS
+from hub.db.models import REQUESTS, utcnow
 from hub.flow_paths import SETTABLE
 from hub.flows import CallSpec, FileDocumentSpec, Flow, Step, WaitUntil
 from hub.mapping import MappingFailed, mask
@@ -67,6 +71,7 @@ class _Progress:
     durable: int = -1  # the step the outbox holds for this claim: the claimed one, then checkpoints'
     events: list[_Event] = field(default_factory=list)
     golden_id: str | None = None  # the citizen's, when found by a read: written with the checkpoint
+    journal: list[dict[str, Any]] = field(default_factory=list)  # rows of calls answered since
 
     def event(self, step: str, outcome: str, detail: str | None = None) -> None:
         self.events.append(_Event(utcnow(), step, outcome, detail))
@@ -82,9 +87,8 @@ class _Run:
     document: dict[str, Any]  # what mappings and conditions read; ``steps`` is progress.context
     progress: _Progress
     # The claim this one replaced without its release (a worker lost mid-flow), until the run
-    # reaches its first call and finds out whether that claim had it in flight.
+    # reaches its first call: the one that claim may have had in flight.
     lost_claim: str | None = None
-    since: datetime | None = None  # when the outbox last moved: the lost claim's rows come after
     # The call an earlier delivery lost in flight: its next call journals that attempt first (once).
     interrupted_step: Step | None = None
 
@@ -104,7 +108,8 @@ class FlowRunner:
     def process(self, claim: Claim) -> str:
         """Run the claimed message's flow as far as it goes; return the message's new state."""
         with self.hub.db.reading() as connection:
-            request = connection.execute(_READ_REQUEST, {"id": claim.request_id}).first()
+            params = {"id": claim.request_id, "portal": self.citizens.settings.portal_system}
+            request = connection.execute(_READ_REQUEST, params).first()
         if request is None:
             raise LookupError(f"outbox message {claim.message_id} names a missing request")
         flow = self.hub.flows.get(request.flow)
@@ -148,7 +153,8 @@ class FlowRunner:
                 # The citizen's golden id, resolved before the first call: the journal then follows
                 # one person across systems and spellings (RGPD art. 15), not one spelling. A citizen
                 # already known with this identity is only read; its id goes with the next checkpoint.
-                golden_id = self.citizens.known_golden_id(snapshot["citizen"], snapshot["citizen_ref"])
+                known = (request.known_golden_id, request.known_digest) if request.known_golden_id else None
+                golden_id = self.citizens.known_golden_id(snapshot["citizen"], snapshot["citizen_ref"], known)
                 if golden_id is None:
                     golden_id = self.citizens.resolve_request(
                         claim.request_id, snapshot["citizen"], snapshot["citizen_ref"]
@@ -162,7 +168,9 @@ class FlowRunner:
                 document["golden"] = {"id": golden_id}
                 if flow.reads_identifiers:
                     document["golden"]["identifiers"] = self.citizens.identifiers(golden_id)
-            run = _Run(flow, claim, context, document, progress, claim.interrupted, snapshot["updated_at"])
+            # The calls' journal rows wait in progress.journal for the next checkpoint.
+            context = replace(context, held_rows=progress.journal)
+            run = _Run(flow, claim, context, document, progress, claim.interrupted)
             return self._run(run)
         except _Rescheduled as wait:
             return self._checkpoint(claim, progress, available_at=wait.at)
@@ -223,43 +231,27 @@ class FlowRunner:
         """Make the outbox name this call before it leaves (one checkpoint, unless it already does):
         whoever takes the message over from a lost worker then knows which call may be in flight.
 
-        The first call of a claim that took over first settles the lost claim's: it is the call at
-        the step the outbox names (any later one would have moved it). This claim then checkpoints
-        whatever the outbox holds, so that its own call, if it is lost in turn, is told apart from
-        the lost claim's by the time of that checkpoint."""
+        The first call of a claim that took over is the lost claim's: the call at the step the
+        outbox names, whose end the lost claim never journaled (it would have moved the outbox in
+        the same statement). It is made again, journaled ``interrupted`` first. This claim then
+        checkpoints, so that its own call, if lost in turn, is reported by the next claim too."""
         progress = run.progress
         mark = progress.step != progress.durable
         if run.lost_claim is not None:
             lost, run.lost_claim = run.lost_claim, None
-            if not self._ended_since(run, system, operation):
-                run.interrupted_step = step
-                progress.event(step.id, "interrupted", f"worker lost during {system}.{operation}; made again")
-                log.warning(
-                    "request %s: claim %s was lost during %s.%s (step %s); it may have reached the system",
-                    run.claim.request_id,
-                    lost,
-                    system,
-                    operation,
-                    step.id,
-                )
+            run.interrupted_step = step
+            progress.event(step.id, "interrupted", f"worker lost during {system}.{operation}; made again")
+            log.warning(
+                "request %s: claim %s was lost during %s.%s (step %s); it may have reached the system",
+                run.claim.request_id,
+                lost,
+                system,
+                operation,
+                step.id,
+            )
             mark = True
         if mark and self._checkpoint(run.claim, progress) == "lost":
             raise _LeaseLost()
-
-    def _ended_since(self, run: _Run, system: str, operation: str) -> bool:
-        """Whether the journal holds this call's end (an answer or a permanent error) written since
-        the outbox last moved: the lost worker made the call and died before its next checkpoint,
-        with no call in flight. A failed attempt, a refusal or an ``interrupted`` row is no end: the
-        gateway, or a claim before this one, may have sent the call again after it."""
-        params = {
-            "request_id": run.claim.request_id,
-            "system": system,
-            "operation": operation,
-            "since": run.since,
-        }
-        with self.hub.db.reading() as connection:
-            outcome = connection.execute(_LAST_OUTCOME, params).scalar()
-        return outcome in _CALL_ENDED
 
     def _call(self, run: _Run, step: Step, call: CallSpec) -> Any:
         answer = self._send(run, step, call)
@@ -423,7 +415,9 @@ class FlowRunner:
             {"at": e.at, "step": e.step, "outcome": e.outcome, "detail": e.detail} for e in progress.events
         ]
         fence = {"id": claim.message_id, "claimed_by": claim.token}
-        held = save_checkpoint(self.hub.db, Checkpoint(fence, message, claim.request_id, request, events))
+        checkpoint = Checkpoint(fence, message, claim.request_id, request, events, list(progress.journal))
+        held = save_checkpoint(self.hub.db, checkpoint)
+        progress.journal.clear()  # written whether the fence held or not: the calls were made
         if not held:
             return "lost"
         progress.events.clear()
@@ -433,21 +427,18 @@ class FlowRunner:
         return outcome
 
 
-_READ_REQUEST = select(REQUESTS).where(REQUESTS.c.id == bindparam("id"))
-# The outcome of a request's last journaled attempt of one operation since a time.
-_LAST_OUTCOME = (
-    select(JOURNAL.c.outcome)
-    .where(
-        JOURNAL.c.request_id == bindparam("request_id"),
-        JOURNAL.c.direction == "outbound",
-        JOURNAL.c.system == bindparam("system"),
-        JOURNAL.c.operation == bindparam("operation"),
-        JOURNAL.c.at >= bindparam("since", type_=JOURNAL.c.at.type),
+# The request, with the golden id and digest of the portal's record of its citizen when the hub
+# already knows it (a citizen filing again): one round trip, not two, before the first call.
+_READ_REQUEST = (
+    select(REQUESTS, XREFS.c.golden_id.label("known_golden_id"), SOURCES.c.digest.label("known_digest"))
+    .select_from(
+        REQUESTS.outerjoin(
+            XREFS.join(SOURCES, SOURCES.c.id == XREFS.c.source_record_id),
+            and_(XREFS.c.system == bindparam("portal"), XREFS.c.local_id == REQUESTS.c.citizen_ref),
+        )
     )
-    .order_by(JOURNAL.c.id.desc())
-    .limit(1)
+    .where(REQUESTS.c.id == bindparam("id"))
 )
-_CALL_ENDED = frozenset({"ok", "permanent_error"})
 
 
 class _Finished(Exception):

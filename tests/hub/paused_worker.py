@@ -1,8 +1,9 @@
 """``hub worker`` that stops for good just before writing the checkpoint that moves its flow to a
 given step, for tests that kill it between two calls (``python -m tests.hub.paused_worker``).
 
-The earlier call's answer is journaled by then and the next call has not left: the state a worker
-killed between two calls leaves, which latency knobs cannot produce on demand. Everything else is
+The earlier call has been answered and the next has not left; the answer's journal row waits for
+that very checkpoint (hub.runner): the state a worker killed between two calls leaves, which
+latency knobs cannot produce on demand. Everything else is
 the real worker. ``HUB_TEST_PAUSE_BEFORE_STEP`` names the step index; the file named by
 ``HUB_TEST_PAUSED_FLAG`` is created when the worker stops there, so the test knows when to kill.
 """

@@ -9,11 +9,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
+from connectors.exchange import CallContext, Exchange
 from hub.auth import Principal
 from hub.checkpoint import Checkpoint, save_checkpoint
 from hub.db.batched import BatchedWriter
 from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS, utcnow
 from hub.intake import RequestBody, submit
+from hub.journal import seal, verify
 from hub.outbox import claim
 from tests.conftest import sample
 
@@ -132,3 +134,79 @@ def test_a_unit_may_not_submit_another(hub):
 
     with pytest.raises(RuntimeError, match="cannot submit another"):
         hub.db.write(nested)
+
+
+def held_answer(hub, request_id: str, operation: str) -> list[dict]:
+    """The journal row of an answered call as a flow's run holds it for its next checkpoint."""
+    held: list[dict] = []
+    context = CallContext(correlation_id=request_id, request_id=request_id, client="portal", held_rows=held)
+    answer = Exchange("etat_civil", operation, 1, "ok", 12.345, "sha256:" + "a" * 64, "sha256:" + "b" * 64)
+    hub.recorder.record(answer, context)
+    return held
+
+
+def test_a_checkpoint_writes_the_answers_its_run_held_and_they_verify(hub):
+    request_id = filed(hub)
+    [claimed] = claim(hub.db, "worker-a", 1, lease_s=30)
+    held = held_answer(hub, request_id, "RequestActCopy")
+    assert len(held) == 1 and journal_rows(hub) == 1  # held, not written: only the intake's row
+    now = utcnow()
+    point = Checkpoint(
+        {"id": claimed.message_id, "claimed_by": claimed.token},
+        {"step": 2, "lease_until": now + timedelta(seconds=30)},
+        request_id,
+        {"status": "submitted", "updated_at": now},
+        [],
+        held,
+    )
+    assert save_checkpoint(hub.db, point) is True
+    with hub.db.reading() as connection:
+        row = connection.execute(
+            select(JOURNAL.c.operation, JOURNAL.c.outcome, JOURNAL.c.latency_ms, JOURNAL.c.at).where(
+                JOURNAL.c.request_id == request_id, JOURNAL.c.direction == "outbound"
+            )
+        ).one()
+    assert (row.operation, row.outcome, row.latency_ms, row.at) == (
+        "RequestActCopy",
+        "ok",
+        12.345,
+        held[0]["at"],
+    )
+    seal(hub.db, hub.journal_key)
+    assert verify(hub.db, hub.journal_key).ok  # the row's MAC holds after its trip through the statement
+
+
+def test_a_checkpoint_under_a_lost_claim_still_journals_the_calls_that_were_made(hub):
+    request_id = filed(hub)
+    [stalled] = claim(hub.db, "stalled", 1, lease_s=0.2)
+    time.sleep(0.3)
+    claim(hub.db, "other", 1, lease_s=30)
+    before = state(hub, request_id)
+    held = held_answer(hub, request_id, "GetActRequestStatus")
+    now = utcnow()
+    point = Checkpoint(
+        {"id": stalled.message_id, "claimed_by": stalled.token},
+        {"step": 3, "lease_until": now + timedelta(seconds=30)},
+        request_id,
+        {"status": "completed", "updated_at": now},
+        [{"at": now, "step": "wait-issued", "outcome": "ok", "detail": None}],
+        held,
+    )
+    assert save_checkpoint(hub.db, point) is False
+    assert state(hub, request_id) == before  # the progress is the new claim's to write
+    with hub.db.reading() as connection:
+        outcomes = connection.execute(
+            select(JOURNAL.c.operation, JOURNAL.c.outcome).where(JOURNAL.c.direction == "outbound")
+        ).all()
+    assert [tuple(o) for o in outcomes] == [("GetActRequestStatus", "ok")]  # the call was made
+
+
+def test_only_a_call_s_end_waits_for_the_checkpoint(hub):
+    """A transient error may be followed by another attempt (a retry that may reach the system):
+    its row is written before that attempt leaves, not held."""
+    request_id = filed(hub)
+    held: list[dict] = []
+    context = CallContext(correlation_id=request_id, request_id=request_id, held_rows=held)
+    failed = Exchange("etat_civil", "RequestActCopy", 1, "transient_error", 5.0, "sha256:" + "c" * 64)
+    hub.recorder.record(failed, context)
+    assert held == [] and journal_rows(hub) == 2

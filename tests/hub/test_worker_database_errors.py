@@ -26,7 +26,7 @@ def failing_worker(hub, monkeypatch, error: Exception) -> Worker:
     def fails(*_args, **_kwargs):
         raise error
 
-    # The first database work of a run: the citizen's golden id.
+    # The first work of a run after reading its request: the citizen's golden id.
     monkeypatch.setattr(worker.runner.citizens, "known_golden_id", fails)
     return worker
 

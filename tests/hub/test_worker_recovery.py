@@ -105,18 +105,42 @@ KILLS = {
     "between two calls": Kill(
         {},
         None,
-        2,  # RequestActCopy answered and journaled, the status poll not sent
+        2,  # RequestActCopy answered, its end not journaled yet (it goes with this checkpoint)
         [
-            ("RequestActCopy", "ok", None, 1),
-            ("RequestActCopy", "ok", None, 1),  # made again with the same key: one act
+            # The outbox still names the first call and no row says it ended: it is reported as a
+            # call that may have reached the registry, and made again with the same key (one act).
+            ("RequestActCopy", "interrupted", "WORKER_LOST", 1),
+            ("RequestActCopy", "ok", None, 2),
             ("GetActRequestStatus", "ok", None, 1),
             ("FileDocument", "ok", None, 1),
         ],
-        # no call was in flight: nothing interrupted (the lost worker's events were never written)
+        # the lost worker's events were never written
+        [
+            *BEFORE,
+            ("request-copy", "interrupted"),
+            ("request-copy", "ok"),
+            ("submitted", "ok"),
+            ("wait-issued", "ok"),
+            ("file-issued-act", "ok"),
+            ("completed", "ok"),
+        ],
+    ),
+    "between the status poll and the GED filing": Kill(
+        {},
+        None,
+        3,  # RequestActCopy's end written with the checkpoint to the poll; the poll answered
+        [
+            ("RequestActCopy", "ok", None, 1),
+            # the outbox names the poll and no row says it ended: reported, and made again
+            ("GetActRequestStatus", "interrupted", "WORKER_LOST", 1),
+            ("GetActRequestStatus", "ok", None, 2),
+            ("FileDocument", "ok", None, 1),
+        ],
         [
             *BEFORE,
             ("request-copy", "ok"),
             ("submitted", "ok"),
+            ("wait-issued", "interrupted"),
             ("wait-issued", "ok"),
             ("file-issued-act", "ok"),
             ("completed", "ok"),
@@ -299,12 +323,11 @@ def _lease_runs_out(hub, message_id: int) -> None:
         session.commit()
 
 
-def test_a_claim_that_takes_over_marks_its_first_call_so_losing_it_too_is_seen(
-    live_api, sandbox, monkeypatch
-):
-    """Worker A is lost between two calls (its RequestActCopy answered); B takes over, finds that
-    call ended (nothing to report) and is lost in turn just before sending it again. Then A's
-    answer is older than the outbox's last move, and C reports B's call as possibly made."""
+def test_a_claim_that_takes_over_and_is_lost_in_turn_is_reported_too(live_api, sandbox, monkeypatch):
+    """Worker A is lost between two calls (its RequestActCopy answered, the answer's row not yet
+    written); B takes over, reports A's call as possibly made, sends it again and is lost in turn
+    before its next checkpoint. C reports B's call too, then completes: every send that may have
+    reached the registry has its row, and the registry made one act (one idempotency key)."""
     from hub import runner as runner_module
     from hub.outbox import claim
     from hub.runner import FlowRunner
@@ -317,9 +340,13 @@ def test_a_claim_that_takes_over_marks_its_first_call_so_losing_it_too_is_seen(
     def killed_before(db, checkpoint):
         raise _Killed()
 
-    def killed_after(db, checkpoint):
-        save(db, checkpoint)
-        raise _Killed()
+    saved = []
+
+    def killed_at_the_second(db, checkpoint):
+        if saved:
+            raise _Killed()
+        saved.append(save(db, checkpoint))
+        return saved[-1]
 
     runner = FlowRunner(hub)
     [lost_a] = claim(hub.db, "worker-a", 1, lease_s=30)
@@ -329,9 +356,10 @@ def test_a_claim_that_takes_over_marks_its_first_call_so_losing_it_too_is_seen(
     _lease_runs_out(hub, lost_a.message_id)
     [lost_b] = claim(hub.db, "worker-b", 1, lease_s=30)
     assert lost_b.interrupted == lost_a.token
-    monkeypatch.setattr(runner_module, "save_checkpoint", killed_after)
+    monkeypatch.setattr(runner_module, "save_checkpoint", killed_at_the_second)
     with pytest.raises(_Killed):
-        runner.process(lost_b)  # its mark written, killed before its RequestActCopy
+        runner.process(lost_b)  # its mark written, RequestActCopy sent again, killed after it
+    assert saved == [True]
     _lease_runs_out(hub, lost_b.message_id)
     [survivor] = claim(hub.db, "worker-c", 1, lease_s=30)
     assert survivor.interrupted == lost_b.token
@@ -347,11 +375,12 @@ def test_a_claim_that_takes_over_marks_its_first_call_so_losing_it_too_is_seen(
             .order_by(JournalEntry.id)
         ).all()
     assert [tuple(c) for c in calls] == [
-        ("RequestActCopy", "ok", 1),  # A's
-        ("RequestActCopy", "interrupted", 1),  # B's, which may have left
+        ("RequestActCopy", "interrupted", 1),  # A's send, reported by B before sending again
+        ("RequestActCopy", "interrupted", 1),  # B's, reported by C (attempts count failures)
         ("RequestActCopy", "ok", 2),
         ("GetActRequestStatus", "ok", 1),
     ]
     with live_api.client() as client:
         timeline = client.get(f"/v1/requests/{request_id}").json()["timeline"]
-    assert [e["step"] for e in timeline if e["outcome"] == "interrupted"] == ["request-copy"]
+    # B's mark checkpoint wrote its report; C's run wrote its own
+    assert [e["step"] for e in timeline if e["outcome"] == "interrupted"] == ["request-copy"] * 2
