@@ -352,7 +352,10 @@ class Hub:
         )
 
     def wake_workers(self) -> None:
-        self.work_available.set()
+        # Already set (the worker has not looked since): skip the Event's lock and notify, which
+        # every accepted request would otherwise take while the worker is busy.
+        if not self.work_available.is_set():
+            self.work_available.set()
 
     def close(self) -> None:
         """Close the systems' connections (HTTP pools, SSH sessions), then the database."""
