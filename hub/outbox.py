@@ -32,8 +32,8 @@ class Claim:
     first_failure_at: datetime | None
     leased_until: float  # time.monotonic() by which the lease surely still holds
     # The token of an earlier claim that never released the message (its worker died or lost its
-    # database mid-flow): the call at the checkpointed step may have left without its journal row
-    # (the runner reads the journal to find out).
+    # database mid-flow): the call at the checkpointed step may have left, and its end is not
+    # journaled (it would have been, with the checkpoint moving past it): the runner reports it.
     interrupted: str | None = None
 
 
