@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from hub.api import body, citizens, documents, errors, journal, openapi, ops, requests, stewardship
+from hub.api.docs_policy import DocsPolicy
 from hub.api.threads import limiter_for
 from hub.group_commit import GroupCommitter
 from hub.runtime import Hub
@@ -58,6 +59,8 @@ def create_app(hub: Hub, *, embedded_worker: bool = False) -> FastAPI:
     app.state.db_limiter = limiter_for(hub.config.api.db_concurrency)
     app.state.committer = committer
     errors.install(app)
+    # ... and the pages' own scripts reach no other origin either (ReDoc's CDN logo, for one).
+    app.add_middleware(DocsPolicy, paths=("/docs", "/redoc"))
     generate = app.openapi
 
     def completed_openapi() -> dict:

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,6 +49,11 @@ class DatabaseUnusable(ValueError):
     """The database URL is not one the hub can use, or the database cannot be reached: said in
     one line an operator can act on (the commands print it and exit 1, never a traceback)."""
 
+
+# Seconds a PostgreSQL server has to answer a new connection, unless the URL (``?connect_timeout=``)
+# or libpq's PGCONNECT_TIMEOUT says otherwise. Without it a host that drops packets holds a command,
+# or a worker's next connection, until the OS gives up on TCP (minutes).
+CONNECT_TIMEOUT_S = 10
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
@@ -86,10 +91,42 @@ def shown(url: str) -> str:
 
 
 def unusable(url: str, exc: DBAPIError) -> DatabaseUnusable:
-    """The driver's first line of why ``url`` cannot be used (refused, no such database...)."""
+    """The driver's first line of why ``url`` cannot be used (refused, no such database...); for a
+    server that did not answer in time, which server and how long the hub waited."""
     lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
     reason = lines[0] if lines else type(exc).__name__
+    if reason == "connection timeout expired":  # psycopg's words (its ConnectionTimeout)
+        reason = _not_answered(url)
     return DatabaseUnusable(f"cannot use the database {shown(url)}: {reason}")
+
+
+def _connect_timeout(url: URL) -> str | None:
+    """The connect timeout the operator set, if any: the URL's, else libpq's PGCONNECT_TIMEOUT."""
+    value = url.query.get("connect_timeout")
+    if isinstance(value, tuple):  # given twice: libpq takes the last
+        value = value[-1]
+    return value or os.environ.get("PGCONNECT_TIMEOUT") or None
+
+
+def _not_answered(url: str) -> str:
+    parsed = make_url(url)
+    hosts = parsed.query.get("host")
+    if parsed.host:
+        server = f"{parsed.host}:{parsed.port or 5432}"
+    elif hosts:
+        server = ",".join(hosts) if isinstance(hosts, tuple) else hosts
+    else:
+        server = os.environ.get("PGHOST") or "the local socket"
+    value = _connect_timeout(parsed)
+    try:
+        seconds = int(float(value)) if value is not None else CONNECT_TIMEOUT_S
+    except ValueError:  # psycopg refuses such a value before connecting: not reached
+        seconds = 0
+    if seconds <= 0:  # the operator asked for no limit: psycopg's own (minutes) ended the wait
+        return f"the server at {server} did not answer before the driver gave up (connect_timeout={value})"
+    if seconds < 2:  # libpq's rule, which psycopg follows: a connect timeout is at least 2 s
+        return f"the server at {server} did not answer in 2 s (connect_timeout={value}, libpq's minimum is 2)"
+    return f"the server at {server} did not answer in {seconds} s (connect_timeout)"
 
 
 def make_engine(url: str, *, immediate: bool = True, auto_checkpoint: bool = True, **kwargs: Any) -> Engine:
@@ -109,6 +146,8 @@ def make_engine(url: str, *, immediate: bool = True, auto_checkpoint: bool = Tru
     # fails cleanly (the API answers 503, the worker retries the message) and the next checkout
     # connects afresh.
     kwargs.setdefault("pool_recycle", 3600)
+    if _connect_timeout(make_url(url)) is None:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     return create_engine(url, **kwargs)
 
 

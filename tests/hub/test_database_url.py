@@ -3,12 +3,16 @@ that opens the database; ``postgres://`` means PostgreSQL like ``postgresql://``
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
 
 from hub.cli import app
+from hub.db import engine
 from hub.db.engine import DatabaseUnusable, engine_url
 from tests.conftest import CONFIG
 
@@ -43,6 +47,92 @@ def test_an_unreachable_server_is_one_line_from_every_command(command, monkeypat
         "error: cannot use the database postgresql://hub:***@127.0.0.1:1/hub: connection failed: connection "
         'to server at "127.0.0.1", port 1 failed: Connection refused'
     ]
+
+
+@contextlib.contextmanager
+def server_that_does_not_answer(kind: str) -> Iterator[int]:
+    """A loopback port where a PostgreSQL client would wait for ever, its number. ``drops``: the
+    listening socket's accept queue is full, so the kernel drops each new SYN, as a host that
+    filters packets does; ``mute``: the TCP connection is made, but nothing answers the client's
+    startup message (a hung server, a proxy that forwards to nowhere)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # room for one connection not yet accepted
+        port = listener.getsockname()[1]
+        with contextlib.ExitStack() as fillers:
+            if kind == "drops":
+                fillers.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+            yield port
+
+
+DOES_NOT_ANSWER = [["db", "upgrade"], ["serve", "--port", "1"], ["worker"], ["audit", "verify"]]
+
+
+@pytest.mark.parametrize(
+    ("kind", "command"),
+    [("drops", command) for command in DOES_NOT_ANSWER] + [("mute", ["db", "upgrade"])],
+    ids=[f"drops-{c[0]}" for c in DOES_NOT_ANSWER] + ["mute-db"],
+)
+def test_a_server_that_does_not_answer_is_one_line_naming_it_and_the_wait(kind, command, monkeypatch):
+    with server_that_does_not_answer(kind) as port:
+        url = f"postgresql://hub:secret@127.0.0.1:{port}/hub?connect_timeout=2"
+        code, lines = run(command, url, monkeypatch)
+    assert (code, lines) == (
+        1,
+        [
+            f"error: cannot use the database postgresql://hub:***@127.0.0.1:{port}/hub?connect_timeout=2: "
+            f"the server at 127.0.0.1:{port} did not answer in 2 s (connect_timeout)"
+        ],
+    )
+
+
+def test_without_a_connect_timeout_the_hub_sets_one(monkeypatch):
+    """Neither the URL nor PGCONNECT_TIMEOUT sets one: the hub's default bounds the wait (psycopg's
+    own would be minutes). The default is lowered here so the test waits 2 s, not 10."""
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT_S", 2)
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    with server_that_does_not_answer("drops") as port:
+        code, lines = run(["db", "upgrade"], f"postgresql://hub@127.0.0.1:{port}/hub", monkeypatch)
+    assert (code, lines) == (
+        1,
+        [
+            f"error: cannot use the database postgresql://hub@127.0.0.1:{port}/hub: "
+            f"the server at 127.0.0.1:{port} did not answer in 2 s (connect_timeout)"
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "environment", "said"),
+    [
+        ("?connect_timeout=1", None, "2 s (connect_timeout=1, libpq's minimum is 2)"),
+        ("", "2", "2 s (connect_timeout)"),
+    ],
+    ids=["url-below-libpq-minimum", "PGCONNECT_TIMEOUT"],
+)
+def test_the_operators_connect_timeout_wins_over_the_hubs(query, environment, said, monkeypatch):
+    if environment is None:
+        monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("PGCONNECT_TIMEOUT", environment)
+    with server_that_does_not_answer("drops") as port:
+        code, lines = run(["db", "upgrade"], f"postgresql://hub@127.0.0.1:{port}/hub{query}", monkeypatch)
+    assert code == 1
+    assert lines == [
+        f"error: cannot use the database postgresql://hub@127.0.0.1:{port}/hub{query}: "
+        f"the server at 127.0.0.1:{port} did not answer in {said}"
+    ]
+
+
+def test_a_connect_timeout_that_is_not_a_number_is_one_line(monkeypatch):
+    code, lines = run(["db", "upgrade"], "postgresql://hub@127.0.0.1:1/hub?connect_timeout=soon", monkeypatch)
+    assert (code, lines) == (
+        1,
+        [
+            "error: cannot use the database postgresql://hub@127.0.0.1:1/hub?connect_timeout=soon: "
+            "bad value for connect_timeout: 'soon'"
+        ],
+    )
 
 
 @pytest.mark.parametrize(

@@ -465,6 +465,8 @@ def test_the_documentation_pages_load_only_the_hubs_own_assets(live_api, page):
         html = client.get(page)
         assert html.status_code == 200
         assert "http://" not in html.text and "https://" not in html.text
+        # ... and what their scripts would fetch elsewhere the browser refuses (test_docs_in_browser)
+        assert "default-src 'self'" in html.headers["content-security-policy"]
         parser = _Assets()
         parser.feed(html.text)
         urls = parser.urls + re.findall(r"url: '([^']+)'", html.text)
