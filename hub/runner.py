@@ -105,11 +105,23 @@ class FlowRunner:
         self.hub = hub
         self.citizens = Citizens(hub)
 
+    def read(self, claims: list[Claim]) -> list[Claim]:
+        """The claims with their requests read in one statement (a worker's batch): one round trip
+        per batch instead of one per message."""
+        if not claims:
+            return claims
+        params = {"ids": [c.request_id for c in claims], "portal": self.citizens.settings.portal_system}
+        with self.hub.db.reading() as connection:
+            rows = {row.id: row for row in connection.execute(_READ_REQUESTS, params)}
+        return [replace(c, request=rows.get(c.request_id)) for c in claims]
+
     def process(self, claim: Claim) -> str:
         """Run the claimed message's flow as far as it goes; return the message's new state."""
-        with self.hub.db.reading() as connection:
-            params = {"id": claim.request_id, "portal": self.citizens.settings.portal_system}
-            request = connection.execute(_READ_REQUEST, params).first()
+        request = claim.request
+        if request is None:
+            with self.hub.db.reading() as connection:
+                params = {"ids": [claim.request_id], "portal": self.citizens.settings.portal_system}
+                request = connection.execute(_READ_REQUESTS, params).first()
         if request is None:
             raise LookupError(f"outbox message {claim.message_id} names a missing request")
         flow = self.hub.flows.get(request.flow)
@@ -427,9 +439,9 @@ class FlowRunner:
         return outcome
 
 
-# The request, with the golden id and digest of the portal's record of its citizen when the hub
-# already knows it (a citizen filing again): one round trip, not two, before the first call.
-_READ_REQUEST = (
+# Requests, each with the golden id and digest of the portal's record of its citizen when the hub
+# already knows it (a citizen filing again): one round trip for a batch, before the first call.
+_READ_REQUESTS = (
     select(REQUESTS, XREFS.c.golden_id.label("known_golden_id"), SOURCES.c.digest.label("known_digest"))
     .select_from(
         REQUESTS.outerjoin(
@@ -437,7 +449,7 @@ _READ_REQUEST = (
             and_(XREFS.c.system == bindparam("portal"), XREFS.c.local_id == REQUESTS.c.citizen_ref),
         )
     )
-    .where(REQUESTS.c.id == bindparam("id"))
+    .where(REQUESTS.c.id.in_(bindparam("ids", expanding=True)))
 )
 
 

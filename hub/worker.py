@@ -42,7 +42,7 @@ class Worker:
 
     def run_once(self) -> int:
         """Claim what is ready (up to the free slots), run it, wait for it; return how many ran."""
-        claims = claim(self.hub.db, self.name, self.concurrency, self.hub.config.worker.lease_s)
+        claims = self._read(claim(self.hub.db, self.name, self.concurrency, self.hub.config.worker.lease_s))
         for future in [self._pool.submit(self._process, c) for c in claims]:
             future.result()
         self.seal_if_due(force=True)
@@ -66,6 +66,7 @@ class Worker:
                     log.exception("claiming failed; retrying shortly")
                     stop.wait(1.0)
                     continue
+                claims = self._read(claims)
             with self._lock:
                 self._in_flight += len(claims)
                 self._waiting.update((item.message_id, item) for item in claims)
@@ -79,6 +80,17 @@ class Worker:
         self._pool.shutdown(wait=True)
         self.seal_if_due(force=True)
         log.info("worker %s stopped after %d messages", self.name, self.processed)
+
+    def _read(self, claims: list[Claim]) -> list[Claim]:
+        """The claims with their requests, read together; if that read fails, each run reads its
+        own (the claims are kept: dropped, they would pass for interrupted when their leases end)."""
+        try:
+            return self.runner.read(claims)
+        except Exception:
+            log.exception(
+                "reading the requests of %d claimed messages failed; each run reads its own", len(claims)
+            )
+            return claims
 
     def _keep_waiting_leases(self) -> None:
         """Renew the lease of a claimed-ahead message before it runs out while it waits for a slot.

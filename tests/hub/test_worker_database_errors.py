@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from hub.db.models import OUTBOX, REQUESTS
@@ -52,3 +52,33 @@ def test_a_statement_defect_dead_letters_the_request_instead_of_retrying_forever
     failing_worker(hub, monkeypatch, defect).run_once()
     status, error_code, state = outcome(hub, request_id)
     assert (status, error_code, state) == ("failed", "internal_error", "dead")
+
+
+def test_the_requests_of_a_claimed_batch_are_read_together_and_a_failed_read_loses_none(hub, monkeypatch):
+    """A worker reads the requests of the messages it claimed in one statement; if that read fails,
+    each run reads its own request and every message still completes (none left claimed, to pass
+    later for interrupted)."""
+    request_ids = [filed(hub) for _ in range(3)]
+    reads: list[str] = []
+
+    @event.listens_for(Engine, "before_cursor_execute")  # every engine: SQLite reads have their own
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT requests.id"):
+            reads.append(statement)
+
+    try:
+        assert Worker(hub, name="batch").run_once() == 3
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(reads) == 1
+    assert {outcome(hub, r) for r in request_ids} == {("completed", None, "done")}
+
+    more = [filed(hub) for _ in range(2)]
+    worker = Worker(hub, name="unread")
+
+    def unavailable(claims):
+        raise OperationalError("SELECT requests", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(worker.runner, "read", unavailable)
+    assert worker.run_once() == 2
+    assert {outcome(hub, r) for r in more} == {("completed", None, "done")}
