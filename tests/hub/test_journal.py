@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner
 
 from connectors.exchange import CallContext, Exchange
@@ -15,7 +15,7 @@ from hub.db.models import JournalEntry
 from tests.conftest import CONFIG
 
 
-def fill(hub, rows: int) -> None:
+def fill(hub, rows: int, *, seal: bool = True) -> None:
     context = CallContext(
         correlation_id="c-1",
         request_id="r-1",
@@ -36,7 +36,8 @@ def fill(hub, rows: int) -> None:
             ),
             context,
         )
-    journal.seal(hub.db, hub.journal_key)
+    if seal:
+        journal.seal(hub.db, hub.journal_key)
 
 
 def forged_row(**fields) -> JournalEntry:
@@ -78,6 +79,37 @@ def test_unsealed_rows_are_reported_then_sealed_in_order(hub):
     assert journal.seal(hub.db, hub.journal_key) == 1
     result = journal.verify(hub.db, hub.journal_key)
     assert result.ok and result.checked == 4
+
+
+def test_seal_batches_and_verify_pages_smaller_than_the_journal(hub, monkeypatch):
+    """Several seal batches chain as one (each batch's first row links to the last batch's), and
+    verify reads rows a page at a time: every row is checked once across the pages' edges, and a
+    problem on a later page (sealed or not) is named at its row, the reading stopped there."""
+    fill(hub, 8, seal=False)
+    assert journal.seal(hub.db, hub.journal_key, batch=3) == 8
+    with hub.db.sessions() as session:
+        chain = session.execute(
+            select(JournalEntry.seq, JournalEntry.prev_hash, JournalEntry.hash).order_by(JournalEntry.id)
+        ).all()
+    assert [row.seq for row in chain] == list(range(1, 9))
+    assert [row.prev_hash for row in chain] == [journal.GENESIS] + [row.hash for row in chain[:-1]]
+    monkeypatch.setattr(journal, "_STREAM_PAGE", 3)
+    result = journal.verify(hub.db, hub.journal_key)
+    assert result.ok and result.checked == 8 and result.head_seq == 8
+
+    fill(hub, 4, seal=False)
+    with hub.db.transaction() as session:
+        last = session.scalar(select(func.max(JournalEntry.id)))
+        session.execute(update(JournalEntry).where(JournalEntry.id == last).values(outcome="tampered"))
+    result = journal.verify(hub.db, hub.journal_key)
+    assert not result.ok and result.first_bad_id == last and result.first_bad_seq is None
+    assert result.checked == 8 and result.unsealed == 4 and "unsealed row" in result.problem
+
+    with hub.db.transaction() as session:
+        session.execute(update(JournalEntry).where(JournalEntry.seq == 7).values(outcome="tampered"))
+    result = journal.verify(hub.db, hub.journal_key)
+    assert not result.ok and result.first_bad_seq == 7 and result.checked == 6
+    assert "altered" in result.problem
 
 
 def test_altered_row_is_named(hub):
