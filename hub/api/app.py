@@ -67,7 +67,10 @@ def create_app(hub: Hub, *, embedded_worker: bool = False) -> FastAPI:
         if app.openapi_schema is None:
             document = generate()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(body.SCHEMAS)  # the JSON bodies read by hub.api.body
+            for name, schema in body.SCHEMAS.items():  # the JSON bodies read by hub.api.body
+                # one name, two models (an answer's and a body's): one would silently replace the other
+                if schemas.setdefault(name, schema) != schema:
+                    raise RuntimeError(f"two OpenAPI schemas named {name!r}: rename one model")
             # RequestBody becomes one variant per loaded flow there
             app.openapi_schema = openapi.complete(document, hub)
         return app.openapi_schema

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.api.answers import CitizenHistory, CitizenRequests, CitizenView, MergeEvent, typed
 from hub.api.body import documented, json_body
 from hub.api.errors import ApiError
 from hub.api.openapi import AUTHENTICATED, BODY, error_responses
@@ -75,7 +76,10 @@ def answer(
 
 
 @router.get(
-    "/{golden_id}", summary="360° view: golden values with lineage, cross-references", responses=READ_ERRORS
+    "/{golden_id}",
+    summary="360° view: golden values with lineage, cross-references",
+    response_model=None,
+    responses={**typed(CitizenView, "The golden record as it is now"), **READ_ERRORS},
 )
 def get_citizen(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
@@ -85,7 +89,8 @@ def get_citizen(golden_id: str, request: Request, principal: Annotated[Principal
 @router.get(
     "/{golden_id}/history",
     summary="Every version of the golden record, merges and unmerges",
-    responses=READ_ERRORS,
+    response_model=None,
+    responses={**typed(CitizenHistory, "Its versions, oldest first, and its merge events"), **READ_ERRORS},
 )
 def get_history(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
@@ -94,7 +99,12 @@ def get_history(golden_id: str, request: Request, principal: Annotated[Principal
     )
 
 
-@router.get("/{golden_id}/requests", summary="The citizen's requests across services", responses=READ_ERRORS)
+@router.get(
+    "/{golden_id}/requests",
+    summary="The citizen's requests across services",
+    response_model=None,
+    responses={**typed(CitizenRequests, "Its requests and those of records merged into it"), **READ_ERRORS},
+)
 def get_requests(golden_id: str, request: Request, principal: Annotated[Principal, Depends(READ)]) -> Any:
     citizens = citizens_of(request)
     return answer(
@@ -105,7 +115,8 @@ def get_requests(golden_id: str, request: Request, principal: Annotated[Principa
 @router.post(
     "/{golden_id}/merge",
     summary="Merge another golden record into this one",
-    responses=MERGE_ERRORS,
+    response_model=None,
+    responses={**typed(MergeEvent, "Merged: the event, the records moved"), **MERGE_ERRORS},
     openapi_extra=documented(MergeBody),
 )
 def merge(
@@ -124,7 +135,8 @@ def merge(
 @router.post(
     "/{golden_id}/unmerge",
     summary="Split a merged golden record back out",
-    responses=UNMERGE_ERRORS,
+    response_model=None,
+    responses={**typed(MergeEvent, "Split back: the event, the records moved back"), **UNMERGE_ERRORS},
     openapi_extra=documented(UnmergeBody),
 )
 def unmerge(

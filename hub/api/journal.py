@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
 
 from hub import journal
+from hub.api.answers import JournalPage, Verification, typed
 from hub.api.body import documented, json_body
 from hub.api.errors import ApiError
 from hub.api.openapi import AUTHENTICATED, BODY, error_responses
@@ -42,6 +43,7 @@ LIST_ERRORS = error_responses(
 VERIFY_ERRORS = error_responses(*AUTHENTICATED)
 VERIFY_WITH_CHECKPOINTS_ERRORS = error_responses(*AUTHENTICATED, *BODY, "invalid_checkpoint")
 CHECKPOINT_ERRORS = error_responses(*AUTHENTICATED, "journal_head_not_authentic")
+VERIFIED = "Verified, intact or not: ok false names the first problem"
 
 
 # A time the journal's column can compare with: 0001-01-01T00:00+01:00 is a 422, not a 500.
@@ -63,7 +65,12 @@ def _journal_read(
         connection.execute(insert(JOURNAL), row)
 
 
-@router.get("", summary="Journal rows an auditor selects, in journal order", responses=LIST_ERRORS)
+@router.get(
+    "",
+    summary="Journal rows an auditor selects, in journal order",
+    response_model=None,
+    responses={**typed(JournalPage, "A page of rows, oldest first"), **LIST_ERRORS},
+)
 def list_entries(
     request: Request,
     principal: Annotated[Principal, Depends(AUDIT)],
@@ -127,7 +134,10 @@ class VerifyBody(BaseModel):
 
 
 @router.get(
-    "/verify", summary="Check the head's MAC, the hash chain and every row's MAC", responses=VERIFY_ERRORS
+    "/verify",
+    summary="Check the head's MAC, the hash chain and every row's MAC",
+    response_model=None,
+    responses={**typed(Verification, VERIFIED), **VERIFY_ERRORS},
 )
 def verify_chain(request: Request, principal: Annotated[Principal, Depends(AUDIT)]) -> dict[str, Any]:
     return _verify(request.app.state.hub, principal, "GET /v1/journal/verify", [])
@@ -136,7 +146,8 @@ def verify_chain(request: Request, principal: Annotated[Principal, Depends(AUDIT
 @router.post(
     "/verify",
     summary="Verify as GET does, and that the journal still holds each checkpoint given",
-    responses=VERIFY_WITH_CHECKPOINTS_ERRORS,
+    response_model=None,
+    responses={**typed(Verification, VERIFIED), **VERIFY_WITH_CHECKPOINTS_ERRORS},
     openapi_extra=documented(VerifyBody),
 )
 def verify_with_checkpoints(

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from hub.api.answers import Answer, Timestamp
 from hub.api.body import documented, parse_json, read_body
 from hub.api.errors import ApiError, validation_details
 from hub.api.openapi import AUTHENTICATED, error_responses
@@ -44,10 +45,9 @@ GET_ERRORS = error_responses(
     "invalid_characters",
     not_found="no such request for this client (another client's is not disclosed)",
 )
-Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
-class RequestAccepted(BaseModel):
+class RequestAccepted(Answer):
     """The answer to an accepted request (and to a replay of it with the same Idempotency-Key)."""
 
     id: str
@@ -56,19 +56,19 @@ class RequestAccepted(BaseModel):
     status_url: str = Field(description="GET it to follow the request (also in the Location header)")
 
 
-class TimelineEvent(BaseModel):
+class TimelineEvent(Answer):
     step: str
     at: Timestamp
     outcome: str
     detail: str | None
 
 
-class RequestFailure(BaseModel):
+class RequestFailure(Answer):
     code: str = Field(description="the back-end's or the hub's error code")
     message: str | None
 
 
-class RequestStatus(BaseModel):
+class RequestStatus(Answer):
     """A request's status and timeline."""
 
     id: str
@@ -154,7 +154,7 @@ def _parse(request: Request, raw: bytes) -> RequestBody:
     "/{request_id}",
     summary="A request's status and timeline",
     response_model=RequestStatus,
-    responses=GET_ERRORS,
+    responses={200: {"description": "The request as it stands, and every step it took"}, **GET_ERRORS},
 )
 def get_request(
     request_id: str,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.api.answers import DecidedTask, ExplainedPair, TaskPage, ThresholdsReport, typed
 from hub.api.body import documented, json_body
 from hub.api.citizens import citizens_of
 from hub.api.errors import ApiError
@@ -46,7 +47,12 @@ class DecisionBody(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-@router.get("/tasks", summary="Review tasks, oldest first", responses=TASKS_ERRORS)
+@router.get(
+    "/tasks",
+    summary="Review tasks, oldest first",
+    response_model=None,
+    responses={**typed(TaskPage, "A page of tasks, with the two records each compares"), **TASKS_ERRORS},
+)
 def list_tasks(
     request: Request,
     principal: Annotated[Principal, Depends(READ)],
@@ -63,7 +69,8 @@ def list_tasks(
 @router.post(
     "/tasks/{task_id}",
     summary="Decide a review task: link or not_same",
-    responses=DECIDE_ERRORS,
+    response_model=None,
+    responses={**typed(DecidedTask, "The task decided, with the merge a link made"), **DECIDE_ERRORS},
     openapi_extra=documented(DecisionBody),
 )
 def decide(
@@ -78,7 +85,12 @@ def decide(
         raise ApiError(error.status, error.code, error.message, error.details) from None
 
 
-@router.get("/explain", summary="Field-by-field comparison of two records", responses=EXPLAIN_ERRORS)
+@router.get(
+    "/explain",
+    summary="Field-by-field comparison of two records",
+    response_model=None,
+    responses={**typed(ExplainedPair, "Field by field, and the matcher's verdict"), **EXPLAIN_ERRORS},
+)
 def explain(
     request: Request,
     principal: Annotated[Principal, Depends(READ)],
@@ -98,7 +110,8 @@ def explain(
 @router.get(
     "/thresholds",
     summary="Stewards' decisions by probability, suggested thresholds",
-    responses=THRESHOLDS_ERRORS,
+    response_model=None,
+    responses={**typed(ThresholdsReport, "Decisions by probability band and by rule"), **THRESHOLDS_ERRORS},
 )
 def thresholds(request: Request, _principal: Annotated[Principal, Depends(READ)]) -> dict[str, Any]:
     return citizens_of(request).thresholds_report().as_json()
