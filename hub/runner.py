@@ -543,7 +543,6 @@ def _snapshot(request: Row[Any]) -> dict[str, Any]:
         "citizen_ref": request.citizen_ref,
         "golden_id": request.golden_id,
         "target_system": request.target_system,
-        "updated_at": request.updated_at,
         "steps": dict(request.context or {}),
         "citizen": body.get("citizen", {}),
         "data": body.get("data", {}),
