@@ -36,11 +36,14 @@ class CallContext:
     # An earlier delivery of this call was lost mid-step (its worker died): the gateway journals
     # that attempt (outcome "interrupted", numbered previous_attempts) before making its own.
     interrupted: bool = False
-    # Where the recorder may hold the rows of attempts that end a call (answered, refused) instead
-    # of writing each at once: the caller writes them with its own next write, which always
-    # follows (a flow's checkpoint). Rows of attempts that another may follow (a transient error,
-    # an interrupted attempt) are still written before the gateway goes on. None: write each now.
+    # Where the recorder may hold the row of the exchange that ends the call ``held_operation``
+    # (its answer or a permanent error) instead of writing it at once: the caller writes it with
+    # its own next write, which always follows (a flow's checkpoint). Everything else is written
+    # before the gateway goes on: an attempt another may follow (a transient error, a refusal, an
+    # interrupted attempt), an exchange under another name (an adapter's operation that makes
+    # several), and a second exchange of the call (the held row is then written first, in order).
     held_rows: list[Any] | None = field(default=None, compare=False, hash=False, repr=False)
+    held_operation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

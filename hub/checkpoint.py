@@ -71,8 +71,7 @@ def write_checkpoint(connection: Connection, checkpoint: Checkpoint) -> bool:
         params["journal"] = [{**row, "at": row["at"].isoformat()} for row in checkpoint.journal]
         statement = _postgresql_statement(tuple(message), tuple(request))
         return statement.execute(connection, params).scalar_one() == 1
-    if checkpoint.journal:
-        direct_insert(JOURNAL, _JOURNAL_COLUMNS).executemany(connection, checkpoint.journal)
+    insert_journal_rows(connection, checkpoint.journal)
     mine = direct_update(OUTBOX, _FENCE, tuple(message)).execute(connection, update_params(fence, message))
     if mine.rowcount != 1:
         return False
@@ -84,6 +83,12 @@ def write_checkpoint(connection: Connection, checkpoint: Checkpoint) -> bool:
             connection, [{"request_id": request_id, "detail": None, **e} for e in events]
         )
     return True
+
+
+def insert_journal_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert journal rows a run held (:class:`hub.journal.JournalRecorder`), as they are."""
+    if rows:
+        direct_insert(JOURNAL, _JOURNAL_COLUMNS).executemany(connection, rows)
 
 
 def save_checkpoint(db: Database, checkpoint: Checkpoint) -> bool:

@@ -249,19 +249,29 @@ class JournalRecorder:
             exchange.error_code,
         )
 
-        if context.held_rows is not None and exchange.outcome in _ENDS_A_CALL:
+        held = context.held_rows
+        if (
+            held is not None
+            and not held
+            and exchange.outcome in _ENDS_A_CALL
+            and exchange.operation == context.held_operation
+        ):
             # The caller (a flow's run) writes it in the same statement as its next checkpoint,
             # which follows before anything else leaves: one write fewer per call. A run lost
             # before that checkpoint leaves no row, and the claim that takes over journals the call
             # as interrupted ("may have reached the system") before making it again: true either way.
-            context.held_rows.append(row)
+            held.append(row)
         else:
+            rows = [row]
+            if held:  # a further exchange of the held one's call: both now, in the order made
+                rows = [*held, row]
+                held.clear()
 
             def write(connection: Connection) -> None:
-                direct_insert(JOURNAL, tuple(row)).execute(connection, row)
+                direct_insert(JOURNAL, tuple(row)).executemany(connection, rows)
 
             # Durable before the gateway goes on, committed together with other flows' writes.
-            self.db.write(write, single_statement=True)
+            self.db.write(write, single_statement=len(rows) == 1)
         if self.counter is not None:
             self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 

@@ -35,9 +35,10 @@ class Claim:
     # database mid-flow): the call at the checkpointed step may have left, and its end is not
     # journaled (it would have been, with the checkpoint moving past it): the runner reports it.
     interrupted: str | None = None
-    # The request's row, when read with the other claims of its batch (hub.runner.FlowRunner.read):
-    # only the claim's holder writes it, so it is what the runner would read itself.
+    # The request's row, when read with the other claims of its batch (hub.runner.FlowRunner.read),
+    # and when (time.monotonic()): a run that starts much later reads it again.
     request: Any = None
+    read_at: float = 0.0
 
 
 def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claim]:

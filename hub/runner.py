@@ -31,12 +31,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, select
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
 from connectors.ged import FILE_OPERATION
-from hub.checkpoint import Checkpoint, save_checkpoint
+from hub.checkpoint import Checkpoint, insert_journal_rows, save_checkpoint
 from hub.citizens import Citizens
 from hub.db.master_models import SOURCES, XREFS
 from hub.db.models import REQUESTS, utcnow
@@ -100,6 +100,13 @@ class _Rescheduled(Exception):
         self.at = at
 
 
+# How long a request read with its claimed batch may wait for a free slot before its run reads it
+# again. Besides the claim's holder, a steward's merge or unmerge may change who the request's
+# citizen is (its golden id, the portal record's link); a run already works with what it read when
+# it started, and a claimed-ahead message may wait as long as the slow calls ahead of it.
+FRESH_READ_S = 1.0
+
+
 class FlowRunner:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -113,12 +120,13 @@ class FlowRunner:
         params = {"ids": [c.request_id for c in claims], "portal": self.citizens.settings.portal_system}
         with self.hub.db.reading() as connection:
             rows = {row.id: row for row in connection.execute(_READ_REQUESTS, params)}
-        return [replace(c, request=rows.get(c.request_id)) for c in claims]
+        read_at = time.monotonic()
+        return [replace(c, request=rows.get(c.request_id), read_at=read_at) for c in claims]
 
     def process(self, claim: Claim) -> str:
         """Run the claimed message's flow as far as it goes; return the message's new state."""
         request = claim.request
-        if request is None:
+        if request is None or time.monotonic() - claim.read_at > FRESH_READ_S:
             with self.hub.db.reading() as connection:
                 params = {"ids": [claim.request_id], "portal": self.citizens.settings.portal_system}
                 request = connection.execute(_READ_REQUESTS, params).first()
@@ -198,6 +206,7 @@ class FlowRunner:
             # Other driver errors (a constraint, a bad statement) are the hub's defects: retrying
             # would fail the same way forever, so they dead-letter below, replayable once fixed.
             log.exception("database error while running request %s; it will be retried", claim.request_id)
+            self._journal_held(progress)
             return "retry"
         except MappingFailed as exc:
             progress.event(flow.steps[progress.step].id, "failed", str(exc))
@@ -380,6 +389,19 @@ class FlowRunner:
         progress.status = "failed"
         return self._checkpoint(claim, progress, dead=(code, message))
 
+    def _journal_held(self, progress: _Progress) -> None:
+        """Write the held journal rows on their own when their checkpoint could not be written:
+        the calls were made, whatever becomes of the run. Best effort: the database may be away."""
+        if not progress.journal:
+            return
+        rows, progress.journal[:] = list(progress.journal), []
+        try:
+            self.hub.db.write(lambda connection: insert_journal_rows(connection, rows))
+        except Exception:
+            log.exception(
+                "could not journal %d answered calls; the next claim reports them interrupted", len(rows)
+            )
+
     def _checkpoint(
         self,
         claim: Claim,
@@ -428,7 +450,16 @@ class FlowRunner:
         ]
         fence = {"id": claim.message_id, "claimed_by": claim.token}
         checkpoint = Checkpoint(fence, message, claim.request_id, request, events, list(progress.journal))
-        held = save_checkpoint(self.hub.db, checkpoint)
+        try:
+            held = save_checkpoint(self.hub.db, checkpoint)
+        except DBAPIError as exc:
+            if isinstance(exc, OperationalError | InterfaceError) or not checkpoint.journal:
+                raise
+            # A held journal row the database refuses (a defect) would fail every checkpoint of the
+            # run, the dead-letter's too: the message would be claimed and the call made again at
+            # each lease, forever. The rows go to the log instead (digests and pseudonyms only).
+            log.exception("journal rows refused by the database, logged instead: %s", checkpoint.journal)
+            held = save_checkpoint(self.hub.db, replace(checkpoint, journal=[]))
         progress.journal.clear()  # written whether the fence held or not: the calls were made
         if not held:
             return "lost"
@@ -494,7 +525,14 @@ def _status(flow: Flow, step: Step, document: dict[str, Any]) -> str:
 def _keyed(run: _Run, step: Step) -> CallContext:
     """The call's context with its idempotency key, request + step: a retried step makes its
     effect at the back-end once."""
-    keyed = replace(run.context, idempotency_key=f"{run.context.request_id}:{step.id}")
+    outbound = _outbound(step)
+    keyed = replace(
+        run.context,
+        idempotency_key=f"{run.context.request_id}:{step.id}",
+        # the row of the step's own call waits for the next checkpoint; an adapter's other
+        # exchanges (an SFTP listing and reads behind one status call) are written at once
+        held_operation=outbound[1] if outbound else None,
+    )
     if step is run.interrupted_step:
         run.interrupted_step = None
         # the lost attempt comes after the earlier deliveries' attempts, this one after it

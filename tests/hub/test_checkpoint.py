@@ -139,7 +139,13 @@ def test_a_unit_may_not_submit_another(hub):
 def held_answer(hub, request_id: str, operation: str) -> list[dict]:
     """The journal row of an answered call as a flow's run holds it for its next checkpoint."""
     held: list[dict] = []
-    context = CallContext(correlation_id=request_id, request_id=request_id, client="portal", held_rows=held)
+    context = CallContext(
+        correlation_id=request_id,
+        request_id=request_id,
+        client="portal",
+        held_rows=held,
+        held_operation=operation,
+    )
     answer = Exchange("etat_civil", operation, 1, "ok", 12.345, "sha256:" + "a" * 64, "sha256:" + "b" * 64)
     hub.recorder.record(answer, context)
     return held
@@ -206,7 +212,41 @@ def test_only_a_call_s_end_waits_for_the_checkpoint(hub):
     its row is written before that attempt leaves, not held."""
     request_id = filed(hub)
     held: list[dict] = []
-    context = CallContext(correlation_id=request_id, request_id=request_id, held_rows=held)
+    context = CallContext(
+        correlation_id=request_id, request_id=request_id, held_rows=held, held_operation="RequestActCopy"
+    )
     failed = Exchange("etat_civil", "RequestActCopy", 1, "transient_error", 5.0, "sha256:" + "c" * 64)
     hub.recorder.record(failed, context)
     assert held == [] and journal_rows(hub) == 2
+
+
+def test_an_adapter_s_own_exchanges_behind_a_step_s_call_are_written_at_once(hub):
+    """A status call that lists and reads acknowledgement files makes exchanges under other names;
+    only the step's own call waits for the checkpoint: the listing and reads are not lost with it."""
+    request_id = filed(hub)
+    held: list[dict] = []
+    context = CallContext(
+        correlation_id=request_id, request_id=request_id, held_rows=held, held_operation="GetFileStatus"
+    )
+    listing = Exchange("finances", "PollAcknowledgements", 1, "ok", 3.0, "sha256:" + "d" * 64)
+    hub.recorder.record(listing, context)
+    assert held == [] and journal_rows(hub) == 2
+
+
+def test_a_second_exchange_of_the_held_call_writes_both_in_the_order_made(hub):
+    """A search that reads page after page: the first page's row is held, the second writes it
+    first, then itself; nothing of the call waits any longer."""
+    request_id = filed(hub)
+    held: list[dict] = []
+    context = CallContext(
+        correlation_id=request_id, request_id=request_id, held_rows=held, held_operation="SearchDocuments"
+    )
+    for page in (1, 2):
+        found = Exchange("ged", "SearchDocuments", 1, "ok", float(page), "sha256:" + str(page) * 64)
+        hub.recorder.record(found, context)
+        assert len(held) == (1 if page == 1 else 0)
+    with hub.db.reading() as connection:
+        latencies = connection.scalars(
+            select(JOURNAL.c.latency_ms).where(JOURNAL.c.direction == "outbound").order_by(JOURNAL.c.id)
+        ).all()
+    assert latencies == [1.0, 2.0]
