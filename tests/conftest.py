@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -205,3 +208,50 @@ def worker_process(
         if worker.poll() is None:
             worker.kill()
             worker.wait(timeout=10)
+
+
+@dataclass
+class Served:
+    """A ``hub serve`` process and its base URL; once stopped, its exit code and stderr."""
+
+    base_url: str
+    process: subprocess.Popen
+
+    def errors(self) -> str:
+        return self.process.stderr.read().decode() if self.process.stderr else ""
+
+
+@contextlib.contextmanager
+def serve_process(env: dict[str, str], timeout_s: float = 60) -> Iterator[Served]:
+    """``hub serve`` in its own process on a free loopback port, as operators run it, ready (its
+    ``/health`` answered 200); stopped at the end with SIGTERM, as a service manager stops it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    served = Served(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert process.poll() is None, served.errors()
+            assert time.monotonic() < deadline, f"hub serve did not answer /health in {timeout_s:.0f} s"
+            try:
+                if httpx.get(f"{served.base_url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)

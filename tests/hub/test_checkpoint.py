@@ -136,8 +136,8 @@ def test_a_unit_may_not_submit_another(hub):
         hub.db.write(nested)
 
 
-def held_answer(hub, request_id: str, operation: str) -> list[dict]:
-    """The journal row of an answered call as a flow's run holds it for its next checkpoint."""
+def holding(request_id: str, operation: str) -> tuple[CallContext, list[dict]]:
+    """A flow run's call context for ``operation``: the recorder may hold that call's end."""
     held: list[dict] = []
     context = CallContext(
         correlation_id=request_id,
@@ -146,6 +146,12 @@ def held_answer(hub, request_id: str, operation: str) -> list[dict]:
         held_rows=held,
         held_operation=operation,
     )
+    return context, held
+
+
+def held_answer(hub, request_id: str, operation: str) -> list[dict]:
+    """The journal row of an answered call as a flow's run holds it for its next checkpoint."""
+    context, held = holding(request_id, operation)
     answer = Exchange("etat_civil", operation, 1, "ok", 12.345, "sha256:" + "a" * 64, "sha256:" + "b" * 64)
     hub.recorder.record(answer, context)
     return held
@@ -211,10 +217,7 @@ def test_only_a_call_s_end_waits_for_the_checkpoint(hub):
     """A transient error may be followed by another attempt (a retry that may reach the system):
     its row is written before that attempt leaves, not held."""
     request_id = filed(hub)
-    held: list[dict] = []
-    context = CallContext(
-        correlation_id=request_id, request_id=request_id, held_rows=held, held_operation="RequestActCopy"
-    )
+    context, held = holding(request_id, "RequestActCopy")
     failed = Exchange("etat_civil", "RequestActCopy", 1, "transient_error", 5.0, "sha256:" + "c" * 64)
     hub.recorder.record(failed, context)
     assert held == [] and journal_rows(hub) == 2
@@ -224,10 +227,7 @@ def test_an_adapter_s_own_exchanges_behind_a_step_s_call_are_written_at_once(hub
     """A status call that lists and reads acknowledgement files makes exchanges under other names;
     only the step's own call waits for the checkpoint: the listing and reads are not lost with it."""
     request_id = filed(hub)
-    held: list[dict] = []
-    context = CallContext(
-        correlation_id=request_id, request_id=request_id, held_rows=held, held_operation="GetFileStatus"
-    )
+    context, held = holding(request_id, "GetFileStatus")
     listing = Exchange("finances", "PollAcknowledgements", 1, "ok", 3.0, "sha256:" + "d" * 64)
     hub.recorder.record(listing, context)
     assert held == [] and journal_rows(hub) == 2
@@ -237,10 +237,7 @@ def test_a_second_exchange_of_the_held_call_writes_both_in_the_order_made(hub):
     """A search that reads page after page: the first page's row is held, the second writes it
     first, then itself; nothing of the call waits any longer."""
     request_id = filed(hub)
-    held: list[dict] = []
-    context = CallContext(
-        correlation_id=request_id, request_id=request_id, held_rows=held, held_operation="SearchDocuments"
-    )
+    context, held = holding(request_id, "SearchDocuments")
     for page in (1, 2):
         found = Exchange("ged", "SearchDocuments", 1, "ok", float(page), "sha256:" + str(page) * 64)
         hub.recorder.record(found, context)

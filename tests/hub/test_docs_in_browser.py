@@ -10,19 +10,13 @@ the hub, ReDoc must render, and no request may leave the loopback, whatever the 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from tests.conftest import CONFIG, ROOT, require_peer
+from tests.conftest import CONFIG, require_peer, serve_process
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (apt-get install chromium)
 WAIT_MS = 30_000  # a loaded 2-core machine renders Swagger UI's 1 MB bundle slowly
@@ -53,37 +47,8 @@ def chromium() -> Iterator[object]:
 @pytest.fixture
 def served(sandbox, database_url: str) -> Iterator[str]:
     """``hub serve`` in its own process on a free loopback port; its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(CONFIG)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "hub serve did not answer /health in 60 s"
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait(timeout=10)
+    with serve_process({**os.environ, "HUB_DATABASE_URL": database_url, "HUB_CONFIG": str(CONFIG)}) as hub:
+        yield hub.base_url
 
 
 def operation(page, method: str, path: str):

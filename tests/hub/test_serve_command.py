@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from tests.conftest import CONFIG, ROOT, sample
+from tests.conftest import CONFIG, ROOT, sample, serve_process
 
 
 def hub_command(*args: str, env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
@@ -37,23 +37,8 @@ def test_upgrade_then_serve_files_and_completes_a_demarche(sandbox, tmp_path):
     assert added.returncode == 0, added.stderr
     key = added.stdout.strip().splitlines()[-1]
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serve_process(env) as served:
+        base = served.base_url
         headers = {"Authorization": f"Bearer {key}"}
         filed = httpx.post(f"{base}/v1/requests", json=sample("01-lefevre-copie-integrale"), headers=headers)
         assert filed.status_code == 202, filed.text
@@ -66,14 +51,8 @@ def test_upgrade_then_serve_files_and_completes_a_demarche(sandbox, tmp_path):
                 break
             time.sleep(0.1)
         assert state["status"] == "completed", state
-    finally:
-        server.send_signal(signal.SIGTERM)  # as a service manager stops it
-        try:
-            server.wait(timeout=20)
-        finally:
-            if server.poll() is None:
-                server.kill()
-    errors = server.stderr.read().decode() if server.stderr else ""
+    server = served.process
+    errors = served.errors()
     # uvicorn shuts down gracefully, then lets the signal end the process (what systemd expects).
     assert server.returncode in (0, -signal.SIGTERM) and "Traceback" not in errors, errors[-2000:]
 
