@@ -36,11 +36,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from hub.db.engine import Database
 from hub.db.models import EVENTS, JOURNAL, OUTBOX, REQUESTS
 from hub.db.prebuilt import Direct, direct_insert, direct_update, update_params, update_where
+from hub.journal import ROW_FIELDS, insert_rows
 
 _FENCE = ("id", "claimed_by")
 _EVENT_COLUMNS = ("request_id", "at", "step", "outcome", "detail")
-# What hub.journal writes of a row (its chain columns come with the seal).
-_JOURNAL_COLUMNS = tuple(c.name for c in JOURNAL.columns if c.name not in ("id", "seq", "prev_hash", "hash"))
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def write_checkpoint(connection: Connection, checkpoint: Checkpoint) -> bool:
         params["journal"] = [{**row, "at": row["at"].isoformat()} for row in checkpoint.journal]
         statement = _postgresql_statement(tuple(message), tuple(request))
         return statement.execute(connection, params).scalar_one() == 1
-    insert_journal_rows(connection, checkpoint.journal)
+    insert_rows(connection, checkpoint.journal)
     mine = direct_update(OUTBOX, _FENCE, tuple(message)).execute(connection, update_params(fence, message))
     if mine.rowcount != 1:
         return False
@@ -83,12 +82,6 @@ def write_checkpoint(connection: Connection, checkpoint: Checkpoint) -> bool:
             connection, [{"request_id": request_id, "detail": None, **e} for e in events]
         )
     return True
-
-
-def insert_journal_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert journal rows a run held (:class:`hub.journal.JournalRecorder`), as they are."""
-    if rows:
-        direct_insert(JOURNAL, _JOURNAL_COLUMNS).executemany(connection, rows)
 
 
 def save_checkpoint(db: Database, checkpoint: Checkpoint) -> bool:
@@ -136,12 +129,12 @@ def _postgresql_statement(message_columns: tuple[str, ...], request_columns: tup
     # Not fenced: PostgreSQL runs every data-modifying CTE, read or not.
     journaled = (
         func.jsonb_to_recordset(bindparam("journal", type_=JSONB))
-        .table_valued(*(column(name, JOURNAL.c[name].type) for name in _JOURNAL_COLUMNS))
+        .table_valued(*(column(name, JOURNAL.c[name].type) for name in ROW_FIELDS))
         .render_derived(name="j", with_types=True)
     )
     journal = (
         insert(JOURNAL)
-        .from_select(list(_JOURNAL_COLUMNS), select(*(journaled.c[name] for name in _JOURNAL_COLUMNS)))
+        .from_select(list(ROW_FIELDS), select(*(journaled.c[name] for name in ROW_FIELDS)))
         .cte("journal_rows")
     )
     return Direct(select(func.count()).select_from(fenced).add_cte(request, events, journal))

@@ -221,6 +221,17 @@ def _row(
     return row
 
 
+# What a row is written with (by the recorder, a flow's checkpoint, the intake...): every column but
+# its id and the chain's, which the seal fills in.
+ROW_FIELDS = tuple(c.name for c in JOURNAL.columns if c.name not in ("id", "seq", "prev_hash", "hash"))
+
+
+def insert_rows(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows made by :func:`_row` (a recorder's, a run's held ones), in the order given."""
+    if rows:
+        direct_insert(JOURNAL, ROW_FIELDS).executemany(connection, rows)
+
+
 # Outcomes no other attempt of the same call follows (an answer, a permanent error): their rows may
 # wait for the caller's next write. A transient error or a refusal may be followed by a retry.
 _ENDS_A_CALL = frozenset({"ok", "permanent_error"})
@@ -267,11 +278,8 @@ class JournalRecorder:
                 rows = [*held, row]
                 held.clear()
 
-            def write(connection: Connection) -> None:
-                direct_insert(JOURNAL, tuple(row)).executemany(connection, rows)
-
             # Durable before the gateway goes on, committed together with other flows' writes.
-            self.db.write(write, single_statement=len(rows) == 1)
+            self.db.write(lambda connection: insert_rows(connection, rows), single_statement=len(rows) == 1)
         if self.counter is not None:
             self.counter.labels("outbound", exchange.system, exchange.outcome).inc()
 

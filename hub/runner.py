@@ -36,12 +36,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from connectors.errors import CircuitOpenError, ConnectorError
 from connectors.exchange import CallContext
 from connectors.ged import FILE_OPERATION
-from hub.checkpoint import Checkpoint, insert_journal_rows, save_checkpoint
+from hub.checkpoint import Checkpoint, save_checkpoint
 from hub.citizens import Citizens
 from hub.db.master_models import SOURCES, XREFS
 from hub.db.models import REQUESTS, utcnow
 from hub.flow_paths import SETTABLE
 from hub.flows import CallSpec, FileDocumentSpec, Flow, Step, WaitUntil
+from hub.journal import insert_rows
 from hub.mapping import MappingFailed, mask
 from hub.mapping.conditions import describe
 from hub.mapping.paths import MISSING
@@ -396,7 +397,7 @@ class FlowRunner:
             return
         rows, progress.journal[:] = list(progress.journal), []
         try:
-            self.hub.db.write(lambda connection: insert_journal_rows(connection, rows))
+            self.hub.db.write(lambda connection: insert_rows(connection, rows))
         except Exception:
             log.exception(
                 "could not journal %d answered calls; the next claim reports them interrupted", len(rows)
